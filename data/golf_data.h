@@ -1,0 +1,76 @@
+// data/golf_data.h — golf-data: text → tokenizer → challenge-format token shards, and shard
+// inspection. The CLI (main.cpp) only parses arguments into these option structs.
+#pragma once
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+namespace golf::data {
+
+namespace fs = std::filesystem;
+
+// ---- tokenizer training ---------------------------------------------------------------------
+// A SentencePiece BPE with the challenge's settings: nmt_nfkc normalisation, byte fallback, no
+// dummy prefix, split digits, character coverage 0.999, ids pad 0 / BOS 1 / EOS 2 / UNK 3.
+struct TokenizerOptions {
+  std::vector<fs::path> inputs;
+  int vocab_size = 8192;
+  fs::path out;                      // X.model; X.vocab is written beside it
+  int64_t max_docs = -1;             // read at most this many documents (-1: all)
+  int64_t input_sentence_size = 0;   // SentencePiece samples this many documents (0: all read)
+  int max_sentence_length = 1 << 16; // longer documents are skipped by the trainer (bytes)
+  int threads = 0;                   // 0: all cores
+};
+struct TokenizerReport {
+  int64_t documents = 0, text_bytes = 0;
+  int vocab_size = 0;
+  double seconds = 0;
+};
+TokenizerReport train_tokenizer(const TokenizerOptions& options);
+
+// ---- shards ---------------------------------------------------------------------------------
+struct ShardOptions {
+  std::vector<fs::path> inputs;
+  fs::path tokenizer;
+  fs::path out_dir;
+  std::string split = "train";       // "train" or "val"
+  int64_t shard_tokens = 100'000'000;
+  int64_t max_docs = -1;
+  int threads = 0;                   // 0: all cores
+  bool overwrite = false;            // replace existing fineweb_<split>_*.bin in out_dir
+  bool verify_bytes = false;         // also decode every document and check the byte table
+};
+struct ShardReport {
+  std::vector<fs::path> shards;
+  int64_t documents = 0, tokens = 0;
+  int64_t text_bytes = 0;            // raw UTF-8 bytes of the input documents
+  int64_t table_bytes = 0;           // Σ bpb byte table over all predictions
+  std::optional<int64_t> decoded_bytes;  // with verify_bytes: Σ UTF-8 bytes of decode(encode(doc))
+  double seconds = 0;
+};
+ShardReport write_shards(const ShardOptions& options);
+
+// ---- inspection -----------------------------------------------------------------------------
+struct ShardStats {
+  fs::path path;
+  std::string split;
+  int64_t tokens = 0, documents = 0;  // documents = BOS count
+  int max_token = -1;
+  std::optional<int64_t> bytes;       // by the bpb table, when a tokenizer is given
+};
+struct InspectReport {
+  std::vector<ShardStats> files;
+  std::optional<fs::path> tokenizer;
+  int vocab_size = 0;                 // 0 without a tokenizer
+};
+// `target` is a shard file or a directory (all fineweb_{train,val}_NNNNNN.bin in it). Every
+// header and token id is validated; throws golf::Error on the first problem.
+InspectReport inspect(const fs::path& target, const std::optional<fs::path>& tokenizer);
+nlohmann::json to_json(const InspectReport& report);
+std::string to_table(const InspectReport& report);
+
+}  // namespace golf::data
