@@ -21,8 +21,8 @@ struct TokenizerOptions {
   int vocab_size = 8192;
   fs::path out;                      // X.model; X.vocab is written beside it
   int64_t max_docs = -1;             // read at most this many documents (-1: all)
-  int64_t input_sentence_size = 0;   // SentencePiece samples this many documents (0: all read)
-  int max_sentence_length = 1 << 16; // longer documents are skipped by the trainer (bytes)
+  int64_t input_sentence_size = 0;   // SentencePiece samples this many documents/chunks (0: all)
+  int max_sentence_length = 1 << 14; // longer documents are fed as chunks of whole lines (bytes)
   int threads = 0;                   // 0: all cores
 };
 struct TokenizerReport {

@@ -37,7 +37,7 @@ int main(int argc, char** argv) {
   tok_cmd->add_option("--out", tok.out, "output X.model (X.vocab is written beside it)")->required();
   tok_cmd->add_option("--max-docs", tok.max_docs, "read at most this many documents (-1: all)")->capture_default_str();
   tok_cmd->add_option("--input-sentence-size", tok.input_sentence_size, "documents sampled for training (0: all)")->capture_default_str();
-  tok_cmd->add_option("--max-sentence-length", tok.max_sentence_length, "longer documents are skipped (bytes)")->capture_default_str();
+  tok_cmd->add_option("--max-sentence-length", tok.max_sentence_length, "longer documents are fed in chunks of whole lines (bytes)")->capture_default_str();
   tok_cmd->add_option("--threads", tok.threads, "worker threads (0: all cores)")->capture_default_str();
   tok_cmd->add_flag("--json", json, "print the result as JSON");
 

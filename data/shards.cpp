@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <future>
 #include <thread>
@@ -134,6 +135,9 @@ ShardReport write_shards(const ShardOptions& o) {
   if (report.documents == 0) fail("no documents in the inputs");
   report.tokens = writer.tokens_written();
   report.shards = writer.finish();
+  // With --overwrite, shards of an earlier, longer run would otherwise remain past our last one.
+  for (const auto& old : shard::list(o.out_dir, o.split))
+    if (std::find(report.shards.begin(), report.shards.end(), old) == report.shards.end()) std::filesystem::remove(old);
   report.seconds = progress.elapsed_seconds();
   progress.finish(fmt::format("{} docs, {} tokens in {} shard(s)", report.documents, report.tokens, report.shards.size()));
   return report;

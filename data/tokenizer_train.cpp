@@ -18,48 +18,67 @@ namespace golf::data {
 namespace {
 
 // The trainer pulls documents one by one. Like the challenge's exporter, training text is the
-// document with NUL turned into a space and surrounding whitespace stripped.
+// document with NUL turned into a space and surrounding whitespace stripped. The trainer skips
+// "sentences" longer than max_sentence_length, so a longer document (a whole book in one .txt)
+// is fed as consecutive chunks of whole lines; pieces never span whitespace, so cutting at a
+// newline loses no merge.
 class DocumentIterator : public sentencepiece::SentenceIterator {
  public:
-  DocumentIterator(DocumentReader& reader, int64_t max_docs, TokenizerReport& report)
-      : reader_(reader), max_docs_(max_docs), report_(report) {
+  DocumentIterator(DocumentReader& reader, int64_t max_docs, size_t max_chunk, TokenizerReport& report)
+      : reader_(reader), max_docs_(max_docs), max_chunk_(max_chunk), report_(report) {
     Next();
   }
   bool done() const override { return done_; }
-  const std::string& value() const override { return text_; }
+  const std::string& value() const override { return chunk_; }
   sentencepiece::util::Status status() const override { return status_; }
   void Next() override {
-    if (max_docs_ >= 0 && report_.documents >= max_docs_) {
+    if (pos_ >= doc_.size() && !next_document()) {
       done_ = true;
       return;
     }
-    try {
+    // The rest of the document if it fits, else as many whole lines as fit (at least one line).
+    size_t end = doc_.size();
+    if (end - pos_ > max_chunk_) {
+      const size_t cut = doc_.rfind('\n', pos_ + max_chunk_);
+      end = (cut != std::string::npos && cut > pos_) ? cut : doc_.find('\n', pos_ + max_chunk_);
+      if (end == std::string::npos) end = doc_.size();
+    }
+    chunk_.assign(doc_, pos_, end - pos_);
+    pos_ = end + 1;
+  }
+  const std::string& error() const { return error_; }
+
+ private:
+  bool next_document() {
+    for (;;) {
+      if (max_docs_ >= 0 && report_.documents >= max_docs_) return false;
       Document doc;
-      if (!reader_.next(doc)) {
-        done_ = true;
-        return;
+      try {
+        if (!reader_.next(doc)) return false;
+      } catch (const Error& e) {
+        // Stop the trainer through its status; train_tokenizer() rethrows the message.
+        error_ = e.what();
+        status_ = sentencepiece::util::Status(sentencepiece::util::StatusCode::kInternal, error_);
+        return false;
       }
       for (char& c : doc.text)
         if (c == '\0') c = ' ';
       const auto first = doc.text.find_first_not_of(" \t\n\r\f\v");
       const auto last = doc.text.find_last_not_of(" \t\n\r\f\v");
-      text_ = first == std::string::npos ? std::string() : doc.text.substr(first, last - first + 1);
+      doc_ = first == std::string::npos ? std::string() : doc.text.substr(first, last - first + 1);
+      pos_ = 0;
       report_.documents += 1;
-      report_.text_bytes += static_cast<int64_t>(text_.size());
-    } catch (const Error& e) {
-      // Surface reader errors through the trainer's status, then rethrow them ourselves.
-      error_ = e.what();
-      status_ = sentencepiece::util::Status(sentencepiece::util::StatusCode::kInternal, error_);
-      done_ = true;
+      report_.text_bytes += static_cast<int64_t>(doc_.size());
+      if (!doc_.empty()) return true;
     }
   }
-  const std::string& error() const { return error_; }
 
- private:
   DocumentReader& reader_;
   int64_t max_docs_;
+  size_t max_chunk_;
   TokenizerReport& report_;
-  std::string text_, error_;
+  std::string doc_, chunk_, error_;
+  size_t pos_ = 0;
   bool done_ = false;
   sentencepiece::util::Status status_;
 };
@@ -75,8 +94,9 @@ TokenizerReport train_tokenizer(const TokenizerOptions& o) {
 
   DocumentReader reader(o.inputs);
   TokenizerReport report;
-  DocumentIterator docs(reader, o.max_docs, report);
-  if (docs.done() && docs.error().empty()) fail("no documents in the inputs");
+  DocumentIterator docs(reader, o.max_docs, static_cast<size_t>(o.max_sentence_length), report);
+  if (!docs.error().empty()) fail("{}", docs.error());
+  if (docs.done()) fail("no documents in the inputs");
   const int threads = o.threads > 0 ? o.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   const std::unordered_map<std::string, std::string> args = {
       {"model_type", "bpe"},
@@ -95,7 +115,7 @@ TokenizerReport train_tokenizer(const TokenizerOptions& o) {
       {"shuffle_input_sentence", "true"},
       {"max_sentence_length", std::to_string(o.max_sentence_length)},
       {"num_threads", std::to_string(threads)},
-      {"model_prefix", "unused"},  // the model comes back in memory and is written atomically
+      // no model_prefix: the model comes back in memory and is written atomically below
   };
   std::string model_proto;
   const auto status = sentencepiece::SentencePieceTrainer::Train(args, &docs, &model_proto);

@@ -1,0 +1,102 @@
+// tests/test_util.h — what many tests need: the shared corpus, scratch directories, running a
+// CLI or the Python reference and capturing its exit status and output.
+#pragma once
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace golf::test {
+
+namespace fs = std::filesystem;
+
+// ../shared beside the checkout; GOLF_DATA_DIR overrides the data folder and
+// GOLF_TOKENIZER_DIR the tokenizer folder (as for the demo).
+inline fs::path data_dir() {
+  if (const char* d = std::getenv("GOLF_DATA_DIR")) return d;
+  return fs::path(GOLF_SHARED_DIR_DEFAULT) / "data";
+}
+inline fs::path tokenizer_dir() {
+  if (const char* d = std::getenv("GOLF_TOKENIZER_DIR")) return d;
+  return fs::path(GOLF_SHARED_DIR_DEFAULT) / "tokenizers";
+}
+inline fs::path challenge_tokenizer() { return tokenizer_dir() / "fineweb_8192_bpe.model"; }
+inline fs::path tiny_shakespeare() { return data_dir() / "tinyshakespeare.txt"; }
+
+// Skips the calling test when a shared file is absent (a checkout without ../shared).
+#define GOLF_REQUIRE_FILE(path)                                                             \
+  do {                                                                                       \
+    if (!std::filesystem::exists(path)) GTEST_SKIP() << "missing shared file " << (path);    \
+  } while (0)
+
+// A fresh directory under the system temp dir, removed with everything in it at the end.
+class TempDir {
+ public:
+  TempDir() {
+    std::string tmpl = (fs::temp_directory_path() / "golf-test-XXXXXX").string();
+    if (!::mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
+    path_ = tmpl;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  const fs::path& path() const { return path_; }
+  fs::path operator/(const std::string& name) const { return path_ / name; }
+  // Every entry name in the directory (hidden temporaries included), sorted.
+  std::vector<std::string> entries() const {
+    std::vector<std::string> names;
+    for (const auto& e : fs::directory_iterator(path_)) names.push_back(e.path().filename().string());
+    std::sort(names.begin(), names.end());
+    return names;
+  }
+
+ private:
+  fs::path path_;
+};
+
+struct CommandResult {
+  int exit_code = -1;
+  std::string output;  // stdout and stderr together
+};
+
+// Runs a shell command line, capturing its combined output.
+inline CommandResult run(const std::string& command) {
+  CommandResult result;
+  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
+  if (!pipe) return result;
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = std::fread(buf.data(), 1, buf.size(), pipe)) > 0) result.output.append(buf.data(), n);
+  const int status = ::pclose(pipe);
+  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return result;
+}
+
+inline std::string quote(const fs::path& p) { return "'" + p.string() + "'"; }
+
+// Runs tests/reference/<script> with the pinned venv's python.
+inline CommandResult run_reference(const std::string& script, const std::string& args) {
+  return run(std::string("'") + GOLF_PYTHON + "' '" + GOLF_REFERENCE_DIR + "/" + script + "' " + args);
+}
+
+inline std::string read_file(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+inline void write_file(const fs::path& p, const std::string& bytes) {
+  std::ofstream out(p, std::ios::binary);
+  out << bytes;
+}
+
+}  // namespace golf::test
