@@ -28,6 +28,11 @@ if(NOT _golf_torch_base VERSION_EQUAL GOLF_TORCH_VERSION)
 endif()
 message(STATUS "golf: torch ${GOLF_TORCH_FOUND_VERSION} (CUDA ${GOLF_TORCH_CUDA}) from ${GOLF_PYTHON}")
 list(APPEND CMAKE_PREFIX_PATH "${_golf_torch_prefix}")
-# Without a GPU the torch CMake files would otherwise guess a long list of architectures.
+# Without a GPU the torch CMake files would otherwise guess a long list of architectures; they
+# take the list from TORCH_CUDA_ARCH_LIST (→ -gencode arch=compute_90a,code=sm_90a) and complain
+# if CMAKE_CUDA_ARCHITECTURES is set while they look, so it is hidden from them meanwhile.
 set(ENV{TORCH_CUDA_ARCH_LIST} "9.0a")
+set(_golf_cuda_archs "${CMAKE_CUDA_ARCHITECTURES}")
+unset(CMAKE_CUDA_ARCHITECTURES)
 find_package(Torch REQUIRED)
+set(CMAKE_CUDA_ARCHITECTURES "${_golf_cuda_archs}")
