@@ -1,0 +1,383 @@
+"""The golf model and optimizers in plain PyTorch: the readable spec of core/model and train/.
+
+The C++ model is proven equal to this file tensor by tensor (tests/reference/make_debug_state.py
+writes what this model computes; tests/train/twin_test.cpp recomputes it in C++ and compares).
+Everything is fp32 here; the C++ model runs the same math in fp32 on CPU.
+
+Shapes: B rows, T positions, d = model_dim, H query heads, Hkv KV heads, Dh = d / H head dim,
+F = mlp_mult * d, V vocab, L physical layers.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+
+@dataclass
+class ModelConfig:
+    # Field names are the environment-variable names, lower-cased.
+    vocab_size: int = 8192
+    num_layers: int = 11
+    model_dim: int = 512
+    num_heads: int = 8
+    num_kv_heads: int = 4
+    mlp_mult: float = 4.0
+    tied_embed_init_std: float = 0.005
+    rope_base: float = 10000.0
+    rope_dims: int = 16
+    qk_gain_init: float = 5.25
+    ln_scale: int = 1
+    xsa_last_n: int = 11
+    attn_out_gate_enabled: int = 1
+    gate_width: int = 12
+    smear_gate_enabled: int = 1
+    smear_input: str = "normed"  # "normed" (PR #1880) or "raw" (R29)
+    bos_token_id: int = 1
+    skip_gates_enabled: int = 1
+    parallel_start_layer: int = 7
+    parallel_mode: str = "two_lane"  # "two_lane" (records) or "gptj" (PR #1880), "none"
+    num_loops: int = 2
+    loop_start: int = 3
+    loop_end: int = 5
+    logit_softcap: float = 15.0
+    train_seq_len: int = 2048  # longest attention segment
+    doc_mask: int = 1  # 1: segments start at every BOS (and every train_seq_len tokens of a document)
+    #                    0: dense rows of train_seq_len tokens, attention crosses BOS (PR #1880)
+
+    @property
+    def head_dim(self) -> int:
+        return self.model_dim // self.num_heads
+
+    @property
+    def mlp_dim(self) -> int:
+        return int(self.mlp_mult * self.model_dim)
+
+
+RMS_EPS = torch.finfo(torch.float32).eps  # the records' RMSNorm(eps=None) in fp32
+
+
+def rms_norm(x: torch.Tensor) -> torch.Tensor:
+    """Parameter-free RMSNorm over the last dim, statistics in fp32."""
+    xf = x.float()
+    return (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + RMS_EPS)).to(x.dtype)
+
+
+def visit_order(cfg: ModelConfig, looping: bool) -> tuple[list[int], list[int]]:
+    """Physical layer per visit, split into encoder (first half) and decoder (the rest).
+    With looping, layers loop_start..loop_end are visited num_loops + 1 times in a row."""
+    layers = list(range(cfg.num_layers))
+    if looping and cfg.num_loops > 0:
+        seg = layers[cfg.loop_start : cfg.loop_end + 1]
+        layers = layers[: cfg.loop_start] + seg * (cfg.num_loops + 1) + layers[cfg.loop_end + 1 :]
+    half = len(layers) // 2
+    return layers[:half], layers[half:]
+
+
+def num_skip_rows(cfg: ModelConfig) -> int:
+    enc, dec = visit_order(cfg, looping=cfg.num_loops > 0)
+    return min(len(enc), len(dec))
+
+
+def segments(tokens: torch.Tensor, cfg: ModelConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, T) tokens -> (segment id, position inside the segment), both (B, T) int64.
+
+    doc_mask=1: a segment starts at position 0, at every BOS, and every train_seq_len tokens
+    after a document start (long documents are chopped). doc_mask=0: rows of train_seq_len."""
+    B, T = tokens.shape
+    pos = torch.arange(T, device=tokens.device).expand(B, T)
+    L = cfg.train_seq_len
+    if cfg.doc_mask:
+        doc_start = (tokens == cfg.bos_token_id) | (pos == 0)
+        start_pos = torch.where(doc_start, pos, torch.zeros_like(pos)).cummax(dim=1).values
+        in_doc = pos - start_pos
+    else:
+        in_doc = pos
+    seg_start = in_doc % L == 0
+    return seg_start.long().cumsum(dim=1), in_doc % L
+
+
+def rope(x: torch.Tensor, positions: torch.Tensor, cfg: ModelConfig) -> torch.Tensor:
+    """Partial RoPE on the first rope_dims dims of each head, half-split pairing.
+    x (B, T, h, Dh), positions (B, T)."""
+    r = cfg.rope_dims
+    inv_freq = cfg.rope_base ** (-torch.arange(0, r // 2, dtype=torch.float32) * 2.0 / r)  # (r/2,)
+    ang = positions.float()[..., None] * inv_freq  # (B, T, r/2)
+    cos, sin = ang.cos()[:, :, None, :].to(x.dtype), ang.sin()[:, :, None, :].to(x.dtype)
+    x1, x2, rest = x[..., : r // 2], x[..., r // 2 : r], x[..., r:]
+    return torch.cat([x1 * cos + x2 * sin, -x1 * sin + x2 * cos, rest], dim=-1)
+
+
+class GolfModel(torch.nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        L, d, H, Hkv, Dh, Fd = cfg.num_layers, cfg.model_dim, cfg.num_heads, cfg.num_kv_heads, cfg.head_dim, cfg.mlp_dim
+        P = torch.nn.Parameter
+        self.params = torch.nn.ParameterDict()
+        p = self.params  # names with '/' for '.', restored by state()
+        p["tok_emb/weight"] = P(torch.randn(cfg.vocab_size, d) * cfg.tied_embed_init_std)
+        p["qo_bank"] = P(torch.zeros(2 * L, d, d))  # [0, L): W_Q, [L, 2L): W_O
+        p["kv_bank"] = P(torch.zeros(2 * L, Hkv * Dh, d))  # [0, L): W_K, [L, 2L): W_V
+        p["mlp_up_bank"] = P(torch.zeros(L, Fd, d))
+        p["mlp_down_bank"] = P(torch.zeros(L, d, Fd))
+        for i in range(L):
+            torch.nn.init.orthogonal_(p["qo_bank"].data[i])
+            torch.nn.init.orthogonal_(p["kv_bank"].data[i])
+            torch.nn.init.orthogonal_(p["kv_bank"].data[L + i])
+            torch.nn.init.orthogonal_(p["mlp_up_bank"].data[i])
+            p[f"blocks/{i}/attn/q_gain"] = P(torch.full((H,), cfg.qk_gain_init))
+            p[f"blocks/{i}/attn_scale"] = P(torch.ones(d))
+            p[f"blocks/{i}/mlp_scale"] = P(torch.ones(d))
+            p[f"blocks/{i}/resid_mix"] = P(torch.stack([torch.ones(d), torch.zeros(d)]))
+            if cfg.attn_out_gate_enabled:
+                p[f"blocks/{i}/attn/attn_gate_proj/weight"] = P(torch.zeros(H, cfg.gate_width))
+        S = num_skip_rows(cfg)
+        p["skip_weights"] = P(torch.ones(S, d))
+        if cfg.skip_gates_enabled:
+            p["skip_gates"] = P(torch.zeros(S, d))
+        if cfg.parallel_mode == "two_lane":
+            p["parallel_post_lambdas"] = P(torch.ones(L, 2, 2))
+            p["parallel_resid_lambdas"] = P(torch.full((L, 2), 1.1))
+        if cfg.smear_gate_enabled:
+            p["smear_gate/weight"] = P(torch.zeros(1, cfg.gate_width))
+            p["smear_lambda"] = P(torch.zeros(1))
+
+    def state(self) -> dict[str, torch.Tensor]:
+        """Parameters under the records' names (dots)."""
+        return {k.replace("/", "."): v for k, v in self.params.items()}
+
+    def p(self, name: str) -> torch.Tensor:
+        return self.params[name.replace(".", "/")]
+
+    # ---- sub-layers -----------------------------------------------------------------------
+    def attn(self, i: int, u: torch.Tensor, seg: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+        cfg, L = self.cfg, self.cfg.num_layers
+        B, T, d = u.shape
+        H, Hkv, Dh = cfg.num_heads, cfg.num_kv_heads, cfg.head_dim
+        q = (u @ self.p("qo_bank")[i].T).view(B, T, H, Dh)
+        k = (u @ self.p("kv_bank")[i].T).view(B, T, Hkv, Dh)
+        v = (u @ self.p("kv_bank")[L + i].T).view(B, T, Hkv, Dh)
+        q, k = rms_norm(q), rms_norm(k)
+        q, k = rope(q, pos, cfg), rope(k, pos, cfg)
+        q = q * self.p(f"blocks.{i}.attn.q_gain")[:, None]
+        # Causal attention inside each segment; query head h reads KV head h // (H / Hkv).
+        allowed = (seg[:, :, None] == seg[:, None, :]) & torch.ones(T, T, dtype=torch.bool).tril()  # (B, T, T)
+        group = H // Hkv
+        kh = k.repeat_interleave(group, dim=2).transpose(1, 2)  # (B, H, T, Dh)
+        vh = v.repeat_interleave(group, dim=2).transpose(1, 2)
+        scores = (q.transpose(1, 2) @ kh.transpose(-1, -2)) / math.sqrt(Dh)  # (B, H, T, T)
+        scores = scores.masked_fill(~allowed[:, None], float("-inf"))
+        y = (scores.softmax(-1) @ vh).transpose(1, 2)  # (B, T, H, Dh)
+        if i >= L - cfg.xsa_last_n:
+            # XSA: drop the component of each head's output along the token's own value vector.
+            vn = v / v.norm(dim=-1, keepdim=True).clamp_min(1e-12)  # (B, T, Hkv, Dh)
+            yg = y.view(B, T, Hkv, group, Dh)
+            y = (yg - (yg * vn[:, :, :, None]).sum(-1, keepdim=True) * vn[:, :, :, None]).view(B, T, H, Dh)
+        if cfg.attn_out_gate_enabled:
+            gate = 2 * torch.sigmoid(u[..., : cfg.gate_width] @ self.p(f"blocks.{i}.attn.attn_gate_proj.weight").T)
+            y = y * gate[..., None]  # (B, T, H, 1)
+        return y.reshape(B, T, d) @ self.p("qo_bank")[L + i].T
+
+    def mlp(self, i: int, u: torch.Tensor) -> torch.Tensor:
+        h = F.leaky_relu(u @ self.p("mlp_up_bank")[i].T, 0.5).square()
+        return h @ self.p("mlp_down_bank")[i].T
+
+    def ln(self, i: int) -> float:
+        return 1.0 / math.sqrt(i + 1) if self.cfg.ln_scale else 1.0
+
+    # ---- forward --------------------------------------------------------------------------
+    def embed(self, tokens: torch.Tensor) -> torch.Tensor:
+        """(B, T) -> x0 (B, T, d): embedding, norm, and the BOS-masked SmearGate."""
+        cfg = self.cfg
+        e = self.p("tok_emb.weight")[tokens]
+        if cfg.smear_input == "normed" or not cfg.smear_gate_enabled:
+            e = rms_norm(e)
+        if cfg.smear_gate_enabled:
+            # g_t = λ σ(w · e_t[:12]), zero at t = 0 and wherever the current token is BOS.
+            g = self.p("smear_lambda") * torch.sigmoid(e[..., : cfg.gate_width] @ self.p("smear_gate.weight").T)
+            g = g * (tokens != cfg.bos_token_id)[..., None]
+            g = torch.cat([torch.zeros_like(g[:, :1]), g[:, 1:]], dim=1)
+            prev = torch.cat([torch.zeros_like(e[:, :1]), e[:, :-1]], dim=1)
+            e = e + g * prev
+            if cfg.smear_input == "raw":
+                e = rms_norm(e)
+        return e
+
+    def forward_hidden(self, tokens: torch.Tensor, looping: bool) -> torch.Tensor:
+        """(B, T) tokens -> final normed hidden state (B, T, d)."""
+        cfg = self.cfg
+        seg, pos = segments(tokens, cfg)
+        x = x0 = self.embed(tokens)
+        enc, dec = visit_order(cfg, looping)
+        S = num_skip_rows(cfg)
+        skips: list[torch.Tensor] = []
+        lanes: list[torch.Tensor] | None = None
+
+        def sequential(i: int, x: torch.Tensor) -> torch.Tensor:
+            m = self.p(f"blocks.{i}.resid_mix")
+            x_in = m[0] * x + m[1] * x0
+            x1 = x_in + self.p(f"blocks.{i}.attn_scale") * self.attn(i, rms_norm(x_in) * self.ln(i), seg, pos)
+            return x1 + self.p(f"blocks.{i}.mlp_scale") * self.mlp(i, rms_norm(x1) * self.ln(i))
+
+        def gptj(i: int, x: torch.Tensor) -> torch.Tensor:
+            m = self.p(f"blocks.{i}.resid_mix")
+            x_in = m[0] * x + m[1] * x0
+            u = rms_norm(x_in) * self.ln(i)
+            return (x_in + self.p(f"blocks.{i}.attn_scale") * self.attn(i, u, seg, pos)
+                    + self.p(f"blocks.{i}.mlp_scale") * self.mlp(i, u))
+
+        def two_lane(i: int, lane0: torch.Tensor, lane1: torch.Tensor) -> list[torch.Tensor]:
+            m = self.p(f"blocks.{i}.resid_mix")
+            a = self.p(f"blocks.{i}.attn_scale") * self.attn(i, rms_norm(m[0] * lane0 + m[1] * x0) * self.ln(i), seg, pos)
+            f = self.p(f"blocks.{i}.mlp_scale") * self.mlp(i, rms_norm(lane1) * self.ln(i))
+            rho, pi = self.p("parallel_resid_lambdas")[i], self.p("parallel_post_lambdas")[i]  # (2,), (2 src, 2 dst)
+            return [rho[0] * lane0 + pi[0, 0] * a + pi[1, 0] * f, rho[1] * lane1 + pi[0, 1] * a + pi[1, 1] * f]
+
+        def inject(j: int, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+            w = self.p("skip_weights")[j]
+            if cfg.skip_gates_enabled:
+                s = torch.sigmoid(self.p("skip_gates")[j])
+                return s * x + (1 - s) * (w * skip)
+            return x + w * skip
+
+        for i in enc:
+            x = sequential(i, x)
+            skips.append(x)
+        for j, i in enumerate(dec):
+            if j < S and skips:
+                skip = skips.pop()
+                if lanes is None:
+                    x = inject(j, x, skip)
+                else:
+                    lanes[0] = inject(j, lanes[0], skip)
+            parallel = cfg.parallel_mode != "none" and i >= cfg.parallel_start_layer
+            if parallel and cfg.parallel_mode == "two_lane":
+                if lanes is None:
+                    lanes = [x, x]  # created after this visit's skip went into x
+                lanes = two_lane(i, *lanes)
+            elif parallel:
+                x = gptj(i, x)
+            else:
+                assert lanes is None, "a sequential layer after the parallel region"
+                x = sequential(i, x)
+        if lanes is not None:
+            x = 0.5 * (lanes[0] + lanes[1])
+        return rms_norm(x)
+
+    def logits(self, tokens: torch.Tensor, looping: bool) -> torch.Tensor:
+        """(B, T) -> softcapped logits (B, T, V), fp32."""
+        z = self.forward_hidden(tokens, looping) @ self.p("tok_emb.weight").T
+        cap = self.cfg.logit_softcap
+        return cap * torch.tanh(z.float() / cap)
+
+    def loss(self, tokens: torch.Tensor, targets: torch.Tensor, looping: bool) -> torch.Tensor:
+        logits = self.logits(tokens, looping)
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
+
+
+# ---- optimizers ------------------------------------------------------------------------------
+MATRIX_PARAMS = ("qo_bank", "kv_bank", "mlp_up_bank", "mlp_down_bank")
+NS_CLASSIC = [(3.4445, -4.7750, 2.0315)] * 5
+NS_POLAR_EXPRESS = [
+    (8.156554524902461, -22.48329292557795, 15.878769915207462),
+    (4.042929935166739, -2.808917465908714, 0.5000178451051316),
+    (3.8916678022926607, -2.772484153217685, 0.5060648178503393),
+    (3.285753657755655, -2.3681294933425376, 0.46449024233003106),
+    (2.3465413258596377, -1.7097828382687081, 0.42323551169305323),
+]
+
+
+@dataclass
+class OptimConfig:
+    matrix_lr: float = 0.026
+    scalar_lr: float = 0.02
+    tied_embed_lr: float = 0.03
+    muon_wd: float = 0.095
+    adam_wd: float = 0.02
+    embed_wd: float = 0.085
+    beta1: float = 0.9
+    beta2: float = 0.95
+    adam_eps: float = 1e-8
+    muon_momentum: float = 0.97
+    muon_momentum_warmup_start: float = 0.92
+    muon_momentum_warmup_steps: int = 1500
+    muon_backend_steps: int = 5
+    muon_polar_express: int = 0
+    muon_row_normalize: int = 1
+    grad_clip_norm: float = 0.3
+    ema_decay: float = 0.9965
+    warmdown_frac: float = 0.72
+    min_lr: float = 0.0
+
+
+def newton_schulz(g: torch.Tensor, steps: int, polar_express: bool) -> torch.Tensor:
+    """Approximate orthogonalisation of each matrix of g (n, r, c)."""
+    x = g
+    wide = g.shape[-2] > g.shape[-1]
+    if wide:
+        x = x.transpose(-1, -2)
+    x = x / (x.norm(dim=(-2, -1), keepdim=True) + 1e-7)
+    coeffs = NS_POLAR_EXPRESS if polar_express else NS_CLASSIC
+    for s in range(steps):
+        a, b, c = coeffs[min(s, len(coeffs) - 1)]
+        A = x @ x.transpose(-1, -2)
+        x = a * x + (b * A + c * A @ A) @ x
+    return x.transpose(-1, -2) if wide else x
+
+
+def lr_multiplier(frac: float, o: OptimConfig) -> float:
+    """Flat, then linear warm-down over the last warmdown_frac of training, floored at min_lr."""
+    if frac < 1 - o.warmdown_frac:
+        return 1.0
+    return max((1 - frac) / o.warmdown_frac, o.min_lr)
+
+
+def muon_momentum(step: int, o: OptimConfig) -> float:
+    f = min(step / o.muon_momentum_warmup_steps, 1.0) if o.muon_momentum_warmup_steps > 0 else 1.0
+    return (1 - f) * o.muon_momentum_warmup_start + f * o.muon_momentum
+
+
+class Optimizer:
+    """Muon for the four banks, AdamW for the embedding and for everything else (scalars, gates)."""
+
+    def __init__(self, params: dict[str, torch.Tensor], o: OptimConfig):
+        self.params, self.o = params, o
+        self.momentum = {n: torch.zeros_like(p) for n, p in params.items() if n in MATRIX_PARAMS}
+        self.adam = {n: (torch.zeros_like(p), torch.zeros_like(p)) for n, p in params.items() if n not in MATRIX_PARAMS}
+        self.adam_steps = 0
+
+    def clip(self) -> float:
+        norm = torch.sqrt(sum(p.grad.pow(2).sum() for p in self.params.values()))
+        coef = min(1.0, self.o.grad_clip_norm / (norm.item() + 1e-6))
+        for p in self.params.values():
+            p.grad.mul_(coef)
+        return norm.item()
+
+    @torch.no_grad()
+    def step(self, step: int, lr_mul: float) -> None:
+        o = self.o
+        mu = muon_momentum(step, o)
+        for n in MATRIX_PARAMS:
+            p, g, m = self.params[n], self.params[n].grad, self.momentum[n]
+            m.mul_(mu).add_(g)
+            u = g + mu * m
+            if o.muon_row_normalize:
+                u = u / u.norm(dim=-1, keepdim=True).clamp_min(1e-7)
+            upd = newton_schulz(u, o.muon_backend_steps, bool(o.muon_polar_express))
+            lr = o.matrix_lr * lr_mul
+            scale = math.sqrt(max(1.0, p.shape[-2] / p.shape[-1]))
+            p.mul_(1 - lr * o.muon_wd).sub_(lr * scale * upd)
+        self.adam_steps += 1
+        t = self.adam_steps
+        for n, (m, v) in self.adam.items():
+            p, g = self.params[n], self.params[n].grad
+            lr = (o.tied_embed_lr if n == "tok_emb.weight" else o.scalar_lr) * lr_mul
+            wd = o.embed_wd if n == "tok_emb.weight" else o.adam_wd
+            p.mul_(1 - lr * wd)
+            m.mul_(o.beta1).add_(g, alpha=1 - o.beta1)
+            v.mul_(o.beta2).addcmul_(g, g, value=1 - o.beta2)
+            denom = (v.sqrt() / math.sqrt(1 - o.beta2**t)).add_(o.adam_eps)
+            p.addcdiv_(m, denom, value=-lr / (1 - o.beta1**t))
