@@ -1,0 +1,1 @@
+// core/config.cpp — (being written)

@@ -1,0 +1,122 @@
+// core/config.h — the one configuration struct that travels through every stage.
+//
+// Every field is named after the records' environment variable (SEED, NUM_LAYERS, MATRIX_LR…).
+// Sources, later ones winning:  defaults  <  --config FILE.json  <  environment  <  --set KEY=VALUE.
+// An unknown key in a JSON file or --set is an error that suggests the nearest field name; unknown
+// environment variables are ignored (the environment holds much else).
+#pragma once
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+namespace golf {
+
+struct Config {
+  // ---- run and data ---------------------------------------------------------------------------
+  std::string run_id;                 // RUN_ID: run directory name under OUTPUT_DIR ("" → time-based)
+  std::string output_dir = "runs";    // OUTPUT_DIR
+  int64_t seed = 1337;                // SEED
+  std::string data_path = "./data/datasets/fineweb10B_sp8192";               // DATA_PATH: shard dir
+  std::string tokenizer_path = "./data/tokenizers/fineweb_8192_bpe.model";  // TOKENIZER_PATH
+  std::string device = "auto";        // DEVICE: auto | cpu | cuda
+
+  // ---- model (see tests/reference/golf_model.py, the readable spec) ----------------------------
+  int64_t vocab_size = 8192;          // VOCAB_SIZE
+  int64_t num_layers = 11;            // NUM_LAYERS
+  int64_t model_dim = 512;            // MODEL_DIM
+  int64_t num_heads = 8;              // NUM_HEADS
+  int64_t num_kv_heads = 4;           // NUM_KV_HEADS
+  double mlp_mult = 4.0;              // MLP_MULT
+  double tied_embed_init_std = 0.005; // TIED_EMBED_INIT_STD
+  double rope_base = 10000.0;         // ROPE_BASE
+  int64_t rope_dims = 16;             // ROPE_DIMS: rotated dims per head
+  double qk_gain_init = 5.25;         // QK_GAIN_INIT
+  int64_t ln_scale = 1;               // LN_SCALE: block inputs scaled by 1/sqrt(layer+1)
+  int64_t xsa_last_n = 11;            // XSA_LAST_N: exclusive self-attention on the last N layers
+  int64_t attn_out_gate_enabled = 1;  // ATTN_OUT_GATE_ENABLED: y_h *= 2σ(W u[:GATE_WIDTH])
+  int64_t gate_width = 12;            // GATE_WIDTH: input width of the attention and smear gates
+  int64_t smear_gate_enabled = 1;     // SMEAR_GATE_ENABLED
+  std::string smear_input = "normed"; // SMEAR_INPUT: normed (PR #1880) | raw (R29)
+  int64_t bos_token_id = 1;           // BOS_TOKEN_ID: document start (smear mask, attention segments)
+  int64_t skip_gates_enabled = 1;     // SKIP_GATES_ENABLED: sigmoid-gated U-Net skips
+  int64_t parallel_start_layer = 7;   // PARALLEL_START_LAYER
+  std::string parallel_mode = "two_lane";  // PARALLEL_MODE: two_lane (records) | gptj (PR #1880) | none
+  int64_t num_loops = 2;              // NUM_LOOPS: extra visits of layers LOOP_START..LOOP_END
+  int64_t loop_start = 3;             // LOOP_START
+  int64_t loop_end = 5;               // LOOP_END
+  double enable_looping_at = 0.35;    // ENABLE_LOOPING_AT: training fraction that switches recurrence on
+  double logit_softcap = 15.0;        // LOGIT_SOFTCAP
+  int64_t train_seq_len = 2048;       // TRAIN_SEQ_LEN: longest attention segment / dense row length
+  int64_t doc_mask = 1;               // DOC_MASK: 1 attention stops at BOS; 0 dense rows (PR #1880)
+
+  // ---- training -------------------------------------------------------------------------------
+  int64_t iterations = 20000;         // ITERATIONS: step budget (also the schedule when no wall clock)
+  double max_wallclock_seconds = 600; // MAX_WALLCLOCK_SECONDS: 0 → step-based schedule (ITERATIONS)
+  double gptq_reserve_seconds = 13;   // GPTQ_RESERVE_SECONDS: kept for Hessian collection
+  int64_t warmup_steps = 20;          // WARMUP_STEPS: rolled-back warm-up steps per loop mode
+  int64_t train_batch_tokens = 786432;  // TRAIN_BATCH_TOKENS: global tokens per optimizer step
+  int64_t grad_accum_steps = 0;       // GRAD_ACCUM_STEPS: 0 → 8 / world size
+  std::string loader = "packing";     // LOADER: packing (document packing) | coprime (coprime stride)
+  int64_t val_batch_tokens = 524288;  // VAL_BATCH_TOKENS
+  int64_t val_loss_every = 4000;      // VAL_LOSS_EVERY: 0 → only at the end
+  int64_t val_max_tokens = 0;         // VAL_MAX_TOKENS: 0 → the whole validation split
+  int64_t train_log_every = 100;      // TRAIN_LOG_EVERY
+  int64_t checkpoint_every = 1000;    // CHECKPOINT_EVERY: steps between checkpoints (0 → off)
+  int64_t gptq_calibration_batches = 64;  // GPTQ_CALIBRATION_BATCHES
+
+  // ---- optimizers -----------------------------------------------------------------------------
+  double matrix_lr = 0.026;           // MATRIX_LR: Muon
+  double scalar_lr = 0.02;            // SCALAR_LR: AdamW, scalars and gates
+  double tied_embed_lr = 0.03;        // TIED_EMBED_LR: AdamW, embedding
+  double muon_wd = 0.095;             // MUON_WD
+  double adam_wd = 0.02;              // ADAM_WD
+  double embed_wd = 0.085;            // EMBED_WD
+  double beta1 = 0.9;                 // BETA1
+  double beta2 = 0.95;                // BETA2
+  double adam_eps = 1e-8;             // ADAM_EPS
+  double muon_momentum = 0.97;        // MUON_MOMENTUM
+  double muon_momentum_warmup_start = 0.92;  // MUON_MOMENTUM_WARMUP_START
+  int64_t muon_momentum_warmup_steps = 1500; // MUON_MOMENTUM_WARMUP_STEPS
+  int64_t muon_backend_steps = 5;     // MUON_BACKEND_STEPS: Newton–Schulz iterations
+  int64_t muon_polar_express = 0;     // MUON_POLAR_EXPRESS: 1 → per-iteration Polar Express coefficients
+  int64_t muon_row_normalize = 1;     // MUON_ROW_NORMALIZE: MuonEq-R
+  double grad_clip_norm = 0.3;        // GRAD_CLIP_NORM
+  double ema_decay = 0.9965;          // EMA_DECAY
+  double warmdown_frac = 0.72;        // WARMDOWN_FRAC
+  double min_lr = 0.0;                // MIN_LR: floor of the LR multiplier
+};
+
+// One field of Config: its environment-variable name, a pointer to the member, and a help line.
+struct ConfigField {
+  std::string name;  // e.g. "MATRIX_LR"
+  std::variant<int64_t Config::*, double Config::*, std::string Config::*> member;
+  std::string help;
+};
+const std::vector<ConfigField>& config_fields();
+
+struct ConfigSources {
+  std::vector<std::filesystem::path> json_files;    // --config, applied in order
+  std::map<std::string, std::string> environment;   // usually current_environment()
+  std::vector<std::string> overrides;               // --set KEY=VALUE, applied in order
+};
+std::map<std::string, std::string> current_environment();
+
+// Applies the sources over the defaults. Throws golf::Error naming the source (file, "--set",
+// "environment"), the key and the value for unknown keys (with the nearest valid name), values
+// that do not parse as the field's type, and invalid combinations (validate()).
+Config resolve_config(const ConfigSources& sources);
+// Invariants between fields (heads divide the model dim, KV heads divide heads, loop range inside
+// the layers, rope dims even and ≤ head dim, …). Throws golf::Error.
+void validate(const Config& config);
+
+nlohmann::json to_json(const Config& config);          // {"SEED": 1337, ...}
+Config config_from_json(const nlohmann::json& j);       // strict: unknown keys are errors
+// Human-readable "KEY = value" lines, one per field, for the top of train.log.
+std::string describe(const Config& config);
+
+}  // namespace golf

@@ -1,0 +1,2 @@
+// core/safetensors.h — (being written)
+#pragma once

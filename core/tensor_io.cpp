@@ -1,0 +1,1 @@
+// core/tensor_io.cpp — (being written)

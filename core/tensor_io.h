@@ -1,0 +1,2 @@
+// core/tensor_io.h — (being written)
+#pragma once

@@ -1,0 +1,1 @@
+// tests/core/config_test.cpp — (being written)

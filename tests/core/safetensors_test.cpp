@@ -1,0 +1,1 @@
+// tests/core/safetensors_test.cpp — (being written)

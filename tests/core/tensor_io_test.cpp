@@ -1,0 +1,1 @@
+// tests/core/tensor_io_test.cpp — (being written)

@@ -1,0 +1,1 @@
+// tests/train/loader_test.cpp — (being written)

@@ -1,0 +1,1 @@
+// train/loader.cpp — (being written)

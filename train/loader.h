@@ -1,0 +1,2 @@
+// train/loader.h — (being written)
+#pragma once
