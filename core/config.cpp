@@ -1,1 +1,391 @@
-// core/config.cpp — (being written)
+// core/config.cpp — the field table, the four sources (defaults, JSON files, environment, --set),
+// strict value parsing, the invariants between fields, and the JSON / text renderings.
+#include "core/config.h"
+
+#include <fmt/ranges.h>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <cmath>
+#include <fstream>
+#include <limits>
+#include <string_view>
+#include <type_traits>
+#include <variant>
+
+#include "core/error.h"
+
+extern char** environ;
+
+namespace golf {
+namespace {
+
+using nlohmann::json;
+using Member = decltype(ConfigField::member);
+
+// The order is the struct's; names and help lines are the header's comments. tests/core/config_test.cpp
+// checks both against core/config.h and that every byte of Config is covered by an entry.
+std::vector<ConfigField> build_field_table() {
+  return {
+      {"RUN_ID", &Config::run_id, "run directory name under OUTPUT_DIR (\"\" → time-based)"},
+      {"OUTPUT_DIR", &Config::output_dir, ""},
+      {"SEED", &Config::seed, ""},
+      {"DATA_PATH", &Config::data_path, "shard dir"},
+      {"TOKENIZER_PATH", &Config::tokenizer_path, ""},
+      {"DEVICE", &Config::device, "auto | cpu | cuda"},
+
+      {"VOCAB_SIZE", &Config::vocab_size, ""},
+      {"NUM_LAYERS", &Config::num_layers, ""},
+      {"MODEL_DIM", &Config::model_dim, ""},
+      {"NUM_HEADS", &Config::num_heads, ""},
+      {"NUM_KV_HEADS", &Config::num_kv_heads, ""},
+      {"MLP_MULT", &Config::mlp_mult, ""},
+      {"TIED_EMBED_INIT_STD", &Config::tied_embed_init_std, ""},
+      {"ROPE_BASE", &Config::rope_base, ""},
+      {"ROPE_DIMS", &Config::rope_dims, "rotated dims per head"},
+      {"QK_GAIN_INIT", &Config::qk_gain_init, ""},
+      {"LN_SCALE", &Config::ln_scale, "block inputs scaled by 1/sqrt(layer+1)"},
+      {"XSA_LAST_N", &Config::xsa_last_n, "exclusive self-attention on the last N layers (≥ NUM_LAYERS: all)"},
+      {"ATTN_OUT_GATE_ENABLED", &Config::attn_out_gate_enabled, "y_h *= 2σ(W u[:GATE_WIDTH])"},
+      {"GATE_WIDTH", &Config::gate_width, "input width of the attention and smear gates"},
+      {"SMEAR_GATE_ENABLED", &Config::smear_gate_enabled, ""},
+      {"SMEAR_INPUT", &Config::smear_input, "normed (PR #1880) | raw (R29)"},
+      {"BOS_TOKEN_ID", &Config::bos_token_id, "document start (smear mask, attention segments)"},
+      {"SKIP_GATES_ENABLED", &Config::skip_gates_enabled, "sigmoid-gated U-Net skips"},
+      {"PARALLEL_START_LAYER", &Config::parallel_start_layer, ""},
+      {"PARALLEL_MODE", &Config::parallel_mode, "two_lane (records) | gptj (PR #1880) | none"},
+      {"NUM_LOOPS", &Config::num_loops, "extra visits of layers LOOP_START..LOOP_END"},
+      {"LOOP_START", &Config::loop_start, ""},
+      {"LOOP_END", &Config::loop_end, ""},
+      {"ENABLE_LOOPING_AT", &Config::enable_looping_at, "training fraction that switches recurrence on"},
+      {"LOGIT_SOFTCAP", &Config::logit_softcap, ""},
+      {"TRAIN_SEQ_LEN", &Config::train_seq_len, "longest attention segment / dense row length"},
+      {"DOC_MASK", &Config::doc_mask, "1 attention stops at BOS; 0 dense rows (PR #1880)"},
+
+      {"ITERATIONS", &Config::iterations, "step budget (also the schedule when no wall clock)"},
+      {"MAX_WALLCLOCK_SECONDS", &Config::max_wallclock_seconds, "0 → step-based schedule (ITERATIONS)"},
+      {"GPTQ_RESERVE_SECONDS", &Config::gptq_reserve_seconds, "kept for Hessian collection"},
+      {"WARMUP_STEPS", &Config::warmup_steps, "rolled-back warm-up steps per loop mode"},
+      {"TRAIN_BATCH_TOKENS", &Config::train_batch_tokens, "global tokens per optimizer step"},
+      {"GRAD_ACCUM_STEPS", &Config::grad_accum_steps, "0 → 8 / world size"},
+      {"LOADER", &Config::loader, "packing (document packing) | coprime (coprime stride)"},
+      {"VAL_BATCH_TOKENS", &Config::val_batch_tokens, ""},
+      {"VAL_LOSS_EVERY", &Config::val_loss_every, "0 → only at the end"},
+      {"VAL_MAX_TOKENS", &Config::val_max_tokens, "0 → the whole validation split"},
+      {"TRAIN_LOG_EVERY", &Config::train_log_every, ""},
+      {"CHECKPOINT_EVERY", &Config::checkpoint_every, "steps between checkpoints (0 → off)"},
+      {"GPTQ_CALIBRATION_BATCHES", &Config::gptq_calibration_batches, ""},
+
+      {"MATRIX_LR", &Config::matrix_lr, "Muon"},
+      {"SCALAR_LR", &Config::scalar_lr, "AdamW, scalars and gates"},
+      {"TIED_EMBED_LR", &Config::tied_embed_lr, "AdamW, embedding"},
+      {"MUON_WD", &Config::muon_wd, ""},
+      {"ADAM_WD", &Config::adam_wd, ""},
+      {"EMBED_WD", &Config::embed_wd, ""},
+      {"BETA1", &Config::beta1, ""},
+      {"BETA2", &Config::beta2, ""},
+      {"ADAM_EPS", &Config::adam_eps, ""},
+      {"MUON_MOMENTUM", &Config::muon_momentum, ""},
+      {"MUON_MOMENTUM_WARMUP_START", &Config::muon_momentum_warmup_start, ""},
+      {"MUON_MOMENTUM_WARMUP_STEPS", &Config::muon_momentum_warmup_steps, ""},
+      {"MUON_BACKEND_STEPS", &Config::muon_backend_steps, "Newton–Schulz iterations"},
+      {"MUON_POLAR_EXPRESS", &Config::muon_polar_express, "1 → per-iteration Polar Express coefficients"},
+      {"MUON_ROW_NORMALIZE", &Config::muon_row_normalize, "MuonEq-R"},
+      {"GRAD_CLIP_NORM", &Config::grad_clip_norm, ""},
+      {"EMA_DECAY", &Config::ema_decay, ""},
+      {"WARMDOWN_FRAC", &Config::warmdown_frac, ""},
+      {"MIN_LR", &Config::min_lr, "floor of the LR multiplier"},
+  };
+}
+
+// ---- names ------------------------------------------------------------------------------------
+
+// Strings are shown JSON-quoted so that empty values and stray spaces are visible.
+std::string json_quoted(std::string_view text) { return json(text).dump(); }
+
+const ConfigField* find_field(std::string_view name) {
+  for (const auto& field : config_fields())
+    if (field.name == name) return &field;
+  return nullptr;
+}
+
+// The table's name for a member, so validate() messages use the names users type.
+template <class T>
+const std::string& name_of(T Config::* member) {
+  for (const auto& field : config_fields())
+    if (const auto* m = std::get_if<T Config::*>(&field.member); m && *m == member) return field.name;
+  throw std::logic_error("config member missing from config_fields()");
+}
+
+size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diagonal = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t substitute = diagonal + (a[i - 1] == b[j - 1] ? 0 : 1);
+      diagonal = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, substitute});
+    }
+  }
+  return row[b.size()];
+}
+
+// Compared upper-cased, so "matrix_lr" points at MATRIX_LR rather than at some short name.
+std::string nearest_field_name(std::string_view key) {
+  std::string upper(key);
+  std::transform(upper.begin(), upper.end(), upper.begin(), [](unsigned char c) { return std::toupper(c); });
+  const ConfigField* best = nullptr;
+  size_t best_distance = std::numeric_limits<size_t>::max();
+  for (const auto& field : config_fields()) {
+    const size_t d = edit_distance(upper, field.name);
+    if (d < best_distance) best = &field, best_distance = d;
+  }
+  return best->name;
+}
+
+[[noreturn]] void fail_unknown_key(std::string_view source, std::string_view key) {
+  fail("{}: unknown key {} (did you mean {}?)", source, json_quoted(key), nearest_field_name(key));
+}
+
+// ---- values -----------------------------------------------------------------------------------
+
+int64_t parse_int(std::string_view source, const std::string& key, const std::string& text) {
+  int64_t value = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec == std::errc::result_out_of_range)
+    fail("{}: {}={} is out of the int64 range", source, key, json_quoted(text));
+  if (ec != std::errc() || end != text.data() + text.size() || text.empty())
+    fail("{}: {}={} is not an integer", source, key, json_quoted(text));
+  return value;
+}
+
+double parse_double(std::string_view source, const std::string& key, const std::string& text) {
+  double value = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec == std::errc::result_out_of_range) fail("{}: {}={} is out of the double range", source, key, json_quoted(text));
+  if (ec != std::errc() || end != text.data() + text.size() || text.empty())
+    fail("{}: {}={} is not a number", source, key, json_quoted(text));
+  if (!std::isfinite(value)) fail("{}: {}={} is not a finite number", source, key, json_quoted(text));
+  return value;
+}
+
+// Environment and --set values are text; each field parses it as its own type.
+void set_from_text(Config& config, const ConfigField& field, const std::string& text, std::string_view source) {
+  std::visit(
+      [&](auto member) {
+        using T = std::remove_reference_t<decltype(config.*member)>;
+        if constexpr (std::is_same_v<T, int64_t>) config.*member = parse_int(source, field.name, text);
+        else if constexpr (std::is_same_v<T, double>) config.*member = parse_double(source, field.name, text);
+        else config.*member = text;
+      },
+      field.member);
+}
+
+// JSON values must already have the field's type: a number for numeric fields (integer-valued for
+// int fields), a string for string fields. "12" for SEED is rejected, as is true for DOC_MASK.
+void set_from_json(Config& config, const ConfigField& field, const json& value, std::string_view source) {
+  std::visit(
+      [&](auto member) {
+        using T = std::remove_reference_t<decltype(config.*member)>;
+        if constexpr (std::is_same_v<T, int64_t>) {
+          if (value.is_number_integer() && !(value.is_number_unsigned() &&
+                                             value.get<uint64_t>() > uint64_t(std::numeric_limits<int64_t>::max()))) {
+            config.*member = value.get<int64_t>();
+            return;
+          }
+          // 2.0 is an integer written as a float; 2^63 and beyond are not int64.
+          if (value.is_number_float()) {
+            const double d = value.get<double>();
+            if (d == std::trunc(d) && d >= -0x1p63 && d < 0x1p63) {
+              config.*member = static_cast<int64_t>(d);
+              return;
+            }
+          }
+          fail("{}: {}={} is not an integer", source, field.name, value.dump());
+        } else if constexpr (std::is_same_v<T, double>) {
+          if (!value.is_number()) fail("{}: {}={} is not a number", source, field.name, value.dump());
+          config.*member = value.get<double>();
+        } else {
+          if (!value.is_string()) fail("{}: {}={} is not a string", source, field.name, value.dump());
+          config.*member = value.get<std::string>();
+        }
+      },
+      field.member);
+}
+
+void apply_json_object(Config& config, const json& object, std::string_view source) {
+  if (!object.is_object()) fail("{}: the configuration must be a JSON object of KEY: value, not {}", source, object.type_name());
+  for (const auto& [key, value] : object.items()) {
+    const ConfigField* field = find_field(key);
+    if (!field) fail_unknown_key(source, key);
+    set_from_json(config, *field, value, source);
+  }
+}
+
+void apply_json_file(Config& config, const std::filesystem::path& path) {
+  const std::string source = path.string();
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail("{}: cannot open the configuration file", source);
+  json object;
+  try {
+    object = json::parse(in);
+  } catch (const json::parse_error& e) {
+    fail("{}: not valid JSON: {}", source, e.what());
+  }
+  apply_json_object(config, object, source);
+}
+
+void apply_override(Config& config, const std::string& assignment) {
+  const size_t eq = assignment.find('=');
+  if (eq == std::string::npos) fail("--set: {} is not KEY=VALUE", json_quoted(assignment));
+  const std::string key = assignment.substr(0, eq);
+  const ConfigField* field = find_field(key);
+  if (!field) fail_unknown_key("--set", key);
+  set_from_text(config, *field, assignment.substr(eq + 1), "--set");
+}
+
+// ---- invariants -------------------------------------------------------------------------------
+
+// Collects every violated rule, so that one run reports all of them.
+class Problems {
+ public:
+  void add(std::string problem) { problems_.push_back(std::move(problem)); }
+
+  template <class T>
+  void positive(const Config& c, T Config::* m) {
+    if (!(c.*m > 0)) add(fmt::format("{}={} must be positive", name_of(m), c.*m));
+  }
+  template <class T>
+  void non_negative(const Config& c, T Config::* m) {
+    if (!(c.*m >= 0)) add(fmt::format("{}={} must be >= 0", name_of(m), c.*m));
+  }
+  void flag(const Config& c, int64_t Config::* m) {
+    if (c.*m != 0 && c.*m != 1) add(fmt::format("{}={} must be 0 or 1", name_of(m), c.*m));
+  }
+  void one_of(const Config& c, std::string Config::* m, std::initializer_list<std::string_view> allowed) {
+    if (std::find(allowed.begin(), allowed.end(), c.*m) == allowed.end())
+      add(fmt::format("{}={} must be one of {}", name_of(m), json_quoted(c.*m), fmt::join(allowed, ", ")));
+  }
+
+  void throw_if_any() const {
+    if (!problems_.empty()) fail("invalid configuration: {}", fmt::join(problems_, "; "));
+  }
+
+ private:
+  std::vector<std::string> problems_;
+};
+
+}  // namespace
+
+const std::vector<ConfigField>& config_fields() {
+  static const std::vector<ConfigField> fields = build_field_table();
+  return fields;
+}
+
+std::map<std::string, std::string> current_environment() {
+  std::map<std::string, std::string> env;
+  for (char** entry = environ; entry && *entry; ++entry) {
+    const std::string_view text(*entry);
+    const size_t eq = text.find('=');
+    if (eq != std::string_view::npos) env.emplace(text.substr(0, eq), text.substr(eq + 1));
+  }
+  return env;
+}
+
+Config resolve_config(const ConfigSources& sources) {
+  Config config;
+  for (const auto& path : sources.json_files) apply_json_file(config, path);
+  // The environment holds much else, so only names of fields are read.
+  for (const auto& field : config_fields())
+    if (const auto it = sources.environment.find(field.name); it != sources.environment.end())
+      set_from_text(config, field, it->second, "environment");
+  for (const auto& assignment : sources.overrides) apply_override(config, assignment);
+  validate(config);
+  return config;
+}
+
+void validate(const Config& c) {
+  Problems p;
+  for (auto m : {&Config::vocab_size, &Config::num_layers, &Config::model_dim, &Config::num_heads,
+                 &Config::num_kv_heads, &Config::rope_dims, &Config::gate_width, &Config::train_seq_len,
+                 &Config::iterations, &Config::train_batch_tokens, &Config::val_batch_tokens,
+                 &Config::muon_backend_steps})
+    p.positive(c, m);
+  for (auto m : {&Config::mlp_mult, &Config::rope_base, &Config::logit_softcap, &Config::adam_eps}) p.positive(c, m);
+  for (auto m : {&Config::xsa_last_n, &Config::num_loops, &Config::parallel_start_layer, &Config::warmup_steps,
+                 &Config::grad_accum_steps, &Config::val_loss_every, &Config::val_max_tokens,
+                 &Config::checkpoint_every, &Config::gptq_calibration_batches, &Config::muon_momentum_warmup_steps,
+                 &Config::bos_token_id, &Config::train_log_every})
+    p.non_negative(c, m);
+  for (auto m : {&Config::matrix_lr, &Config::scalar_lr, &Config::tied_embed_lr, &Config::min_lr,
+                 &Config::max_wallclock_seconds, &Config::gptq_reserve_seconds, &Config::muon_wd,
+                 &Config::adam_wd, &Config::embed_wd, &Config::grad_clip_norm, &Config::tied_embed_init_std})
+    p.non_negative(c, m);
+  for (auto m : {&Config::ln_scale, &Config::attn_out_gate_enabled, &Config::smear_gate_enabled,
+                 &Config::skip_gates_enabled, &Config::doc_mask, &Config::muon_polar_express,
+                 &Config::muon_row_normalize})
+    p.flag(c, m);
+
+  p.one_of(c, &Config::device, {"auto", "cpu", "cuda"});
+  p.one_of(c, &Config::smear_input, {"normed", "raw"});
+  p.one_of(c, &Config::parallel_mode, {"two_lane", "gptj", "none"});
+  p.one_of(c, &Config::loader, {"packing", "coprime"});
+
+  // Shards store tokens as uint16.
+  if (c.vocab_size > 65536) p.add(fmt::format("VOCAB_SIZE={} exceeds 65536 (tokens are stored as uint16)", c.vocab_size));
+  if (c.bos_token_id >= c.vocab_size && c.vocab_size > 0)
+    p.add(fmt::format("BOS_TOKEN_ID={} must be below VOCAB_SIZE={}", c.bos_token_id, c.vocab_size));
+
+  if (c.num_heads > 0 && c.model_dim > 0) {
+    if (c.model_dim % c.num_heads != 0)
+      p.add(fmt::format("MODEL_DIM={} is not divisible by NUM_HEADS={}", c.model_dim, c.num_heads));
+    else if (c.rope_dims > 0 && (c.rope_dims % 2 != 0 || c.rope_dims > c.model_dim / c.num_heads))
+      p.add(fmt::format("ROPE_DIMS={} must be even and at most the head dim MODEL_DIM/NUM_HEADS={}", c.rope_dims,
+                        c.model_dim / c.num_heads));
+  }
+  if (c.num_heads > 0 && c.num_kv_heads > 0 && c.num_heads % c.num_kv_heads != 0)
+    p.add(fmt::format("NUM_HEADS={} is not divisible by NUM_KV_HEADS={}", c.num_heads, c.num_kv_heads));
+  if (c.gate_width > c.model_dim)
+    p.add(fmt::format("GATE_WIDTH={} exceeds MODEL_DIM={}", c.gate_width, c.model_dim));
+  if (c.num_loops > 0 && !(0 <= c.loop_start && c.loop_start <= c.loop_end && c.loop_end < c.num_layers))
+    p.add(fmt::format("with NUM_LOOPS={}, 0 <= LOOP_START={} <= LOOP_END={} < NUM_LAYERS={} must hold", c.num_loops,
+                      c.loop_start, c.loop_end, c.num_layers));
+
+  if (!(c.warmdown_frac >= 0 && c.warmdown_frac <= 1))
+    p.add(fmt::format("WARMDOWN_FRAC={} must be in [0, 1]", c.warmdown_frac));
+  if (!(c.enable_looping_at >= 0 && c.enable_looping_at <= 1))
+    p.add(fmt::format("ENABLE_LOOPING_AT={} must be in [0, 1]", c.enable_looping_at));
+  if (!(c.ema_decay >= 0 && c.ema_decay < 1)) p.add(fmt::format("EMA_DECAY={} must be in [0, 1)", c.ema_decay));
+  p.throw_if_any();
+}
+
+// ---- renderings -------------------------------------------------------------------------------
+
+json to_json(const Config& config) {
+  json j = json::object();
+  for (const auto& field : config_fields())
+    std::visit([&](auto member) { j[field.name] = config.*member; }, field.member);
+  return j;
+}
+
+Config config_from_json(const json& j) {
+  Config config;
+  apply_json_object(config, j, "config JSON");
+  return config;
+}
+
+std::string describe(const Config& config) {
+  size_t width = 0;
+  for (const auto& field : config_fields()) width = std::max(width, field.name.size());
+  const json values = to_json(config);
+  std::string text;
+  for (const auto& field : config_fields())
+    text += fmt::format("{:<{}} = {}\n", field.name, width, values.at(field.name).dump());
+  return text;
+}
+
+}  // namespace golf

@@ -37,7 +37,7 @@ struct Config {
   int64_t rope_dims = 16;             // ROPE_DIMS: rotated dims per head
   double qk_gain_init = 5.25;         // QK_GAIN_INIT
   int64_t ln_scale = 1;               // LN_SCALE: block inputs scaled by 1/sqrt(layer+1)
-  int64_t xsa_last_n = 11;            // XSA_LAST_N: exclusive self-attention on the last N layers
+  int64_t xsa_last_n = 11;            // XSA_LAST_N: exclusive self-attention on the last N layers (≥ NUM_LAYERS: all)
   int64_t attn_out_gate_enabled = 1;  // ATTN_OUT_GATE_ENABLED: y_h *= 2σ(W u[:GATE_WIDTH])
   int64_t gate_width = 12;            // GATE_WIDTH: input width of the attention and smear gates
   int64_t smear_gate_enabled = 1;     // SMEAR_GATE_ENABLED

@@ -5,7 +5,6 @@
 //   golf-data inspect   FILE|DIR [--tokenizer X.model] [--json]
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
-#include <spdlog/spdlog.h>
 
 #include <cstdio>
 

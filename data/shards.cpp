@@ -2,7 +2,6 @@
 //
 // A reader thread parses the next batch of documents while all cores encode the current one;
 // batches are appended in input order, so the output bytes depend only on the input.
-#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <algorithm>

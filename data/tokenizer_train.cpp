@@ -1,7 +1,6 @@
 // golf-data tokenizer: SentencePiece BPE training fed straight from the document reader.
 #include <sentencepiece_processor.h>
 #include <sentencepiece_trainer.h>
-#include <spdlog/spdlog.h>
 
 #include <chrono>
 #include <fstream>

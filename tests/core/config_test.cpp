@@ -1,1 +1,444 @@
-// tests/core/config_test.cpp — (being written)
+// Configuration: the field table matches the struct and its documented names, the four sources
+// and their precedence, strict parsing of every value type, the invariants, and the renderings.
+#include "core/config.h"
+
+#include <cstdlib>
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <regex>
+#include <set>
+
+#include "core/error.h"
+#include "tests/test_util.h"
+
+namespace golf {
+namespace {
+
+using nlohmann::json;
+using test::TempDir;
+
+// The message of the golf::Error that `f` throws, or "" when it throws none.
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+Config resolve_env(std::map<std::string, std::string> environment, std::vector<std::string> overrides = {}) {
+  return resolve_config(ConfigSources{{}, std::move(environment), std::move(overrides)});
+}
+
+std::string env_error(const std::string& key, const std::string& value) {
+  return error_of([&] { resolve_env({{key, value}}); });
+}
+std::string set_error(const std::string& assignment) {
+  return error_of([&] { resolve_env({}, {assignment}); });
+}
+std::string json_error(const json& j) {
+  return error_of([&] { config_from_json(j); });
+}
+
+bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
+// ---- the field table ----------------------------------------------------------------------------
+
+// Members laid end to end from offset 0 to sizeof(Config): a field missing from the table leaves a
+// gap, a field listed out of order or twice breaks the sequence.
+TEST(ConfigFields, CoverEveryByteOfConfigInDeclarationOrder) {
+  const Config config;
+  const auto* base = reinterpret_cast<const char*>(&config);
+  size_t expected_offset = 0;
+  for (const auto& field : config_fields()) {
+    std::visit(
+        [&](auto member) {
+          using T = std::remove_cvref_t<decltype(config.*member)>;
+          expected_offset = (expected_offset + alignof(T) - 1) / alignof(T) * alignof(T);
+          EXPECT_EQ(reinterpret_cast<const char*>(&(config.*member)) - base, static_cast<ptrdiff_t>(expected_offset))
+              << field.name;
+          expected_offset += sizeof(T);
+        },
+        field.member);
+  }
+  expected_offset = (expected_offset + alignof(Config) - 1) / alignof(Config) * alignof(Config);
+  EXPECT_EQ(expected_offset, sizeof(Config));
+}
+
+// The table repeats what core/config.h documents: names are the comments' ENV names, help is the
+// rest of the comment, in the same order.
+TEST(ConfigFields, MatchTheNamesAndCommentsInTheHeader) {
+  const auto header = test::read_file(std::filesystem::path(GOLF_REFERENCE_DIR) / "../../core/config.h");
+  const auto begin = header.find("struct Config {");
+  ASSERT_NE(begin, std::string::npos);
+  const auto end = header.find("\n};", begin);
+  std::istringstream body(header.substr(begin, end - begin));
+  const std::regex declaration(R"(^\s*(int64_t|double|std::string)\s+(\w+)[^;]*;\s*//\s*([A-Z0-9_]+)(?::\s*(.*\S))?\s*$)");
+  size_t index = 0;
+  for (std::string line; std::getline(body, line);) {
+    std::smatch m;
+    if (!std::regex_match(line, m, declaration)) continue;
+    ASSERT_LT(index, config_fields().size()) << "no table entry for " << m[3];
+    const auto& field = config_fields()[index++];
+    EXPECT_EQ(field.name, m[3].str());
+    EXPECT_EQ(field.help, m[4].str()) << field.name;
+    std::string upper = m[2].str();
+    for (auto& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    EXPECT_EQ(upper, m[3].str()) << "member " << m[2] << " is documented under another name";
+  }
+  EXPECT_EQ(index, config_fields().size());
+  EXPECT_GT(index, 60u);  // the regex did find the declarations
+}
+
+// Setting a field through its entry changes that field's JSON key and no other.
+TEST(ConfigFields, EachEntrySetsExactlyItsOwnKey) {
+  const json defaults = to_json(Config{});
+  ASSERT_EQ(defaults.size(), config_fields().size());
+  for (const auto& field : config_fields()) {
+    Config config;
+    std::visit(
+        [&](auto member) {
+          using T = std::remove_cvref_t<decltype(config.*member)>;
+          if constexpr (std::is_same_v<T, std::string>) config.*member += "-changed";
+          else config.*member += 7;
+        },
+        field.member);
+    const json changed = to_json(config);
+    std::vector<std::string> differing;
+    for (const auto& [key, value] : changed.items())
+      if (defaults.at(key) != value) differing.push_back(key);
+    EXPECT_EQ(differing, std::vector<std::string>{field.name});
+  }
+}
+
+// ---- defaults and sources -----------------------------------------------------------------------
+
+TEST(ConfigDefaults, AreTheRecordSettingsAndValid) {
+  const Config config;
+  EXPECT_EQ(config.seed, 1337);
+  EXPECT_EQ(config.vocab_size, 8192);
+  EXPECT_EQ(config.num_layers, 11);
+  EXPECT_DOUBLE_EQ(config.matrix_lr, 0.026);
+  EXPECT_EQ(config.parallel_mode, "two_lane");
+  EXPECT_NO_THROW(validate(config));
+  EXPECT_EQ(to_json(resolve_config(ConfigSources{})), to_json(config));
+}
+
+TEST(ConfigSources, EnvironmentSetsEachType) {
+  const Config config =
+      resolve_env({{"SEED", "-4"}, {"MATRIX_LR", "1e-3"}, {"RUN_ID", "my run = 1"}, {"DOC_MASK", "0"}});
+  EXPECT_EQ(config.seed, -4);
+  EXPECT_DOUBLE_EQ(config.matrix_lr, 1e-3);
+  EXPECT_EQ(config.run_id, "my run = 1");
+  EXPECT_EQ(config.doc_mask, 0);
+}
+
+TEST(ConfigSources, EnvironmentNamesThatAreNotFieldsAreIgnored) {
+  const Config config = resolve_env({{"PATH", "/bin"}, {"MATRX_LR", "abc"}, {"seed", "abc"}, {"SEED_X", "1"}});
+  EXPECT_EQ(to_json(config), to_json(Config{}));
+}
+
+TEST(ConfigSources, EachLaterSourceWins) {
+  TempDir dir;
+  test::write_file(dir / "first.json", R"({"SEED": 1, "NUM_LAYERS": 12, "MODEL_DIM": 256, "RUN_ID": "file1"})");
+  test::write_file(dir / "second.json", R"({"NUM_LAYERS": 13, "MODEL_DIM": 384, "RUN_ID": "file2"})");
+  ConfigSources sources;
+  sources.json_files = {dir / "first.json", dir / "second.json"};
+  sources.environment = {{"MODEL_DIM", "768"}, {"RUN_ID", "env"}};
+  sources.overrides = {"RUN_ID=set1", "RUN_ID=set2"};
+  const Config config = resolve_config(sources);
+  EXPECT_EQ(config.iterations, 20000);  // default
+  EXPECT_EQ(config.seed, 1);            // first file only
+  EXPECT_EQ(config.num_layers, 13);     // second file over first
+  EXPECT_EQ(config.model_dim, 768);     // environment over files
+  EXPECT_EQ(config.run_id, "set2");     // --set over environment, last --set over earlier
+}
+
+TEST(ConfigSources, SetSplitsAtTheFirstEquals) {
+  EXPECT_EQ(resolve_env({}, {"RUN_ID=a=b"}).run_id, "a=b");
+  EXPECT_EQ(resolve_env({{"RUN_ID", "env"}}, {"RUN_ID="}).run_id, "");
+}
+
+TEST(ConfigSources, SetWithoutEqualsIsAnError) {
+  const auto msg = set_error("SEED");
+  EXPECT_TRUE(contains(msg, "--set")) << msg;
+  EXPECT_TRUE(contains(msg, "\"SEED\" is not KEY=VALUE")) << msg;
+}
+
+TEST(ConfigSources, ResolvedConfigIsValidated) {
+  const auto msg = env_error("NUM_HEADS", "7");
+  EXPECT_TRUE(contains(msg, "MODEL_DIM=512 is not divisible by NUM_HEADS=7")) << msg;
+}
+
+TEST(ConfigSources, CurrentEnvironmentReadsTheProcessEnvironment) {
+  ::setenv("GOLF_CONFIG_TEST_VARIABLE", "x=y", 1);
+  const auto env = current_environment();
+  ::unsetenv("GOLF_CONFIG_TEST_VARIABLE");
+  ASSERT_TRUE(env.contains("GOLF_CONFIG_TEST_VARIABLE"));
+  EXPECT_EQ(env.at("GOLF_CONFIG_TEST_VARIABLE"), "x=y");
+}
+
+// ---- unknown keys -------------------------------------------------------------------------------
+
+TEST(ConfigUnknownKeys, SetSuggestsTheNearestName) {
+  const auto msg = set_error("MATRX_LR=0.1");
+  EXPECT_TRUE(contains(msg, "--set")) << msg;
+  EXPECT_TRUE(contains(msg, "\"MATRX_LR\"")) << msg;
+  EXPECT_TRUE(contains(msg, "did you mean MATRIX_LR?")) << msg;
+}
+
+// Keys match exactly; a lower-case field name is unknown but points at its upper-case spelling.
+TEST(ConfigUnknownKeys, LowerCaseNamesAreRejectedWithTheUpperCaseSuggestion) {
+  EXPECT_TRUE(contains(set_error("matrix_lr=0.1"), "did you mean MATRIX_LR?"));
+  EXPECT_TRUE(contains(json_error({{"num_kv_heads", 2}}), "did you mean NUM_KV_HEADS?"));
+}
+
+TEST(ConfigUnknownKeys, JsonFileNamesTheFileAndSuggests) {
+  TempDir dir;
+  test::write_file(dir / "c.json", R"({"SEED": 3, "TRAIN_SEQ_LENGTH": 1024})");
+  const auto msg = error_of([&] { resolve_config(ConfigSources{{dir / "c.json"}, {}, {}}); });
+  EXPECT_TRUE(contains(msg, (dir / "c.json").string())) << msg;
+  EXPECT_TRUE(contains(msg, "\"TRAIN_SEQ_LENGTH\"")) << msg;
+  EXPECT_TRUE(contains(msg, "did you mean TRAIN_SEQ_LEN?")) << msg;
+}
+
+// ---- text values (environment and --set) --------------------------------------------------------
+
+TEST(ConfigTextValues, IntegerFieldsRejectAnythingButAnInteger) {
+  for (const std::string bad : {"12.5", "abc", "", " 12", "12 ", "0x10", "1e3", "true"}) {
+    const auto msg = env_error("SEED", bad);
+    EXPECT_TRUE(contains(msg, "environment: SEED=" + json(bad).dump() + " is not an integer")) << msg;
+  }
+  EXPECT_TRUE(contains(env_error("SEED", "9223372036854775808"), "out of the int64 range"));
+  EXPECT_EQ(resolve_env({{"SEED", "9223372036854775807"}}).seed, INT64_MAX);
+}
+
+TEST(ConfigTextValues, FlagsTakeIntegers) {
+  EXPECT_EQ(resolve_env({{"DOC_MASK", "0"}}).doc_mask, 0);
+  EXPECT_TRUE(contains(env_error("DOC_MASK", "false"), "DOC_MASK=\"false\" is not an integer"));
+}
+
+TEST(ConfigTextValues, FloatFieldsTakeDecimalAndExponentForms) {
+  EXPECT_DOUBLE_EQ(resolve_env({{"MATRIX_LR", "1e-3"}}).matrix_lr, 1e-3);
+  EXPECT_DOUBLE_EQ(resolve_env({{"MATRIX_LR", ".5"}}).matrix_lr, 0.5);
+  EXPECT_DOUBLE_EQ(resolve_env({{"MATRIX_LR", "2"}}).matrix_lr, 2.0);
+  EXPECT_DOUBLE_EQ(resolve_env({}, {"QK_GAIN_INIT=-0.25"}).qk_gain_init, -0.25);
+}
+
+TEST(ConfigTextValues, FloatFieldsRejectTextAndNonFiniteValues) {
+  for (const std::string bad : {"abc", "", "0.1x", "1,5"})
+    EXPECT_TRUE(contains(set_error("MATRIX_LR=" + bad), "--set: MATRIX_LR=" + json(bad).dump() + " is not a number"))
+        << bad;
+  for (const std::string bad : {"nan", "inf", "-inf"})
+    EXPECT_TRUE(contains(env_error("MATRIX_LR", bad), "is not a finite number")) << bad;
+  EXPECT_TRUE(contains(env_error("MATRIX_LR", "1e999"), "out of the double range"));
+}
+
+// ---- JSON values --------------------------------------------------------------------------------
+
+TEST(ConfigJsonValues, IntegerFieldsTakeIntegerValuedNumbersOnly) {
+  EXPECT_EQ(config_from_json({{"SEED", 42}}).seed, 42);
+  EXPECT_EQ(config_from_json(json::parse(R"({"SEED": 2.0})")).seed, 2);
+  EXPECT_TRUE(contains(json_error(json::parse(R"({"SEED": 1.5})")), "config JSON: SEED=1.5 is not an integer"));
+  EXPECT_TRUE(contains(json_error(json::parse(R"({"SEED": 1e20})")), "is not an integer"));
+  EXPECT_TRUE(contains(json_error(json::parse(R"({"SEED": 18446744073709551615})")), "is not an integer"));
+}
+
+// JSON carries types, so a number written as a string is a mistake, not a convenience.
+TEST(ConfigJsonValues, NumbersInStringsAreRejected) {
+  EXPECT_TRUE(contains(json_error({{"SEED", "12"}}), "SEED=\"12\" is not an integer"));
+  EXPECT_TRUE(contains(json_error({{"MATRIX_LR", "0.1"}}), "MATRIX_LR=\"0.1\" is not a number"));
+}
+
+TEST(ConfigJsonValues, BooleansAndNullAreNotNumbers) {
+  EXPECT_TRUE(contains(json_error({{"DOC_MASK", true}}), "DOC_MASK=true is not an integer"));
+  EXPECT_TRUE(contains(json_error({{"MATRIX_LR", nullptr}}), "MATRIX_LR=null is not a number"));
+}
+
+TEST(ConfigJsonValues, FloatFieldsTakeIntegers) {
+  EXPECT_DOUBLE_EQ(config_from_json({{"MAX_WALLCLOCK_SECONDS", 300}}).max_wallclock_seconds, 300.0);
+}
+
+TEST(ConfigJsonValues, StringFieldsTakeOnlyStrings) {
+  EXPECT_EQ(config_from_json({{"RUN_ID", "abc"}}).run_id, "abc");
+  EXPECT_TRUE(contains(json_error({{"RUN_ID", 5}}), "RUN_ID=5 is not a string"));
+}
+
+// ---- JSON files ---------------------------------------------------------------------------------
+
+TEST(ConfigJsonFile, IsReadFromDisk) {
+  TempDir dir;
+  test::write_file(dir / "c.json", R"({"SEED": 7, "MATRIX_LR": 0.04, "LOADER": "coprime"})");
+  const Config config = resolve_config(ConfigSources{{dir / "c.json"}, {}, {}});
+  EXPECT_EQ(config.seed, 7);
+  EXPECT_DOUBLE_EQ(config.matrix_lr, 0.04);
+  EXPECT_EQ(config.loader, "coprime");
+}
+
+TEST(ConfigJsonFile, MissingMalformedOrNonObjectFilesNameTheFile) {
+  TempDir dir;
+  test::write_file(dir / "bad.json", "{\"SEED\": ");
+  test::write_file(dir / "list.json", "[1, 2]");
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"absent.json", "cannot open"}, {"bad.json", "not valid JSON"}, {"list.json", "must be a JSON object"}};
+  for (const auto& [name, problem] : cases) {
+    const auto msg = error_of([&] { resolve_config(ConfigSources{{dir / name}, {}, {}}); });
+    EXPECT_TRUE(contains(msg, (dir / name).string())) << msg;
+    EXPECT_TRUE(contains(msg, problem)) << msg;
+  }
+}
+
+TEST(ConfigJsonFile, ValueErrorsNameTheFile) {
+  TempDir dir;
+  test::write_file(dir / "c.json", R"({"NUM_LAYERS": "eleven"})");
+  const auto msg = error_of([&] { resolve_config(ConfigSources{{dir / "c.json"}, {}, {}}); });
+  EXPECT_TRUE(contains(msg, (dir / "c.json").string() + ": NUM_LAYERS=\"eleven\" is not an integer")) << msg;
+}
+
+// ---- validate() ---------------------------------------------------------------------------------
+
+struct InvalidCase {
+  std::string expected;  // part of the message: the field names and the values
+  std::function<void(Config&)> change;
+};
+
+TEST(ConfigValidate, EachRuleNamesTheFieldsAndValues) {
+  const std::vector<InvalidCase> cases = {
+      {"MODEL_DIM=500 is not divisible by NUM_HEADS=8", [](Config& c) { c.model_dim = 500; }},
+      {"NUM_HEADS=8 is not divisible by NUM_KV_HEADS=3", [](Config& c) { c.num_kv_heads = 3; }},
+      {"ROPE_DIMS=15 must be even", [](Config& c) { c.rope_dims = 15; }},
+      {"ROPE_DIMS=66 must be even and at most the head dim MODEL_DIM/NUM_HEADS=64", [](Config& c) { c.rope_dims = 66; }},
+      {"ROPE_DIMS=0 must be positive", [](Config& c) { c.rope_dims = 0; }},
+      {"GATE_WIDTH=513 exceeds MODEL_DIM=512", [](Config& c) { c.gate_width = 513; }},
+      {"0 <= LOOP_START=6 <= LOOP_END=5 < NUM_LAYERS=11", [](Config& c) { c.loop_start = 6; }},
+      {"0 <= LOOP_START=-1 <= LOOP_END=5", [](Config& c) { c.loop_start = -1; }},
+      {"LOOP_END=11 < NUM_LAYERS=11", [](Config& c) { c.loop_end = 11; }},
+      {"NUM_LOOPS=-1 must be >= 0", [](Config& c) { c.num_loops = -1; }},
+      {"PARALLEL_MODE=\"parallel\" must be one of two_lane, gptj, none", [](Config& c) { c.parallel_mode = "parallel"; }},
+      {"SMEAR_INPUT=\"Normed\" must be one of normed, raw", [](Config& c) { c.smear_input = "Normed"; }},
+      {"LOADER=\"random\" must be one of packing, coprime", [](Config& c) { c.loader = "random"; }},
+      {"DEVICE=\"gpu\" must be one of auto, cpu, cuda", [](Config& c) { c.device = "gpu"; }},
+      {"XSA_LAST_N=-1 must be >= 0", [](Config& c) { c.xsa_last_n = -1; }},
+      {"VOCAB_SIZE=65537 exceeds 65536", [](Config& c) { c.vocab_size = 65537; }},
+      {"VOCAB_SIZE=0 must be positive", [](Config& c) { c.vocab_size = 0; }},
+      {"BOS_TOKEN_ID=8192 must be below VOCAB_SIZE=8192", [](Config& c) { c.bos_token_id = 8192; }},
+      {"NUM_LAYERS=0 must be positive", [](Config& c) { c.num_layers = 0, c.xsa_last_n = 0, c.num_loops = 0; }},
+      {"MODEL_DIM=-8 must be positive", [](Config& c) { c.model_dim = -8, c.gate_width = -8; }},
+      {"NUM_HEADS=0 must be positive", [](Config& c) { c.num_heads = 0; }},
+      {"NUM_KV_HEADS=0 must be positive", [](Config& c) { c.num_kv_heads = 0; }},
+      {"MLP_MULT=0 must be positive", [](Config& c) { c.mlp_mult = 0; }},
+      {"TRAIN_SEQ_LEN=0 must be positive", [](Config& c) { c.train_seq_len = 0; }},
+      {"TRAIN_BATCH_TOKENS=0 must be positive", [](Config& c) { c.train_batch_tokens = 0; }},
+      {"VAL_BATCH_TOKENS=0 must be positive", [](Config& c) { c.val_batch_tokens = 0; }},
+      {"ITERATIONS=0 must be positive", [](Config& c) { c.iterations = 0; }},
+      {"MATRIX_LR=-0.1 must be >= 0", [](Config& c) { c.matrix_lr = -0.1; }},
+      {"SCALAR_LR=-0.1 must be >= 0", [](Config& c) { c.scalar_lr = -0.1; }},
+      {"TIED_EMBED_LR=-0.1 must be >= 0", [](Config& c) { c.tied_embed_lr = -0.1; }},
+      {"MIN_LR=-0.1 must be >= 0", [](Config& c) { c.min_lr = -0.1; }},
+      {"WARMDOWN_FRAC=1.5 must be in [0, 1]", [](Config& c) { c.warmdown_frac = 1.5; }},
+      {"WARMDOWN_FRAC=-0.1 must be in [0, 1]", [](Config& c) { c.warmdown_frac = -0.1; }},
+      {"EMA_DECAY=1 must be in [0, 1)", [](Config& c) { c.ema_decay = 1.0; }},
+      {"EMA_DECAY=-0.5 must be in [0, 1)", [](Config& c) { c.ema_decay = -0.5; }},
+      {"ENABLE_LOOPING_AT=1.2 must be in [0, 1]", [](Config& c) { c.enable_looping_at = 1.2; }},
+      {"DOC_MASK=2 must be 0 or 1", [](Config& c) { c.doc_mask = 2; }},
+      {"MUON_ROW_NORMALIZE=-1 must be 0 or 1", [](Config& c) { c.muon_row_normalize = -1; }},
+      {"GRAD_ACCUM_STEPS=-2 must be >= 0", [](Config& c) { c.grad_accum_steps = -2; }},
+      {"MAX_WALLCLOCK_SECONDS=-1 must be >= 0", [](Config& c) { c.max_wallclock_seconds = -1; }},
+      {"ADAM_EPS=0 must be positive", [](Config& c) { c.adam_eps = 0; }},
+      {"LOGIT_SOFTCAP=0 must be positive", [](Config& c) { c.logit_softcap = 0; }},
+  };
+  for (const auto& [expected, change] : cases) {
+    Config config;
+    change(config);
+    const auto msg = error_of([&] { validate(config); });
+    EXPECT_TRUE(contains(msg, expected)) << "expected: " << expected << "\n     got: " << msg;
+  }
+}
+
+TEST(ConfigValidate, ReportsEveryProblemAtOnce) {
+  Config config;
+  config.device = "gpu";
+  config.ema_decay = 2;
+  const auto msg = error_of([&] { validate(config); });
+  EXPECT_TRUE(contains(msg, "DEVICE=\"gpu\"")) << msg;
+  EXPECT_TRUE(contains(msg, "EMA_DECAY=2")) << msg;
+}
+
+TEST(ConfigValidate, AcceptsTheBoundaries) {
+  Config config;
+  config.vocab_size = 65536;
+  config.xsa_last_n = config.num_layers;
+  config.loop_start = 0;
+  config.loop_end = config.num_layers - 1;
+  config.rope_dims = config.model_dim / config.num_heads;
+  config.gate_width = config.model_dim;
+  config.warmdown_frac = 1;
+  config.ema_decay = 0;
+  config.enable_looping_at = 0;
+  config.matrix_lr = 0;
+  EXPECT_NO_THROW(validate(config));
+}
+
+TEST(ConfigValidate, LoopRangeIsFreeWhenLoopingIsOff) {
+  Config config;
+  config.num_loops = 0;
+  config.loop_start = 9;
+  config.loop_end = 2;
+  EXPECT_NO_THROW(validate(config));
+}
+
+// ---- renderings ---------------------------------------------------------------------------------
+
+TEST(ConfigJson, KeysAreEnvNamesAndValuesAreTyped) {
+  const json j = to_json(Config{});
+  EXPECT_EQ(j.size(), config_fields().size());
+  EXPECT_TRUE(j.at("SEED").is_number_integer());
+  EXPECT_EQ(j.at("SEED"), 1337);
+  EXPECT_TRUE(j.at("MATRIX_LR").is_number_float());
+  EXPECT_TRUE(j.at("RUN_ID").is_string());
+}
+
+// Every field set away from its default, with doubles that need all 17 digits.
+TEST(ConfigJson, RoundTripsEveryFieldThroughText) {
+  Config config;
+  int i = 0;
+  for (const auto& field : config_fields()) {
+    ++i;
+    std::visit(
+        [&](auto member) {
+          using T = std::remove_cvref_t<decltype(config.*member)>;
+          if constexpr (std::is_same_v<T, int64_t>) config.*member = 1000 + i;
+          else if constexpr (std::is_same_v<T, double>) config.*member = i / 3.0;
+          else config.*member = fmt::format("value \"{}\" ✓", i);
+        },
+        field.member);
+  }
+  const Config back = config_from_json(json::parse(to_json(config).dump()));
+  EXPECT_EQ(to_json(back), to_json(config));
+  EXPECT_EQ(back.ema_decay, config.ema_decay);  // bit-exact, not merely close
+  EXPECT_NE(to_json(back), to_json(Config{}));
+}
+
+TEST(ConfigJson, FromJsonRejectsANonObject) {
+  EXPECT_TRUE(contains(json_error(json::array({1})), "must be a JSON object"));
+}
+
+TEST(ConfigDescribe, OneAlignedLinePerFieldInTableOrder) {
+  Config config;
+  config.run_id = "r1";
+  std::istringstream text(describe(config));
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(text, line);) lines.push_back(line);
+  ASSERT_EQ(lines.size(), config_fields().size());
+  const size_t column = lines[0].find(" = ");
+  for (size_t k = 0; k < lines.size(); ++k) {
+    EXPECT_EQ(lines[k].rfind(config_fields()[k].name + " ", 0), 0u) << lines[k];
+    EXPECT_EQ(lines[k].find(" = "), column) << lines[k];
+  }
+  EXPECT_EQ(lines[0].substr(column), " = \"r1\"");
+  EXPECT_EQ(lines[2].substr(column), " = 1337");  // SEED
+}
+
+}  // namespace
+}  // namespace golf

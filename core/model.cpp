@@ -1,0 +1,351 @@
+#include "core/model.h"
+
+#include <ATen/ATen.h>
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <torch/nn/init.h>
+
+#include <cmath>
+#include <limits>
+
+#include "core/error.h"
+#include "core/ops/softcap_ce.h"
+
+namespace golf {
+
+namespace {
+using Weights = std::map<std::string, at::Tensor>;  // parameters cast to the compute dtype, per forward
+std::string block(int i, const char* name) { return fmt::format("blocks.{}.{}", i, name); }
+}  // namespace
+
+// ---- free functions --------------------------------------------------------------------------
+at::Tensor rms_norm(const at::Tensor& x) {
+  const at::Tensor xf = x.to(at::kFloat);
+  const double eps = std::numeric_limits<float>::epsilon();
+  return (xf * at::rsqrt(xf.pow(2).mean(-1, /*keepdim=*/true) + eps)).to(x.scalar_type());
+}
+
+std::pair<at::Tensor, at::Tensor> segments(const at::Tensor& tokens, const Config& cfg) {
+  const int64_t B = tokens.size(0), T = tokens.size(1);
+  const at::Tensor pos = at::arange(T, tokens.options().dtype(at::kLong)).expand({B, T});
+  at::Tensor in_doc = pos;
+  if (cfg.doc_mask) {
+    const at::Tensor doc_start = (tokens == cfg.bos_token_id).logical_or(pos == 0);
+    const at::Tensor start_pos = std::get<0>(at::cummax(at::where(doc_start, pos, at::zeros_like(pos)), 1));
+    in_doc = pos - start_pos;
+  }
+  const at::Tensor in_seg = in_doc.remainder(cfg.train_seq_len);
+  return {(in_seg == 0).to(at::kLong).cumsum(1), in_seg};
+}
+
+at::Tensor segment_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& seg,
+                             int64_t W) {
+  const int64_t B = q.size(0), T = q.size(1), H = q.size(2), Dh = q.size(3), group = H / k.size(2);
+  const at::Tensor qh = q.transpose(1, 2);                                  // (B, H, T, Dh)
+  const at::Tensor kh = k.repeat_interleave(group, 2).transpose(1, 2);
+  const at::Tensor vh = v.repeat_interleave(group, 2).transpose(1, 2);
+  if (T <= W) {
+    const at::Tensor causal = at::ones({T, T}, seg.options().dtype(at::kBool)).tril();
+    const at::Tensor mask = (seg.unsqueeze(2) == seg.unsqueeze(1)).logical_and(causal).unsqueeze(1);  // (B,1,T,T)
+    return at::scaled_dot_product_attention(qh, kh, vh, mask).transpose(1, 2);
+  }
+  // Blocks of W queries; each sees the keys of its own and the previous block (2W). Padding
+  // positions get segment -1, the missing block before the first gets -2: neither matches a real
+  // token, and every padding query still sees itself (no all-masked rows).
+  const int64_t nb = (T + W - 1) / W, P = nb * W - T;
+  auto blocks = [&](const at::Tensor& x) {  // (B, H, T, Dh) → (B, nb, H, W, Dh)
+    return at::constant_pad_nd(x, {0, 0, 0, P}).view({B, H, nb, W, Dh}).permute({0, 2, 1, 3, 4});
+  };
+  auto with_previous = [&](const at::Tensor& xb) {  // (B, nb, H, W, Dh) → (B*nb, H, 2W, Dh)
+    const at::Tensor prev = at::cat({at::zeros_like(xb.narrow(1, 0, 1)), xb.narrow(1, 0, nb - 1)}, 1);
+    return at::cat({prev, xb}, 3).reshape({B * nb, H, 2 * W, Dh});
+  };
+  const at::Tensor qb = blocks(qh).reshape({B * nb, H, W, Dh});
+  const at::Tensor kb = with_previous(blocks(kh)), vb = with_previous(blocks(vh));
+  const at::Tensor seg_q = at::constant_pad_nd(seg, {0, P}, -1).view({B, nb, W});
+  const at::Tensor seg_prev = at::cat({at::full({B, 1, W}, -2, seg.options()), seg_q.narrow(1, 0, nb - 1)}, 1);
+  const at::Tensor seg_k = at::cat({seg_prev, seg_q}, 2);                                    // (B, nb, 2W)
+  // Query i of a block sits at key index W + i: causal means key index ≤ W + i.
+  const at::Tensor causal = at::ones({W, 2 * W}, seg.options().dtype(at::kBool)).tril(W);
+  const at::Tensor mask = (seg_q.unsqueeze(3) == seg_k.unsqueeze(2)).logical_and(causal).view({B * nb, 1, W, 2 * W});
+  const at::Tensor y = at::scaled_dot_product_attention(qb, kb, vb, mask);                 // (B*nb, H, W, Dh)
+  return y.view({B, nb, H, W, Dh}).permute({0, 2, 1, 3, 4}).reshape({B, H, nb * W, Dh}).narrow(2, 0, T).transpose(1, 2);
+}
+
+namespace {
+// Partial RoPE on the first `dims` dims of each head, half-split pairing, rotation by −θ.
+at::Tensor rope(const at::Tensor& x, const at::Tensor& pos, const Config& cfg) {
+  const int64_t r = cfg.rope_dims, half = r / 2;
+  const at::Tensor inv_freq =
+      at::pow(cfg.rope_base, at::arange(half, x.options().dtype(at::kFloat)) * (-2.0 / static_cast<double>(r)));
+  const at::Tensor ang = pos.to(at::kFloat).unsqueeze(-1) * inv_freq;          // (B, T, r/2)
+  const at::Tensor cos = ang.cos().unsqueeze(2).to(x.scalar_type());            // (B, T, 1, r/2)
+  const at::Tensor sin = ang.sin().unsqueeze(2).to(x.scalar_type());
+  const at::Tensor x1 = x.narrow(-1, 0, half), x2 = x.narrow(-1, half, half);
+  const at::Tensor rest = x.narrow(-1, r, x.size(-1) - r);
+  return at::cat({x1 * cos + x2 * sin, -x1 * sin + x2 * cos, rest}, -1);
+}
+}  // namespace
+
+// ---- Hessians --------------------------------------------------------------------------------
+void HessianCollector::add(const std::string& name, const at::Tensor& x) {
+  const at::Tensor x2 = x.detach().reshape({-1, x.size(-1)}).to(at::kFloat);
+  const at::Tensor xtx = x2.t().mm(x2);
+  auto it = sums.find(name);
+  if (it == sums.end()) sums.emplace(name, xtx);
+  else it->second.add_(xtx);
+  rows[name] += x2.size(0);
+}
+
+std::map<std::string, at::Tensor> HessianCollector::hessians(int64_t num_layers) const {
+  std::map<std::string, at::Tensor> out;
+  auto mean = [&](const std::string& key) {
+    const auto it = sums.find(key);
+    if (it == sums.end()) fail("no calibration activations were recorded for {}", key);
+    return it->second / static_cast<double>(rows.at(key));
+  };
+  for (int i = 0; i < num_layers; ++i) {
+    const at::Tensor qkv = mean(block(i, "attn.c_q.weight"));
+    for (const char* m : {"attn.c_q.weight", "attn.c_k.weight", "attn.c_v.weight"}) out[block(i, m)] = qkv;
+    for (const char* m : {"attn.proj.weight", "mlp.fc.weight", "mlp.proj.weight"}) out[block(i, m)] = mean(block(i, m));
+  }
+  out["tok_emb.weight"] = mean("tok_emb.weight");
+  return out;
+}
+
+// ---- construction ----------------------------------------------------------------------------
+void Model::add_param(const std::string& name, at::Tensor value) {
+  names_.push_back(name);
+  params_.emplace(name, value.to(device_).requires_grad_(true));
+}
+
+Model::Model(const Config& cfg, at::Device device)
+    : cfg_(cfg), device_(device), compute_dtype_(device.is_cuda() ? at::kBFloat16 : at::kFloat) {
+  validate(cfg_);
+  const int64_t L = cfg.num_layers, d = cfg.model_dim, H = cfg.num_heads;
+  const int64_t kv = cfg.num_kv_heads * (d / H), F = static_cast<int64_t>(cfg.mlp_mult * static_cast<double>(d));
+  // Initialised on the CPU generator whatever the device, so a seed gives the same weights everywhere.
+  const auto f32 = at::TensorOptions().dtype(at::kFloat);
+  add_param("tok_emb.weight", at::randn({cfg.vocab_size, d}, f32) * cfg.tied_embed_init_std);
+  at::Tensor qo = at::zeros({2 * L, d, d}, f32), kvb = at::zeros({2 * L, kv, d}, f32);
+  at::Tensor up = at::zeros({L, F, d}, f32), down = at::zeros({L, d, F}, f32);
+  {
+    at::NoGradGuard no_grad;
+    for (int64_t i = 0; i < L; ++i) {  // Q, K, V, up orthogonal; O and down stay zero (identity blocks)
+      torch::nn::init::orthogonal_(qo[i]);
+      torch::nn::init::orthogonal_(kvb[i]);
+      torch::nn::init::orthogonal_(kvb[L + i]);
+      torch::nn::init::orthogonal_(up[i]);
+    }
+  }
+  add_param("qo_bank", qo);
+  add_param("kv_bank", kvb);
+  add_param("mlp_up_bank", up);
+  add_param("mlp_down_bank", down);
+  for (int i = 0; i < L; ++i) {
+    add_param(block(i, "attn.q_gain"), at::full({H}, cfg.qk_gain_init, f32));
+    add_param(block(i, "attn_scale"), at::ones({d}, f32));
+    add_param(block(i, "mlp_scale"), at::ones({d}, f32));
+    add_param(block(i, "resid_mix"), at::stack({at::ones({d}, f32), at::zeros({d}, f32)}));
+    if (cfg.attn_out_gate_enabled) add_param(block(i, "attn.attn_gate_proj.weight"), at::zeros({H, cfg.gate_width}, f32));
+  }
+  const int S = num_skip_rows();
+  add_param("skip_weights", at::ones({S, d}, f32));
+  if (cfg.skip_gates_enabled) add_param("skip_gates", at::zeros({S, d}, f32));
+  if (cfg.parallel_mode == "two_lane") {
+    add_param("parallel_post_lambdas", at::ones({L, 2, 2}, f32));
+    add_param("parallel_resid_lambdas", at::full({L, 2}, 1.1, f32));
+  }
+  if (cfg.smear_gate_enabled) {
+    add_param("smear_gate.weight", at::zeros({1, cfg.gate_width}, f32));
+    add_param("smear_lambda", at::zeros({1}, f32));
+  }
+}
+
+at::Tensor& Model::param(const std::string& name) {
+  const auto it = params_.find(name);
+  if (it == params_.end()) fail("model has no parameter {}", name);
+  return it->second;
+}
+const at::Tensor& Model::param(const std::string& name) const { return const_cast<Model*>(this)->param(name); }
+
+std::map<std::string, at::Tensor> Model::state() const { return params_; }
+
+void Model::load_state(const std::map<std::string, at::Tensor>& tensors) {
+  at::NoGradGuard no_grad;
+  for (const auto& name : names_) {
+    const auto it = tensors.find(name);
+    if (it == tensors.end()) fail("weights lack parameter {}", name);
+    at::Tensor& p = params_.at(name);
+    if (it->second.sizes() != p.sizes())
+      fail("parameter {}: weights have shape {}, the model {}", name, fmt::join(it->second.sizes(), "x"),
+           fmt::join(p.sizes(), "x"));
+    p.copy_(it->second);
+  }
+  for (const auto& [name, _] : tensors)
+    if (!params_.count(name)) fail("weights hold {}, which this model configuration does not have", name);
+}
+
+int64_t Model::num_params() const {
+  int64_t n = 0;
+  for (const auto& [_, p] : params_) n += p.numel();
+  return n;
+}
+
+std::pair<std::vector<int>, std::vector<int>> Model::visit_order(bool looping) const {
+  std::vector<int> layers;
+  for (int i = 0; i < cfg_.num_layers; ++i) {
+    layers.push_back(i);
+    if (looping && cfg_.num_loops > 0 && i == cfg_.loop_end)  // repeat loop_start..loop_end
+      for (int r = 0; r < cfg_.num_loops; ++r)
+        for (int j = static_cast<int>(cfg_.loop_start); j <= cfg_.loop_end; ++j) layers.push_back(j);
+  }
+  const auto half = static_cast<std::ptrdiff_t>(layers.size() / 2);
+  return {{layers.begin(), layers.begin() + half}, {layers.begin() + half, layers.end()}};
+}
+
+int Model::num_skip_rows() const {
+  const auto [enc, dec] = visit_order(cfg_.num_loops > 0);
+  return static_cast<int>(std::min(enc.size(), dec.size()));
+}
+
+at::Tensor Model::w(const std::string& name) const { return param(name).to(compute_dtype_); }
+at::Tensor Model::bank(const std::string& name, int64_t index) const { return param(name)[index].to(compute_dtype_); }
+
+// ---- forward ---------------------------------------------------------------------------------
+at::Tensor Model::embed(const at::Tensor& tokens) const {
+  const int64_t T = tokens.size(1);
+  at::Tensor e = at::embedding(w("tok_emb.weight"), tokens);  // (B, T, d)
+  const bool smear = cfg_.smear_gate_enabled;
+  if (!smear || cfg_.smear_input == "normed") e = rms_norm(e);
+  if (smear) {
+    // g_t = λ σ(w · e_t[:12]); zero at t = 0 and wherever the current token is BOS, so a document
+    // never takes in the last token of the one before it.
+    at::Tensor g = w("smear_lambda") * at::sigmoid(at::matmul(e.narrow(-1, 0, cfg_.gate_width), w("smear_gate.weight").t()));
+    g = g * (tokens != cfg_.bos_token_id).unsqueeze(-1).to(g.scalar_type());          // (B, T, 1)
+    g = at::cat({at::zeros_like(g.narrow(1, 0, 1)), g.narrow(1, 1, T - 1)}, 1);
+    const at::Tensor prev = at::cat({at::zeros_like(e.narrow(1, 0, 1)), e.narrow(1, 0, T - 1)}, 1);
+    e = e + g * prev;
+    if (cfg_.smear_input == "raw") e = rms_norm(e);
+  }
+  return e;
+}
+
+at::Tensor Model::attention(int i, const at::Tensor& u, const at::Tensor& seg, const at::Tensor& pos,
+                            HessianCollector* hessians) const {
+  const int64_t L = cfg_.num_layers, B = u.size(0), T = u.size(1), d = u.size(2);
+  const int64_t H = cfg_.num_heads, Hkv = cfg_.num_kv_heads, Dh = d / H;
+  if (hessians) hessians->add(block(i, "attn.c_q.weight"), u);  // shared by Q, K and V
+  at::Tensor q = at::matmul(u, bank("qo_bank", i).t()).view({B, T, H, Dh});
+  at::Tensor k = at::matmul(u, bank("kv_bank", i).t()).view({B, T, Hkv, Dh});
+  const at::Tensor v = at::matmul(u, bank("kv_bank", L + i).t()).view({B, T, Hkv, Dh});
+  q = rope(rms_norm(q), pos, cfg_) * w(block(i, "attn.q_gain")).view({1, 1, H, 1});
+  k = rope(rms_norm(k), pos, cfg_);
+  at::Tensor y = segment_attention(q, k, v, seg, cfg_.train_seq_len);  // (B, T, H, Dh)
+  if (i >= L - cfg_.xsa_last_n) {
+    // XSA: remove from each head's output its component along the token's own value vector.
+    const at::Tensor vn = (v / v.norm(2, -1, /*keepdim=*/true).clamp_min(1e-12)).unsqueeze(3);  // (B,T,Hkv,1,Dh)
+    const at::Tensor yg = y.view({B, T, Hkv, H / Hkv, Dh});
+    y = (yg - (yg * vn).sum(-1, /*keepdim=*/true) * vn).view({B, T, H, Dh});
+  }
+  if (cfg_.attn_out_gate_enabled) {  // γ = 2σ(W u[:12]) per head: 1 at init
+    const at::Tensor gate =
+        2 * at::sigmoid(at::matmul(u.narrow(-1, 0, cfg_.gate_width), w(block(i, "attn.attn_gate_proj.weight")).t()));
+    y = y * gate.unsqueeze(-1);
+  }
+  const at::Tensor out_in = y.reshape({B, T, d});
+  if (hessians) hessians->add(block(i, "attn.proj.weight"), out_in);
+  return at::matmul(out_in, bank("qo_bank", L + i).t());
+}
+
+at::Tensor Model::mlp(int i, const at::Tensor& u, HessianCollector* hessians) const {
+  const at::Tensor h = at::leaky_relu(at::matmul(u, bank("mlp_up_bank", i).t()), 0.5).square();  // (B, T, F)
+  if (hessians) {
+    hessians->add(block(i, "mlp.fc.weight"), u);
+    hessians->add(block(i, "mlp.proj.weight"), h);
+  }
+  return at::matmul(h, bank("mlp_down_bank", i).t());
+}
+
+at::Tensor Model::hidden(const at::Tensor& tokens, bool looping, HessianCollector* hessians) const {
+  const auto [seg, pos] = segments(tokens, cfg_);
+  const at::Tensor x0 = embed(tokens);
+  at::Tensor x = x0;
+  auto ln = [&](int i) { return cfg_.ln_scale ? 1.0 / std::sqrt(i + 1.0) : 1.0; };
+  auto attn_in = [&](int i, const at::Tensor& lane) {  // x_in = m0 ⊙ x + m1 ⊙ x0
+    const at::Tensor m = w(block(i, "resid_mix"));
+    return m[0] * lane + m[1] * x0;
+  };
+  auto sequential = [&](int i, const at::Tensor& x) {
+    const at::Tensor x_in = attn_in(i, x);
+    const at::Tensor x1 = x_in + w(block(i, "attn_scale")) * attention(i, rms_norm(x_in) * ln(i), seg, pos, hessians);
+    return x1 + w(block(i, "mlp_scale")) * mlp(i, rms_norm(x1) * ln(i), hessians);
+  };
+  auto gptj = [&](int i, const at::Tensor& x) {
+    const at::Tensor x_in = attn_in(i, x);
+    const at::Tensor u = rms_norm(x_in) * ln(i);
+    return x_in + w(block(i, "attn_scale")) * attention(i, u, seg, pos, hessians) +
+           w(block(i, "mlp_scale")) * mlp(i, u, hessians);
+  };
+  auto inject = [&](int j, const at::Tensor& x, const at::Tensor& skip) {
+    const at::Tensor ws = w("skip_weights")[j];
+    if (!cfg_.skip_gates_enabled) return x + ws * skip;
+    const at::Tensor s = at::sigmoid(w("skip_gates")[j]);
+    return s * x + (1 - s) * (ws * skip);
+  };
+
+  const auto [enc, dec] = visit_order(looping);
+  const int S = num_skip_rows();
+  std::vector<at::Tensor> skips;
+  std::vector<at::Tensor> lanes;  // empty until the first two-lane layer
+  for (const int i : enc) {
+    x = sequential(i, x);
+    skips.push_back(x);
+  }
+  for (size_t j = 0; j < dec.size(); ++j) {
+    const int i = dec[j];
+    if (static_cast<int>(j) < S && !skips.empty()) {
+      const at::Tensor skip = skips.back();
+      skips.pop_back();
+      if (lanes.empty()) x = inject(static_cast<int>(j), x, skip);
+      else lanes[0] = inject(static_cast<int>(j), lanes[0], skip);
+    }
+    const bool parallel = cfg_.parallel_mode != "none" && i >= cfg_.parallel_start_layer;
+    if (parallel && cfg_.parallel_mode == "two_lane") {
+      if (lanes.empty()) lanes = {x, x};  // created after this visit's skip went into x
+      const at::Tensor a = w(block(i, "attn_scale")) * attention(i, rms_norm(attn_in(i, lanes[0])) * ln(i), seg, pos, hessians);
+      const at::Tensor f = w(block(i, "mlp_scale")) * mlp(i, rms_norm(lanes[1]) * ln(i), hessians);
+      const at::Tensor rho = w("parallel_resid_lambdas")[i], pi = w("parallel_post_lambdas")[i];  // (2), (2 src, 2 dst)
+      lanes = {rho[0] * lanes[0] + pi[0][0] * a + pi[1][0] * f, rho[1] * lanes[1] + pi[0][1] * a + pi[1][1] * f};
+    } else if (parallel) {
+      x = gptj(i, x);
+    } else {
+      if (!lanes.empty()) fail("layer {} is sequential but follows the two-lane parallel region", i);
+      x = sequential(i, x);
+    }
+  }
+  if (!lanes.empty()) x = 0.5 * (lanes[0] + lanes[1]);
+  return rms_norm(x);
+}
+
+at::Tensor Model::logits(const at::Tensor& tokens, bool looping, HessianCollector* hessians) const {
+  const at::Tensor h = hidden(tokens, looping, hessians);
+  if (hessians) hessians->add("tok_emb.weight", h);
+  const at::Tensor z = at::matmul(h, w("tok_emb.weight").t());  // (B, T, V)
+  return cfg_.logit_softcap * at::tanh(z.to(at::kFloat) / cfg_.logit_softcap);
+}
+
+at::Tensor Model::token_losses(const at::Tensor& tokens, const at::Tensor& targets, bool looping,
+                               HessianCollector* hessians) const {
+  const at::Tensor h = hidden(tokens, looping, hessians);
+  if (hessians) hessians->add("tok_emb.weight", h);
+  const at::Tensor z = at::matmul(h, w("tok_emb.weight").t());  // (B, T, V)
+  const int64_t V = z.size(-1);
+  return ops::softcap_cross_entropy(z.reshape({-1, V}), targets.reshape({-1}), cfg_.logit_softcap).view(targets.sizes());
+}
+
+at::Tensor Model::loss(const at::Tensor& tokens, const at::Tensor& targets, bool looping) const {
+  return token_losses(tokens, targets, looping).mean();
+}
+
+}  // namespace golf

@@ -1,0 +1,94 @@
+// core/model.h — the golf model: one definition used by training, calibration, evaluation and TTT.
+//
+// The readable spec is tests/reference/golf_model.py; this file's math is proven equal to it
+// (tests/train/twin_test.cpp). In short, per token stream (B, T):
+//   embed → RMSNorm → BOS-masked SmearGate → x0
+//   encoder visits (U-Net: outputs pushed on a stack) → decoder visits (skips popped, gated)
+//   layers ≥ PARALLEL_START_LAYER: two-lane (records) or GPT-J single-lane parallel residual
+//   depth recurrence: layers LOOP_START..LOOP_END visited NUM_LOOPS+1 times once looping is on
+//   attention: GQA, QK-RMSNorm, partial RoPE, q gain, causal inside BOS-delimited segments of
+//   ≤ TRAIN_SEQ_LEN tokens, XSA, AttnOutGate; MLP: LeakyReLU(0.5)²; tied head, softcap, fp32 CE.
+//
+// Parameters are fp32 masters; on CUDA the forward runs in bf16 (weights cast at use, norms and
+// loss in fp32), on CPU in fp32. Names follow the records (tok_emb.weight, qo_bank, …).
+#pragma once
+#include <ATen/core/Tensor.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "core/config.h"
+
+namespace golf {
+
+// Accumulates XᵀX of every quantized matrix's input during forward passes (GPTQ calibration).
+// Keys are per-matrix names: blocks.{i}.attn.{c_q,c_k,c_v,proj}.weight, blocks.{i}.mlp.{fc,proj}.weight,
+// tok_emb.weight. Q, K and V share their input, so they share one accumulated tensor.
+struct HessianCollector {
+  std::map<std::string, at::Tensor> sums;  // (in, in) fp32
+  std::map<std::string, int64_t> rows;     // rows of X accumulated
+  void add(const std::string& name, const at::Tensor& x);  // x (..., in)
+  // Mean XᵀX per matrix name (each of c_q/c_k/c_v gets the shared attention-input Hessian).
+  std::map<std::string, at::Tensor> hessians(int64_t num_layers) const;
+};
+
+class Model {
+ public:
+  // Initialises every parameter as the records do (orthogonal Q/K/V/up, zero O/down, …) from the
+  // current ATen generator state; call at::manual_seed first for reproducible weights.
+  Model(const Config& config, at::Device device);
+
+  // (B, T) int64 tokens → softcapped logits (B, T, V), fp32.
+  at::Tensor logits(const at::Tensor& tokens, bool looping, HessianCollector* hessians = nullptr) const;
+  // Per-position cross-entropy (B, T), fp32 (for bpb) and its mean (for training).
+  at::Tensor token_losses(const at::Tensor& tokens, const at::Tensor& targets, bool looping,
+                          HessianCollector* hessians = nullptr) const;
+  at::Tensor loss(const at::Tensor& tokens, const at::Tensor& targets, bool looping) const;
+
+  // Parameters in a fixed order, by record name.
+  const std::vector<std::string>& names() const { return names_; }
+  at::Tensor& param(const std::string& name);
+  const at::Tensor& param(const std::string& name) const;
+  std::map<std::string, at::Tensor> state() const;  // name → parameter (shared storage)
+  // Copies values in (shapes must match; every parameter must be present). Throws golf::Error.
+  void load_state(const std::map<std::string, at::Tensor>& tensors);
+  int64_t num_params() const;
+  const Config& config() const { return cfg_; }
+  at::Device device() const { return device_; }
+
+  // Layer visit order (encoder, decoder) and the number of U-Net skip rows.
+  std::pair<std::vector<int>, std::vector<int>> visit_order(bool looping) const;
+  int num_skip_rows() const;
+
+ private:
+  at::Tensor hidden(const at::Tensor& tokens, bool looping, HessianCollector* hessians) const;
+  at::Tensor embed(const at::Tensor& tokens) const;
+  at::Tensor attention(int layer, const at::Tensor& u, const at::Tensor& seg, const at::Tensor& pos,
+                       HessianCollector* hessians) const;
+  at::Tensor mlp(int layer, const at::Tensor& u, HessianCollector* hessians) const;
+  at::Tensor w(const std::string& name) const;                    // parameter in the compute dtype
+  at::Tensor bank(const std::string& name, int64_t index) const;  // one matrix of a bank, ditto
+  void add_param(const std::string& name, at::Tensor value);
+
+  Config cfg_;
+  at::Device device_;
+  at::ScalarType compute_dtype_;
+  std::vector<std::string> names_;
+  std::map<std::string, at::Tensor> params_;
+};
+
+// Segment id and position inside the segment for every token (both (B, T) int64): a segment starts
+// at position 0, at every BOS and every TRAIN_SEQ_LEN tokens into a document (DOC_MASK=1), or at
+// every TRAIN_SEQ_LEN tokens of the row (DOC_MASK=0).
+std::pair<at::Tensor, at::Tensor> segments(const at::Tensor& tokens, const Config& config);
+
+// Causal attention restricted to equal segment ids, computed block by block so memory grows with
+// T·W rather than T²: queries of block b see keys of blocks b-1 and b (W = block_len ≥ longest
+// segment). q (B, T, H, Dh), k/v (B, T, Hkv, Dh), seg (B, T) → (B, T, H, Dh).
+at::Tensor segment_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& seg,
+                             int64_t block_len);
+
+at::Tensor rms_norm(const at::Tensor& x);  // parameter-free, eps = fp32 epsilon, statistics in fp32
+
+}  // namespace golf

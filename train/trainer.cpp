@@ -1,0 +1,258 @@
+#include "train/trainer.h"
+
+#include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
+#include <fmt/format.h>
+#include <torch/cuda.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+
+#include "core/error.h"
+#include "core/model.h"
+#include "core/progress.h"
+#include "train/loader.h"
+#include "train/optim.h"
+#include "train/run_dir.h"
+
+namespace golf::train {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double ms_since(Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); }
+
+at::Device pick_device(const Config& cfg) {
+  const bool cuda = torch::cuda::is_available();
+  if (cfg.device == "cuda" && !cuda) fail("DEVICE=cuda but no CUDA device is available");
+  return (cfg.device == "cuda" || (cfg.device == "auto" && cuda)) ? at::Device(at::kCUDA, 0) : at::Device(at::kCPU);
+}
+
+void synchronize(at::Device device) {
+  if (device.is_cuda()) torch::cuda::synchronize();
+}
+
+// (rows, cols + 1) token windows → int64 tensor on the device.
+at::Tensor to_tensor(const TokenBatch& b, at::Device device) {
+  std::vector<int64_t> ids(b.tokens.begin(), b.tokens.end());
+  return at::from_blob(ids.data(), {b.rows, b.cols + 1}, at::kLong).to(device, /*non_blocking=*/false, /*copy=*/true);
+}
+
+std::map<std::string, at::Tensor> clone_all(const std::map<std::string, at::Tensor>& m) {
+  std::map<std::string, at::Tensor> out;
+  for (const auto& [k, v] : m) out[k] = v.detach().clone();
+  return out;
+}
+
+class Trainer {
+ public:
+  Trainer(Config cfg, RunDir& run) : cfg_(std::move(cfg)), run_(run), device_(pick_device(cfg_)) {
+    accum_ = cfg_.grad_accum_steps > 0 ? cfg_.grad_accum_steps : 8;  // 8 / world size, world = 1 here
+    if (cfg_.train_batch_tokens % accum_ != 0)
+      fail("TRAIN_BATCH_TOKENS {} is not divisible by the {} gradient-accumulation steps", cfg_.train_batch_tokens, accum_);
+    loader_options_.data_dir = cfg_.data_path;
+    loader_options_.tokens_per_rank = cfg_.train_batch_tokens / accum_;
+    loader_options_.seq_len = cfg_.train_seq_len;
+    loader_options_.seed = static_cast<uint64_t>(cfg_.seed);
+    budget_ms_ = cfg_.max_wallclock_seconds > 0 ? 1000.0 * (cfg_.max_wallclock_seconds - cfg_.gptq_reserve_seconds) : 0;
+    if (cfg_.max_wallclock_seconds > 0 && budget_ms_ <= 0)
+      fail("MAX_WALLCLOCK_SECONDS {} leaves no training time after GPTQ_RESERVE_SECONDS {}", cfg_.max_wallclock_seconds,
+           cfg_.gptq_reserve_seconds);
+  }
+
+  TrainResult run(bool resume) {
+    for (const auto& line : split_lines(describe(cfg_))) run_.log(line);
+    at::manual_seed(cfg_.seed);
+    model_ = std::make_unique<Model>(cfg_, device_);
+    optimizer_ = std::make_unique<Optimizer>(*model_, cfg_);
+    ema_ = std::make_unique<Ema>(*model_, cfg_.ema_decay);
+    validation_ = std::make_unique<Validation>(cfg_);
+    run_.log(fmt::format("model_params:{} device:{} grad_accum_steps:{} micro_batch_tokens:{} val_tokens:{}",
+                         model_->num_params(), device_.str(), accum_, loader_options_.tokens_per_rank,
+                         validation_->predictions()));
+
+    if (resume) {
+      const auto ck = run_.load_checkpoint();
+      if (!ck) fail("--resume {}: the run has no checkpoint yet", run_.path().string());
+      model_->load_state(ck->model);
+      optimizer_->load_state(ck->optimizer);
+      ema_->load(ck->ema);
+      step_ = ck->state.at("step").get<int64_t>();
+      train_ms_ = ck->state.at("train_ms").get<double>();
+      looping_ = ck->state.at("looping").get<bool>();
+      loader_ = Loader::create(cfg_.loader, loader_options_, &ck->state.at("loader"));
+      run_.log(fmt::format("resumed from step {} (train_time:{:.0f}ms looping:{})", step_, train_ms_, looping_));
+    } else {
+      warm_up();
+      loader_ = Loader::create(cfg_.loader, loader_options_);
+      if (cfg_.val_loss_every > 0) validate_and_log();
+    }
+
+    std::optional<Progress> progress;
+    if (::isatty(STDERR_FILENO)) progress.emplace("train", budget_ms_ > 0 ? int64_t(budget_ms_) : cfg_.iterations, budget_ms_ > 0 ? "ms" : "steps");
+    for (;;) {
+      const double frac = this->progress();
+      if (!looping_ && cfg_.num_loops > 0 && frac >= cfg_.enable_looping_at) {
+        looping_ = true;
+        run_.log(fmt::format("layer_loop:enabled step:{} frac:{:.3f}", step_, frac));
+      }
+      const double lr_mul = lr_multiplier(frac, cfg_);
+      const auto t0 = Clock::now();
+      const double loss = train_step(*loader_, looping_, step_, lr_mul, /*update_ema=*/true);
+      synchronize(device_);
+      train_ms_ += ms_since(t0);
+      if (!std::isfinite(loss))
+        fail("non-finite train_loss ({}) at step {}; the last good checkpoint is in {}", loss, step_ + 1,
+             (run_.path() / "checkpoint").string());
+      ++step_;
+      const bool last = step_ >= cfg_.iterations || (budget_ms_ > 0 && train_ms_ >= budget_ms_);
+      if (step_ <= 10 || step_ % cfg_.train_log_every == 0 || last) log_train(loss, lr_mul);
+      if (progress) progress->update(budget_ms_ > 0 ? int64_t(train_ms_) : step_, fmt::format("step {} loss {:.4f}", step_, loss));
+      if (!last && cfg_.val_loss_every > 0 && step_ % cfg_.val_loss_every == 0) validate_and_log();
+      if (!last && cfg_.checkpoint_every > 0 && step_ % cfg_.checkpoint_every == 0) checkpoint();
+      if (last) break;
+    }
+    if (progress) progress->finish();
+    return finish();
+  }
+
+ private:
+  static std::vector<std::string> split_lines(const std::string& text) {
+    std::vector<std::string> lines;
+    size_t start = 0;
+    for (size_t nl; (nl = text.find('\n', start)) != std::string::npos; start = nl + 1) lines.push_back(text.substr(start, nl - start));
+    if (start < text.size()) lines.push_back(text.substr(start));
+    return lines;
+  }
+
+  double progress() const {
+    return budget_ms_ > 0 ? train_ms_ / budget_ms_ : static_cast<double>(step_) / static_cast<double>(cfg_.iterations);
+  }
+
+  // One optimizer step over `accum_` micro-batches; returns the mean training loss.
+  double train_step(Loader& loader, bool looping, int64_t step, double lr_mul, bool update_ema) {
+    optimizer_->zero_grad();
+    double total = 0;
+    for (int64_t a = 0; a < accum_; ++a) {
+      const at::Tensor batch = to_tensor(loader.next(), device_);
+      const int64_t T = batch.size(1) - 1;
+      const at::Tensor loss = model_->loss(batch.narrow(1, 0, T), batch.narrow(1, 1, T), looping) / static_cast<double>(accum_);
+      loss.backward();
+      total += loss.item<double>();
+    }
+    optimizer_->clip_gradients();
+    optimizer_->step(step, lr_mul);
+    if (update_ema) ema_->update(*model_);
+    return total;
+  }
+
+  // Steps that exercise both recurrence modes before the clock starts, then are undone.
+  void warm_up() {
+    if (cfg_.warmup_steps <= 0) return;
+    const auto t0 = Clock::now();
+    const auto weights = clone_all(model_->state());
+    const auto opt_state = clone_all(optimizer_->state());
+    auto loader = Loader::create(cfg_.loader, loader_options_);
+    for (const bool looping : {false, true}) {
+      if (looping && cfg_.num_loops == 0) break;
+      for (int64_t s = 0; s < cfg_.warmup_steps; ++s) train_step(*loader, looping, s, 1.0, /*update_ema=*/false);
+    }
+    model_->load_state(weights);
+    optimizer_->load_state(opt_state);
+    synchronize(device_);
+    run_.log(fmt::format("warmup_steps:{} rolled back ({:.0f}ms, not counted)", cfg_.warmup_steps, ms_since(t0)));
+  }
+
+  void log_train(double loss, double lr_mul) {
+    const double avg = train_ms_ / static_cast<double>(std::max<int64_t>(step_, 1));
+    const double tok_s = static_cast<double>(cfg_.train_batch_tokens) * static_cast<double>(step_) / (train_ms_ / 1000.0);
+    run_.log(fmt::format("step:{}/{} train_loss:{:.4f} train_time:{:.0f}ms step_avg:{:.2f}ms tok/s:{:.0f}", step_,
+                         cfg_.iterations, loss, train_ms_, avg, tok_s));
+    run_.metrics({{"event", "train"}, {"step", step_}, {"train_loss", loss}, {"train_time_ms", train_ms_},
+                  {"step_avg_ms", avg}, {"tokens_per_s", tok_s}, {"lr_mul", lr_mul}, {"looping", looping_}});
+  }
+
+  ValidationResult validate_and_log(const char* label = nullptr) {
+    const ValidationResult v = validation_->evaluate(*model_, looping_);
+    const double avg = train_ms_ / static_cast<double>(std::max<int64_t>(step_, 1));
+    if (label)
+      run_.log(fmt::format("{} val_loss:{:.8f} val_bpb:{:.8f} eval_time:{:.0f}ms", label, v.loss, v.bpb, v.seconds * 1000));
+    else
+      run_.log(fmt::format("step:{}/{} val_loss:{:.4f} val_bpb:{:.4f} train_time:{:.0f}ms step_avg:{:.2f}ms", step_,
+                           cfg_.iterations, v.loss, v.bpb, train_ms_, avg));
+    run_.metrics({{"event", label ? label : "val"}, {"step", step_}, {"val_loss", v.loss}, {"val_bpb", v.bpb},
+                  {"train_time_ms", train_ms_}, {"eval_time_ms", v.seconds * 1000}, {"looping", looping_}});
+    return v;
+  }
+
+  void checkpoint() {
+    Checkpoint c;
+    c.model = model_->state();
+    c.optimizer = optimizer_->state();
+    c.ema = ema_->weights();
+    c.state = {{"step", step_}, {"train_ms", train_ms_}, {"looping", looping_}, {"loader", loader_->state()}};
+    run_.save_checkpoint(c);
+    run_.metrics({{"event", "checkpoint"}, {"step", step_}});
+  }
+
+  TrainResult finish() {
+    TrainResult r;
+    r.run_dir = run_.path();
+    r.steps = step_;
+    r.train_ms = train_ms_;
+    run_.log(fmt::format("stopping_early: step:{} train_time:{:.0f}ms", step_, train_ms_));
+    r.final_val = validate_and_log();
+    run_.save_weights("final_model.safetensors", model_->state(), cfg_);
+    model_->load_state(ema_->weights());
+    r.ema_val = validate_and_log("post_ema");
+    run_.save_weights("ema_model.safetensors", model_->state(), cfg_);
+
+    // Calibration Hessians for GPTQ, on training data (never validation), with the EMA weights.
+    const auto t0 = Clock::now();
+    HessianCollector hessians;
+    {
+      at::NoGradGuard no_grad;
+      auto loader = Loader::create(cfg_.loader, loader_options_);
+      const bool looping = cfg_.num_loops > 0;
+      for (int64_t b = 0; b < cfg_.gptq_calibration_batches; ++b) {
+        const at::Tensor batch = to_tensor(loader->next(), device_);
+        model_->logits(batch.narrow(1, 0, batch.size(1) - 1), looping, &hessians);
+      }
+      synchronize(device_);
+    }
+    r.calibration_ms = ms_since(t0);
+    run_.save_weights("hessians.safetensors", hessians.hessians(cfg_.num_layers), cfg_);
+    run_.log(fmt::format("gptq:calibration batches:{} time:{:.0f}ms reserve:{:.0f}ms{}", cfg_.gptq_calibration_batches,
+                         r.calibration_ms, 1000 * cfg_.gptq_reserve_seconds,
+                         r.calibration_ms > 1000 * cfg_.gptq_reserve_seconds ? " (WARNING: exceeds the reserve)" : ""));
+    run_.metrics({{"event", "calibration"}, {"batches", cfg_.gptq_calibration_batches}, {"time_ms", r.calibration_ms}});
+    return r;
+  }
+
+  Config cfg_;
+  RunDir& run_;
+  at::Device device_;
+  int64_t accum_ = 1;
+  LoaderOptions loader_options_;
+  double budget_ms_ = 0;
+  std::unique_ptr<Model> model_;
+  std::unique_ptr<Optimizer> optimizer_;
+  std::unique_ptr<Ema> ema_;
+  std::unique_ptr<Validation> validation_;
+  std::unique_ptr<Loader> loader_;
+  int64_t step_ = 0;
+  double train_ms_ = 0;
+  bool looping_ = false;
+};
+
+}  // namespace
+
+TrainResult train(Config config, const std::optional<std::filesystem::path>& resume_dir) {
+  validate(config);
+  RunDir run = resume_dir ? RunDir::open(*resume_dir, config) : RunDir::create(config);
+  Trainer trainer(config, run);
+  return trainer.run(resume_dir.has_value());
+}
+
+}  // namespace golf::train

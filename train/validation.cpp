@@ -1,0 +1,64 @@
+#include "train/validation.h"
+
+#include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
+
+#include <chrono>
+#include <cmath>
+
+#include "core/error.h"
+#include "core/shard.h"
+#include "core/tokenizer.h"
+
+namespace golf::train {
+
+Validation::Validation(const Config& cfg) : cfg_(cfg) {
+  const auto files = shard::list(cfg.data_path, "val");
+  if (files.empty()) fail("DATA_PATH {}: no fineweb_val_NNNNNN.bin shards", cfg.data_path);
+  for (const auto& f : files) {
+    const auto t = shard::read_tokens(f);
+    tokens_.insert(tokens_.end(), t.begin(), t.end());
+    if (cfg.val_max_tokens > 0 && static_cast<int64_t>(tokens_.size()) >= cfg.val_max_tokens + 1) break;
+  }
+  if (cfg.val_max_tokens > 0 && static_cast<int64_t>(tokens_.size()) > cfg.val_max_tokens + 1)
+    tokens_.resize(static_cast<size_t>(cfg.val_max_tokens + 1));
+  const Tokenizer tokenizer = Tokenizer::load(cfg.tokenizer_path);
+  table_ = ByteTable::build(tokenizer, static_cast<int>(cfg.vocab_size));
+  for (const uint16_t t : tokens_)
+    if (t >= cfg.vocab_size) fail("validation shards hold token id {} ≥ VOCAB_SIZE {}", t, cfg.vocab_size);
+  row_len_ = cfg.train_seq_len;
+  rows_ = (static_cast<int64_t>(tokens_.size()) - 1) / row_len_;
+  if (rows_ == 0) fail("validation split has {} tokens, fewer than one row of {}", tokens_.size(), row_len_ + 1);
+}
+
+ValidationResult Validation::evaluate(const Model& model, bool looping) const {
+  const auto start = std::chrono::steady_clock::now();
+  at::NoGradGuard no_grad;
+  const int64_t L = row_len_;
+  const int64_t rows_per_batch = std::max<int64_t>(1, cfg_.val_batch_tokens / L);
+  double nll = 0;
+  int64_t bytes = 0;
+  std::vector<int64_t> buf;
+  for (int64_t r0 = 0; r0 < rows_; r0 += rows_per_batch) {
+    const int64_t n = std::min(rows_per_batch, rows_ - r0);
+    buf.assign(static_cast<size_t>(n * (L + 1)), 0);
+    for (int64_t r = 0; r < n; ++r)
+      for (int64_t j = 0; j <= L; ++j) {
+        const size_t idx = static_cast<size_t>((r0 + r) * L + j);
+        buf[static_cast<size_t>(r * (L + 1) + j)] = tokens_[idx];
+        if (j > 0) bytes += table_.bytes(tokens_[idx - 1], tokens_[idx]);
+      }
+    const at::Tensor batch = at::from_blob(buf.data(), {n, L + 1}, at::kLong).to(model.device());
+    const at::Tensor losses = model.token_losses(batch.narrow(1, 0, L), batch.narrow(1, 1, L), looping);
+    nll += losses.to(at::kDouble).sum().item<double>();
+  }
+  ValidationResult r;
+  r.predictions = rows_ * L;
+  r.bytes = bytes;
+  r.loss = nll / static_cast<double>(r.predictions);
+  r.bpb = nll / (std::log(2.0) * static_cast<double>(bytes));
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return r;
+}
+
+}  // namespace golf::train

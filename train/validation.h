@@ -1,0 +1,41 @@
+// train/validation.h — validation loss and exact bits per byte during training.
+//
+// The validation stream (all fineweb_val_NNNNNN.bin, in order) is cut into rows of TRAIN_SEQ_LEN
+// predictions (usable = ⌊(N−1)/L⌋·L, as the records do); every prediction is scored once, with
+// attention restricted to BOS-delimited segments inside its row.
+//   val_loss = Σ nll / predictions,   val_bpb = Σ nll / (ln 2 · Σ bytes)      (float64 sums)
+// Bytes come from the tokenizer's bpb byte table (core/byte_table.h).
+#pragma once
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "core/byte_table.h"
+#include "core/config.h"
+#include "core/model.h"
+
+namespace golf::train {
+
+struct ValidationResult {
+  double loss = 0, bpb = 0;
+  int64_t predictions = 0, bytes = 0;
+  double seconds = 0;
+};
+
+class Validation {
+ public:
+  // Reads the val shards under DATA_PATH and the tokenizer's byte table; VAL_MAX_TOKENS caps the
+  // stream (for quick runs).
+  explicit Validation(const Config& config);
+  ValidationResult evaluate(const Model& model, bool looping) const;
+  int64_t predictions() const { return rows_ * row_len_; }
+
+ private:
+  Config cfg_;
+  std::vector<uint16_t> tokens_;
+  ByteTable table_;
+  int64_t row_len_ = 0, rows_ = 0;
+};
+
+}  // namespace golf::train
