@@ -20,21 +20,15 @@ double relative_max_error(const at::Tensor& a, const at::Tensor& b) {
   return (a.to(at::kDouble) - b.to(at::kDouble)).abs().max().item<double>() / scale;
 }
 
+// The debug state is written once per test run by the ctest fixture `twin_debug_state`
+// (tests/reference/make_debug_state.py into GOLF_TWIN_DIR).
 class Twin : public ::testing::TestWithParam<std::string> {
  protected:
-  static void SetUpTestSuite() {
-    dir = new test::TempDir;
-    const auto r = test::run_reference("make_debug_state.py", test::quote(dir->path()));
-    generated = new test::CommandResult(r);
-  }
-  static void TearDownTestSuite() {
-    delete dir;
-    delete generated;
-  }
   void SetUp() override {
-    ASSERT_EQ(generated->exit_code, 0) << generated->output;
+    const std::filesystem::path file = std::filesystem::path(GOLF_TWIN_DIR) / (GetParam() + ".safetensors");
+    ASSERT_TRUE(std::filesystem::exists(file)) << file << " is missing: run the twin_debug_state test first";
     std::map<std::string, std::string> meta;
-    state = load_tensors(*dir / (GetParam() + ".safetensors"), &meta);
+    state = load_tensors(file, &meta);
     config = config_from_json(nlohmann::json::parse(meta.at("config")));
     model = std::make_unique<Model>(config, at::kCPU);
     model->load_state(prefixed("weights/"));
@@ -45,8 +39,6 @@ class Twin : public ::testing::TestWithParam<std::string> {
       if (k.starts_with(prefix)) out[k.substr(prefix.size())] = v;
     return out;
   }
-  static inline test::TempDir* dir = nullptr;
-  static inline test::CommandResult* generated = nullptr;
   std::map<std::string, at::Tensor> state;
   Config config;
   std::unique_ptr<Model> model;
