@@ -12,6 +12,8 @@
 #include "core/error.h"
 #include "core/model.h"
 #include "core/progress.h"
+#include "core/shard.h"
+#include "core/tokenizer.h"
 #include "train/loader.h"
 #include "train/optim.h"
 #include "train/run_dir.h"
@@ -246,10 +248,23 @@ class Trainer {
   bool looping_ = false;
 };
 
+// Everything that can be checked before a run directory exists, so a bad DATA_PATH or tokenizer
+// leaves nothing behind.
+void preflight(const Config& cfg) {
+  for (const char* split : {"train", "val"})
+    if (shard::list(cfg.data_path, split).empty())
+      fail("DATA_PATH {}: no fineweb_{}_NNNNNN.bin shards", cfg.data_path, split);
+  const Tokenizer tokenizer = Tokenizer::load(cfg.tokenizer_path);
+  if (tokenizer.vocab_size() > cfg.vocab_size)
+    fail("TOKENIZER_PATH {} has {} pieces, more than VOCAB_SIZE {}", cfg.tokenizer_path, tokenizer.vocab_size(),
+         cfg.vocab_size);
+}
+
 }  // namespace
 
 TrainResult train(Config config, const std::optional<std::filesystem::path>& resume_dir) {
   validate(config);
+  if (!resume_dir) preflight(config);
   RunDir run = resume_dir ? RunDir::open(*resume_dir, config) : RunDir::create(config);
   Trainer trainer(config, run);
   return trainer.run(resume_dir.has_value());

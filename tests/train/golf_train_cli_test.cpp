@@ -1,0 +1,133 @@
+// golf-train through its CLI on a tiny model and real text (Tiny Shakespeare shards made with
+// golf-data): resume reproduces an uninterrupted run bit for bit, a non-finite loss stops the run
+// naming the step and keeps the last good checkpoint, runs are never overwritten, and the run
+// directory is readable from Python.
+#include <nlohmann/json.hpp>
+
+#include <fstream>
+
+#include "tests/test_util.h"
+
+namespace golf {
+namespace {
+
+using test::quote;
+
+class GolfTrainCli : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    if (!std::filesystem::exists(test::tiny_shakespeare())) return;
+    dir = new test::TempDir;
+    const std::string text = test::read_file(test::tiny_shakespeare());
+    test::write_file(*dir / "train.txt", text.substr(0, text.size() * 9 / 10));
+    test::write_file(*dir / "val.txt", text.substr(text.size() * 9 / 10));
+    const std::string data = std::string("'") + GOLF_DATA_BIN + "' ";
+    setup = new test::CommandResult(test::run(
+        data + "tokenizer --input " + quote(*dir / "train.txt") + " --vocab 512 --out " + quote(*dir / "tok.model") +
+        " && " + data + "shards --input " + quote(*dir / "train.txt") + " --tokenizer " + quote(*dir / "tok.model") +
+        " --out " + quote(*dir / "data") + " --split train && " + data + "shards --input " + quote(*dir / "val.txt") +
+        " --tokenizer " + quote(*dir / "tok.model") + " --out " + quote(*dir / "data") + " --split val"));
+  }
+  static void TearDownTestSuite() {
+    delete dir;
+    delete setup;
+  }
+  void SetUp() override {
+    GOLF_REQUIRE_FILE(test::tiny_shakespeare());
+    ASSERT_EQ(setup->exit_code, 0) << setup->output;
+  }
+  // A tiny model that still has every part: recurrence, two-lane layers, gates.
+  static std::string env(const std::string& run_id, const std::string& extra = "") {
+    return "env DATA_PATH=" + quote(*dir / "data") + " TOKENIZER_PATH=" + quote(*dir / "tok.model") +
+           " OUTPUT_DIR=" + quote(*dir / "runs") + " RUN_ID=" + run_id +
+           " VOCAB_SIZE=512 NUM_LAYERS=4 MODEL_DIM=32 NUM_HEADS=2 NUM_KV_HEADS=1 ROPE_DIMS=8 LOOP_START=1 LOOP_END=2"
+           " NUM_LOOPS=1 PARALLEL_START_LAYER=3 TRAIN_SEQ_LEN=64 TRAIN_BATCH_TOKENS=512 GRAD_ACCUM_STEPS=2"
+           " MAX_WALLCLOCK_SECONDS=0 ITERATIONS=12 WARMUP_STEPS=1 VAL_LOSS_EVERY=6 VAL_MAX_TOKENS=4096"
+           " VAL_BATCH_TOKENS=2048 TRAIN_LOG_EVERY=1 CHECKPOINT_EVERY=5 GPTQ_CALIBRATION_BATCHES=2 " + extra + " ";
+  }
+  static test::CommandResult train(const std::string& run_id, const std::string& extra = "", const std::string& args = "") {
+    return test::run(env(run_id, extra) + "'" + GOLF_TRAIN_BIN + "' " + args);
+  }
+  static std::vector<nlohmann::json> events(const std::string& run_id, const std::string& kind) {
+    std::vector<nlohmann::json> out;
+    std::ifstream in(*dir / "runs" / run_id / "metrics.jsonl");
+    for (std::string line; std::getline(in, line);) {
+      auto j = nlohmann::json::parse(line);
+      if (j["event"] == kind) out.push_back(j);
+    }
+    return out;
+  }
+  static inline test::TempDir* dir = nullptr;
+  static inline test::CommandResult* setup = nullptr;
+};
+
+TEST_F(GolfTrainCli, LogsTheResolvedConfigFirstAndTheRecordsLineFormat) {
+  const auto r = train("format");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const std::string log = test::read_file(*dir / "runs" / "format" / "train.log");
+  EXPECT_TRUE(log.starts_with("RUN_ID")) << "the resolved config comes first: " << log.substr(0, 200);
+  EXPECT_NE(log.find("step:12/12 train_loss:"), std::string::npos);
+  EXPECT_NE(log.find("step:6/12 val_loss:"), std::string::npos);
+  EXPECT_NE(log.find(" val_bpb:"), std::string::npos);
+  EXPECT_NE(log.find("layer_loop:enabled step:5"), std::string::npos) << "35% of 12 steps";
+  EXPECT_NE(log.find("post_ema val_loss:"), std::string::npos);
+  const auto check = test::run_reference("check_run_dir.py", quote(*dir / "runs" / "format"));
+  EXPECT_EQ(check.exit_code, 0) << check.output;
+}
+
+TEST_F(GolfTrainCli, ResumeReproducesTheUninterruptedLossesBitForBit) {
+  ASSERT_EQ(train("resume").exit_code, 0);
+  const auto first = events("resume", "train");  // steps 1..12; the last checkpoint is step 10
+  ASSERT_EQ(first.size(), 12u);
+  const auto r = train("resume", "", "--resume " + quote(*dir / "runs" / "resume"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("resumed from step 10"), std::string::npos) << r.output;
+  const auto all = events("resume", "train");
+  ASSERT_EQ(all.size(), 14u) << "steps 11 and 12 again";
+  for (int k = 0; k < 2; ++k) {
+    EXPECT_EQ(all[12 + k]["step"], first[10 + k]["step"]);
+    EXPECT_EQ(all[12 + k]["train_loss"].get<double>(), first[10 + k]["train_loss"].get<double>()) << "step " << 11 + k;
+  }
+  const auto vals = events("resume", "val");
+  EXPECT_EQ(vals.back()["val_loss"].get<double>(), vals[vals.size() - 2]["val_loss"].get<double>())
+      << "the final validation is the same";
+}
+
+TEST_F(GolfTrainCli, NonFiniteLossStopsNamingTheStepAndKeepsTheLastGoodCheckpoint) {
+  // An absurd embedding learning rate blows the weights up within a few steps.
+  const auto r = train("nan", "TIED_EMBED_LR=1e30 MATRIX_LR=1e30 CHECKPOINT_EVERY=1 WARMUP_STEPS=0");
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("non-finite train_loss"), std::string::npos) << r.output;
+  std::ifstream in(*dir / "runs" / "nan" / "checkpoint" / "state.json");
+  ASSERT_TRUE(in) << "a checkpoint of the last good step must remain";
+  const auto state = nlohmann::json::parse(in);
+  const auto at = r.output.find("at step ");
+  ASSERT_NE(at, std::string::npos);
+  EXPECT_EQ(state["step"].get<int>() + 1, std::stoi(r.output.substr(at + 8))) << "checkpoint = the step before";
+}
+
+TEST_F(GolfTrainCli, AnExistingRunIsNeverOverwritten) {
+  ASSERT_EQ(train("once").exit_code, 0);
+  const std::string before = test::read_file(*dir / "runs" / "once" / "train.log");
+  const auto r = train("once");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("already exists"), std::string::npos) << r.output;
+  EXPECT_EQ(test::read_file(*dir / "runs" / "once" / "train.log"), before);
+}
+
+TEST_F(GolfTrainCli, ConfigErrorsAreOneClearMessage) {
+  auto r = train("bad1", "", "--set MATRX_LR=0.1");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("MATRIX_LR"), std::string::npos) << r.output;
+  r = train("bad2", "NUM_HEADS=3");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("NUM_HEADS=3"), std::string::npos) << r.output;
+  EXPECT_FALSE(std::filesystem::exists(*dir / "runs" / "bad2")) << "nothing is written for a bad config";
+  r = train("bad3", "DATA_PATH=/nonexistent");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("/nonexistent"), std::string::npos) << r.output;
+  EXPECT_FALSE(std::filesystem::exists(*dir / "runs" / "bad3"));
+}
+
+}  // namespace
+}  // namespace golf
