@@ -62,6 +62,9 @@ RunDir RunDir::open(const fs::path& dir, Config& cfg) {
 }
 
 void RunDir::log(const std::string& line) {
+  // On a terminal the live progress line (stderr) is cleared first, then redrawn by its next update.
+  static const bool tty = ::isatty(STDERR_FILENO) && ::isatty(STDOUT_FILENO);
+  if (tty) std::fputs("\r\033[K", stderr);
   std::fprintf(stdout, "%s\n", line.c_str());
   std::fflush(stdout);
   std::fprintf(log_, "%s\n", line.c_str());
