@@ -1,0 +1,1 @@
+// pack/artifact.cpp — (being written)

@@ -1,0 +1,2 @@
+// pack/artifact.h — (being written)
+#pragma once

@@ -1,0 +1,1 @@
+// pack/code_size.cpp — (being written)

@@ -1,0 +1,2 @@
+// pack/code_size.h — (being written)
+#pragma once

@@ -1,0 +1,1 @@
+// quant/gptq.cpp — (being written)

@@ -1,0 +1,2 @@
+// quant/gptq.h — (being written)
+#pragma once

@@ -1,0 +1,2 @@
+// quant/half.h — (being written)
+#pragma once

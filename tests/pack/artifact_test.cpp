@@ -1,0 +1,1 @@
+// tests/pack/artifact_test.cpp — (being written)

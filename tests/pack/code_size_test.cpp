@@ -1,0 +1,1 @@
+// tests/pack/code_size_test.cpp — (being written)

@@ -1,0 +1,1 @@
+// tests/quant/gptq_test.cpp — (being written)
