@@ -97,6 +97,17 @@ std::vector<ConfigField> build_field_table() {
       {"EMA_DECAY", &Config::ema_decay, ""},
       {"WARMDOWN_FRAC", &Config::warmdown_frac, ""},
       {"MIN_LR", &Config::min_lr, "floor of the LR multiplier"},
+      {"MATRIX_BITS", &Config::matrix_bits, "attention and MLP matrices"},
+      {"EMBED_BITS", &Config::embed_bits, "the tied embedding"},
+      {"ATTN_CLIP_SIGMAS", &Config::attn_clip_sigmas, "SDClip k for attention matrices"},
+      {"MLP_CLIP_SIGMAS", &Config::mlp_clip_sigmas, "SDClip k for MLP matrices"},
+      {"EMBED_CLIP_SIGMAS", &Config::embed_clip_sigmas, "SDClip k for the embedding"},
+      {"MATRIX_CLIP_SIGMAS", &Config::matrix_clip_sigmas, "SDClip k for any other quantized matrix"},
+      {"HESSIAN_CLIP_LAMBDA", &Config::hessian_clip_lambda, "Hessian-aware SDClip (0: plain SDClip)"},
+      {"GPTQ_ENABLED", &Config::gptq_enabled, "0 rounds to nearest with the same scales"},
+      {"PASSTHROUGH_MAX_NUMEL", &Config::passthrough_max_numel, "tensors this small are stored fp16"},
+      {"SHUFFLE_STRIDE", &Config::shuffle_stride, "byte shuffle before Brotli"},
+      {"ARTIFACT_BUDGET", &Config::artifact_budget, "bytes allowed for artifact + counted code"},
   };
 }
 
@@ -315,7 +326,15 @@ void validate(const Config& c) {
                  &Config::iterations, &Config::train_batch_tokens, &Config::val_batch_tokens,
                  &Config::muon_backend_steps})
     p.positive(c, m);
-  for (auto m : {&Config::mlp_mult, &Config::rope_base, &Config::logit_softcap, &Config::adam_eps}) p.positive(c, m);
+  for (auto m : {&Config::mlp_mult, &Config::rope_base, &Config::logit_softcap, &Config::adam_eps,
+                 &Config::attn_clip_sigmas, &Config::mlp_clip_sigmas, &Config::embed_clip_sigmas,
+                 &Config::matrix_clip_sigmas})
+    p.positive(c, m);
+  for (auto m : {&Config::shuffle_stride, &Config::artifact_budget}) p.positive(c, m);
+  p.non_negative(c, &Config::hessian_clip_lambda);
+  p.non_negative(c, &Config::passthrough_max_numel);
+  for (auto m : {&Config::matrix_bits, &Config::embed_bits})
+    if (c.*m < 2 || c.*m > 8) p.add(fmt::format("{}={} must be in [2, 8]", name_of(m), c.*m));
   for (auto m : {&Config::xsa_last_n, &Config::num_loops, &Config::parallel_start_layer, &Config::warmup_steps,
                  &Config::grad_accum_steps, &Config::val_loss_every, &Config::val_max_tokens,
                  &Config::checkpoint_every, &Config::gptq_calibration_batches, &Config::muon_momentum_warmup_steps,
@@ -327,7 +346,7 @@ void validate(const Config& c) {
     p.non_negative(c, m);
   for (auto m : {&Config::ln_scale, &Config::attn_out_gate_enabled, &Config::smear_gate_enabled,
                  &Config::skip_gates_enabled, &Config::doc_mask, &Config::muon_polar_express,
-                 &Config::muon_row_normalize})
+                 &Config::muon_row_normalize, &Config::gptq_enabled})
     p.flag(c, m);
 
   p.one_of(c, &Config::device, {"auto", "cpu", "cuda"});

@@ -89,6 +89,19 @@ struct Config {
   double ema_decay = 0.9965;          // EMA_DECAY
   double warmdown_frac = 0.72;        // WARMDOWN_FRAC
   double min_lr = 0.0;                // MIN_LR: floor of the LR multiplier
+
+  // ---- quantization and packing (golf-pack) ---------------------------------------------------
+  int64_t matrix_bits = 6;            // MATRIX_BITS: attention and MLP matrices
+  int64_t embed_bits = 7;             // EMBED_BITS: the tied embedding
+  double attn_clip_sigmas = 13.0;     // ATTN_CLIP_SIGMAS: SDClip k for attention matrices
+  double mlp_clip_sigmas = 12.0;      // MLP_CLIP_SIGMAS: SDClip k for MLP matrices
+  double embed_clip_sigmas = 15.0;    // EMBED_CLIP_SIGMAS: SDClip k for the embedding
+  double matrix_clip_sigmas = 12.85;  // MATRIX_CLIP_SIGMAS: SDClip k for any other quantized matrix
+  double hessian_clip_lambda = 0.0;   // HESSIAN_CLIP_LAMBDA: Hessian-aware SDClip (0: plain SDClip)
+  int64_t gptq_enabled = 1;           // GPTQ_ENABLED: 0 rounds to nearest with the same scales
+  int64_t passthrough_max_numel = 65536;  // PASSTHROUGH_MAX_NUMEL: tensors this small are stored fp16
+  int64_t shuffle_stride = 2;         // SHUFFLE_STRIDE: byte shuffle before Brotli
+  int64_t artifact_budget = 16000000; // ARTIFACT_BUDGET: bytes allowed for artifact + counted code
 };
 
 // One field of Config: its environment-variable name, a pointer to the member, and a help line.

@@ -14,6 +14,7 @@
 #include "core/progress.h"
 #include "core/shard.h"
 #include "core/tokenizer.h"
+#include "train/calibration.h"
 #include "train/loader.h"
 #include "train/optim.h"
 #include "train/run_dir.h"
@@ -212,19 +213,10 @@ class Trainer {
 
     // Calibration Hessians for GPTQ, on training data (never validation), with the EMA weights.
     const auto t0 = Clock::now();
-    HessianCollector hessians;
-    {
-      at::NoGradGuard no_grad;
-      auto loader = Loader::create(cfg_.loader, loader_options_);
-      const bool looping = cfg_.num_loops > 0;
-      for (int64_t b = 0; b < cfg_.gptq_calibration_batches; ++b) {
-        const at::Tensor batch = to_tensor(loader->next(), device_);
-        model_->logits(batch.narrow(1, 0, batch.size(1) - 1), looping, &hessians);
-      }
-      synchronize(device_);
-    }
+    const auto hessians = collect_hessians(*model_, cfg_, cfg_.gptq_calibration_batches);
+    synchronize(device_);
     r.calibration_ms = ms_since(t0);
-    run_.save_weights("hessians.safetensors", hessians.hessians(cfg_.num_layers), cfg_);
+    run_.save_weights("hessians.safetensors", hessians, cfg_);
     run_.log(fmt::format("gptq:calibration batches:{} time:{:.0f}ms reserve:{:.0f}ms{}", cfg_.gptq_calibration_batches,
                          r.calibration_ms, 1000 * cfg_.gptq_reserve_seconds,
                          r.calibration_ms > 1000 * cfg_.gptq_reserve_seconds ? " (WARNING: exceeds the reserve)" : ""));

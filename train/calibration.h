@@ -1,0 +1,19 @@
+// train/calibration.h — GPTQ calibration Hessians (XᵀX per quantized matrix) from training data.
+// Used at the end of golf-train (inside the GPTQ reserve) and by golf-pack --calib-batches when a
+// run directory has none. Never reads validation data: it draws from a fresh training loader.
+#pragma once
+#include <ATen/core/Tensor.h>
+
+#include <map>
+#include <string>
+
+#include "core/config.h"
+#include "core/model.h"
+
+namespace golf::train {
+
+// Runs `batches` micro-batches of the training stream through `model` (recurrence on when the
+// config has loops) and returns the mean XᵀX per matrix name (see HessianCollector).
+std::map<std::string, at::Tensor> collect_hessians(const Model& model, const Config& config, int64_t batches);
+
+}  // namespace golf::train
