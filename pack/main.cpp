@@ -1,0 +1,193 @@
+// golf-pack — quantize a golf-train run into the artifact, refusing to exceed the byte limit.
+//
+//   golf-pack RUN_DIR [--out F.golf] [--set MATRIX_BITS=6]... [--calib-batches N] [--val]
+//   golf-pack inspect F.golf
+//   golf-pack unpack F.golf --out weights.safetensors     (the dequantized weights eval uses)
+//
+// Settings come from the run's config.json, then --config files, the environment and --set (as in
+// golf-train); only quantization/packing settings may differ from the run's model.
+#include <ATen/ATen.h>
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <cstdio>
+#include <fstream>
+
+#include "core/atomic_file.h"
+#include "core/error.h"
+#include "core/model.h"
+#include "core/tensor_io.h"
+#include "pack/artifact.h"
+#include "pack/code_size.h"
+#include "pack/pack_model.h"
+#include "train/calibration.h"
+#include "train/validation.h"
+
+namespace fs = std::filesystem;
+using namespace golf;
+
+namespace {
+
+struct PackArgs {
+  fs::path run_dir, out;
+  ConfigSources sources;
+  int64_t calib_batches = 0;
+  int threads = 0;
+  fs::path repo_root = GOLF_SOURCE_DIR;
+  fs::path manifest;
+  bool val = false;
+};
+
+// The run's configuration with the user's packing settings on top; a changed model setting is an error.
+Config resolve_pack_config(PackArgs& a) {
+  const fs::path run_config = a.run_dir / "config.json";
+  if (!fs::exists(run_config)) fail("{}: no config.json (not a golf-train run directory)", a.run_dir.string());
+  a.sources.json_files.insert(a.sources.json_files.begin(), run_config);
+  const Config cfg = resolve_config(a.sources);
+  std::ifstream in(run_config);
+  const nlohmann::json run = nlohmann::json::parse(in);
+  const nlohmann::json now = to_json(cfg);
+  for (const auto& key : pack::model_setting_keys())
+    if (run.contains(key) && run[key] != now[key])
+      fail("{}={} differs from the run's {}={}: golf-pack only changes quantization settings", key, now[key].dump(), key,
+           run[key].dump());
+  return cfg;
+}
+
+std::string tensor_table(const pack::QuantizeResult& r) {
+  std::string out = fmt::format("{:<32} {:>4} {:>6} {:>10} {:>12} {:>12} {:>7}\n", "tensor", "bits", "clip", "params",
+                                "err GPTQ", "err RTN", "ratio");
+  for (const auto& t : r.tensors) {
+    if (t.bits == 16) continue;
+    const double ratio = t.error_rtn > 0 ? t.error / t.error_rtn : 0;
+    out += fmt::format("{:<32} {:>4} {:>6.2f} {:>10} {:>12.4e} {:>12.4e} {:>7.3f}{}\n", t.name, t.bits, t.clip_sigmas,
+                       t.params, t.error, t.error_rtn, ratio,
+                       t.rtn_fallback ? "  (Cholesky failed: RTN)" : t.damp_retries ? "  (extra damping)" : "");
+  }
+  int64_t fp16 = 0, fp16_params = 0;
+  for (const auto& t : r.tensors)
+    if (t.bits == 16) ++fp16, fp16_params += t.params;
+  out += fmt::format("{} small tensors ({} values) stored as fp16 passthrough\n", fp16, fp16_params);
+  return out;
+}
+
+int run_pack(PackArgs& a) {
+  Config cfg = resolve_pack_config(a);
+  if (a.out.empty()) a.out = a.run_dir / "final_model.golf";
+  if (a.manifest.empty()) a.manifest = a.repo_root / "pack" / "code_manifest.txt";
+  const auto weights = load_tensors(a.run_dir / "ema_model.safetensors");
+
+  std::map<std::string, at::Tensor> hessians;
+  if (a.calib_batches > 0) {
+    at::manual_seed(cfg.seed);
+    Model model(cfg, at::kCPU);
+    model.load_state(weights);
+    fmt::print(stderr, "computing Hessians from {} training batches of {}\n", a.calib_batches, cfg.data_path);
+    hessians = train::collect_hessians(model, cfg, a.calib_batches);
+  } else if (fs::exists(a.run_dir / "hessians.safetensors")) {
+    hessians = load_tensors(a.run_dir / "hessians.safetensors");
+  } else if (cfg.gptq_enabled) {
+    fail("{} has no hessians.safetensors: pass --calib-batches N to compute them from the training shards",
+         a.run_dir.string());
+  }
+
+  const pack::QuantizeResult q = pack::quantize_model(weights, hessians, cfg, a.threads);
+  pack::PackOptions options;
+  options.shuffle_stride = static_cast<int>(cfg.shuffle_stride);
+  const auto bytes = pack::serialize(q.artifact, options);
+  const auto code = pack::counted_code(a.repo_root, a.manifest);
+  pack::Budget budget;
+  budget.limit = cfg.artifact_budget;
+  budget.artifact_bytes = static_cast<int64_t>(bytes.size());
+  budget.code_bytes = code.compressed_bytes;
+  // Attributing bytes to groups recompresses each group (as long again as packing): only when over.
+  const auto groups = budget.fits() ? std::vector<pack::GroupStats>{} : pack::group_stats(q.artifact, options);
+
+  std::fputs(tensor_table(q).c_str(), stdout);
+  fmt::print("quantized {} tensors in {:.1f}s\n", q.tensors.size(), q.seconds);
+  std::fputs(pack::budget_report(budget, groups).c_str(), stdout);
+  if (!budget.fits()) {
+    fmt::print(stderr, "golf-pack: error: {} bytes is over the {}-byte limit by {}; no artifact written\n",
+               pack::with_commas(budget.total()), pack::with_commas(budget.limit),
+               pack::with_commas(budget.total() - budget.limit));
+    return 1;
+  }
+  pack::write_artifact(a.out, bytes);
+
+  nlohmann::json report = {{"artifact", a.out.string()}, {"bytes_model", budget.artifact_bytes},
+                           {"bytes_code", budget.code_bytes}, {"bytes_total", budget.total()}, {"limit", budget.limit},
+                           {"code_files", code.files.size()}, {"quantize_seconds", q.seconds}};
+  for (const auto& t : q.tensors)
+    report["tensors"].push_back({{"name", t.name}, {"group", t.group}, {"bits", t.bits}, {"clip_sigmas", t.clip_sigmas},
+                                 {"params", t.params}, {"error_gptq", t.error}, {"error_rtn", t.error_rtn},
+                                 {"dead_columns", t.dead_columns}, {"rtn_fallback", t.rtn_fallback}});
+
+  if (a.val) {
+    const train::Validation validation(cfg);
+    const bool looping = cfg.num_loops > 0;
+    Model model(cfg, at::kCPU);
+    model.load_state(weights);
+    const auto pre = validation.evaluate(model, looping);
+    model.load_state(pack::dequantize_model(pack::deserialize(bytes, a.out.string())));
+    const auto post = validation.evaluate(model, looping);
+    fmt::print("pre-quantization post-ema val_loss:{:.8f} val_bpb:{:.8f}\n", pre.loss, pre.bpb);
+    fmt::print("quantized val_loss:{:.8f} val_bpb:{:.8f} (gap {:+.5f} bpb)\n", post.loss, post.bpb, post.bpb - pre.bpb);
+    report["pre_quant"] = {{"val_loss", pre.loss}, {"val_bpb", pre.bpb}};
+    report["quantized"] = {{"val_loss", post.loss}, {"val_bpb", post.bpb}};
+  }
+  write_file_atomic(a.out.string() + ".json", report.dump(2) + "\n");
+  fmt::print("wrote {} ({} bytes) and {}.json\n", a.out.string(), pack::with_commas(budget.artifact_bytes), a.out.string());
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"golf-pack: GPTQ-quantize a golf-train run into a byte-shuffled Brotli artifact within the byte limit"};
+  PackArgs a;
+  app.add_option("run_dir", a.run_dir, "golf-train run directory (ema_model.safetensors, hessians.safetensors)");
+  app.add_option("--out", a.out, "artifact path (default RUN_DIR/final_model.golf)");
+  app.add_option("--config", a.sources.json_files, "JSON settings (repeatable)")->check(CLI::ExistingFile);
+  app.add_option("--set", a.sources.overrides, "KEY=VALUE quantization setting (repeatable)");
+  app.add_option("--calib-batches", a.calib_batches, "compute Hessians from N training batches instead of the run's");
+  app.add_option("--threads", a.threads, "GPTQ worker threads (0: all cores)");
+  app.add_option("--repo-root", a.repo_root, "source tree whose counted code is measured");
+  app.add_option("--manifest", a.manifest, "counted-code manifest (default REPO_ROOT/pack/code_manifest.txt)");
+  app.add_flag("--val", a.val, "also report validation bpb before and after quantization (reads DATA_PATH val shards)");
+
+  fs::path artifact_path, unpack_out;
+  auto* inspect = app.add_subcommand("inspect", "describe an artifact: header, tensors, bytes per group, entropy");
+  inspect->add_option("artifact", artifact_path)->required()->check(CLI::ExistingFile);
+  auto* unpack = app.add_subcommand("unpack", "write the dequantized weights (as evaluation uses them) as safetensors");
+  unpack->add_option("artifact", artifact_path)->required()->check(CLI::ExistingFile);
+  unpack->add_option("--out", unpack_out, "output .safetensors")->required();
+  CLI11_PARSE(app, argc, argv);
+
+  try {
+    if (*inspect || *unpack) {
+      const auto bytes = pack::read_file_bytes(artifact_path);
+      const pack::Artifact artifact = pack::deserialize(bytes, artifact_path.string());
+      if (*inspect) {
+        pack::PackOptions options;
+        options.shuffle_stride = pack::read_header(bytes, artifact_path.string()).shuffle_stride;
+        std::fputs(pack::describe(artifact, bytes, options).c_str(), stdout);
+      } else {
+        Config cfg;
+        const auto weights = pack::dequantize_model(artifact, &cfg);
+        save_tensors(unpack_out, weights, {{"config", to_json(cfg).dump()}, {"format", "golf-weights-1"}});
+        fmt::print("wrote {} ({} tensors)\n", unpack_out.string(), weights.size());
+      }
+      return 0;
+    }
+    if (a.run_dir.empty()) fail("give a run directory to pack, or a subcommand (inspect, unpack); see --help");
+    a.sources.environment = current_environment();
+    return run_pack(a);
+  } catch (const Error& e) {
+    std::fprintf(stderr, "golf-pack: error: %s\n", e.what());
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "golf-pack: internal error: %s\n", e.what());
+    return 2;
+  }
+}

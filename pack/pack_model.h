@@ -1,0 +1,60 @@
+// pack/pack_model.h — golf-pack's model side: a run's weights → quantized artifact → weights again.
+//
+//   unbank      qo/kv/mlp banks → per-layer matrices named as the records do
+//               (blocks.{i}.attn.{c_q,c_k,c_v,proj}.weight, blocks.{i}.mlp.{fc,proj}.weight)
+//   policy      tensors with ≤ PASSTHROUGH_MAX_NUMEL elements → fp16 passthrough; tok_emb →
+//               EMBED_BITS / EMBED_CLIP_SIGMAS; *.attn.* → MATRIX_BITS / ATTN_CLIP_SIGMAS; *.mlp.* →
+//               MATRIX_BITS / MLP_CLIP_SIGMAS; any other matrix → MATRIX_BITS / MATRIX_CLIP_SIGMAS
+//   quantize    full-Hessian GPTQ per matrix (quant/gptq.h), on all cores
+//   dequantize  bf16(q·s) per quantized matrix, fp16 passthrough widened, banks rebuilt: exactly
+//               the weights evaluation uses
+#pragma once
+#include <ATen/core/Tensor.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "core/config.h"
+#include "pack/artifact.h"
+
+namespace golf::pack {
+
+using TensorMap = std::map<std::string, at::Tensor>;
+
+TensorMap unbank(const TensorMap& weights, const Config& config);
+TensorMap rebank(const TensorMap& unbanked, const Config& config);
+
+struct TensorReport {
+  std::string name, group;
+  int bits = 16;              // 16: fp16 passthrough
+  double clip_sigmas = 0;
+  int64_t params = 0;
+  double error = 0, error_rtn = 0;  // Hessian-weighted reconstruction error (GPTQ or RTN result, and RTN)
+  int64_t dead_columns = 0;
+  int damp_retries = 0;
+  bool rtn_fallback = false;
+};
+
+struct QuantizeResult {
+  Artifact artifact;
+  std::vector<TensorReport> tensors;
+  double seconds = 0;
+};
+
+// Quantizes a model's weights (banked, as saved by golf-train) with the config's policy. Every
+// quantized matrix needs a Hessian of matching size unless GPTQ_ENABLED=0. Throws golf::Error
+// naming the tensor on a missing Hessian, a shape mismatch or non-finite weights.
+QuantizeResult quantize_model(const TensorMap& weights, const TensorMap& hessians, const Config& config, int threads = 0);
+
+// The weights an artifact stands for (banked, fp32 tensors holding bf16(q·s) values) and the
+// model configuration stored in it.
+TensorMap dequantize_model(const Artifact& artifact, Config* config_out = nullptr);
+
+// The settings that define the model (its shapes and forward pass). The artifact stores exactly
+// these — packing settings such as ARTIFACT_BUDGET must not change its bytes — and golf-pack
+// refuses to let them differ from the run that produced the weights.
+const std::vector<std::string>& model_setting_keys();
+std::string model_config_json(const Config& config);
+
+}  // namespace golf::pack

@@ -1,0 +1,168 @@
+// golf-pack end to end on a real (tiny) golf-train run: the artifact round-trips to exactly the
+// quantizer's tensors, packing is deterministic, the byte limit is enforced at its edge with no
+// artifact left behind, and bad inputs (missing or mis-shaped Hessians, non-finite weights, a
+// changed model setting) are one clear error.
+#include <ATen/ATen.h>
+#include <nlohmann/json.hpp>
+
+#include <fstream>
+
+#include "core/tensor_io.h"
+#include "pack/artifact.h"
+#include "pack/pack_model.h"
+#include "quant/gptq.h"
+#include "quant/half.h"
+#include "tests/test_util.h"
+
+namespace golf {
+namespace {
+
+using test::quote;
+
+class GolfPackCli : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    if (!std::filesystem::exists(test::tiny_shakespeare())) return;
+    dir = new test::TempDir;
+    const std::string text = test::read_file(test::tiny_shakespeare());
+    test::write_file(*dir / "train.txt", text.substr(0, text.size() * 9 / 10));
+    test::write_file(*dir / "val.txt", text.substr(text.size() * 9 / 10));
+    const std::string data = std::string("'") + GOLF_DATA_BIN + "' ";
+    setup = new test::CommandResult(test::run(
+        data + "tokenizer --input " + quote(*dir / "train.txt") + " --vocab 512 --out " + quote(*dir / "tok.model") +
+        " && " + data + "shards --input " + quote(*dir / "train.txt") + " --tokenizer " + quote(*dir / "tok.model") +
+        " --out " + quote(*dir / "data") + " --split train && " + data + "shards --input " + quote(*dir / "val.txt") +
+        " --tokenizer " + quote(*dir / "tok.model") + " --out " + quote(*dir / "data") + " --split val && " +
+        // Wide enough that the MLP and embedding matrices pass the 65,536-element fp16 threshold.
+        "env DATA_PATH=" + quote(*dir / "data") + " TOKENIZER_PATH=" + quote(*dir / "tok.model") + " OUTPUT_DIR=" +
+        quote(*dir / "runs") + " RUN_ID=tiny VOCAB_SIZE=512 NUM_LAYERS=4 MODEL_DIM=160 NUM_HEADS=4 NUM_KV_HEADS=2"
+        " ROPE_DIMS=8 LOOP_START=1 LOOP_END=2 NUM_LOOPS=1 PARALLEL_START_LAYER=3 TRAIN_SEQ_LEN=64"
+        " TRAIN_BATCH_TOKENS=1024 GRAD_ACCUM_STEPS=1 MAX_WALLCLOCK_SECONDS=0 ITERATIONS=8 WARMUP_STEPS=0"
+        " VAL_LOSS_EVERY=0 VAL_MAX_TOKENS=4096 CHECKPOINT_EVERY=0 GPTQ_CALIBRATION_BATCHES=4 '" + GOLF_TRAIN_BIN + "'"));
+  }
+  static void TearDownTestSuite() {
+    delete dir;
+    delete setup;
+  }
+  void SetUp() override {
+    GOLF_REQUIRE_FILE(test::tiny_shakespeare());
+    ASSERT_EQ(setup->exit_code, 0) << setup->output;
+  }
+  static std::filesystem::path run_dir() { return *dir / "runs" / "tiny"; }
+  static test::CommandResult pack(const std::string& args) {
+    return test::run(std::string("'") + GOLF_PACK_BIN + "' " + args);
+  }
+  static inline test::TempDir* dir = nullptr;
+  static inline test::CommandResult* setup = nullptr;
+};
+
+TEST_F(GolfPackCli, UnpackGivesExactlyTheQuantizersTensors) {
+  // A low passthrough threshold quantizes the attention matrices as well.
+  const auto r = pack(quote(run_dir()) + " --out " + quote(*dir / "a.golf") + " --set PASSTHROUGH_MAX_NUMEL=1024");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  ASSERT_EQ(pack("unpack " + quote(*dir / "a.golf") + " --out " + quote(*dir / "a.safetensors")).exit_code, 0);
+  const auto unpacked = load_tensors(*dir / "a.safetensors");
+
+  // The same quantization in memory, dequantized without any file in between.
+  Config cfg = config_from_json(nlohmann::json::parse(test::read_file(run_dir() / "config.json")));
+  cfg.passthrough_max_numel = 1024;
+  const auto q = pack::quantize_model(load_tensors(run_dir() / "ema_model.safetensors"),
+                                      load_tensors(run_dir() / "hessians.safetensors"), cfg);
+  const auto expected = pack::rebank([&] {
+    pack::TensorMap m;
+    for (const auto& t : q.artifact.tensors) {
+      at::Tensor out = at::empty(t.shape, at::kFloat);
+      if (t.kind == pack::Tensor::Kind::Float16) {
+        for (size_t i = 0; i < t.values.size(); ++i) out.data_ptr<float>()[i] = quant::half_to_float(t.values[i]);
+      } else {
+        quant::QuantizedMatrix qm{t.shape[0], out.numel() / t.shape[0], t.bits, t.q, t.scales};
+        const auto v = quant::dequantize(qm);
+        std::copy(v.begin(), v.end(), out.data_ptr<float>());
+      }
+      m[t.name] = out;
+    }
+    return m;
+  }(), cfg);
+  ASSERT_EQ(unpacked.size(), expected.size());
+  for (const auto& [name, t] : expected) {
+    ASSERT_TRUE(unpacked.count(name)) << name;
+    EXPECT_TRUE(at::equal(unpacked.at(name), t)) << name;
+  }
+  // Quantized banks hold bf16 values: rounding them to bf16 changes nothing.
+  const at::Tensor up = unpacked.at("mlp_up_bank");
+  EXPECT_TRUE(at::equal(up, up.to(at::kBFloat16).to(at::kFloat)));
+}
+
+TEST_F(GolfPackCli, PackingIsDeterministicAndInspectable) {
+  ASSERT_EQ(pack(quote(run_dir()) + " --out " + quote(*dir / "d1.golf")).exit_code, 0);
+  ASSERT_EQ(pack(quote(run_dir()) + " --out " + quote(*dir / "d2.golf") + " --threads 1").exit_code, 0);
+  EXPECT_TRUE(test::read_file(*dir / "d1.golf") == test::read_file(*dir / "d2.golf"));
+  const auto r = pack("inspect " + quote(*dir / "d1.golf"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("blocks.0.mlp.fc.weight"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("embedding"), std::string::npos) << r.output;
+}
+
+TEST_F(GolfPackCli, TheLimitHoldsAtItsEdgeAndNothingIsWrittenWhenOver) {
+  ASSERT_EQ(pack(quote(run_dir()) + " --out " + quote(*dir / "edge.golf")).exit_code, 0);
+  const auto report = nlohmann::json::parse(test::read_file(*dir / "edge.golf.json"));
+  const int64_t total = report["bytes_total"].get<int64_t>();
+  EXPECT_EQ(total, report["bytes_model"].get<int64_t>() + report["bytes_code"].get<int64_t>());
+  EXPECT_EQ(static_cast<int64_t>(test::read_file(*dir / "edge.golf").size()), report["bytes_model"].get<int64_t>());
+
+  auto r = pack(quote(run_dir()) + " --out " + quote(*dir / "at.golf") + " --set ARTIFACT_BUDGET=" + std::to_string(total));
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  r = pack(quote(run_dir()) + " --out " + quote(*dir / "over.golf") + " --set ARTIFACT_BUDGET=" + std::to_string(total - 1));
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("over the"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("mlp"), std::string::npos) << "a breakdown by group: " << r.output;
+  EXPECT_FALSE(std::filesystem::exists(*dir / "over.golf"));
+  EXPECT_FALSE(std::filesystem::exists(*dir / "over.golf.json"));
+}
+
+TEST_F(GolfPackCli, MissingHessiansAreComputedFromTrainingShardsOnRequest) {
+  test::TempDir bare;
+  for (const char* f : {"config.json", "ema_model.safetensors"})
+    std::filesystem::copy_file(run_dir() / f, bare / f);
+  auto r = pack(quote(bare.path()) + " --out " + quote(bare / "x.golf"));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("--calib-batches"), std::string::npos) << r.output;
+  r = pack(quote(bare.path()) + " --out " + quote(bare / "x.golf") + " --calib-batches 2");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+}
+
+TEST_F(GolfPackCli, BadInputsAreOneClearError) {
+  test::TempDir bad;
+  for (const char* f : {"config.json", "ema_model.safetensors", "hessians.safetensors"})
+    std::filesystem::copy_file(run_dir() / f, bad / f);
+  auto hessians = load_tensors(bad / "hessians.safetensors");
+  hessians["blocks.1.mlp.proj.weight"] = at::eye(7);
+  save_tensors(bad / "hessians.safetensors", hessians);
+  auto r = pack(quote(bad.path()) + " --out " + quote(bad / "x.golf"));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("Hessian of blocks.1.mlp.proj.weight has shape 7x7"), std::string::npos) << r.output;
+
+  std::filesystem::copy_file(run_dir() / "hessians.safetensors", bad / "hessians.safetensors",
+                             std::filesystem::copy_options::overwrite_existing);
+  auto weights = load_tensors(bad / "ema_model.safetensors");
+  weights["mlp_up_bank"][2][5][7].fill_(NAN);
+  save_tensors(bad / "ema_model.safetensors", weights);
+  r = pack(quote(bad.path()) + " --out " + quote(bad / "x.golf"));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("blocks.2.mlp.fc.weight holds non-finite values"), std::string::npos) << r.output;
+
+  r = pack(quote(run_dir()) + " --out " + quote(bad / "x.golf") + " --set NUM_LAYERS=5");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("NUM_LAYERS=5 differs from the run's"), std::string::npos) << r.output;
+  EXPECT_FALSE(std::filesystem::exists(bad / "x.golf"));
+}
+
+TEST_F(GolfPackCli, ReportsValidationBpbBeforeAndAfterQuantization) {
+  const auto r = pack(quote(run_dir()) + " --out " + quote(*dir / "v.golf") + " --val");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("pre-quantization post-ema val_loss:"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("quantized val_loss:"), std::string::npos) << r.output;
+}
+
+}  // namespace
+}  // namespace golf
