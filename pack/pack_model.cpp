@@ -3,12 +3,14 @@
 #include <ATen/ATen.h>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
+#include <torch/cuda.h>
 
 #include <chrono>
 #include <set>
 
 #include "core/error.h"
 #include "quant/gptq.h"
+#include "quant/gptq_aten.h"
 #include "quant/half.h"
 
 namespace golf::pack {
@@ -145,7 +147,18 @@ QuantizeResult quantize_model(const TensorMap& weights, const TensorMap& hessian
     spec.gptq = cfg.gptq_enabled != 0;
     jobs.push_back({p.w.data_ptr<float>(), p.w.size(0), p.w.size(1), p.h.defined() ? p.h.data_ptr<float>() : nullptr, spec});
   }
-  auto quantized = quant::quantize_all(jobs, threads);
+  // On a GPU the ATen implementation (tested code for code against the Eigen one); else all CPU cores.
+  const bool cuda = cfg.device != "cpu" && torch::cuda::is_available();
+  std::vector<std::pair<quant::QuantizedMatrix, quant::QuantReport>> quantized;
+  if (cuda) {
+    for (const auto& job : jobs) {
+      quant::QuantReport rep;
+      auto m = quant::quantize_aten(job.w, job.rows, job.cols, job.h, job.spec, &rep, at::Device(at::kCUDA, 0));
+      quantized.emplace_back(std::move(m), rep);
+    }
+  } else {
+    quantized = quant::quantize_all(jobs, threads);
+  }
   for (size_t i = 0; i < pending.size(); ++i) {
     auto& [m, rep] = quantized[i];
     TensorReport report = pending[i].report;

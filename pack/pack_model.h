@@ -5,7 +5,8 @@
 //   policy      tensors with ≤ PASSTHROUGH_MAX_NUMEL elements → fp16 passthrough; tok_emb →
 //               EMBED_BITS / EMBED_CLIP_SIGMAS; *.attn.* → MATRIX_BITS / ATTN_CLIP_SIGMAS; *.mlp.* →
 //               MATRIX_BITS / MLP_CLIP_SIGMAS; any other matrix → MATRIX_BITS / MATRIX_CLIP_SIGMAS
-//   quantize    full-Hessian GPTQ per matrix (quant/gptq.h), on all cores
+//   quantize    full-Hessian GPTQ per matrix: quant/gptq.h on all CPU cores, or quant/gptq_aten.h
+//               on a GPU (DEVICE=auto|cuda)
 //   dequantize  bf16(q·s) per quantized matrix, fp16 passthrough widened, banks rebuilt: exactly
 //               the weights evaluation uses
 #pragma once
