@@ -99,4 +99,18 @@ inline void write_file(const fs::path& p, const std::string& bytes) {
   out << bytes;
 }
 
+// Tiny Shakespeare as a training corpus, made with the real golf-data binary in `dir`: the
+// nanoGPT 90/10 split, a 512-piece tokenizer (dir/tok.model) and shards in dir/data. The shell
+// command line that does it, for tests to run (and append to) in their suite set-up.
+inline std::string tiny_shakespeare_corpus_command(const fs::path& dir, const std::string& golf_data_bin) {
+  const std::string text = read_file(tiny_shakespeare());
+  write_file(dir / "train.txt", text.substr(0, text.size() * 9 / 10));
+  write_file(dir / "val.txt", text.substr(text.size() * 9 / 10));
+  const std::string data = "'" + golf_data_bin + "' ";
+  return data + "tokenizer --input " + quote(dir / "train.txt") + " --vocab 512 --out " + quote(dir / "tok.model") +
+         " && " + data + "shards --input " + quote(dir / "train.txt") + " --tokenizer " + quote(dir / "tok.model") +
+         " --out " + quote(dir / "data") + " --split train && " + data + "shards --input " + quote(dir / "val.txt") +
+         " --tokenizer " + quote(dir / "tok.model") + " --out " + quote(dir / "data") + " --split val";
+}
+
 }  // namespace golf::test

@@ -21,15 +21,7 @@ class GolfTrainCli : public ::testing::Test {
   static void SetUpTestSuite() {
     if (!std::filesystem::exists(test::tiny_shakespeare())) return;
     dir = new test::TempDir;
-    const std::string text = test::read_file(test::tiny_shakespeare());
-    test::write_file(*dir / "train.txt", text.substr(0, text.size() * 9 / 10));
-    test::write_file(*dir / "val.txt", text.substr(text.size() * 9 / 10));
-    const std::string data = std::string("'") + GOLF_DATA_BIN + "' ";
-    setup = new test::CommandResult(test::run(
-        data + "tokenizer --input " + quote(*dir / "train.txt") + " --vocab 512 --out " + quote(*dir / "tok.model") +
-        " && " + data + "shards --input " + quote(*dir / "train.txt") + " --tokenizer " + quote(*dir / "tok.model") +
-        " --out " + quote(*dir / "data") + " --split train && " + data + "shards --input " + quote(*dir / "val.txt") +
-        " --tokenizer " + quote(*dir / "tok.model") + " --out " + quote(*dir / "data") + " --split val"));
+    setup = new test::CommandResult(test::run(test::tiny_shakespeare_corpus_command(dir->path(), GOLF_DATA_BIN)));
   }
   static void TearDownTestSuite() {
     delete dir;
