@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include "core/error.h"
+
 namespace golf::test {
 
 namespace fs = std::filesystem;
@@ -62,6 +64,18 @@ class TempDir {
  private:
   fs::path path_;
 };
+
+// The message of the golf::Error that `f` throws, or "" when it throws none (anything else escapes
+// and fails the calling test).
+template <class F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const golf::Error& e) {
+    return e.what();
+  }
+  return "";
+}
 
 struct CommandResult {
   int exit_code = -1;

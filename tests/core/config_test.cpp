@@ -17,15 +17,7 @@ namespace {
 using nlohmann::json;
 using test::TempDir;
 
-// The message of the golf::Error that `f` throws, or "" when it throws none.
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using test::error_of;
 
 Config resolve_env(std::map<std::string, std::string> environment, std::vector<std::string> overrides = {}) {
   return resolve_config(ConfigSources{{}, std::move(environment), std::move(overrides)});

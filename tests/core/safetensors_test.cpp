@@ -33,15 +33,7 @@ std::string le64(uint64_t n) {
   return bytes;
 }
 
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using test::error_of;
 
 // ---- layout -------------------------------------------------------------------------------------
 

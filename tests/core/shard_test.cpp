@@ -46,12 +46,7 @@ static void write_raw(const std::filesystem::path& p, int32_t magic, int32_t ver
 
 // Each malformed shard fails with a message naming the file and what is wrong with it.
 static std::string read_error(const std::filesystem::path& p) {
-  try {
-    shard::read_tokens(p);
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
+  return test::error_of([&] { shard::read_tokens(p); });
 }
 
 TEST(ShardFile, RejectsWrongMagic) {

@@ -28,12 +28,7 @@ std::vector<std::string> read_all(const std::vector<std::filesystem::path>& inpu
 }
 
 std::string error_of(const std::vector<std::filesystem::path>& inputs) {
-  try {
-    read_all(inputs);
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
+  return test::error_of([&] { read_all(inputs); });
 }
 
 TEST(DocumentReader, ReadsJsonlSkippingBlankLinesAndKeepingOtherFields) {

@@ -112,21 +112,11 @@ Artifact tiny_artifact() {
 // The error deserialize() raises for `bytes`, or "" if it accepts them. Anything other than a
 // golf::Error escaping fails the calling test.
 std::string read_error(const Bytes& bytes, const std::string& source = "model.gpak") {
-  try {
-    deserialize(bytes, source);
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
+  return test::error_of([&] { deserialize(bytes, source); });
 }
 
 std::string payload_error(const Bytes& payload) {
-  try {
-    decode_payload(payload, "p.gpak");
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
+  return test::error_of([&] { decode_payload(payload, "p.gpak"); });
 }
 
 // The container built by hand from the documented layout (independent of serialize()), so that a

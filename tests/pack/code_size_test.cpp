@@ -27,12 +27,7 @@ void make_tree(const TempDir& dir) {
 }
 
 std::string manifest_error(const fs::path& root, const fs::path& manifest) {
-  try {
-    manifest_files(root, manifest);
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
+  return test::error_of([&] { manifest_files(root, manifest); });
 }
 
 TEST(CodeManifest, GlobsMatchPerComponentSortedAndDeduplicated) {

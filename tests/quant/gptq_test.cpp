@@ -621,14 +621,7 @@ TEST(QuantizeAll, RethrowsTheFirstFailingJobInJobOrder) {
 
 // ---- argument errors ------------------------------------------------------------------------------
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using test::error_of;
 
 TEST(GptqErrors, RejectBadArgumentsNamingTheProblem) {
   const int64_t rows = 4, cols = 8;

@@ -43,12 +43,7 @@ std::vector<Rows> take(Loader& loader, int count) {
 }
 
 std::string error_of(const std::string& kind, const LoaderOptions& options, const nlohmann::json* resume = nullptr) {
-  try {
-    Loader::create(kind, options, resume);
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
+  return test::error_of([&] { Loader::create(kind, options, resume); });
 }
 
 // ------------------------------------------------------------------------------------------------
