@@ -53,6 +53,7 @@ std::vector<ConfigField> build_field_table() {
       {"SMEAR_GATE_ENABLED", &Config::smear_gate_enabled, ""},
       {"SMEAR_INPUT", &Config::smear_input, "normed (PR #1880) | raw (R29)"},
       {"BOS_TOKEN_ID", &Config::bos_token_id, "document start (smear mask, attention segments)"},
+      {"SMEAR_BOS_MASK", &Config::smear_bos_mask, "0 lets SmearGate leak across BOS (the PR #1797 bug; tests only)"},
       {"SKIP_GATES_ENABLED", &Config::skip_gates_enabled, "sigmoid-gated U-Net skips"},
       {"PARALLEL_START_LAYER", &Config::parallel_start_layer, ""},
       {"PARALLEL_MODE", &Config::parallel_mode, "two_lane (records) | gptj (PR #1880) | none"},
@@ -77,6 +78,7 @@ std::vector<ConfigField> build_field_table() {
       {"TRAIN_LOG_EVERY", &Config::train_log_every, ""},
       {"CHECKPOINT_EVERY", &Config::checkpoint_every, "steps between checkpoints (0 → off)"},
       {"GPTQ_CALIBRATION_BATCHES", &Config::gptq_calibration_batches, ""},
+      {"DIST_TIMEOUT_SECONDS", &Config::dist_timeout_seconds, "collective timeout before a rank gives up"},
 
       {"MATRIX_LR", &Config::matrix_lr, "Muon"},
       {"SCALAR_LR", &Config::scalar_lr, "AdamW, scalars and gates"},
@@ -108,6 +110,17 @@ std::vector<ConfigField> build_field_table() {
       {"PASSTHROUGH_MAX_NUMEL", &Config::passthrough_max_numel, "tensors this small are stored fp16"},
       {"SHUFFLE_STRIDE", &Config::shuffle_stride, "byte shuffle before Brotli"},
       {"ARTIFACT_BUDGET", &Config::artifact_budget, "bytes allowed for artifact + counted code"},
+      {"EVAL_SEQ_LEN", &Config::eval_seq_len, "rows of plain eval and sliding-window length"},
+      {"EVAL_STRIDE", &Config::eval_stride, "sliding window stride (scored tokens per window)"},
+      {"EVAL_BATCH_SEQS", &Config::eval_batch_seqs, "windows per forward"},
+      {"TTT_ENABLED", &Config::ttt_enabled, "score-first test-time training (golf-eval --ttt)"},
+      {"TTT_LR", &Config::ttt_lr, "SGD learning rate, cosine-decayed over chunks"},
+      {"TTT_MOMENTUM", &Config::ttt_momentum, "SGD momentum (persists across chunks)"},
+      {"TTT_EPOCHS", &Config::ttt_epochs, "passes over each chunk after scoring it"},
+      {"TTT_CHUNK_TOKENS", &Config::ttt_chunk_tokens, "predictions per chunk"},
+      {"TTT_GRAD_CLIP", &Config::ttt_grad_clip, "gradient-norm clip"},
+      {"TTT_FREEZE_BLOCKS", &Config::ttt_freeze_blocks, "first N blocks not trained"},
+      {"EVAL_TIME_LIMIT", &Config::eval_time_limit, "seconds allowed on 8 GPUs (warning only)"},
   };
 }
 
@@ -330,7 +343,16 @@ void validate(const Config& c) {
                  &Config::attn_clip_sigmas, &Config::mlp_clip_sigmas, &Config::embed_clip_sigmas,
                  &Config::matrix_clip_sigmas})
     p.positive(c, m);
-  for (auto m : {&Config::shuffle_stride, &Config::artifact_budget}) p.positive(c, m);
+  for (auto m : {&Config::shuffle_stride, &Config::artifact_budget, &Config::eval_seq_len, &Config::eval_stride,
+                 &Config::eval_batch_seqs, &Config::ttt_chunk_tokens})
+    p.positive(c, m);
+  for (auto m : {&Config::ttt_lr, &Config::ttt_momentum, &Config::ttt_grad_clip, &Config::eval_time_limit})
+    p.non_negative(c, m);
+  p.non_negative(c, &Config::ttt_epochs);
+  p.non_negative(c, &Config::ttt_freeze_blocks);
+  p.positive(c, &Config::dist_timeout_seconds);
+  if (c.eval_stride > c.eval_seq_len)
+    p.add(fmt::format("EVAL_STRIDE={} exceeds EVAL_SEQ_LEN={}", c.eval_stride, c.eval_seq_len));
   p.non_negative(c, &Config::hessian_clip_lambda);
   p.non_negative(c, &Config::passthrough_max_numel);
   for (auto m : {&Config::matrix_bits, &Config::embed_bits})
@@ -346,7 +368,7 @@ void validate(const Config& c) {
     p.non_negative(c, m);
   for (auto m : {&Config::ln_scale, &Config::attn_out_gate_enabled, &Config::smear_gate_enabled,
                  &Config::skip_gates_enabled, &Config::doc_mask, &Config::muon_polar_express,
-                 &Config::muon_row_normalize, &Config::gptq_enabled})
+                 &Config::muon_row_normalize, &Config::gptq_enabled, &Config::smear_bos_mask, &Config::ttt_enabled})
     p.flag(c, m);
 
   p.one_of(c, &Config::device, {"auto", "cpu", "cuda"});

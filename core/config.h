@@ -43,6 +43,7 @@ struct Config {
   int64_t smear_gate_enabled = 1;     // SMEAR_GATE_ENABLED
   std::string smear_input = "normed"; // SMEAR_INPUT: normed (PR #1880) | raw (R29)
   int64_t bos_token_id = 1;           // BOS_TOKEN_ID: document start (smear mask, attention segments)
+  int64_t smear_bos_mask = 1;         // SMEAR_BOS_MASK: 0 lets SmearGate leak across BOS (the PR #1797 bug; tests only)
   int64_t skip_gates_enabled = 1;     // SKIP_GATES_ENABLED: sigmoid-gated U-Net skips
   int64_t parallel_start_layer = 7;   // PARALLEL_START_LAYER
   std::string parallel_mode = "two_lane";  // PARALLEL_MODE: two_lane (records) | gptj (PR #1880) | none
@@ -68,6 +69,7 @@ struct Config {
   int64_t train_log_every = 100;      // TRAIN_LOG_EVERY
   int64_t checkpoint_every = 1000;    // CHECKPOINT_EVERY: steps between checkpoints (0 → off)
   int64_t gptq_calibration_batches = 64;  // GPTQ_CALIBRATION_BATCHES
+  double dist_timeout_seconds = 600;  // DIST_TIMEOUT_SECONDS: collective timeout before a rank gives up
 
   // ---- optimizers -----------------------------------------------------------------------------
   double matrix_lr = 0.026;           // MATRIX_LR: Muon
@@ -102,6 +104,19 @@ struct Config {
   int64_t passthrough_max_numel = 65536;  // PASSTHROUGH_MAX_NUMEL: tensors this small are stored fp16
   int64_t shuffle_stride = 2;         // SHUFFLE_STRIDE: byte shuffle before Brotli
   int64_t artifact_budget = 16000000; // ARTIFACT_BUDGET: bytes allowed for artifact + counted code
+
+  // ---- evaluation and test-time training (golf-eval) ------------------------------------------
+  int64_t eval_seq_len = 2048;        // EVAL_SEQ_LEN: rows of plain eval and sliding-window length
+  int64_t eval_stride = 64;           // EVAL_STRIDE: sliding window stride (scored tokens per window)
+  int64_t eval_batch_seqs = 32;       // EVAL_BATCH_SEQS: windows per forward
+  int64_t ttt_enabled = 0;            // TTT_ENABLED: score-first test-time training (golf-eval --ttt)
+  double ttt_lr = 0.005;              // TTT_LR: SGD learning rate, cosine-decayed over chunks
+  double ttt_momentum = 0.9;          // TTT_MOMENTUM: SGD momentum (persists across chunks)
+  int64_t ttt_epochs = 3;             // TTT_EPOCHS: passes over each chunk after scoring it
+  int64_t ttt_chunk_tokens = 32768;   // TTT_CHUNK_TOKENS: predictions per chunk
+  double ttt_grad_clip = 1.0;         // TTT_GRAD_CLIP: gradient-norm clip
+  int64_t ttt_freeze_blocks = 0;      // TTT_FREEZE_BLOCKS: first N blocks not trained
+  double eval_time_limit = 600;       // EVAL_TIME_LIMIT: seconds allowed on 8 GPUs (warning only)
 };
 
 // One field of Config: its environment-variable name, a pointer to the member, and a help line.

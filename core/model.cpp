@@ -222,7 +222,7 @@ at::Tensor Model::embed(const at::Tensor& tokens) const {
     // g_t = λ σ(w · e_t[:12]); zero at t = 0 and wherever the current token is BOS, so a document
     // never takes in the last token of the one before it.
     at::Tensor g = w("smear_lambda") * at::sigmoid(at::matmul(e.narrow(-1, 0, cfg_.gate_width), w("smear_gate.weight").t()));
-    g = g * (tokens != cfg_.bos_token_id).unsqueeze(-1).to(g.scalar_type());          // (B, T, 1)
+    if (cfg_.smear_bos_mask) g = g * (tokens != cfg_.bos_token_id).unsqueeze(-1).to(g.scalar_type());  // (B, T, 1)
     g = at::cat({at::zeros_like(g.narrow(1, 0, 1)), g.narrow(1, 1, T - 1)}, 1);
     const at::Tensor prev = at::cat({at::zeros_like(e.narrow(1, 0, 1)), e.narrow(1, 0, T - 1)}, 1);
     e = e + g * prev;

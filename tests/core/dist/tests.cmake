@@ -1,0 +1,1 @@
+# tests of core/dist (the launcher, collectives) and of distributed training

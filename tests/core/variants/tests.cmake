@@ -1,0 +1,1 @@
+# tests of the seed attention variants (core/variants)

@@ -1,0 +1,1 @@
+# tests of scripts/ (significance, plots, record assembly)
