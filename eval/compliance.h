@@ -1,0 +1,72 @@
+// eval/compliance.h — automatic checks of the challenge's validity conditions (issue #1017) and of
+// the byte accounting, each reported PASS / FAIL (or SKIP when not applicable) with its numbers.
+//   causality           C1: perturbing token k never changes the distribution of any prediction
+//                        j < k (scored against the original targets), run through the protocol itself
+//   normalization       C2: the scored distribution sums to 1 over the full vocabulary
+//   score_before_update C3: the TTT ledger shows every update used only already-scored predictions
+//   single_pass         C4: the bitmap shows each prediction scored exactly once, per protocol
+//   document_isolation  a document scores the same alone as after another (catches BOS leaks)
+//   byte_recount        the byte-table total equals an independent count (decoding each document)
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "core/byte_table.h"
+#include "core/config.h"
+#include "eval/ledger.h"
+#include "eval/protocols.h"
+
+namespace golf {
+class Tokenizer;
+}
+
+namespace golf::eval {
+
+struct CheckResult {
+  std::string check;   // causality, normalization, …
+  std::string status;  // PASS, FAIL or SKIP
+  std::string detail;  // what was measured, with numbers
+  bool passed() const { return status != "FAIL"; }
+};
+
+// A fresh model in its initial (artifact) state: protocols that train (TTT) need one per run.
+using LmFactory = std::function<std::unique_ptr<LanguageModel>()>;
+
+// Runs a protocol over a stream, recording per-prediction nll through hooks.nll.
+using ProtocolRun = std::function<void(LanguageModel&, const Stream&, Hooks)>;
+
+struct CausalityProbe {
+  std::string protocol;     // "sliding" or "ttt", for the report
+  ProtocolRun run;
+  int64_t predictions = 0;  // slice length P (tokens [0, P] are read)
+};
+
+// The causality probe for `protocol` on the first min(M, 2·EVAL_SEQ_LEN) predictions; for TTT the
+// chunk shrinks to EVAL_SEQ_LEN so that the slice holds a trained chunk (stated in the detail).
+CausalityProbe causality_probe(const std::string& protocol, const Config& cfg, int64_t predictions,
+                               bool legacy_tiling = false, bool train_before_score = false);
+
+CheckResult check_causality(const LmFactory& make_lm, std::span<const uint16_t> tokens, const ByteTable& table,
+                            const Config& cfg, const CausalityProbe& probe, double tolerance);
+CheckResult check_normalization(LanguageModel& lm, std::span<const uint16_t> tokens, const Config& cfg,
+                                double tolerance = 1e-5);
+// From the ledger of the TTT run, or of plain/sliding runs when no TTT ran (then no updates exist).
+CheckResult check_score_before_update(const UpdateReport& updates, bool ttt_ran);
+struct CoverageEntry {
+  std::string protocol;
+  CoverageReport coverage;
+  int64_t windows = 0, expected_windows = -1;  // expected: the tiling formula (sliding), −1 = n/a
+};
+CheckResult check_single_pass(const std::vector<CoverageEntry>& runs);
+CheckResult check_document_isolation(LanguageModel& lm, std::span<const uint16_t> tokens, const Config& cfg,
+                                     double tolerance);
+// Σ bytes over predictions [0, M) from the table vs Σ UTF-8 bytes of the tokenizer's decoding of
+// each document's tokens; also: "▁" is a piece, no UNK ids in the stream.
+CheckResult check_byte_recount(std::span<const uint16_t> tokens, int64_t predictions, const ByteTable& table,
+                               const Tokenizer& tokenizer);
+
+}  // namespace golf::eval

@@ -1,0 +1,252 @@
+// golf-eval — score an artifact on the validation split: plain rows, sliding window, score-first
+// TTT, and the compliance checks that prove the score legal.
+//
+//   golf-eval ARTIFACT.golf [--out eval.json] [--ttt] [--no-plain] [--no-sliding] [--stride N]
+//             [--check-compliance | --no-compliance] [--config F.json] [--set KEY=VALUE]...
+//
+// DATA_PATH (validation shards only) and TOKENIZER_PATH come from --set, --config or the
+// environment, as in golf-train. The model settings come from the artifact and cannot be changed.
+// Output: progress on stderr; the records' log lines, a table and the compliance results on stdout;
+// eval.json (written atomically). Exit status 0, 1 on an error, 3 when a compliance check fails.
+#include <ATen/ATen.h>
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <torch/cuda.h>
+
+#include <chrono>
+#include <cstdio>
+
+#include "core/atomic_file.h"
+#include "core/byte_table.h"
+#include "core/error.h"
+#include "core/model.h"
+#include "core/tokenizer.h"
+#include "eval/compliance.h"
+#include "eval/ledger.h"
+#include "eval/protocols.h"
+#include "eval/val_data.h"
+#include "pack/artifact.h"
+#include "pack/code_size.h"
+#include "pack/pack_model.h"
+
+namespace fs = std::filesystem;
+using namespace golf;
+using namespace golf::eval;
+
+namespace {
+
+const auto kProcessStart = std::chrono::steady_clock::now();  // the eval clock starts with the process
+
+double since_start() { return std::chrono::duration<double>(std::chrono::steady_clock::now() - kProcessStart).count(); }
+
+struct EvalArgs {
+  fs::path artifact, out;
+  ConfigSources sources;
+  bool ttt = false, no_plain = false, no_sliding = false, check = false, no_check = false;
+  int64_t stride = 0;
+  fs::path repo_root = GOLF_SOURCE_DIR, manifest;
+};
+
+// The user's evaluation settings with the artifact's model settings on top.
+Config resolve_eval_config(const EvalArgs& a, const pack::Artifact& artifact) {
+  for (const auto& o : a.sources.overrides)
+    for (const auto& key : pack::model_setting_keys())
+      if (o.rfind(key + "=", 0) == 0)
+        fail("--set {}: {} is a model setting stored in the artifact and cannot change at evaluation", o, key);
+  Config user = resolve_config(a.sources);
+  if (a.stride > 0) user.eval_stride = a.stride;
+  if (a.ttt) user.ttt_enabled = 1;
+  nlohmann::json j = to_json(user);
+  const nlohmann::json stored = nlohmann::json::parse(artifact.config_json);
+  for (const auto& key : pack::model_setting_keys())
+    if (stored.contains(key)) j[key] = stored[key];
+  Config cfg = config_from_json(j);
+  validate(cfg);
+  return cfg;
+}
+
+at::Device pick_device(const Config& cfg) {
+  const bool cuda = torch::cuda::is_available();
+  if (cfg.device == "cuda" && !cuda) fail("DEVICE=cuda but no CUDA device is available");
+  return (cfg.device == "cuda" || (cfg.device == "auto" && cuda)) ? at::Device(at::kCUDA, 0) : at::Device(at::kCPU);
+}
+
+nlohmann::json totals_json(const Totals& t) {
+  return {{"val_loss", t.loss()}, {"val_bpb", t.bpb()}, {"tokens", t.predictions}, {"bytes", t.bytes},
+          {"seconds", t.seconds}, {"windows", t.windows}};
+}
+
+int run_eval(EvalArgs& a) {
+  // ---- inputs: the artifact, the tokenizer, the validation shards (nothing else) ----------------
+  const auto artifact_bytes = pack::read_file_bytes(a.artifact);
+  const pack::Artifact artifact = pack::deserialize(artifact_bytes, a.artifact.string());
+  const Config cfg = resolve_eval_config(a, artifact);
+  const auto weights = pack::dequantize_model(artifact);
+  const at::Device device = pick_device(cfg);
+  const ValData val = load_val(cfg);
+  const Tokenizer tokenizer = Tokenizer::load(cfg.tokenizer_path);
+  const ByteTable table = ByteTable::build(tokenizer, static_cast<int>(cfg.vocab_size));
+  const int64_t M = val.predictions;
+  const Stream stream{val.tokens, M, &table, {}};
+  const Ranks ranks;  // one process
+  const bool compliance = !a.no_check && (a.check || cfg.ttt_enabled);
+
+  auto make_lm = [&]() -> std::unique_ptr<LanguageModel> {
+    auto model = std::make_shared<Model>(cfg, device);
+    model->load_state(weights);
+    return std::make_unique<ModelLM>(model, cfg.ttt_freeze_blocks);
+  };
+  const double load_seconds = since_start();
+  fmt::print("golf-eval: {} ({} bytes) on {}; {} validation predictions from {} shard(s); EVAL_SEQ_LEN={}\n",
+             a.artifact.string(), artifact_bytes.size(), device.str(), M, val.files.size(), cfg.eval_seq_len);
+  fmt::print("golf-eval: reads only fineweb_val_*.bin under DATA_PATH and does not link the training loader: "
+             "training data is never read\n");
+  std::fflush(stdout);
+
+  nlohmann::json report;
+  report["artifact"] = a.artifact.string();
+  report["bytes_model"] = static_cast<int64_t>(artifact_bytes.size());
+  try {
+    const auto code = pack::counted_code(a.repo_root, a.manifest.empty() ? a.repo_root / "pack/code_manifest.txt" : a.manifest);
+    report["bytes_code"] = code.compressed_bytes;
+    report["bytes_total"] = static_cast<int64_t>(artifact_bytes.size()) + code.compressed_bytes;
+  } catch (const Error& e) {
+    report["bytes_code"] = nullptr;  // the source tree is not here: say so rather than guess
+    report["bytes_code_error"] = e.what();
+  }
+  report["tokenizer"] = cfg.tokenizer_path;
+  for (const auto& f : val.files) report["val_files"].push_back(f.string());
+  report["train_data_read"] = false;
+  report["device"] = device.str();
+  report["config"] = to_json(cfg);
+
+  // ---- protocols ------------------------------------------------------------------------------
+  std::vector<CoverageEntry> coverage;
+  UpdateReport updates;
+  std::vector<std::pair<std::string, Totals>> rows;
+  auto record = [&](const char* name, const char* log_name, const Totals& t) {
+    fmt::print("{} val_loss:{:.8f} val_bpb:{:.8f} eval_time:{:.0f}ms\n", log_name, t.loss(), t.bpb(), t.seconds * 1000);
+    std::fflush(stdout);
+    report["results"][name] = totals_json(t);
+    rows.emplace_back(name, t);
+  };
+  std::unique_ptr<LanguageModel> lm = make_lm();
+  if (!a.no_plain) {
+    Ledger ledger(M);
+    const Totals t = plain(*lm, stream, cfg, ranks, {&ledger, nullptr, true});
+    merge_ledger(ledger, ranks);
+    coverage.push_back({"plain", ledger.coverage(), t.windows, (M + cfg.eval_seq_len - 1) / cfg.eval_seq_len});
+    record("plain", "quantized", t);
+  }
+  if (!a.no_sliding) {
+    Ledger ledger(M);
+    const Totals t = sliding(*lm, stream, cfg, ranks, {&ledger, nullptr, true});
+    merge_ledger(ledger, ranks);
+    coverage.push_back({"sliding", ledger.coverage(), t.windows, expected_sliding_windows(M, cfg.eval_seq_len, cfg.eval_stride)});
+    record("sliding", "quantized_sliding_window", t);
+    report["results"]["sliding"]["stride"] = cfg.eval_stride;
+  }
+  if (cfg.ttt_enabled) {
+    auto fresh = make_lm();  // TTT adapts its own copy of the artifact's weights
+    Ledger ledger(M);
+    const Totals t = ttt(*fresh, stream, cfg, TttOptions::from(cfg), ranks, {&ledger, nullptr, true});
+    merge_ledger(ledger, ranks);
+    coverage.push_back({"ttt", ledger.coverage(), t.windows, expected_sliding_windows(M, cfg.eval_seq_len, cfg.eval_stride)});
+    updates = ledger.updates();
+    record("ttt", "quantized_ttt", t);
+    report["results"]["ttt"]["chunks"] = t.chunks;
+  }
+  if (rows.empty()) fail("nothing to evaluate: --no-plain and --no-sliding without --ttt");
+  double protocol_seconds = 0;
+  for (const auto& [_, t] : rows) protocol_seconds += t.seconds;
+
+  // ---- compliance -----------------------------------------------------------------------------
+  std::vector<CheckResult> checks;
+  const double compliance_start = since_start();
+  if (compliance) {
+    const bool cuda = device.is_cuda();
+    const double causal_tol = cuda ? 1e-4 : 1e-6, isolation_tol = cuda ? 5e-2 : 1e-5;  // bf16 on CUDA
+    const auto factory = [&] { return make_lm(); };
+    checks.push_back(check_causality(factory, val.tokens, table, cfg, causality_probe("sliding", cfg, M), causal_tol));
+    if (cfg.ttt_enabled)
+      checks.push_back(check_causality(factory, val.tokens, table, cfg, causality_probe("ttt", cfg, M), causal_tol));
+    checks.push_back(check_normalization(*lm, val.tokens, cfg));
+    checks.push_back(check_score_before_update(updates, cfg.ttt_enabled != 0));
+    checks.push_back(check_single_pass(coverage));
+    checks.push_back(check_document_isolation(*lm, val.tokens, cfg, isolation_tol));
+    checks.push_back(check_byte_recount(val.tokens, M, table, tokenizer));
+  }
+  const double compliance_seconds = since_start() - compliance_start;
+  bool all_pass = true;
+  for (const auto& c : checks) {
+    all_pass = all_pass && c.passed();
+    report["compliance"].push_back({{"check", c.check}, {"status", c.status}, {"passed", c.passed()}, {"detail", c.detail}});
+  }
+  if (checks.empty()) report["compliance"] = nlohmann::json::array();
+
+  // ---- summary --------------------------------------------------------------------------------
+  const auto& [final_name, final_totals] = rows.back();  // ttt > sliding > plain
+  const char* final_log = final_name == "ttt" ? "ttt" : final_name == "sliding" ? "sliding_window" : "roundtrip";
+  report["final"] = {{"protocol", final_name}, {"val_loss", final_totals.loss()}, {"val_bpb", final_totals.bpb()}};
+  const double total = since_start();
+  const double projected = load_seconds + protocol_seconds * ranks.world / 8.0;
+  report["time"] = {{"load_seconds", load_seconds},       {"protocol_seconds", protocol_seconds},
+                    {"compliance_seconds", compliance_seconds}, {"total_seconds", total},
+                    {"projected_8gpu_seconds", projected}, {"world_size", ranks.world}};
+
+  fmt::print("\n{:<10} {:>12} {:>12} {:>12} {:>12} {:>10}\n", "protocol", "val_loss", "val_bpb", "tokens", "bytes", "time");
+  for (const auto& [name, t] : rows)
+    fmt::print("{:<10} {:>12.8f} {:>12.8f} {:>12} {:>12} {:>9.1f}s\n", name, t.loss(), t.bpb(), t.predictions, t.bytes, t.seconds);
+  if (!checks.empty()) {
+    fmt::print("\ncompliance ({:.1f}s):\n", compliance_seconds);
+    for (const auto& c : checks) fmt::print("  {:<4} {:<20} {}\n", c.status, c.check, c.detail);
+  }
+  fmt::print("\ntime from process start: {:.1f}s (load {:.1f}s, protocols {:.1f}s, compliance {:.1f}s)\n", total, load_seconds,
+             protocol_seconds, compliance_seconds);
+  fmt::print("projected eval time on 8 GPUs: {:.1f}s (load + protocols x {} rank(s) / 8: linear scaling over devices "
+             "like this one ({}); compliance checks excluded)\n",
+             projected, ranks.world, device.is_cuda() ? "CUDA" : "CPU, so not an H100 estimate");
+  if (projected > cfg.eval_time_limit)
+    fmt::print("warning: projected eval time {:.0f}s exceeds EVAL_TIME_LIMIT={:.0f}s\n", projected, cfg.eval_time_limit);
+  fmt::print("final_{}_exact val_loss:{:.8f} val_bpb:{:.8f}\n", final_log, final_totals.loss(), final_totals.bpb());
+
+  const fs::path out = a.out.empty() ? a.artifact.parent_path() / "eval.json" : a.out;
+  write_file_atomic(out, report.dump(2) + "\n");
+  fmt::print("wrote {}\n", out.string());
+  if (!all_pass) {
+    std::fprintf(stderr, "golf-eval: a compliance check FAILED (see above)\n");
+    return 3;
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"golf-eval: exact bits per byte of an artifact — plain, sliding window, score-first TTT — with compliance checks"};
+  EvalArgs a;
+  app.add_option("artifact", a.artifact, "artifact written by golf-pack (.golf)")->required()->check(CLI::ExistingFile);
+  app.add_option("--out", a.out, "results JSON (default: eval.json beside the artifact)");
+  app.add_flag("--ttt", a.ttt, "score-first test-time training (also TTT_ENABLED=1)");
+  app.add_flag("--no-plain", a.no_plain, "skip the plain (non-overlapping rows) evaluation");
+  app.add_flag("--no-sliding", a.no_sliding, "skip the sliding-window evaluation");
+  app.add_option("--stride", a.stride, "sliding-window stride (EVAL_STRIDE)");
+  app.add_flag("--check-compliance", a.check, "run the compliance checks (default with --ttt)");
+  app.add_flag("--no-compliance", a.no_check, "skip the compliance checks");
+  app.add_option("--config", a.sources.json_files, "JSON settings (repeatable)")->check(CLI::ExistingFile);
+  app.add_option("--set", a.sources.overrides, "KEY=VALUE evaluation setting (repeatable)");
+  app.add_option("--repo-root", a.repo_root, "source tree whose counted code is measured");
+  app.add_option("--manifest", a.manifest, "counted-code manifest (default REPO_ROOT/pack/code_manifest.txt)");
+  CLI11_PARSE(app, argc, argv);
+  try {
+    a.sources.environment = current_environment();
+    return run_eval(a);
+  } catch (const Error& e) {
+    std::fprintf(stderr, "golf-eval: error: %s\n", e.what());
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "golf-eval: internal error: %s\n", e.what());
+    return 2;
+  }
+}

@@ -1,0 +1,30 @@
+// eval/val_data.h — the validation split, and nothing else: golf-eval's only access to token data.
+//
+// golf-eval cannot read training data by construction: this is the one place it opens token files,
+// it accepts only files named fineweb_val_NNNNNN.bin (never fineweb_train_*, never *_bytes_*
+// sidecars), and the golf-eval executable does not link the training loader. Every file opened is
+// listed in ValData::files and in eval.json.
+#pragma once
+#include <cstdint>
+#include <filesystem>
+#include <vector>
+
+#include "core/config.h"
+
+namespace golf::eval {
+
+struct ValData {
+  std::vector<uint16_t> tokens;                  // the stream (VAL_MAX_TOKENS + 1 tokens when capped)
+  std::vector<std::filesystem::path> files;      // every file read, in order
+  int64_t predictions = 0;                       // M = ⌊(N − 1) / EVAL_SEQ_LEN⌋ · EVAL_SEQ_LEN, as the records
+};
+
+// Reads the val shards under DATA_PATH (a directory, or one fineweb_val_NNNNNN.bin file). Throws
+// golf::Error naming the path when there are none, when a file is not a validation shard, when a
+// token id is ≥ VOCAB_SIZE, or when the stream is shorter than one EVAL_SEQ_LEN row.
+ValData load_val(const Config& config);
+
+// True for names the evaluator may open: fineweb_val_NNNNNN.bin.
+bool is_val_shard_name(const std::string& filename);
+
+}  // namespace golf::eval
