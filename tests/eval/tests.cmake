@@ -3,3 +3,15 @@
 golf_test(eval_tests eval/protocols_test.cpp eval/compliance_test.cpp)
 target_link_libraries(eval_tests PRIVATE golf_eval)
 target_precompile_headers(eval_tests PRIVATE <ATen/ATen.h>)
+
+# The CLI tests share one tiny trained and packed run, made once per ctest run by the fixture.
+set(GOLF_EVAL_FIXTURE_DIR "${CMAKE_CURRENT_BINARY_DIR}/eval_fixture")
+add_test(NAME eval_run_fixture COMMAND "${CMAKE_CURRENT_SOURCE_DIR}/eval/make_eval_run.sh" "${GOLF_EVAL_FIXTURE_DIR}")
+set_tests_properties(eval_run_fixture PROPERTIES FIXTURES_SETUP eval_run TIMEOUT 600 ENVIRONMENT
+  "GOLF_DATA_BIN=$<TARGET_FILE:golf-data>;GOLF_TRAIN_BIN=$<TARGET_FILE:golf-train>;GOLF_PACK_BIN=$<TARGET_FILE:golf-pack>;GOLF_PYTHON=${GOLF_PYTHON};TINY_SHAKESPEARE=${GOLF_SHARED_DIR}/data/tinyshakespeare.txt")
+
+golf_test(eval_cli_tests eval/golf_eval_cli_test.cpp FIXTURE eval_run)
+target_link_libraries(eval_cli_tests PRIVATE golf_core)
+target_compile_definitions(eval_cli_tests PRIVATE GOLF_EVAL_BIN="$<TARGET_FILE:golf-eval>"
+                           GOLF_EVAL_FIXTURE_DIR="${GOLF_EVAL_FIXTURE_DIR}")
+add_dependencies(eval_cli_tests golf-eval golf-pack golf-train golf-data)

@@ -1,0 +1,116 @@
+// golf-eval end to end on a real (tiny) golf-train run packed by golf-pack: the records' log lines,
+// eval.json with plain / sliding / TTT results and every compliance check passing on the real
+// model, agreement with golf-pack's independent scorer, and bad inputs (a training shard as
+// DATA_PATH, a changed model setting, a corrupt artifact) as one clear error with no output.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+#include <fstream>
+
+#include "tests/test_util.h"
+
+namespace golf {
+namespace {
+
+using test::quote;
+
+class GolfEvalCli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    GOLF_REQUIRE_FILE(test::tiny_shakespeare());
+    ASSERT_TRUE(std::filesystem::exists(run_dir() / "final_model.golf"))
+        << "the eval_run fixture (tests/eval/make_eval_run.sh) did not produce " << run_dir();
+  }
+  static std::filesystem::path fixture() { return GOLF_EVAL_FIXTURE_DIR; }
+  // The val directory holds the paragraph documents (and, as a trap, a copy of a training shard,
+  // which golf-eval must never open).
+  static std::string env() {
+    return "env TOKENIZER_PATH=" + quote(fixture() / "tok.model") + " VAL_MAX_TOKENS=4096";
+  }
+  static std::filesystem::path run_dir() { return fixture() / "runs" / "tiny"; }
+  static test::CommandResult eval(const std::string& args, const std::string& data_path = "") {
+    return test::run(env() + " DATA_PATH=" + quote(data_path.empty() ? (fixture() / "val").string() : data_path) +
+                     " EVAL_SEQ_LEN=128 EVAL_STRIDE=32 EVAL_BATCH_SEQS=8 TTT_CHUNK_TOKENS=1024 TTT_EPOCHS=1 '" +
+                     GOLF_EVAL_BIN + "' " + args);
+  }
+  test::TempDir dir;  // this test's outputs
+};
+
+nlohmann::json read_json(const std::filesystem::path& p) { return nlohmann::json::parse(test::read_file(p)); }
+
+TEST_F(GolfEvalCli, ScoresPlainSlidingAndTttWithEveryComplianceCheckPassing) {
+  const auto out = dir.path() / "eval.json";
+  const auto r = eval(quote(run_dir() / "final_model.golf") + " --ttt --out " + quote(out));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  for (const char* line : {"quantized val_loss:", "quantized_sliding_window val_loss:", "quantized_ttt val_loss:",
+                           "ttt_sliding:start chunks=", "final_ttt_exact val_loss:", "training data is never read"})
+    EXPECT_NE(r.output.find(line), std::string::npos) << line << "\n" << r.output;
+
+  const auto j = read_json(out);
+  EXPECT_EQ(j["train_data_read"], false);
+  for (const auto& f : j["val_files"]) EXPECT_NE(f.get<std::string>().find("fineweb_val_"), std::string::npos) << f;
+  const auto& res = j["results"];
+  const int64_t M = 4096 / 128 * 128;
+  for (const char* p : {"plain", "sliding", "ttt"}) {
+    EXPECT_EQ(res[p]["tokens"], M) << p;
+    EXPECT_EQ(res[p]["bytes"], res["plain"]["bytes"]) << p;
+    EXPECT_GT(res[p]["val_bpb"].get<double>(), 0.5) << p;
+  }
+  EXPECT_EQ(res["sliding"]["windows"], (M - 96 + 31) / 32);  // ⌈(M − C) / s⌉, C = 128 − 32
+  EXPECT_EQ(res["ttt"]["chunks"], 4);
+  EXPECT_EQ(j["final"]["protocol"], "ttt");
+  EXPECT_EQ(j["final"]["val_bpb"], res["ttt"]["val_bpb"]);
+  EXPECT_GT(j["bytes_code"].get<int64_t>(), 10000);
+  EXPECT_EQ(j["bytes_total"].get<int64_t>(), j["bytes_model"].get<int64_t>() + j["bytes_code"].get<int64_t>());
+
+  std::vector<std::string> checks;
+  for (const auto& c : j["compliance"]) {
+    checks.push_back(c["check"]);
+    EXPECT_EQ(c["status"], "PASS") << c["check"] << ": " << c["detail"];
+  }
+  EXPECT_EQ(checks, (std::vector<std::string>{"causality", "causality", "normalization", "score_before_update",
+                                              "single_pass", "document_isolation", "byte_recount"}));
+}
+
+TEST_F(GolfEvalCli, PlainEqualsTheIndependentScorerOfGolfPack) {
+  // golf-pack --val scores the same artifact with train/validation (rows of TRAIN_SEQ_LEN = 128,
+  // the fused softcap cross-entropy); golf-eval's plain rows of EVAL_SEQ_LEN = 128 must agree.
+  const auto out = dir.path() / "plain.json";
+  const auto r = eval(quote(run_dir() / "final_model.golf") + " --no-sliding --out " + quote(out));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto mine = read_json(out)["results"]["plain"];
+  const auto packed = read_json(run_dir() / "final_model.golf.json")["quantized"];
+  EXPECT_NEAR(mine["val_bpb"].get<double>(), packed["val_bpb"].get<double>(), 1e-6);
+  EXPECT_NEAR(mine["val_loss"].get<double>(), packed["val_loss"].get<double>(), 1e-6);
+  EXPECT_TRUE(read_json(out)["compliance"].empty()) << "compliance runs with --ttt or --check-compliance";
+}
+
+TEST_F(GolfEvalCli, RefusesATrainingShardAsData) {
+  const auto out = dir.path() / "refused.json";
+  const auto r = eval(quote(run_dir() / "final_model.golf") + " --out " + quote(out),
+                      (fixture() / "data" / "fineweb_train_000000.bin").string());
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("reads only validation shards"), std::string::npos) << r.output;
+  EXPECT_FALSE(std::filesystem::exists(out));
+}
+
+TEST_F(GolfEvalCli, RefusesToChangeAModelSetting) {
+  const auto r = eval(quote(run_dir() / "final_model.golf") + " --set NUM_LAYERS=5 --out " + quote(dir.path() / "x.json"));
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("NUM_LAYERS is a model setting stored in the artifact"), std::string::npos) << r.output;
+  EXPECT_FALSE(std::filesystem::exists(dir.path() / "x.json"));
+}
+
+TEST_F(GolfEvalCli, ACorruptArtifactIsOneErrorAndNoOutput) {
+  std::string bytes = test::read_file(run_dir() / "final_model.golf");
+  bytes[bytes.size() / 2] = static_cast<char>(bytes[bytes.size() / 2] ^ 0x5a);
+  test::write_file(dir.path() / "corrupt.golf", bytes);
+  const auto r = eval(quote(dir.path() / "corrupt.golf") + " --out " + quote(dir.path() / "c.json"));
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("corrupt.golf"), std::string::npos) << r.output;
+  EXPECT_FALSE(std::filesystem::exists(dir.path() / "c.json"));
+}
+
+}  // namespace
+}  // namespace golf
