@@ -65,6 +65,20 @@ std::vector<ConfigField> build_field_table() {
       {"TRAIN_SEQ_LEN", &Config::train_seq_len, "longest attention segment / dense row length"},
       {"DOC_MASK", &Config::doc_mask, "1 attention stops at BOS; 0 dense rows (PR #1880)"},
 
+      {"SMAT_USE_S", &Config::smat_use_s, "SMAT semantic bias λ·cos(W_s h_i, W_s h_j) on the attention logits"},
+      {"SMAT_USE_G", &Config::smat_use_g, "SMAT value gate G_j = σ(w_g·h_j + μ·c_j + β) on V"},
+      {"SMAT_DIM", &Config::smat_dim, "width d_s of W_s (0 → head dim)"},
+      {"SMAT_CENTRALITY", &Config::smat_centrality, "divisor n_j of c_j: seq (TRAIN_SEQ_LEN) | count (j+1 in its segment)"},
+      {"SMAT_GONLY_CENTRALITY", &Config::smat_gonly_centrality, "without SMAT_USE_S: keep (W_s feeds c_j) | drop (no W_s, μ)"},
+      {"SMAT_BETA_INIT", &Config::smat_beta_init, "gate bias β at init (σ(3) ≈ 0.953)"},
+      {"SMAT_LAMBDA_RAW_INIT", &Config::smat_lambda_raw_init, "λ = softplus(λ_raw) at init (0 → ln 2)"},
+      {"SMAT_ABLATION", &Config::smat_ablation, "eval-time override, comma-separated: none | lambda0 | no_s | random_s | g_mean | g_one"},
+      {"VALUE_RESIDUAL", &Config::value_residual, "layers ≥ 1 use v ← a·v0 + b·v, (a, b) init (0.5, 0.5) (PR #413)"},
+      {"GATED_ATTENTION", &Config::gated_attention, "y_h *= σ(W u + b) per head, W = 0, b = 4 (PR #413)"},
+      {"BIGRAM_HASH", &Config::bigram_hash, "add s·P·E[hash(prev, cur)] to the token embedding"},
+      {"BIGRAM_BUCKETS", &Config::bigram_buckets, "BigramHash table rows (the last is reserved for t = 0 and BOS)"},
+      {"BIGRAM_DIM", &Config::bigram_dim, "BigramHash table width (projected to MODEL_DIM unless equal)"},
+
       {"ITERATIONS", &Config::iterations, "step budget (also the schedule when no wall clock)"},
       {"MAX_WALLCLOCK_SECONDS", &Config::max_wallclock_seconds, "0 → step-based schedule (ITERATIONS)"},
       {"GPTQ_RESERVE_SECONDS", &Config::gptq_reserve_seconds, "kept for Hessian collection"},
@@ -328,6 +342,20 @@ Config resolve_config(const ConfigSources& sources) {
     if (const auto it = sources.environment.find(field.name); it != sources.environment.end())
       set_from_text(config, field, it->second, "environment");
   for (const auto& assignment : sources.overrides) apply_override(config, assignment);
+  if (!sources.pinned_json.empty()) {
+    json pinned;
+    try {
+      pinned = json::parse(sources.pinned_json);
+    } catch (const json::parse_error& e) {
+      fail("{}: settings are not valid JSON: {}", sources.pinned_source, e.what());
+    }
+    for (const auto& assignment : sources.overrides) {
+      const std::string key = assignment.substr(0, assignment.find('='));
+      if (pinned.is_object() && pinned.contains(key))
+        fail("--set {}: {} is fixed by {} and cannot be changed here", assignment, key, sources.pinned_source);
+    }
+    apply_json_object(config, pinned, sources.pinned_source);
+  }
   validate(config);
   return config;
 }
@@ -375,6 +403,51 @@ void validate(const Config& c) {
   p.one_of(c, &Config::smear_input, {"normed", "raw"});
   p.one_of(c, &Config::parallel_mode, {"two_lane", "gptj", "none"});
   p.one_of(c, &Config::loader, {"packing", "coprime"});
+
+  // Seed attention variants.
+  for (auto m : {&Config::smat_use_s, &Config::smat_use_g, &Config::value_residual, &Config::gated_attention,
+                 &Config::bigram_hash})
+    p.flag(c, m);
+  p.non_negative(c, &Config::smat_dim);
+  p.one_of(c, &Config::smat_centrality, {"seq", "count"});
+  p.one_of(c, &Config::smat_gonly_centrality, {"keep", "drop"});
+  {  // SMAT_ABLATION: a comma-separated list; each item must find the part it ablates
+    std::vector<std::string> items;
+    for (size_t start = 0;;) {
+      const size_t comma = c.smat_ablation.find(',', start);
+      items.push_back(c.smat_ablation.substr(start, comma - start));
+      if (comma == std::string::npos) break;
+      start = comma + 1;
+    }
+    const bool has_semantics = c.smat_use_s || (c.smat_use_g && c.smat_gonly_centrality == "keep");
+    const bool g_mean = std::find(items.begin(), items.end(), "g_mean") != items.end();
+    const bool g_one = std::find(items.begin(), items.end(), "g_one") != items.end();
+    for (const auto& item : items) {
+      static constexpr std::string_view kAblations[] = {"none", "lambda0", "no_s", "random_s", "g_mean", "g_one"};
+      if (std::find(std::begin(kAblations), std::end(kAblations), item) == std::end(kAblations)) {
+        p.add(fmt::format("SMAT_ABLATION item {} must be one of {}", json_quoted(item), fmt::join(kAblations, ", ")));
+        continue;
+      }
+      if (item == "none") {
+        if (items.size() > 1) p.add("SMAT_ABLATION: none cannot be combined with other ablations");
+        continue;
+      }
+      const bool ok = item == "lambda0" ? c.smat_use_s != 0
+                      : item == "g_mean" || item == "g_one" ? c.smat_use_g != 0
+                                                            : has_semantics;
+      if (!ok)
+        p.add(fmt::format("SMAT_ABLATION={} needs a SMAT model that has the part it ablates (SMAT_USE_S={}, "
+                          "SMAT_USE_G={}, SMAT_GONLY_CENTRALITY={})",
+                          item, c.smat_use_s, c.smat_use_g, json_quoted(c.smat_gonly_centrality)));
+    }
+    if (g_mean && g_one) p.add("SMAT_ABLATION: g_mean and g_one both replace the gate; choose one");
+  }
+  if (c.gated_attention && c.attn_out_gate_enabled)
+    p.add("GATED_ATTENTION=1 and ATTN_OUT_GATE_ENABLED=1 are exclusive output gates: set ATTN_OUT_GATE_ENABLED=0");
+  if (c.bigram_hash) {
+    p.positive(c, &Config::bigram_dim);
+    if (c.bigram_buckets < 2) p.add(fmt::format("BIGRAM_BUCKETS={} must be at least 2", c.bigram_buckets));
+  }
 
   // Shards store tokens as uint16.
   if (c.vocab_size > 65536) p.add(fmt::format("VOCAB_SIZE={} exceeds 65536 (tokens are stored as uint16)", c.vocab_size));

@@ -55,6 +55,21 @@ struct Config {
   int64_t train_seq_len = 2048;       // TRAIN_SEQ_LEN: longest attention segment / dense row length
   int64_t doc_mask = 1;               // DOC_MASK: 1 attention stops at BOS; 0 dense rows (PR #1880)
 
+  // ---- seed attention variants (core/variants.h; all off by default) ---------------------------
+  int64_t smat_use_s = 0;             // SMAT_USE_S: SMAT semantic bias λ·cos(W_s h_i, W_s h_j) on the attention logits
+  int64_t smat_use_g = 0;             // SMAT_USE_G: SMAT value gate G_j = σ(w_g·h_j + μ·c_j + β) on V
+  int64_t smat_dim = 0;               // SMAT_DIM: width d_s of W_s (0 → head dim)
+  std::string smat_centrality = "seq";  // SMAT_CENTRALITY: divisor n_j of c_j: seq (TRAIN_SEQ_LEN) | count (j+1 in its segment)
+  std::string smat_gonly_centrality = "keep";  // SMAT_GONLY_CENTRALITY: without SMAT_USE_S: keep (W_s feeds c_j) | drop (no W_s, μ)
+  double smat_beta_init = 3.0;        // SMAT_BETA_INIT: gate bias β at init (σ(3) ≈ 0.953)
+  double smat_lambda_raw_init = 0.0;  // SMAT_LAMBDA_RAW_INIT: λ = softplus(λ_raw) at init (0 → ln 2)
+  std::string smat_ablation = "none"; // SMAT_ABLATION: eval-time override, comma-separated: none | lambda0 | no_s | random_s | g_mean | g_one
+  int64_t value_residual = 0;         // VALUE_RESIDUAL: layers ≥ 1 use v ← a·v0 + b·v, (a, b) init (0.5, 0.5) (PR #413)
+  int64_t gated_attention = 0;        // GATED_ATTENTION: y_h *= σ(W u + b) per head, W = 0, b = 4 (PR #413)
+  int64_t bigram_hash = 0;            // BIGRAM_HASH: add s·P·E[hash(prev, cur)] to the token embedding
+  int64_t bigram_buckets = 4096;      // BIGRAM_BUCKETS: BigramHash table rows (the last is reserved for t = 0 and BOS)
+  int64_t bigram_dim = 128;           // BIGRAM_DIM: BigramHash table width (projected to MODEL_DIM unless equal)
+
   // ---- training -------------------------------------------------------------------------------
   int64_t iterations = 20000;         // ITERATIONS: step budget (also the schedule when no wall clock)
   double max_wallclock_seconds = 600; // MAX_WALLCLOCK_SECONDS: 0 → step-based schedule (ITERATIONS)
@@ -131,6 +146,10 @@ struct ConfigSources {
   std::vector<std::filesystem::path> json_files;    // --config, applied in order
   std::map<std::string, std::string> environment;   // usually current_environment()
   std::vector<std::string> overrides;               // --set KEY=VALUE, applied in order
+  // Settings fixed by an input, applied last: a JSON object text {"KEY": value, …} (golf-eval: the
+  // model settings stored in the artifact). --set of one of its keys is an error; the environment's
+  // value for it is ignored. `pinned_source` names the input in messages.
+  std::string pinned_json, pinned_source;
 };
 std::map<std::string, std::string> current_environment();
 

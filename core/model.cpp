@@ -10,6 +10,7 @@
 
 #include "core/error.h"
 #include "core/ops/softcap_ce.h"
+#include "core/variants.h"
 
 namespace golf {
 
@@ -39,7 +40,7 @@ std::pair<at::Tensor, at::Tensor> segments(const at::Tensor& tokens, const Confi
 }
 
 at::Tensor segment_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& seg,
-                             int64_t W) {
+                             int64_t W, std::optional<double> scale) {
   const int64_t B = q.size(0), T = q.size(1), H = q.size(2), Dh = q.size(3), group = H / k.size(2);
   const at::Tensor qh = q.transpose(1, 2);                                  // (B, H, T, Dh)
   const at::Tensor kh = k.repeat_interleave(group, 2).transpose(1, 2);
@@ -47,7 +48,7 @@ at::Tensor segment_attention(const at::Tensor& q, const at::Tensor& k, const at:
   if (T <= W) {
     const at::Tensor causal = at::ones({T, T}, seg.options().dtype(at::kBool)).tril();
     const at::Tensor mask = (seg.unsqueeze(2) == seg.unsqueeze(1)).logical_and(causal).unsqueeze(1);  // (B,1,T,T)
-    return at::scaled_dot_product_attention(qh, kh, vh, mask).transpose(1, 2);
+    return at::scaled_dot_product_attention(qh, kh, vh, mask, 0.0, false, scale).transpose(1, 2);
   }
   // Blocks of W queries; each sees the keys of its own and the previous block (2W). Padding
   // positions get segment -1, the missing block before the first gets -2: neither matches a real
@@ -68,7 +69,7 @@ at::Tensor segment_attention(const at::Tensor& q, const at::Tensor& k, const at:
   // Query i of a block sits at key index W + i: causal means key index ≤ W + i.
   const at::Tensor causal = at::ones({W, 2 * W}, seg.options().dtype(at::kBool)).tril(W);
   const at::Tensor mask = (seg_q.unsqueeze(3) == seg_k.unsqueeze(2)).logical_and(causal).view({B * nb, 1, W, 2 * W});
-  const at::Tensor y = at::scaled_dot_product_attention(qb, kb, vb, mask);                 // (B*nb, H, W, Dh)
+  const at::Tensor y = at::scaled_dot_product_attention(qb, kb, vb, mask, 0.0, false, scale);  // (B*nb, H, W, Dh)
   return y.view({B, nb, H, W, Dh}).permute({0, 2, 1, 3, 4}).reshape({B, H, nb * W, Dh}).narrow(2, 0, T).transpose(1, 2);
 }
 
@@ -110,6 +111,8 @@ std::map<std::string, at::Tensor> HessianCollector::hessians(int64_t num_layers)
     for (const char* m : {"attn.proj.weight", "mlp.fc.weight", "mlp.proj.weight"}) out[block(i, m)] = mean(block(i, m));
   }
   out["tok_emb.weight"] = mean("tok_emb.weight");
+  for (const auto& [key, _] : sums)  // variant matrices large enough to be quantized (SMAT W_s, BigramHash, …)
+    if (!out.count(key)) out[key] = mean(key);
   return out;
 }
 
@@ -148,6 +151,7 @@ Model::Model(const Config& cfg, at::Device device)
     add_param(block(i, "mlp_scale"), at::ones({d}, f32));
     add_param(block(i, "resid_mix"), at::stack({at::ones({d}, f32), at::zeros({d}, f32)}));
     if (cfg.attn_out_gate_enabled) add_param(block(i, "attn.attn_gate_proj.weight"), at::zeros({H, cfg.gate_width}, f32));
+    add_variant_params(i);
   }
   const int S = num_skip_rows();
   add_param("skip_weights", at::ones({S, d}, f32));
@@ -160,7 +164,50 @@ Model::Model(const Config& cfg, at::Device device)
     add_param("smear_gate.weight", at::zeros({1, cfg.gate_width}, f32));
     add_param("smear_lambda", at::zeros({1}, f32));
   }
+  if (cfg.bigram_hash) {  // E = 0 with P ≠ 0 and s ≠ 0, so E gets a gradient (the dead-init pitfall)
+    add_param("bigram.embed.weight", at::zeros({cfg.bigram_buckets, cfg.bigram_dim}, f32));
+    if (cfg.bigram_dim != d) {
+      at::Tensor proj = at::empty({d, cfg.bigram_dim}, f32);
+      {
+        at::NoGradGuard no_grad;
+        torch::nn::init::orthogonal_(proj);
+        proj.mul_(1.0 / std::sqrt(2.0 * static_cast<double>(L)));
+      }
+      add_param("bigram.proj.weight", proj);
+    }
+    add_param("bigram.scale", at::full({1}, 0.05, f32));
+  }
 }
+
+// Per-layer parameters of the seed variants (names and inits: core/variants.h).
+void Model::add_variant_params(int i) {
+  const int64_t d = cfg_.model_dim, H = cfg_.num_heads;
+  const auto f32 = at::TensorOptions().dtype(at::kFloat);
+  if (has_smat_ws()) {
+    at::Tensor ws = at::empty({smat_dim(), d}, f32);
+    {
+      at::NoGradGuard no_grad;
+      torch::nn::init::orthogonal_(ws);
+    }
+    add_param(block(i, "attn.smat_ws.weight"), ws);
+  }
+  if (cfg_.smat_use_s) add_param(block(i, "attn.smat_lambda_raw"), at::full({1}, cfg_.smat_lambda_raw_init, f32));
+  if (cfg_.smat_use_g) {
+    add_param(block(i, "attn.smat_gate.weight"), at::zeros({1, d}, f32));
+    add_param(block(i, "attn.smat_gate.bias"), at::full({1}, cfg_.smat_beta_init, f32));
+    if (has_smat_ws()) add_param(block(i, "attn.smat_mu"), at::zeros({1}, f32));
+  }
+  if (cfg_.value_residual && i > 0) add_param(block(i, "attn.vr_lambda"), at::full({2}, 0.5, f32));
+  if (cfg_.gated_attention) {
+    add_param(block(i, "attn.attn_gate.weight"), at::zeros({H, d}, f32));
+    add_param(block(i, "attn.attn_gate.bias"), at::full({H}, 4.0, f32));
+  }
+}
+
+bool Model::has_smat_ws() const {
+  return cfg_.smat_use_s || (cfg_.smat_use_g && cfg_.smat_gonly_centrality == "keep");
+}
+int64_t Model::smat_dim() const { return cfg_.smat_dim > 0 ? cfg_.smat_dim : cfg_.model_dim / cfg_.num_heads; }
 
 at::Tensor& Model::param(const std::string& name) {
   const auto it = params_.find(name);
@@ -213,9 +260,10 @@ at::Tensor Model::w(const std::string& name) const { return param(name).to(compu
 at::Tensor Model::bank(const std::string& name, int64_t index) const { return param(name)[index].to(compute_dtype_); }
 
 // ---- forward ---------------------------------------------------------------------------------
-at::Tensor Model::embed(const at::Tensor& tokens) const {
+at::Tensor Model::embed(const at::Tensor& tokens, HessianCollector* hessians) const {
   const int64_t T = tokens.size(1);
   at::Tensor e = at::embedding(w("tok_emb.weight"), tokens);  // (B, T, d)
+  if (cfg_.bigram_hash) e = e + bigram(tokens, hessians);
   const bool smear = cfg_.smear_gate_enabled;
   if (!smear || cfg_.smear_input == "normed") e = rms_norm(e);
   if (smear) {
@@ -231,22 +279,113 @@ at::Tensor Model::embed(const at::Tensor& tokens) const {
   return e;
 }
 
+at::Tensor Model::bigram(const at::Tensor& tokens, HessianCollector* hessians) const {
+  // b_t = s · P · E[id_t] (B, T, d); P is absent when BIGRAM_DIM = MODEL_DIM.
+  const at::Tensor ids = variants::bigram_hash_ids(tokens, cfg_.bigram_buckets, cfg_.bos_token_id);
+  at::Tensor b = at::embedding(w("bigram.embed.weight"), ids);  // (B, T, BIGRAM_DIM)
+  const bool proj = cfg_.bigram_dim != cfg_.model_dim;
+  if (hessians) {
+    // Only matrices over PASSTHROUGH_MAX_NUMEL are quantized and need one. A row of E enters the
+    // residual as s·P·E[id]: its column errors are weighted by (sP)ᵀ(sP) (sI without P).
+    const at::Tensor s = param("bigram.scale").detach();
+    if (param("bigram.embed.weight").numel() > cfg_.passthrough_max_numel)
+      hessians->add("bigram.embed.weight",
+                    proj ? param("bigram.proj.weight").detach() * s : at::eye(cfg_.bigram_dim, s.options()) * s);
+    if (proj && param("bigram.proj.weight").numel() > cfg_.passthrough_max_numel) hessians->add("bigram.proj.weight", b);
+  }
+  if (proj) b = at::matmul(b, w("bigram.proj.weight").t());
+  return w("bigram.scale") * b;
+}
+
+// G_j = σ(w_g·u_j + μ c_j + β) (B, T, 1), or its SMAT_ABLATION replacement.
+at::Tensor Model::smat_gate(int i, const at::Tensor& u, const at::Tensor& uhat, const at::Tensor& pos) const {
+  auto ablated = [&](std::string_view item) { return variants::smat_ablation_has(cfg_, item); };
+  if (ablated("g_one") && !gate_record_) return at::ones({u.size(0), u.size(1), 1}, u.options());
+  if (ablated("g_mean") && !gate_record_) {
+    if (static_cast<int64_t>(smat_gate_means_.size()) != cfg_.num_layers)
+      fail("SMAT_ABLATION=g_mean needs the per-layer gate means: call Model::calibrate_smat_gate_means first");
+    return at::full({u.size(0), u.size(1), 1}, smat_gate_means_[static_cast<size_t>(i)], u.options());
+  }
+  at::Tensor z = at::matmul(u, w(block(i, "attn.smat_gate.weight")).t()) + w(block(i, "attn.smat_gate.bias"));
+  if (uhat.defined() && !ablated("no_s"))  // c_j, by the running sum (fp32)
+    z = z + w(block(i, "attn.smat_mu")) * variants::smat_centrality(uhat, pos, cfg_).unsqueeze(-1).to(z.scalar_type());
+  const at::Tensor g = at::sigmoid(z);
+  if (gate_record_) {
+    auto& [sum, count] = (*gate_record_)[static_cast<size_t>(i)];
+    sum += g.detach().to(at::kDouble).sum().item<double>();
+    count += g.numel();
+  }
+  return g;
+}
+
+const std::vector<double>& Model::calibrate_smat_gate_means(const std::vector<at::Tensor>& batches, bool looping) {
+  if (!cfg_.smat_use_g) fail("calibrate_smat_gate_means: the model has no SMAT value gate (SMAT_USE_G=0)");
+  at::NoGradGuard no_grad;
+  std::vector<std::pair<double, int64_t>> record(static_cast<size_t>(cfg_.num_layers), {0.0, 0});
+  gate_record_ = &record;
+  try {
+    for (const auto& tokens : batches) hidden(tokens.to(device_), looping, nullptr);
+  } catch (...) {
+    gate_record_ = nullptr;
+    throw;
+  }
+  gate_record_ = nullptr;
+  smat_gate_means_.clear();
+  for (const auto& [sum, count] : record) smat_gate_means_.push_back(count ? sum / static_cast<double>(count) : 1.0);
+  return smat_gate_means_;
+}
+
 at::Tensor Model::attention(int i, const at::Tensor& u, const at::Tensor& seg, const at::Tensor& pos,
-                            HessianCollector* hessians) const {
+                            at::Tensor& v_first, HessianCollector* hessians) const {
   const int64_t L = cfg_.num_layers, B = u.size(0), T = u.size(1), d = u.size(2);
   const int64_t H = cfg_.num_heads, Hkv = cfg_.num_kv_heads, Dh = d / H;
   if (hessians) hessians->add(block(i, "attn.c_q.weight"), u);  // shared by Q, K and V
   at::Tensor q = at::matmul(u, bank("qo_bank", i).t()).view({B, T, H, Dh});
   at::Tensor k = at::matmul(u, bank("kv_bank", i).t()).view({B, T, Hkv, Dh});
-  const at::Tensor v = at::matmul(u, bank("kv_bank", L + i).t()).view({B, T, Hkv, Dh});
+  at::Tensor v = at::matmul(u, bank("kv_bank", L + i).t()).view({B, T, Hkv, Dh});
+  if (cfg_.value_residual) {  // v0: the first visit's raw value (layer 0); layers ≥ 1 mix it in
+    if (!v_first.defined()) v_first = v;
+    else if (i > 0) {
+      const at::Tensor ab = w(block(i, "attn.vr_lambda"));
+      v = ab[0] * v_first + ab[1] * v;
+    }
+  }
   q = rope(rms_norm(q), pos, cfg_) * w(block(i, "attn.q_gain")).view({1, 1, H, 1});
   k = rope(rms_norm(k), pos, cfg_);
-  at::Tensor y = segment_attention(q, k, v, seg, cfg_.train_seq_len);  // (B, T, H, Dh)
+
+  // SMAT: û (B, T, d_s) from the block input; the gate scales the (mixed) values, λS joins the logits.
+  auto ablated = [&](std::string_view item) { return variants::smat_ablation_has(cfg_, item); };
+  at::Tensor uhat;
+  if (has_smat_ws()) {
+    if (hessians && param(block(i, "attn.smat_ws.weight")).numel() > cfg_.passthrough_max_numel)
+      hessians->add(block(i, "attn.smat_ws.weight"), u);
+    uhat = ablated("random_s") ? variants::smat_random_unit(u, smat_dim(), i)
+                                  : variants::smat_unit(u, w(block(i, "attn.smat_ws.weight")));
+  }
+  at::Tensor v_att = v;
+  if (cfg_.smat_use_g) v_att = v * smat_gate(i, u, uhat, pos).unsqueeze(-1);  // G (B, T, 1, 1)
+  at::Tensor y;
+  if (cfg_.smat_use_s && !ablated("lambda0") && !ablated("no_s")) {
+    const at::Tensor lambda = at::softplus(w(block(i, "attn.smat_lambda_raw")));
+    const auto [qf, kf] = variants::smat_fold(q, k, uhat, lambda);          // (B, T, H|Hkv, Dh + d_s)
+    const at::Tensor vf = at::constant_pad_nd(v_att, {0, qf.size(-1) - Dh});  // equal head dims for any backend
+    y = segment_attention(qf, kf, vf, seg, cfg_.train_seq_len, 1.0 / std::sqrt(static_cast<double>(Dh))).narrow(-1, 0, Dh);
+  } else {
+    y = segment_attention(q, k, v_att, seg, cfg_.train_seq_len);  // (B, T, H, Dh)
+  }
   if (i >= L - cfg_.xsa_last_n) {
-    // XSA: remove from each head's output its component along the token's own value vector.
+    // XSA: remove from each head's output its component along the token's own value vector
+    // (the un-gated v: invariant to G, and finite where G = 0).
     const at::Tensor vn = (v / v.norm(2, -1, /*keepdim=*/true).clamp_min(1e-12)).unsqueeze(3);  // (B,T,Hkv,1,Dh)
     const at::Tensor yg = y.view({B, T, Hkv, H / Hkv, Dh});
     y = (yg - (yg * vn).sum(-1, /*keepdim=*/true) * vn).view({B, T, H, Dh});
+  }
+  if (cfg_.gated_attention) {  // σ(W u + b) per head: σ(4) ≈ 0.982 at init
+    if (hessians && param(block(i, "attn.attn_gate.weight")).numel() > cfg_.passthrough_max_numel)
+      hessians->add(block(i, "attn.attn_gate.weight"), u);
+    const at::Tensor gate =
+        at::sigmoid(at::matmul(u, w(block(i, "attn.attn_gate.weight")).t()) + w(block(i, "attn.attn_gate.bias")));
+    y = y * gate.unsqueeze(-1);  // (B, T, H, 1)
   }
   if (cfg_.attn_out_gate_enabled) {  // γ = 2σ(W u[:12]) per head: 1 at init
     const at::Tensor gate =
@@ -269,8 +408,10 @@ at::Tensor Model::mlp(int i, const at::Tensor& u, HessianCollector* hessians) co
 
 at::Tensor Model::hidden(const at::Tensor& tokens, bool looping, HessianCollector* hessians) const {
   const auto [seg, pos] = segments(tokens, cfg_);
-  const at::Tensor x0 = embed(tokens);
+  const at::Tensor x0 = embed(tokens, hessians);
   at::Tensor x = x0;
+  at::Tensor v_first;  // VALUE_RESIDUAL's v0
+  auto attn = [&](int i, const at::Tensor& u) { return attention(i, u, seg, pos, v_first, hessians); };
   auto ln = [&](int i) { return cfg_.ln_scale ? 1.0 / std::sqrt(i + 1.0) : 1.0; };
   auto attn_in = [&](int i, const at::Tensor& lane) {  // x_in = m0 ⊙ x + m1 ⊙ x0
     const at::Tensor m = w(block(i, "resid_mix"));
@@ -278,13 +419,13 @@ at::Tensor Model::hidden(const at::Tensor& tokens, bool looping, HessianCollecto
   };
   auto sequential = [&](int i, const at::Tensor& x) {
     const at::Tensor x_in = attn_in(i, x);
-    const at::Tensor x1 = x_in + w(block(i, "attn_scale")) * attention(i, rms_norm(x_in) * ln(i), seg, pos, hessians);
+    const at::Tensor x1 = x_in + w(block(i, "attn_scale")) * attn(i, rms_norm(x_in) * ln(i));
     return x1 + w(block(i, "mlp_scale")) * mlp(i, rms_norm(x1) * ln(i), hessians);
   };
   auto gptj = [&](int i, const at::Tensor& x) {
     const at::Tensor x_in = attn_in(i, x);
     const at::Tensor u = rms_norm(x_in) * ln(i);
-    return x_in + w(block(i, "attn_scale")) * attention(i, u, seg, pos, hessians) +
+    return x_in + w(block(i, "attn_scale")) * attn(i, u) +
            w(block(i, "mlp_scale")) * mlp(i, u, hessians);
   };
   auto inject = [&](int j, const at::Tensor& x, const at::Tensor& skip) {
@@ -313,7 +454,7 @@ at::Tensor Model::hidden(const at::Tensor& tokens, bool looping, HessianCollecto
     const bool parallel = cfg_.parallel_mode != "none" && i >= cfg_.parallel_start_layer;
     if (parallel && cfg_.parallel_mode == "two_lane") {
       if (lanes.empty()) lanes = {x, x};  // created after this visit's skip went into x
-      const at::Tensor a = w(block(i, "attn_scale")) * attention(i, rms_norm(attn_in(i, lanes[0])) * ln(i), seg, pos, hessians);
+      const at::Tensor a = w(block(i, "attn_scale")) * attn(i, rms_norm(attn_in(i, lanes[0])) * ln(i));
       const at::Tensor f = w(block(i, "mlp_scale")) * mlp(i, rms_norm(lanes[1]) * ln(i), hessians);
       const at::Tensor rho = w("parallel_resid_lambdas")[i], pi = w("parallel_post_lambdas")[i];  // (2), (2 src, 2 dst)
       lanes = {rho[0] * lanes[0] + pi[0][0] * a + pi[1][0] * f, rho[1] * lanes[1] + pi[0][1] * a + pi[1][1] * f};

@@ -8,6 +8,8 @@
 //   depth recurrence: layers LOOP_START..LOOP_END visited NUM_LOOPS+1 times once looping is on
 //   attention: GQA, QK-RMSNorm, partial RoPE, q gain, causal inside BOS-delimited segments of
 //   ≤ TRAIN_SEQ_LEN tokens, XSA, AttnOutGate; MLP: LeakyReLU(0.5)²; tied head, softcap, fp32 CE.
+//   Seed variants, each off by default (core/variants.h): SMAT semantic bias and value gate, value
+//   residual, gated attention, BigramHash embedding.
 //
 // Parameters are fp32 masters; on CUDA the forward runs in bf16 (weights cast at use, norms and
 // loss in fp32), on CPU in fp32. Names follow the records (tok_emb.weight, qo_bank, …).
@@ -15,6 +17,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -57,25 +60,40 @@ class Model {
   const Config& config() const { return cfg_; }
   at::Device device() const { return device_; }
 
+  // SMAT_ABLATION=g_mean replaces each layer's value gate G by a per-layer constant Ḡ_ℓ: the mean
+  // of the real gate over every token of these batches (B, T) (calibration data, not the scored
+  // text, so no future token leaks in). Returns and keeps Ḡ_ℓ per physical layer.
+  const std::vector<double>& calibrate_smat_gate_means(const std::vector<at::Tensor>& batches, bool looping);
+  void set_smat_gate_means(std::vector<double> means) { smat_gate_means_ = std::move(means); }
+  const std::vector<double>& smat_gate_means() const { return smat_gate_means_; }
+
   // Layer visit order (encoder, decoder) and the number of U-Net skip rows.
   std::pair<std::vector<int>, std::vector<int>> visit_order(bool looping) const;
   int num_skip_rows() const;
 
  private:
   at::Tensor hidden(const at::Tensor& tokens, bool looping, HessianCollector* hessians) const;
-  at::Tensor embed(const at::Tensor& tokens) const;
+  at::Tensor embed(const at::Tensor& tokens, HessianCollector* hessians) const;
+  // v_first: VALUE_RESIDUAL's v0, set by the first attention visit of a forward, read by the rest.
   at::Tensor attention(int layer, const at::Tensor& u, const at::Tensor& seg, const at::Tensor& pos,
-                       HessianCollector* hessians) const;
+                       at::Tensor& v_first, HessianCollector* hessians) const;
+  at::Tensor smat_gate(int layer, const at::Tensor& u, const at::Tensor& uhat, const at::Tensor& pos) const;
+  at::Tensor bigram(const at::Tensor& tokens, HessianCollector* hessians) const;
   at::Tensor mlp(int layer, const at::Tensor& u, HessianCollector* hessians) const;
   at::Tensor w(const std::string& name) const;                    // parameter in the compute dtype
   at::Tensor bank(const std::string& name, int64_t index) const;  // one matrix of a bank, ditto
   void add_param(const std::string& name, at::Tensor value);
+  void add_variant_params(int layer);
+  bool has_smat_ws() const;  // SMAT's W_s exists (S bias on, or the gate's centrality kept)
+  int64_t smat_dim() const;  // d_s
 
   Config cfg_;
   at::Device device_;
   at::ScalarType compute_dtype_;
   std::vector<std::string> names_;
   std::map<std::string, at::Tensor> params_;
+  std::vector<double> smat_gate_means_;                        // Ḡ_ℓ for SMAT_ABLATION=g_mean
+  mutable std::vector<std::pair<double, int64_t>>* gate_record_ = nullptr;  // (Σ G, count) per layer, calibrating
 };
 
 // Segment id and position inside the segment for every token (both (B, T) int64): a segment starts
@@ -86,8 +104,10 @@ std::pair<at::Tensor, at::Tensor> segments(const at::Tensor& tokens, const Confi
 // Causal attention restricted to equal segment ids, computed block by block so memory grows with
 // T·W rather than T²: queries of block b see keys of blocks b-1 and b (W = block_len ≥ longest
 // segment). q (B, T, H, Dh), k/v (B, T, Hkv, Dh), seg (B, T) → (B, T, H, Dh).
+// scale: the logit scale (default 1/√ of q's head dim; SMAT's folded q/k pass 1/√Dh of the
+// unfolded head).
 at::Tensor segment_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& seg,
-                             int64_t block_len);
+                             int64_t block_len, std::optional<double> scale = std::nullopt);
 
 at::Tensor rms_norm(const at::Tensor& x);  // parameter-free, eps = fp32 epsilon, statistics in fp32
 

@@ -3,6 +3,11 @@
 //
 //   golf-eval ARTIFACT.golf [--out eval.json] [--ttt] [--no-plain] [--no-sliding] [--stride N]
 //             [--check-compliance | --no-compliance] [--config F.json] [--set KEY=VALUE]...
+//             [--nproc N [--nnodes …]]       (torchrun-style, as golf-train; see core/dist/launcher.h)
+//
+// With N ranks, every protocol cuts its windows (and TTT its training rows) into N contiguous
+// shares; float64 sums, the coverage bitmap, the ledger and TTT gradients are summed across ranks.
+// Rank 0 alone runs the compliance checks (on one process), prints and writes eval.json.
 //
 // DATA_PATH (validation shards only) and TOKENIZER_PATH come from --set, --config or the
 // environment, as in golf-train. The model settings come from the artifact and cannot be changed.
@@ -21,6 +26,8 @@
 #include "core/byte_table.h"
 #include "core/error.h"
 #include "core/model.h"
+#include "core/dist/comm.h"
+#include "core/dist/launcher.h"
 #include "core/tokenizer.h"
 #include "eval/compliance.h"
 #include "eval/ledger.h"
@@ -48,28 +55,24 @@ struct EvalArgs {
   fs::path repo_root = GOLF_SOURCE_DIR, manifest;
 };
 
-// The user's evaluation settings with the artifact's model settings on top.
-Config resolve_eval_config(const EvalArgs& a, const pack::Artifact& artifact) {
-  for (const auto& o : a.sources.overrides)
-    for (const auto& key : pack::model_setting_keys())
-      if (o.rfind(key + "=", 0) == 0)
-        fail("--set {}: {} is a model setting stored in the artifact and cannot change at evaluation", o, key);
-  Config user = resolve_config(a.sources);
-  if (a.stride > 0) user.eval_stride = a.stride;
-  if (a.ttt) user.ttt_enabled = 1;
-  nlohmann::json j = to_json(user);
-  const nlohmann::json stored = nlohmann::json::parse(artifact.config_json);
-  for (const auto& key : pack::model_setting_keys())
-    if (stored.contains(key)) j[key] = stored[key];
-  Config cfg = config_from_json(j);
+// The user's evaluation settings with the artifact's model settings pinned on top (eval-time
+// switches such as SMAT_ABLATION are validated against the artifact's model).
+Config resolve_eval_config(EvalArgs& a, const pack::Artifact& artifact) {
+  a.sources.pinned_json = artifact.config_json;
+  a.sources.pinned_source = "the artifact " + a.artifact.string() + " (model settings)";
+  Config cfg = resolve_config(a.sources);
+  if (a.stride > 0) cfg.eval_stride = a.stride;
+  if (a.ttt) cfg.ttt_enabled = 1;
   validate(cfg);
   return cfg;
 }
 
-at::Device pick_device(const Config& cfg) {
+at::Device pick_device(const Config& cfg, const dist::World& world) {
   const bool cuda = torch::cuda::is_available();
   if (cfg.device == "cuda" && !cuda) fail("DEVICE=cuda but no CUDA device is available");
-  return (cfg.device == "cuda" || (cfg.device == "auto" && cuda)) ? at::Device(at::kCUDA, 0) : at::Device(at::kCPU);
+  return (cfg.device == "cuda" || (cfg.device == "auto" && cuda))
+             ? at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(world.local_rank))
+             : at::Device(at::kCPU);
 }
 
 nlohmann::json totals_json(const Totals& t) {
@@ -83,13 +86,23 @@ int run_eval(EvalArgs& a) {
   const pack::Artifact artifact = pack::deserialize(artifact_bytes, a.artifact.string());
   const Config cfg = resolve_eval_config(a, artifact);
   const auto weights = pack::dequantize_model(artifact);
-  const at::Device device = pick_device(cfg);
+  const dist::World world = dist::world_from_env();
+  const at::Device device = pick_device(cfg, world);
+  dist::Comm comm(world, device, std::chrono::milliseconds(static_cast<int64_t>(1000 * cfg.dist_timeout_seconds)));
+  Ranks ranks{world.rank, world.world_size, {}};
+  if (comm.distributed())  // NCCL reduces device tensors, Gloo CPU ones: move there and back
+    ranks.sum = [&comm, device](at::Tensor& t) {
+      if (t.device() == device) return comm.all_reduce_sum(t);
+      at::Tensor on = t.to(device);
+      comm.all_reduce_sum(on);
+      t.copy_(on);
+    };
+  const bool main_rank = world.main();
   const ValData val = load_val(cfg);
   const Tokenizer tokenizer = Tokenizer::load(cfg.tokenizer_path);
   const ByteTable table = ByteTable::build(tokenizer, static_cast<int>(cfg.vocab_size));
   const int64_t M = val.predictions;
   const Stream stream{val.tokens, M, &table, {}};
-  const Ranks ranks;  // one process
   const bool compliance = !a.no_check && (a.check || cfg.ttt_enabled);
 
   auto make_lm = [&]() -> std::unique_ptr<LanguageModel> {
@@ -98,9 +111,9 @@ int run_eval(EvalArgs& a) {
     return std::make_unique<ModelLM>(model, cfg.ttt_freeze_blocks);
   };
   const double load_seconds = since_start();
-  fmt::print("golf-eval: {} ({} bytes) on {}; {} validation predictions from {} shard(s); EVAL_SEQ_LEN={}\n",
+  if (main_rank) fmt::print("golf-eval: {} ({} bytes) on {}; {} validation predictions from {} shard(s); EVAL_SEQ_LEN={}\n",
              a.artifact.string(), artifact_bytes.size(), device.str(), M, val.files.size(), cfg.eval_seq_len);
-  fmt::print("golf-eval: reads only fineweb_val_*.bin under DATA_PATH and does not link the training loader: "
+  if (main_rank) fmt::print("golf-eval: reads only fineweb_val_*.bin under DATA_PATH and does not link the training loader: "
              "training data is never read\n");
   std::fflush(stdout);
 
@@ -126,7 +139,7 @@ int run_eval(EvalArgs& a) {
   UpdateReport updates;
   std::vector<std::pair<std::string, Totals>> rows;
   auto record = [&](const char* name, const char* log_name, const Totals& t) {
-    fmt::print("{} val_loss:{:.8f} val_bpb:{:.8f} eval_time:{:.0f}ms\n", log_name, t.loss(), t.bpb(), t.seconds * 1000);
+    if (main_rank) fmt::print("{} val_loss:{:.8f} val_bpb:{:.8f} eval_time:{:.0f}ms\n", log_name, t.loss(), t.bpb(), t.seconds * 1000);
     std::fflush(stdout);
     report["results"][name] = totals_json(t);
     rows.emplace_back(name, t);
@@ -134,14 +147,14 @@ int run_eval(EvalArgs& a) {
   std::unique_ptr<LanguageModel> lm = make_lm();
   if (!a.no_plain) {
     Ledger ledger(M);
-    const Totals t = plain(*lm, stream, cfg, ranks, {&ledger, nullptr, true});
+    const Totals t = plain(*lm, stream, cfg, ranks, {&ledger, nullptr, main_rank});
     merge_ledger(ledger, ranks);
     coverage.push_back({"plain", ledger.coverage(), t.windows, (M + cfg.eval_seq_len - 1) / cfg.eval_seq_len});
     record("plain", "quantized", t);
   }
   if (!a.no_sliding) {
     Ledger ledger(M);
-    const Totals t = sliding(*lm, stream, cfg, ranks, {&ledger, nullptr, true});
+    const Totals t = sliding(*lm, stream, cfg, ranks, {&ledger, nullptr, main_rank});
     merge_ledger(ledger, ranks);
     coverage.push_back({"sliding", ledger.coverage(), t.windows, expected_sliding_windows(M, cfg.eval_seq_len, cfg.eval_stride)});
     record("sliding", "quantized_sliding_window", t);
@@ -150,7 +163,7 @@ int run_eval(EvalArgs& a) {
   if (cfg.ttt_enabled) {
     auto fresh = make_lm();  // TTT adapts its own copy of the artifact's weights
     Ledger ledger(M);
-    const Totals t = ttt(*fresh, stream, cfg, TttOptions::from(cfg), ranks, {&ledger, nullptr, true});
+    const Totals t = ttt(*fresh, stream, cfg, TttOptions::from(cfg), ranks, {&ledger, nullptr, main_rank});
     merge_ledger(ledger, ranks);
     coverage.push_back({"ttt", ledger.coverage(), t.windows, expected_sliding_windows(M, cfg.eval_seq_len, cfg.eval_stride)});
     updates = ledger.updates();
@@ -164,7 +177,7 @@ int run_eval(EvalArgs& a) {
   // ---- compliance -----------------------------------------------------------------------------
   std::vector<CheckResult> checks;
   const double compliance_start = since_start();
-  if (compliance) {
+  if (compliance && main_rank) {
     const bool cuda = device.is_cuda();
     const double causal_tol = cuda ? 1e-4 : 1e-6, isolation_tol = cuda ? 5e-2 : 1e-5;  // bf16 on CUDA
     const auto factory = [&] { return make_lm(); };
@@ -178,6 +191,8 @@ int run_eval(EvalArgs& a) {
     checks.push_back(check_byte_recount(val.tokens, M, table, tokenizer));
   }
   const double compliance_seconds = since_start() - compliance_start;
+  comm.barrier();  // the other ranks wait while rank 0 checks
+  if (!main_rank) return 0;
   bool all_pass = true;
   for (const auto& c : checks) {
     all_pass = all_pass && c.passed();
@@ -238,9 +253,12 @@ int main(int argc, char** argv) {
   app.add_option("--set", a.sources.overrides, "KEY=VALUE evaluation setting (repeatable)");
   app.add_option("--repo-root", a.repo_root, "source tree whose counted code is measured");
   app.add_option("--manifest", a.manifest, "counted-code manifest (default REPO_ROOT/pack/code_manifest.txt)");
+  dist::LaunchOptions launch;
+  dist::add_launch_options(app, launch);
   CLI11_PARSE(app, argc, argv);
   try {
     a.sources.environment = current_environment();
+    if (dist::should_launch(launch)) return dist::launch(launch, argc, argv);
     return run_eval(a);
   } catch (const Error& e) {
     std::fprintf(stderr, "golf-eval: error: %s\n", e.what());

@@ -54,7 +54,12 @@ TensorMap dequantize_model(const Artifact& artifact, Config* config_out = nullpt
 
 // The settings that define the model (its shapes and forward pass). The artifact stores exactly
 // these — packing settings such as ARTIFACT_BUDGET must not change its bytes — and golf-pack
-// refuses to let them differ from the run that produced the weights.
+// refuses to let them differ from the run that produced the weights. The seed-variant settings
+// (SMAT_*, VALUE_RESIDUAL, GATED_ATTENTION, BIGRAM_*) are stored only when not at their default.
+// Variant tensors need no special case: small ones (SMAT scalars and W_s at d_s·d ≤
+// PASSTHROUGH_MAX_NUMEL, gates, vr_lambda, bigram.scale/proj) pass through as fp16, larger ones
+// (bigram.embed.weight at 4096×128) quantize as "other matrix" with the Hessian that
+// Model::logits collects for them.
 const std::vector<std::string>& model_setting_keys();
 std::string model_config_json(const Config& config);
 

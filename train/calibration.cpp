@@ -3,17 +3,22 @@
 #include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>
 
+#include "core/dist/comm.h"
 #include "core/error.h"
 #include "train/loader.h"
 
 namespace golf::train {
 
-std::map<std::string, at::Tensor> collect_hessians(const Model& model, const Config& cfg, int64_t batches) {
+std::map<std::string, at::Tensor> collect_hessians(const Model& model, const Config& cfg, int64_t batches,
+                                                   dist::Comm* comm) {
   if (batches <= 0) fail("calibration needs at least one batch, got {}", batches);
-  const int64_t accum = cfg.grad_accum_steps > 0 ? cfg.grad_accum_steps : 8;
+  const int64_t W = comm ? comm->world_size() : 1;
   LoaderOptions options;
   options.data_dir = cfg.data_path;
-  options.tokens_per_rank = cfg.train_batch_tokens / accum;
+  options.rank = comm ? comm->rank() : 0;
+  options.world = W;
+  options.tokens_per_rank = batch_geometry(cfg, W).tokens_per_rank;
+  batches = (batches + W - 1) / W;  // per rank
   options.seq_len = cfg.train_seq_len;
   options.seed = static_cast<uint64_t>(cfg.seed);
   auto loader = Loader::create(cfg.loader, options);
@@ -25,6 +30,14 @@ std::map<std::string, at::Tensor> collect_hessians(const Model& model, const Con
     ids.assign(batch.tokens.begin(), batch.tokens.end());
     const at::Tensor t = at::from_blob(ids.data(), {batch.rows, batch.cols + 1}, at::kLong).to(model.device());
     model.logits(t.narrow(1, 0, batch.cols), cfg.num_loops > 0, &hessians);
+  }
+  if (comm && comm->distributed()) {
+    for (auto& [name, sum] : hessians.sums) comm->all_reduce_sum(sum);  // same names, same order on every rank
+    std::vector<double> rows;
+    for (const auto& [name, n] : hessians.rows) rows.push_back(static_cast<double>(n));
+    comm->all_reduce_sum(rows);
+    size_t i = 0;
+    for (auto& [name, n] : hessians.rows) n = static_cast<int64_t>(rows[i++]);
   }
   return hessians.hessians(cfg.num_layers);
 }

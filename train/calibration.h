@@ -10,10 +10,18 @@
 #include "core/config.h"
 #include "core/model.h"
 
+namespace golf::dist {
+class Comm;
+}
+
 namespace golf::train {
 
 // Runs `batches` micro-batches of the training stream through `model` (recurrence on when the
 // config has loops) and returns the mean XᵀX per matrix name (see HessianCollector).
-std::map<std::string, at::Tensor> collect_hessians(const Model& model, const Config& config, int64_t batches);
+// Distributed (collective: every rank calls it): each rank runs ⌈batches / W⌉ micro-batches of its
+// own share of the stream (so `batches` is rounded up to a multiple of W), and the XᵀX sums and
+// row counts are all-reduced: every rank returns the same mean over all ranks' micro-batches.
+std::map<std::string, at::Tensor> collect_hessians(const Model& model, const Config& config, int64_t batches,
+                                                   dist::Comm* comm = nullptr);
 
 }  // namespace golf::train

@@ -60,6 +60,24 @@
 #include "core/shard.h"
 
 namespace golf::train {
+
+BatchGeometry batch_geometry(const Config& cfg, int64_t world) {
+  BatchGeometry g;
+  if (cfg.grad_accum_steps > 0) {
+    g.accum = cfg.grad_accum_steps;
+  } else {
+    if (world > 8 || 8 % world != 0)
+      fail("GRAD_ACCUM_STEPS=0 means 8 / world size, but the world size {} does not divide 8; set GRAD_ACCUM_STEPS",
+           world);
+    g.accum = 8 / world;
+  }
+  if (cfg.train_batch_tokens % (world * g.accum) != 0)
+    fail("TRAIN_BATCH_TOKENS {} is not divisible by world size {} × {} gradient-accumulation steps",
+         cfg.train_batch_tokens, world, g.accum);
+  g.tokens_per_rank = cfg.train_batch_tokens / (world * g.accum);
+  return g;
+}
+
 namespace {
 
 namespace fs = std::filesystem;

@@ -16,7 +16,20 @@
 #include <string>
 #include <vector>
 
+#include "core/config.h"
+
 namespace golf::train {
+
+// How one optimizer step's TRAIN_BATCH_TOKENS are split over ranks and micro-batches:
+// accum = GRAD_ACCUM_STEPS, or 8 / world when it is 0 (the records: 8 on 1 GPU, 1 on 8 GPUs);
+// tokens_per_rank = TRAIN_BATCH_TOKENS / (world · accum) predictions per micro-batch and rank.
+// With the default, a micro-batch has TRAIN_BATCH_TOKENS / 8 tokens whatever the world size, so
+// W ranks see exactly the micro-batches one process would (in a different assignment).
+// Throws golf::Error naming the values when they do not divide.
+struct BatchGeometry {
+  int64_t accum = 1, tokens_per_rank = 0;
+};
+BatchGeometry batch_geometry(const Config& config, int64_t world);
 
 // `rows` windows of `cols + 1` consecutive tokens each (row-major in `tokens`); the model reads
 // tokens [0, cols) of a row and predicts tokens [1, cols] (inputs and targets overlap by one).

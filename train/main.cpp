@@ -3,12 +3,17 @@
 //   NUM_LAYERS=11 MATRIX_LR=0.026 golf-train [--config F.json]... [--set KEY=VALUE]...
 //   golf-train --resume runs/RUN_ID
 //   golf-train --print-config        (the resolved configuration as JSON, then exit)
+//   golf-train --nproc 8 [--nnodes M --node-rank K --master-addr A --master-port P] ...
+//                                    (distributed: N workers per node, see core/dist/launcher.h;
+//                                     also runs as a worker under torchrun / Slurm)
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
 #include <cstdio>
 
 #include "core/config.h"
+#include "core/dist/comm.h"
+#include "core/dist/launcher.h"
 #include "core/error.h"
 #include "train/trainer.h"
 
@@ -23,6 +28,8 @@ int main(int argc, char** argv) {
   app.add_option("--set", sources.overrides, "KEY=VALUE override (repeatable)");
   app.add_option("--resume", resume, "continue the run in this directory from its last checkpoint");
   app.add_flag("--print-config", print_config, "print the resolved configuration as JSON and exit");
+  golf::dist::LaunchOptions launch;
+  golf::dist::add_launch_options(app, launch);
   CLI11_PARSE(app, argc, argv);
   try {
     sources.environment = golf::current_environment();
@@ -33,7 +40,11 @@ int main(int argc, char** argv) {
       std::puts(golf::to_json(config).dump(2).c_str());
       return 0;
     }
+    // The launcher checks the configuration first (above), so a bad value is one error, not one
+    // per worker; the workers re-run this main with RANK set.
+    if (golf::dist::should_launch(launch)) return golf::dist::launch(launch, argc, argv);
     const auto result = golf::train::train(config, resume);
+    if (!golf::dist::world_from_env().main()) return 0;  // rank 0 reports for the run
     std::printf("run %s: %lld steps, final val_bpb %.6f, post-EMA val_bpb %.6f\n", result.run_dir.c_str(),
                 static_cast<long long>(result.steps), result.final_val.bpb, result.ema_val.bpb);
   } catch (const golf::Error& e) {

@@ -3,9 +3,11 @@
 #include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 
+#include "core/dist/comm.h"
 #include "core/error.h"
 
 namespace golf::train {
@@ -56,19 +58,45 @@ double muon_momentum(int64_t step, const Config& cfg) {
 }
 
 // ---- Optimizer -------------------------------------------------------------------------------
-Optimizer::Optimizer(Model& model, const Config& cfg) : model_(model), cfg_(cfg) {
+namespace {
+// bf16 momentum (and bf16 collectives) on CUDA, as the records; fp32 on CPU.
+at::ScalarType muon_dtype(const at::Tensor& p) { return p.is_cuda() ? at::kBFloat16 : at::kFloat; }
+// Replicated gradients larger than this get their own all-reduce; smaller ones share a buffer.
+constexpr int64_t kPackedMaxNumel = 32768;
+}  // namespace
+
+Optimizer::Optimizer(Model& model, const Config& cfg, dist::Comm* comm)
+    : model_(model), cfg_(cfg), comm_(comm && comm->distributed() ? comm : nullptr) {
   at::NoGradGuard no_grad;
   for (const auto& name : model.names()) {
     const at::Tensor& p = model.param(name);
-    if (is_matrix_param(name)) {
-      // bf16 momentum on CUDA (as the records), fp32 on CPU.
-      momentum_[name] = at::zeros_like(p, p.options().dtype(p.is_cuda() ? at::kBFloat16 : at::kFloat));
-    } else {
+    if (!is_matrix_param(name)) {
       adam_m_[name] = at::zeros_like(p);
       adam_v_[name] = at::zeros_like(p);
+    } else if (!comm_) {
+      momentum_[name] = at::zeros_like(p, p.options().dtype(muon_dtype(p)));
+    } else {
+      const int64_t W = comm_->world_size();
+      Bank b;
+      b.name = name;
+      b.matrices = p.size(0);
+      b.padded = (b.matrices + W - 1) / W * W;
+      b.shard = b.padded / W;
+      const auto opt = p.options().dtype(muon_dtype(p));
+      b.grads = at::zeros({b.padded, p.size(1), p.size(2)}, opt);
+      b.grad_shard = at::zeros({b.shard, p.size(1), p.size(2)}, opt);
+      b.momentum = at::zeros({b.shard, p.size(1), p.size(2)}, opt);
+      b.update = at::zeros({b.shard, p.size(1), p.size(2)}, opt);
+      b.updates = at::zeros({b.padded, p.size(1), p.size(2)}, opt);
+      banks_.push_back(std::move(b));
     }
   }
+  // Largest bank first (stable), so its communication starts earliest and overlaps the most.
+  std::stable_sort(banks_.begin(), banks_.end(),
+                   [](const Bank& a, const Bank& b) { return a.grads.numel() > b.grads.numel(); });
 }
+
+Optimizer::~Optimizer() = default;
 
 double Optimizer::clip_gradients() {
   at::NoGradGuard no_grad;
@@ -79,6 +107,7 @@ double Optimizer::clip_gradients() {
   }
   if (squares.empty()) return 0.0;
   const double norm = at::stack(squares).sum().sqrt().item<double>();
+  if (cfg_.grad_clip_norm <= 0) return norm;  // GRAD_CLIP_NORM=0: no clipping
   const double coef = std::min(1.0, cfg_.grad_clip_norm / (norm + 1e-6));
   if (coef < 1.0)
     for (const auto& name : model_.names())
@@ -86,21 +115,33 @@ double Optimizer::clip_gradients() {
   return norm;
 }
 
+at::Tensor Optimizer::muon_update(const at::Tensor& grad, at::Tensor& m, double mu) const {
+  const at::Tensor g = grad.to(m.scalar_type());
+  m.mul_(mu).add_(g);
+  at::Tensor u = g + mu * m;  // Nesterov
+  if (cfg_.muon_row_normalize) u = u / u.to(at::kFloat).norm(2, -1, /*keepdim=*/true).clamp_min(1e-7).to(u.scalar_type());
+  return newton_schulz(u, cfg_.muon_backend_steps, cfg_.muon_polar_express != 0);
+}
+
+void Optimizer::apply_muon(at::Tensor& p, const at::Tensor& update, double lr_mul) const {
+  const double lr = cfg_.matrix_lr * lr_mul;
+  const double scale = std::sqrt(std::max(1.0, static_cast<double>(p.size(-2)) / static_cast<double>(p.size(-1))));
+  p.mul_(1 - lr * cfg_.muon_wd).sub_(update.to(p.scalar_type()), lr * scale);
+}
+
 void Optimizer::step(int64_t step, double lr_mul) {
+  if (comm_) return step_distributed(step, lr_mul);
   at::NoGradGuard no_grad;
   const double mu = muon_momentum(step, cfg_);
   for (auto& [name, m] : momentum_) {
     at::Tensor& p = model_.param(name);
     if (!p.grad().defined()) fail("Muon: parameter {} has no gradient", name);
-    const at::Tensor g = p.grad().to(m.scalar_type());
-    m.mul_(mu).add_(g);
-    at::Tensor u = g + mu * m;  // Nesterov
-    if (cfg_.muon_row_normalize) u = u / u.to(at::kFloat).norm(2, -1, /*keepdim=*/true).clamp_min(1e-7).to(u.scalar_type());
-    const at::Tensor update = newton_schulz(u, cfg_.muon_backend_steps, cfg_.muon_polar_express != 0);
-    const double lr = cfg_.matrix_lr * lr_mul;
-    const double scale = std::sqrt(std::max(1.0, static_cast<double>(p.size(-2)) / static_cast<double>(p.size(-1))));
-    p.mul_(1 - lr * cfg_.muon_wd).sub_(update.to(p.scalar_type()), lr * scale);
+    apply_muon(p, muon_update(p.grad(), m, mu), lr_mul);
   }
+  adam_step(lr_mul);
+}
+
+void Optimizer::adam_step(double lr_mul) {
   adam_steps_ += 1;
   const auto t = static_cast<double>(adam_steps_);
   const double bias1 = 1 - std::pow(cfg_.beta1, t), bias2 = 1 - std::pow(cfg_.beta2, t);
@@ -120,6 +161,67 @@ void Optimizer::step(int64_t step, double lr_mul) {
   }
 }
 
+void Optimizer::step_distributed(int64_t step, double lr_mul) {
+  at::NoGradGuard no_grad;
+  dist::Comm& comm = *comm_;
+  // 1. Bank gradients: reduce-scatter (mean), largest bank first.
+  std::vector<dist::Work> scatters;
+  for (Bank& b : banks_) {
+    const at::Tensor& p = model_.param(b.name);
+    if (!p.grad().defined()) fail("Muon: parameter {} has no gradient", b.name);
+    b.grads.narrow(0, 0, b.matrices).copy_(p.grad());  // padding rows stay zero
+    scatters.push_back(comm.reduce_scatter_avg(b.grad_shard, b.grads));
+  }
+  // 2. Replicated gradients (everything AdamW steps): large ones alone, small ones packed.
+  std::vector<dist::Work> reduces;
+  std::map<at::ScalarType, std::vector<at::Tensor*>> small;
+  for (const auto& name : model_.names()) {
+    if (is_matrix_param(name)) continue;
+    at::Tensor& p = model_.param(name);
+    if (!p.grad().defined()) fail("AdamW: parameter {} has no gradient", name);
+    at::Tensor& g = p.mutable_grad();
+    if (!g.is_contiguous()) g = g.contiguous();
+    if (g.numel() > kPackedMaxNumel)
+      reduces.push_back(comm.all_reduce_avg_async(g));
+    else
+      small[g.scalar_type()].push_back(&g);
+  }
+  for (auto& [dtype, grads] : small) {
+    std::vector<at::Tensor> flat;
+    for (const at::Tensor* g : grads) flat.push_back(g->reshape({-1}));
+    at::Tensor packed = at::cat(flat);
+    comm.all_reduce_avg(packed);
+    int64_t offset = 0;
+    for (at::Tensor* g : grads) {
+      g->copy_(packed.narrow(0, offset, g->numel()).view_as(*g));
+      offset += g->numel();
+    }
+  }
+  for (auto& w : reduces) w.wait();
+  // 3. AdamW, replicated.
+  adam_step(lr_mul);
+  // 4. Muon on this rank's shard of each bank, pipelined with the all-gathers.
+  const double mu = muon_momentum(step, cfg_);
+  dist::Work gather;
+  const Bank* gathering = nullptr;
+  for (size_t i = 0; i < banks_.size(); ++i) {
+    Bank& b = banks_[i];
+    scatters[i].wait();
+    b.update.copy_(muon_update(b.grad_shard, b.momentum, mu));
+    dist::Work next = comm.all_gather(b.updates, b.update);
+    if (gathering) {
+      gather.wait();
+      apply_muon(model_.param(gathering->name), gathering->updates.narrow(0, 0, gathering->matrices), lr_mul);
+    }
+    gather = std::move(next);
+    gathering = &b;
+  }
+  if (gathering) {
+    gather.wait();
+    apply_muon(model_.param(gathering->name), gathering->updates.narrow(0, 0, gathering->matrices), lr_mul);
+  }
+}
+
 void Optimizer::zero_grad() {
   for (const auto& name : model_.names()) model_.param(name).mutable_grad() = at::Tensor();
 }
@@ -127,6 +229,11 @@ void Optimizer::zero_grad() {
 std::map<std::string, at::Tensor> Optimizer::state() const {
   std::map<std::string, at::Tensor> s;
   for (const auto& [name, m] : momentum_) s["muon_momentum/" + name] = m;
+  for (const Bank& b : banks_) {  // distributed: every rank's shard, gathered (collective)
+    at::Tensor full = at::empty({b.padded, b.momentum.size(1), b.momentum.size(2)}, b.momentum.options());
+    comm_->all_gather(full, b.momentum).wait();
+    s["muon_momentum/" + b.name] = full.narrow(0, 0, b.matrices);
+  }
   for (const auto& [name, m] : adam_m_) s["adam_m/" + name] = m;
   for (const auto& [name, v] : adam_v_) s["adam_v/" + name] = v;
   s["adam_steps"] = at::scalar_tensor(adam_steps_, at::kLong);
@@ -135,18 +242,30 @@ std::map<std::string, at::Tensor> Optimizer::state() const {
 
 void Optimizer::load_state(const std::map<std::string, at::Tensor>& s) {
   at::NoGradGuard no_grad;
-  auto take = [&](const std::string& key, at::Tensor& dst) {
+  auto find = [&](const std::string& key) -> const at::Tensor& {
     const auto it = s.find(key);
     if (it == s.end()) fail("optimizer state lacks {}", key);
-    if (it->second.sizes() != dst.sizes()) fail("optimizer state {}: shape mismatch", key);
-    dst.copy_(it->second);
+    return it->second;
+  };
+  auto take = [&](const std::string& key, at::Tensor& dst) {
+    const at::Tensor& src = find(key);
+    if (src.sizes() != dst.sizes()) fail("optimizer state {}: shape mismatch", key);
+    dst.copy_(src);
   };
   for (auto& [name, m] : momentum_) take("muon_momentum/" + name, m);
+  for (Bank& b : banks_) {  // this rank's matrices of the full momentum; padding stays zero
+    const at::Tensor& full = find("muon_momentum/" + b.name);
+    if (full.dim() != 3 || full.size(0) != b.matrices || full.size(1) != b.momentum.size(1) ||
+        full.size(2) != b.momentum.size(2))
+      fail("optimizer state muon_momentum/{}: shape mismatch", b.name);
+    const int64_t first = comm_->rank() * b.shard;
+    const int64_t n = std::clamp<int64_t>(b.matrices - first, 0, b.shard);
+    b.momentum.zero_();
+    if (n > 0) b.momentum.narrow(0, 0, n).copy_(full.narrow(0, first, n));
+  }
   for (auto& [name, m] : adam_m_) take("adam_m/" + name, m);
   for (auto& [name, v] : adam_v_) take("adam_v/" + name, v);
-  const auto it = s.find("adam_steps");
-  if (it == s.end()) fail("optimizer state lacks adam_steps");
-  adam_steps_ = it->second.item<int64_t>();
+  adam_steps_ = find("adam_steps").item<int64_t>();
 }
 
 // ---- EMA -------------------------------------------------------------------------------------

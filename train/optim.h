@@ -5,6 +5,21 @@
 //   AdamW (PyTorch's decoupled form) for the tied embedding and for every scalar/gate;
 //   global gradient-norm clipping; EMA of all weights.
 // Learning rates are scaled by the schedule's multiplier each step.
+//
+// Distributed (a Comm with world size W > 1): "parameter banking + Parallel Muon" as in the
+// records (model-and-training.md §2.3), no DDP. Each rank holds full replicated weights and its
+// own local gradients; step() then
+//   1. launches, bank by bank (largest first), an asynchronous reduce-scatter (mean) of the bank's
+//      gradient (B, r, c), padded with zero matrices to a multiple of W: rank k receives the
+//      averaged matrices [k·B'/W, (k+1)·B'/W) — in bf16 on CUDA/NCCL, fp32 on CPU/Gloo;
+//   2. averages every other gradient: those over 32,768 elements each by its own asynchronous
+//      all-reduce, the small ones packed into one flat buffer per dtype and all-reduced together;
+//   3. steps AdamW (identically on every rank);
+//   4. pipelined Muon: for each bank, wait its reduce-scatter, momentum/Nesterov/row-norm/
+//      Newton–Schulz on this rank's shard only, launch the all-gather of the orthogonalised shard,
+//      then wait the previous bank's all-gather and apply it to the full bank.
+// Every rank ends the step with identical weights; Muon momentum is sharded (ZeRO-1-like).
+// Gradient clipping stays local, before the averaging, as in the records (§2.4).
 #pragma once
 #include <ATen/core/Tensor.h>
 
@@ -14,6 +29,11 @@
 
 #include "core/config.h"
 #include "core/model.h"
+
+namespace golf::dist {
+class Comm;
+class Work;
+}  // namespace golf::dist
 
 namespace golf::train {
 
@@ -27,23 +47,46 @@ bool is_matrix_param(const std::string& name);  // the four banks, optimised by 
 
 class Optimizer {
  public:
-  Optimizer(Model& model, const Config& config);
-  // Scales all gradients so that their global L2 norm is at most GRAD_CLIP_NORM; returns the
-  // norm before clipping.
+  // `comm` (optional, outliving the optimizer) makes step() the distributed step above; without
+  // it, or with a world of one, the single-process step.
+  Optimizer(Model& model, const Config& config, dist::Comm* comm = nullptr);
+  ~Optimizer();
+  // Scales all (local) gradients so that their global L2 norm is at most GRAD_CLIP_NORM (0: no
+  // clipping); returns the norm before clipping.
   double clip_gradients();
   // One step of every group; `step` counts optimizer steps from 0, `lr_mul` is the schedule.
   void step(int64_t step, double lr_mul);
   void zero_grad();
 
   // Optimizer state for checkpoints: "muon_momentum/<param>", "adam_m/<param>", "adam_v/<param>",
-  // "adam_steps".
+  // "adam_steps". The same full tensors whatever the world size (a checkpoint resumes with any
+  // number of ranks); distributed, state() all-gathers the momentum shards, so every rank must
+  // call it, and load_state() keeps this rank's shard.
   std::map<std::string, at::Tensor> state() const;
   void load_state(const std::map<std::string, at::Tensor>& state);
 
  private:
+  // One Muon bank of a distributed run: B matrices (r, c), padded to B' = ⌈B/W⌉·W, shard = B'/W.
+  struct Bank {
+    std::string name;
+    int64_t matrices = 0, padded = 0, shard = 0;
+    at::Tensor grads;     // (B', r, c) comm dtype: the local gradient, zero padding rows
+    at::Tensor grad_shard;// (shard, r, c): this rank's averaged gradients (reduce-scatter output)
+    at::Tensor momentum;  // (shard, r, c)
+    at::Tensor update;    // (shard, r, c) comm dtype: orthogonalised shard (all-gather input)
+    at::Tensor updates;   // (B', r, c) comm dtype: every rank's shard (all-gather output)
+  };
+  void step_distributed(int64_t step, double lr_mul);
+  void adam_step(double lr_mul);
+  // Momentum, Nesterov, MuonEq-R row normalisation and Newton–Schulz of (n, r, c) gradients.
+  at::Tensor muon_update(const at::Tensor& grad, at::Tensor& momentum, double mu) const;
+  void apply_muon(at::Tensor& param, const at::Tensor& update, double lr_mul) const;
+
   Model& model_;
   Config cfg_;
+  dist::Comm* comm_ = nullptr;  // set only when the world has more than one rank
   std::map<std::string, at::Tensor> momentum_, adam_m_, adam_v_;
+  std::vector<Bank> banks_;     // distributed only, largest bank first
   int64_t adam_steps_ = 0;
 };
 

@@ -49,6 +49,11 @@ RunDir RunDir::create(Config& cfg) {
 }
 
 RunDir RunDir::open(const fs::path& dir, Config& cfg) {
+  cfg = read_config(dir);
+  return RunDir(dir);
+}
+
+Config RunDir::read_config(const fs::path& dir) {
   std::ifstream in(dir / "config.json");
   if (!in) fail("--resume {}: no config.json (not a golf-train run directory)", dir.string());
   nlohmann::json j;
@@ -57,8 +62,7 @@ RunDir RunDir::open(const fs::path& dir, Config& cfg) {
   } catch (const nlohmann::json::exception& e) {
     fail("{}: malformed config.json: {}", (dir / "config.json").string(), e.what());
   }
-  cfg = config_from_json(j);
-  return RunDir(dir);
+  return config_from_json(j);
 }
 
 void RunDir::log(const std::string& line) {
@@ -101,8 +105,10 @@ void RunDir::save_checkpoint(const Checkpoint& c) const {
   fs::remove_all(old, ec);
 }
 
-std::optional<Checkpoint> RunDir::load_checkpoint() const {
-  const fs::path d = dir_ / "checkpoint";
+std::optional<Checkpoint> RunDir::load_checkpoint() const { return read_checkpoint(dir_); }
+
+std::optional<Checkpoint> RunDir::read_checkpoint(const fs::path& dir) {
+  const fs::path d = dir / "checkpoint";
   if (!fs::exists(d / "state.json")) return std::nullopt;
   Checkpoint c;
   c.model = load_tensors(d / "model.safetensors");

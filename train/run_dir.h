@@ -30,6 +30,10 @@ class RunDir {
   static RunDir create(Config& config);
   // Existing run (for --resume): its config.json is the configuration.
   static RunDir open(const std::filesystem::path& dir, Config& config);
+  // Read-only access for the ranks that do not write (distributed --resume; needs the run
+  // directory on a file system every node sees): the run's configuration and last checkpoint.
+  static Config read_config(const std::filesystem::path& dir);
+  static std::optional<Checkpoint> read_checkpoint(const std::filesystem::path& dir);
   RunDir(RunDir&&) noexcept;
   ~RunDir();
 

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cmath>
 
+#include "core/dist/comm.h"
 #include "core/error.h"
 #include "core/model.h"
 #include "core/progress.h"
@@ -26,10 +27,16 @@ namespace {
 using Clock = std::chrono::steady_clock;
 double ms_since(Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); }
 
-at::Device pick_device(const Config& cfg) {
+// One GPU per rank on a node: cuda:LOCAL_RANK.
+at::Device pick_device(const Config& cfg, const dist::World& world) {
   const bool cuda = torch::cuda::is_available();
   if (cfg.device == "cuda" && !cuda) fail("DEVICE=cuda but no CUDA device is available");
-  return (cfg.device == "cuda" || (cfg.device == "auto" && cuda)) ? at::Device(at::kCUDA, 0) : at::Device(at::kCPU);
+  if (!(cfg.device == "cuda" || (cfg.device == "auto" && cuda))) return at::Device(at::kCPU);
+  const int64_t gpus = static_cast<int64_t>(torch::cuda::device_count());
+  if (world.local_rank >= gpus)
+    fail("LOCAL_RANK={} needs GPU {}, but this node has {} CUDA device(s); use at most --nproc {}", world.local_rank,
+         world.local_rank, gpus, gpus);
+  return at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(world.local_rank));
 }
 
 void synchronize(at::Device device) {
@@ -50,12 +57,15 @@ std::map<std::string, at::Tensor> clone_all(const std::map<std::string, at::Tens
 
 class Trainer {
  public:
-  Trainer(Config cfg, RunDir& run) : cfg_(std::move(cfg)), run_(run), device_(pick_device(cfg_)) {
-    accum_ = cfg_.grad_accum_steps > 0 ? cfg_.grad_accum_steps : 8;  // 8 / world size, world = 1 here
-    if (cfg_.train_batch_tokens % accum_ != 0)
-      fail("TRAIN_BATCH_TOKENS {} is not divisible by the {} gradient-accumulation steps", cfg_.train_batch_tokens, accum_);
+  // `run` is null on every rank but 0 (only rank 0 writes).
+  Trainer(Config cfg, RunDir* run, dist::Comm& comm, at::Device device)
+      : cfg_(std::move(cfg)), run_(run), comm_(comm), device_(device) {
+    const BatchGeometry geometry = batch_geometry(cfg_, comm_.world_size());
+    accum_ = geometry.accum;
     loader_options_.data_dir = cfg_.data_path;
-    loader_options_.tokens_per_rank = cfg_.train_batch_tokens / accum_;
+    loader_options_.rank = comm_.rank();
+    loader_options_.world = comm_.world_size();
+    loader_options_.tokens_per_rank = geometry.tokens_per_rank;
     loader_options_.seq_len = cfg_.train_seq_len;
     loader_options_.seed = static_cast<uint64_t>(cfg_.seed);
     budget_ms_ = cfg_.max_wallclock_seconds > 0 ? 1000.0 * (cfg_.max_wallclock_seconds - cfg_.gptq_reserve_seconds) : 0;
@@ -64,20 +74,24 @@ class Trainer {
            cfg_.gptq_reserve_seconds);
   }
 
-  TrainResult run(bool resume) {
-    for (const auto& line : split_lines(describe(cfg_))) run_.log(line);
+  void set_run_dir(std::filesystem::path dir) { run_dir_ = std::move(dir); }
+
+  TrainResult run(const std::optional<std::filesystem::path>& resume_dir) {
+    for (const auto& line : split_lines(describe(cfg_))) log(line);
+    log(fmt::format("world_size:{} grad_accum_steps:{}", comm_.world_size(), accum_));
+    // Same seed on every rank: identical initial weights without a broadcast.
     at::manual_seed(cfg_.seed);
     model_ = std::make_unique<Model>(cfg_, device_);
-    optimizer_ = std::make_unique<Optimizer>(*model_, cfg_);
+    optimizer_ = std::make_unique<Optimizer>(*model_, cfg_, &comm_);
     ema_ = std::make_unique<Ema>(*model_, cfg_.ema_decay);
     validation_ = std::make_unique<Validation>(cfg_);
-    run_.log(fmt::format("model_params:{} device:{} grad_accum_steps:{} micro_batch_tokens:{} val_tokens:{}",
-                         model_->num_params(), device_.str(), accum_, loader_options_.tokens_per_rank,
-                         validation_->predictions()));
+    log(fmt::format("model_params:{} device:{} grad_accum_steps:{} micro_batch_tokens:{} val_tokens:{}",
+                    model_->num_params(), device_.str(), accum_, loader_options_.tokens_per_rank,
+                    validation_->predictions()));
 
-    if (resume) {
-      const auto ck = run_.load_checkpoint();
-      if (!ck) fail("--resume {}: the run has no checkpoint yet", run_.path().string());
+    if (resume_dir) {
+      const auto ck = RunDir::read_checkpoint(*resume_dir);
+      if (!ck) fail("--resume {}: the run has no checkpoint yet", resume_dir->string());
       model_->load_state(ck->model);
       optimizer_->load_state(ck->optimizer);
       ema_->load(ck->ema);
@@ -85,7 +99,7 @@ class Trainer {
       train_ms_ = ck->state.at("train_ms").get<double>();
       looping_ = ck->state.at("looping").get<bool>();
       loader_ = Loader::create(cfg_.loader, loader_options_, &ck->state.at("loader"));
-      run_.log(fmt::format("resumed from step {} (train_time:{:.0f}ms looping:{})", step_, train_ms_, looping_));
+      log(fmt::format("resumed from step {} (train_time:{:.0f}ms looping:{})", step_, train_ms_, looping_));
     } else {
       warm_up();
       loader_ = Loader::create(cfg_.loader, loader_options_);
@@ -98,16 +112,22 @@ class Trainer {
       const double frac = this->progress();
       if (!looping_ && cfg_.num_loops > 0 && frac >= cfg_.enable_looping_at) {
         looping_ = true;
-        run_.log(fmt::format("layer_loop:enabled step:{} frac:{:.3f}", step_, frac));
+        log(fmt::format("layer_loop:enabled step:{} frac:{:.3f}", step_, frac));
       }
       const double lr_mul = lr_multiplier(frac, cfg_);
       const auto t0 = Clock::now();
       const double loss = train_step(*loader_, looping_, step_, lr_mul, /*update_ema=*/true);
       synchronize(device_);
       train_ms_ += ms_since(t0);
+      // The schedule, recurrence switch and stop depend on the clock: rank 0's counts for all.
+      if (comm_.distributed() && budget_ms_ > 0) {
+        std::vector<double> clock{train_ms_};
+        comm_.broadcast(clock, 0);
+        train_ms_ = clock[0];
+      }
       if (!std::isfinite(loss))
         fail("non-finite train_loss ({}) at step {}; the last good checkpoint is in {}", loss, step_ + 1,
-             (run_.path() / "checkpoint").string());
+             (run_dir_ / "checkpoint").string());
       ++step_;
       const bool last = step_ >= cfg_.iterations || (budget_ms_ > 0 && train_ms_ >= budget_ms_);
       if (step_ <= 10 || step_ % cfg_.train_log_every == 0 || last) log_train(loss, lr_mul);
@@ -133,7 +153,15 @@ class Trainer {
     return budget_ms_ > 0 ? train_ms_ / budget_ms_ : static_cast<double>(step_) / static_cast<double>(cfg_.iterations);
   }
 
-  // One optimizer step over `accum_` micro-batches; returns the mean training loss.
+  void log(const std::string& line) {
+    if (run_) run_->log(line);
+  }
+  void metrics(const nlohmann::json& event) {
+    if (run_) run_->metrics(event);
+  }
+
+  // One optimizer step over `accum_` micro-batches on every rank; returns the mean training loss
+  // over all ranks' micro-batches.
   double train_step(Loader& loader, bool looping, int64_t step, double lr_mul, bool update_ema) {
     optimizer_->zero_grad();
     double total = 0;
@@ -144,7 +172,12 @@ class Trainer {
       loss.backward();
       total += loss.item<double>();
     }
-    optimizer_->clip_gradients();
+    if (comm_.distributed()) {
+      std::vector<double> sum{total};
+      comm_.all_reduce_sum(sum);
+      total = sum[0] / comm_.world_size();
+    }
+    optimizer_->clip_gradients();  // local, before averaging (as the records)
     optimizer_->step(step, lr_mul);
     if (update_ema) ema_->update(*model_);
     return total;
@@ -164,69 +197,73 @@ class Trainer {
     model_->load_state(weights);
     optimizer_->load_state(opt_state);
     synchronize(device_);
-    run_.log(fmt::format("warmup_steps:{} rolled back ({:.0f}ms, not counted)", cfg_.warmup_steps, ms_since(t0)));
+    log(fmt::format("warmup_steps:{} rolled back ({:.0f}ms, not counted)", cfg_.warmup_steps, ms_since(t0)));
   }
 
   void log_train(double loss, double lr_mul) {
     const double avg = train_ms_ / static_cast<double>(std::max<int64_t>(step_, 1));
     const double tok_s = static_cast<double>(cfg_.train_batch_tokens) * static_cast<double>(step_) / (train_ms_ / 1000.0);
-    run_.log(fmt::format("step:{}/{} train_loss:{:.4f} train_time:{:.0f}ms step_avg:{:.2f}ms tok/s:{:.0f}", step_,
+    log(fmt::format("step:{}/{} train_loss:{:.4f} train_time:{:.0f}ms step_avg:{:.2f}ms tok/s:{:.0f}", step_,
                          cfg_.iterations, loss, train_ms_, avg, tok_s));
-    run_.metrics({{"event", "train"}, {"step", step_}, {"train_loss", loss}, {"train_time_ms", train_ms_},
+    metrics({{"event", "train"}, {"step", step_}, {"train_loss", loss}, {"train_time_ms", train_ms_},
                   {"step_avg_ms", avg}, {"tokens_per_s", tok_s}, {"lr_mul", lr_mul}, {"looping", looping_}});
   }
 
   ValidationResult validate_and_log(const char* label = nullptr) {
-    const ValidationResult v = validation_->evaluate(*model_, looping_);
+    const ValidationResult v = validation_->evaluate(*model_, looping_, &comm_);
     const double avg = train_ms_ / static_cast<double>(std::max<int64_t>(step_, 1));
     if (label)
-      run_.log(fmt::format("{} val_loss:{:.8f} val_bpb:{:.8f} eval_time:{:.0f}ms", label, v.loss, v.bpb, v.seconds * 1000));
+      log(fmt::format("{} val_loss:{:.8f} val_bpb:{:.8f} eval_time:{:.0f}ms", label, v.loss, v.bpb, v.seconds * 1000));
     else
-      run_.log(fmt::format("step:{}/{} val_loss:{:.4f} val_bpb:{:.4f} train_time:{:.0f}ms step_avg:{:.2f}ms", step_,
+      log(fmt::format("step:{}/{} val_loss:{:.4f} val_bpb:{:.4f} train_time:{:.0f}ms step_avg:{:.2f}ms", step_,
                            cfg_.iterations, v.loss, v.bpb, train_ms_, avg));
-    run_.metrics({{"event", label ? label : "val"}, {"step", step_}, {"val_loss", v.loss}, {"val_bpb", v.bpb},
+    metrics({{"event", label ? label : "val"}, {"step", step_}, {"val_loss", v.loss}, {"val_bpb", v.bpb},
                   {"train_time_ms", train_ms_}, {"eval_time_ms", v.seconds * 1000}, {"looping", looping_}});
     return v;
   }
 
+  // Collective (the optimizer gathers its momentum shards); rank 0 writes.
   void checkpoint() {
     Checkpoint c;
     c.model = model_->state();
     c.optimizer = optimizer_->state();
+    if (!run_) return;
     c.ema = ema_->weights();
     c.state = {{"step", step_}, {"train_ms", train_ms_}, {"looping", looping_}, {"loader", loader_->state()}};
-    run_.save_checkpoint(c);
-    run_.metrics({{"event", "checkpoint"}, {"step", step_}});
+    run_->save_checkpoint(c);
+    metrics({{"event", "checkpoint"}, {"step", step_}});
   }
 
   TrainResult finish() {
     TrainResult r;
-    r.run_dir = run_.path();
+    r.run_dir = run_dir_;
     r.steps = step_;
     r.train_ms = train_ms_;
-    run_.log(fmt::format("stopping_early: step:{} train_time:{:.0f}ms", step_, train_ms_));
+    log(fmt::format("stopping_early: step:{} train_time:{:.0f}ms", step_, train_ms_));
     r.final_val = validate_and_log();
-    run_.save_weights("final_model.safetensors", model_->state(), cfg_);
+    if (run_) run_->save_weights("final_model.safetensors", model_->state(), cfg_);
     model_->load_state(ema_->weights());
     r.ema_val = validate_and_log("post_ema");
-    run_.save_weights("ema_model.safetensors", model_->state(), cfg_);
+    if (run_) run_->save_weights("ema_model.safetensors", model_->state(), cfg_);
 
     // Calibration Hessians for GPTQ, on training data (never validation), with the EMA weights.
     const auto t0 = Clock::now();
-    const auto hessians = collect_hessians(*model_, cfg_, cfg_.gptq_calibration_batches);
+    const auto hessians = collect_hessians(*model_, cfg_, cfg_.gptq_calibration_batches, &comm_);
     synchronize(device_);
     r.calibration_ms = ms_since(t0);
-    run_.save_weights("hessians.safetensors", hessians, cfg_);
-    run_.log(fmt::format("gptq:calibration batches:{} time:{:.0f}ms reserve:{:.0f}ms{}", cfg_.gptq_calibration_batches,
+    if (run_) run_->save_weights("hessians.safetensors", hessians, cfg_);
+    log(fmt::format("gptq:calibration batches:{} time:{:.0f}ms reserve:{:.0f}ms{}", cfg_.gptq_calibration_batches,
                          r.calibration_ms, 1000 * cfg_.gptq_reserve_seconds,
                          r.calibration_ms > 1000 * cfg_.gptq_reserve_seconds ? " (WARNING: exceeds the reserve)" : ""));
-    run_.metrics({{"event", "calibration"}, {"batches", cfg_.gptq_calibration_batches}, {"time_ms", r.calibration_ms}});
+    metrics({{"event", "calibration"}, {"batches", cfg_.gptq_calibration_batches}, {"time_ms", r.calibration_ms}});
     return r;
   }
 
   Config cfg_;
-  RunDir& run_;
+  RunDir* run_;
+  dist::Comm& comm_;
   at::Device device_;
+  std::filesystem::path run_dir_;
   int64_t accum_ = 1;
   LoaderOptions loader_options_;
   double budget_ms_ = 0;
@@ -255,11 +292,30 @@ void preflight(const Config& cfg) {
 }  // namespace
 
 TrainResult train(Config config, const std::optional<std::filesystem::path>& resume_dir) {
+  const dist::World world = dist::world_from_env();
+  if (resume_dir) config = RunDir::read_config(*resume_dir);
   validate(config);
   if (!resume_dir) preflight(config);
-  RunDir run = resume_dir ? RunDir::open(*resume_dir, config) : RunDir::create(config);
-  Trainer trainer(config, run);
-  return trainer.run(resume_dir.has_value());
+  const at::Device device = pick_device(config, world);
+  dist::Comm comm(world, device, std::chrono::milliseconds(static_cast<int64_t>(1000 * config.dist_timeout_seconds)));
+  // Rank 0 alone creates (or opens) the run directory; the others learn whether it could, so a
+  // refused run directory stops every rank with one clear error instead of a collective timeout.
+  std::optional<RunDir> run;
+  std::string run_error;
+  if (world.main()) {
+    try {
+      run.emplace(resume_dir ? RunDir::open(*resume_dir, config) : RunDir::create(config));
+    } catch (const Error& e) {
+      run_error = e.what();
+    }
+  }
+  std::vector<double> ok{run_error.empty() ? 1.0 : 0.0};
+  comm.broadcast(ok, 0);
+  if (!run_error.empty()) throw Error(run_error);
+  if (ok[0] == 0) fail("rank 0 could not create the run directory (its error is in rank 0's output)");
+  Trainer trainer(config, run ? &*run : nullptr, comm, device);
+  trainer.set_run_dir(run ? run->path() : std::filesystem::path(config.output_dir) / config.run_id);
+  return trainer.run(resume_dir);
 }
 
 }  // namespace golf::train

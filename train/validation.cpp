@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cmath>
 
+#include "core/dist/comm.h"
 #include "core/error.h"
 #include "core/shard.h"
 #include "core/tokenizer.h"
@@ -31,16 +32,19 @@ Validation::Validation(const Config& cfg) : cfg_(cfg) {
   if (rows_ == 0) fail("validation split has {} tokens, fewer than one row of {}", tokens_.size(), row_len_ + 1);
 }
 
-ValidationResult Validation::evaluate(const Model& model, bool looping) const {
+ValidationResult Validation::evaluate(const Model& model, bool looping, dist::Comm* comm) const {
   const auto start = std::chrono::steady_clock::now();
   at::NoGradGuard no_grad;
   const int64_t L = row_len_;
   const int64_t rows_per_batch = std::max<int64_t>(1, cfg_.val_batch_tokens / L);
+  // This rank's rows [first, last).
+  const int64_t W = comm ? comm->world_size() : 1, k = comm ? comm->rank() : 0;
+  const int64_t first = rows_ * k / W, last = rows_ * (k + 1) / W;
   double nll = 0;
   int64_t bytes = 0;
   std::vector<int64_t> buf;
-  for (int64_t r0 = 0; r0 < rows_; r0 += rows_per_batch) {
-    const int64_t n = std::min(rows_per_batch, rows_ - r0);
+  for (int64_t r0 = first; r0 < last; r0 += rows_per_batch) {
+    const int64_t n = std::min(rows_per_batch, last - r0);
     buf.assign(static_cast<size_t>(n * (L + 1)), 0);
     for (int64_t r = 0; r < n; ++r)
       for (int64_t j = 0; j <= L; ++j) {
@@ -51,6 +55,12 @@ ValidationResult Validation::evaluate(const Model& model, bool looping) const {
     const at::Tensor batch = at::from_blob(buf.data(), {n, L + 1}, at::kLong).to(model.device());
     const at::Tensor losses = model.token_losses(batch.narrow(1, 0, L), batch.narrow(1, 1, L), looping);
     nll += losses.to(at::kDouble).sum().item<double>();
+  }
+  if (comm && comm->distributed()) {
+    std::vector<double> sums{nll, static_cast<double>(bytes)};  // bytes < 2^53: exact in float64
+    comm->all_reduce_sum(sums);
+    nll = sums[0];
+    bytes = static_cast<int64_t>(sums[1]);
   }
   ValidationResult r;
   r.predictions = rows_ * L;

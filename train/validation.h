@@ -5,6 +5,10 @@
 // attention restricted to BOS-delimited segments inside its row.
 //   val_loss = Σ nll / predictions,   val_bpb = Σ nll / (ln 2 · Σ bytes)      (float64 sums)
 // Bytes come from the tokenizer's bpb byte table (core/byte_table.h).
+//
+// Distributed: rank k of W scores the contiguous rows [⌊k·R/W⌋, ⌊(k+1)·R/W⌋) of the R rows, and
+// the float64 sums (nll, bytes) are all-reduced, so every rank returns the same result, equal to
+// a single process's up to the order of the float64 additions.
 #pragma once
 #include <ATen/core/Tensor.h>
 
@@ -14,6 +18,10 @@
 #include "core/byte_table.h"
 #include "core/config.h"
 #include "core/model.h"
+
+namespace golf::dist {
+class Comm;
+}
 
 namespace golf::train {
 
@@ -28,7 +36,8 @@ class Validation {
   // Reads the val shards under DATA_PATH and the tokenizer's byte table; VAL_MAX_TOKENS caps the
   // stream (for quick runs).
   explicit Validation(const Config& config);
-  ValidationResult evaluate(const Model& model, bool looping) const;
+  // Collective when `comm` is distributed: every rank must call it.
+  ValidationResult evaluate(const Model& model, bool looping, dist::Comm* comm = nullptr) const;
   int64_t predictions() const { return rows_ * row_len_; }
 
  private:

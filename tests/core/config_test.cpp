@@ -20,7 +20,7 @@ using test::TempDir;
 using test::error_of;
 
 Config resolve_env(std::map<std::string, std::string> environment, std::vector<std::string> overrides = {}) {
-  return resolve_config(ConfigSources{{}, std::move(environment), std::move(overrides)});
+  return resolve_config(ConfigSources{{}, std::move(environment), std::move(overrides), {}, {}});
 }
 
 std::string env_error(const std::string& key, const std::string& value) {
@@ -147,6 +147,25 @@ TEST(ConfigSources, EachLaterSourceWins) {
   EXPECT_EQ(config.run_id, "set2");     // --set over environment, last --set over earlier
 }
 
+TEST(ConfigSources, PinnedSettingsWinOverEverySourceAndCannotBeSet) {
+  ConfigSources sources;
+  sources.environment = {{"NUM_LAYERS", "9"}, {"SEED", "3"}};
+  sources.overrides = {"MODEL_DIM=256"};
+  sources.pinned_json = R"({"NUM_LAYERS": 4, "NUM_HEADS": 4})";
+  sources.pinned_source = "the artifact a.golf";
+  const Config config = resolve_config(sources);
+  EXPECT_EQ(config.num_layers, 4);   // pinned over the environment
+  EXPECT_EQ(config.num_heads, 4);
+  EXPECT_EQ(config.model_dim, 256);  // what is not pinned still comes from the sources
+  EXPECT_EQ(config.seed, 3);
+  // Validation sees the pinned values: NUM_HEADS=4 makes MODEL_DIM=100 fail, not the default 8.
+  sources.overrides = {"MODEL_DIM=100"};
+  EXPECT_TRUE(contains(test::error_of([&] { resolve_config(sources); }), "MODEL_DIM=100 is not divisible by NUM_HEADS=4"));
+  sources.overrides = {"NUM_LAYERS=5"};
+  const auto msg = test::error_of([&] { resolve_config(sources); });
+  EXPECT_TRUE(contains(msg, "--set NUM_LAYERS=5: NUM_LAYERS is fixed by the artifact a.golf")) << msg;
+}
+
 TEST(ConfigSources, SetSplitsAtTheFirstEquals) {
   EXPECT_EQ(resolve_env({}, {"RUN_ID=a=b"}).run_id, "a=b");
   EXPECT_EQ(resolve_env({{"RUN_ID", "env"}}, {"RUN_ID="}).run_id, "");
@@ -189,7 +208,7 @@ TEST(ConfigUnknownKeys, LowerCaseNamesAreRejectedWithTheUpperCaseSuggestion) {
 TEST(ConfigUnknownKeys, JsonFileNamesTheFileAndSuggests) {
   TempDir dir;
   test::write_file(dir / "c.json", R"({"SEED": 3, "TRAIN_SEQ_LENGTH": 1024})");
-  const auto msg = error_of([&] { resolve_config(ConfigSources{{dir / "c.json"}, {}, {}}); });
+  const auto msg = error_of([&] { resolve_config(ConfigSources{{dir / "c.json"}, {}, {}, {}, {}}); });
   EXPECT_TRUE(contains(msg, (dir / "c.json").string())) << msg;
   EXPECT_TRUE(contains(msg, "\"TRAIN_SEQ_LENGTH\"")) << msg;
   EXPECT_TRUE(contains(msg, "did you mean TRAIN_SEQ_LEN?")) << msg;
@@ -262,7 +281,7 @@ TEST(ConfigJsonValues, StringFieldsTakeOnlyStrings) {
 TEST(ConfigJsonFile, IsReadFromDisk) {
   TempDir dir;
   test::write_file(dir / "c.json", R"({"SEED": 7, "MATRIX_LR": 0.04, "LOADER": "coprime"})");
-  const Config config = resolve_config(ConfigSources{{dir / "c.json"}, {}, {}});
+  const Config config = resolve_config(ConfigSources{{dir / "c.json"}, {}, {}, {}, {}});
   EXPECT_EQ(config.seed, 7);
   EXPECT_DOUBLE_EQ(config.matrix_lr, 0.04);
   EXPECT_EQ(config.loader, "coprime");
@@ -275,7 +294,7 @@ TEST(ConfigJsonFile, MissingMalformedOrNonObjectFilesNameTheFile) {
   const std::vector<std::pair<std::string, std::string>> cases = {
       {"absent.json", "cannot open"}, {"bad.json", "not valid JSON"}, {"list.json", "must be a JSON object"}};
   for (const auto& [name, problem] : cases) {
-    const auto msg = error_of([&] { resolve_config(ConfigSources{{dir / name}, {}, {}}); });
+    const auto msg = error_of([&] { resolve_config(ConfigSources{{dir / name}, {}, {}, {}, {}}); });
     EXPECT_TRUE(contains(msg, (dir / name).string())) << msg;
     EXPECT_TRUE(contains(msg, problem)) << msg;
   }
@@ -284,7 +303,7 @@ TEST(ConfigJsonFile, MissingMalformedOrNonObjectFilesNameTheFile) {
 TEST(ConfigJsonFile, ValueErrorsNameTheFile) {
   TempDir dir;
   test::write_file(dir / "c.json", R"({"NUM_LAYERS": "eleven"})");
-  const auto msg = error_of([&] { resolve_config(ConfigSources{{dir / "c.json"}, {}, {}}); });
+  const auto msg = error_of([&] { resolve_config(ConfigSources{{dir / "c.json"}, {}, {}, {}, {}}); });
   EXPECT_TRUE(contains(msg, (dir / "c.json").string() + ": NUM_LAYERS=\"eleven\" is not an integer")) << msg;
 }
 

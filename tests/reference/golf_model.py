@@ -46,6 +46,19 @@ class ModelConfig:
     train_seq_len: int = 2048  # longest attention segment
     doc_mask: int = 1  # 1: segments start at every BOS (and every train_seq_len tokens of a document)
     #                    0: dense rows of train_seq_len tokens, attention crosses BOS (PR #1880)
+    # Seed variants (core/variants.h), all off by default.
+    smat_use_s: int = 0  # SMAT: logits += lambda * S, S_ij = cos(W_s h_i, W_s h_j), lambda = softplus(raw)
+    smat_use_g: int = 0  # SMAT: v_j *= G_j = sigmoid(w_g . h_j + mu c_j + beta)
+    smat_dim: int = 0  # d_s (0 -> head dim)
+    smat_centrality: str = "seq"  # n_j of c_j: "seq" (train_seq_len) or "count" (j + 1 in its segment)
+    smat_gonly_centrality: str = "keep"  # without use_S: "keep" (W_s feeds c_j) or "drop"
+    smat_beta_init: float = 3.0
+    smat_lambda_raw_init: float = 0.0
+    value_residual: int = 0  # layers >= 1: v <- a v0 + b v, (a, b) init (0.5, 0.5)
+    gated_attention: int = 0  # y_h *= sigmoid(W u + b)_h, W = 0, b = 4
+    bigram_hash: int = 0  # x += s * P * E[hash(prev, cur)]
+    bigram_buckets: int = 4096
+    bigram_dim: int = 128
 
     @property
     def head_dim(self) -> int:
@@ -54,6 +67,14 @@ class ModelConfig:
     @property
     def mlp_dim(self) -> int:
         return int(self.mlp_mult * self.model_dim)
+
+    @property
+    def smat_ds(self) -> int:
+        return self.smat_dim or self.head_dim
+
+    @property
+    def smat_has_ws(self) -> bool:
+        return bool(self.smat_use_s or (self.smat_use_g and self.smat_gonly_centrality == "keep"))
 
 
 RMS_EPS = torch.finfo(torch.float32).eps  # the records' RMSNorm(eps=None) in fp32
@@ -99,6 +120,18 @@ def segments(tokens: torch.Tensor, cfg: ModelConfig) -> tuple[torch.Tensor, torc
     return seg_start.long().cumsum(dim=1), in_doc % L
 
 
+def bigram_hash_ids(tokens: torch.Tensor, buckets: int, bos: int) -> torch.Tensor:
+    """(B, T) -> bucket ids: ((36313 cur) ^ (27191 prev)) % (buckets - 1); the reserved bucket
+    buckets - 1 at t = 0 and wherever the current token is BOS (document isolation)."""
+    ids = torch.full_like(tokens, buckets - 1)
+    for b in range(tokens.shape[0]):
+        for t in range(1, tokens.shape[1]):
+            cur, prev = int(tokens[b, t]), int(tokens[b, t - 1])
+            if cur != bos:
+                ids[b, t] = ((36313 * cur) ^ (27191 * prev)) % (buckets - 1)
+    return ids
+
+
 def rope(x: torch.Tensor, positions: torch.Tensor, cfg: ModelConfig) -> torch.Tensor:
     """Partial RoPE on the first rope_dims dims of each head, half-split pairing.
     x (B, T, h, Dh), positions (B, T)."""
@@ -134,6 +167,20 @@ class GolfModel(torch.nn.Module):
             p[f"blocks/{i}/resid_mix"] = P(torch.stack([torch.ones(d), torch.zeros(d)]))
             if cfg.attn_out_gate_enabled:
                 p[f"blocks/{i}/attn/attn_gate_proj/weight"] = P(torch.zeros(H, cfg.gate_width))
+            if cfg.smat_has_ws:
+                p[f"blocks/{i}/attn/smat_ws/weight"] = P(torch.nn.init.orthogonal_(torch.empty(cfg.smat_ds, d)))
+            if cfg.smat_use_s:
+                p[f"blocks/{i}/attn/smat_lambda_raw"] = P(torch.full((1,), cfg.smat_lambda_raw_init))
+            if cfg.smat_use_g:
+                p[f"blocks/{i}/attn/smat_gate/weight"] = P(torch.zeros(1, d))
+                p[f"blocks/{i}/attn/smat_gate/bias"] = P(torch.full((1,), cfg.smat_beta_init))
+                if cfg.smat_has_ws:
+                    p[f"blocks/{i}/attn/smat_mu"] = P(torch.zeros(1))
+            if cfg.value_residual and i > 0:
+                p[f"blocks/{i}/attn/vr_lambda"] = P(torch.full((2,), 0.5))
+            if cfg.gated_attention:
+                p[f"blocks/{i}/attn/attn_gate/weight"] = P(torch.zeros(H, d))
+                p[f"blocks/{i}/attn/attn_gate/bias"] = P(torch.full((H,), 4.0))
         S = num_skip_rows(cfg)
         p["skip_weights"] = P(torch.ones(S, d))
         if cfg.skip_gates_enabled:
@@ -144,6 +191,12 @@ class GolfModel(torch.nn.Module):
         if cfg.smear_gate_enabled:
             p["smear_gate/weight"] = P(torch.zeros(1, cfg.gate_width))
             p["smear_lambda"] = P(torch.zeros(1))
+        if cfg.bigram_hash:
+            p["bigram/embed/weight"] = P(torch.zeros(cfg.bigram_buckets, cfg.bigram_dim))
+            if cfg.bigram_dim != d:
+                p["bigram/proj/weight"] = P(torch.nn.init.orthogonal_(torch.empty(d, cfg.bigram_dim)) / math.sqrt(2 * L))
+            p["bigram/scale"] = P(torch.full((1,), 0.05))
+        self.v_first: torch.Tensor | None = None  # value residual's v0 during a forward
 
     def state(self) -> dict[str, torch.Tensor]:
         """Parameters under the records' names (dots)."""
@@ -160,15 +213,37 @@ class GolfModel(torch.nn.Module):
         q = (u @ self.p("qo_bank")[i].T).view(B, T, H, Dh)
         k = (u @ self.p("kv_bank")[i].T).view(B, T, Hkv, Dh)
         v = (u @ self.p("kv_bank")[L + i].T).view(B, T, Hkv, Dh)
+        if cfg.value_residual:  # v0 = the first visit's (layer 0's) raw value; layers >= 1 mix it in
+            if self.v_first is None:
+                self.v_first = v
+            elif i > 0:
+                a, b = self.p(f"blocks.{i}.attn.vr_lambda")
+                v = a * self.v_first + b * v
         q, k = rms_norm(q), rms_norm(k)
         q, k = rope(q, pos, cfg), rope(k, pos, cfg)
         q = q * self.p(f"blocks.{i}.attn.q_gain")[:, None]
         # Causal attention inside each segment; query head h reads KV head h // (H / Hkv).
         allowed = (seg[:, :, None] == seg[:, None, :]) & torch.ones(T, T, dtype=torch.bool).tril()  # (B, T, T)
         group = H // Hkv
+        # SMAT, the naive way: explicit S (B, T, T), centrality as masked row sums.
+        S = None
+        if cfg.smat_has_ws:
+            s = u @ self.p(f"blocks.{i}.attn.smat_ws.weight").T  # (B, T, d_s)
+            uh = s / s.norm(dim=-1, keepdim=True).clamp_min(1e-6)
+            S = uh @ uh.transpose(1, 2)  # (B, T, T), S_ii = 1
+        v_att = v
+        if cfg.smat_use_g:
+            z = u @ self.p(f"blocks.{i}.attn.smat_gate.weight").T + self.p(f"blocks.{i}.attn.smat_gate.bias")  # (B, T, 1)
+            if S is not None:
+                n = (pos + 1).float() if cfg.smat_centrality == "count" else torch.full(pos.shape, float(cfg.train_seq_len))
+                c = (S * allowed).sum(-1) / n  # (B, T)
+                z = z + self.p(f"blocks.{i}.attn.smat_mu") * c[..., None]
+            v_att = v * torch.sigmoid(z)[..., None]  # (B, T, Hkv, Dh) * (B, T, 1, 1)
         kh = k.repeat_interleave(group, dim=2).transpose(1, 2)  # (B, H, T, Dh)
-        vh = v.repeat_interleave(group, dim=2).transpose(1, 2)
+        vh = v_att.repeat_interleave(group, dim=2).transpose(1, 2)
         scores = (q.transpose(1, 2) @ kh.transpose(-1, -2)) / math.sqrt(Dh)  # (B, H, T, T)
+        if cfg.smat_use_s:
+            scores = scores + F.softplus(self.p(f"blocks.{i}.attn.smat_lambda_raw")) * S[:, None]
         scores = scores.masked_fill(~allowed[:, None], float("-inf"))
         y = (scores.softmax(-1) @ vh).transpose(1, 2)  # (B, T, H, Dh)
         if i >= L - cfg.xsa_last_n:
@@ -176,6 +251,9 @@ class GolfModel(torch.nn.Module):
             vn = v / v.norm(dim=-1, keepdim=True).clamp_min(1e-12)  # (B, T, Hkv, Dh)
             yg = y.view(B, T, Hkv, group, Dh)
             y = (yg - (yg * vn[:, :, :, None]).sum(-1, keepdim=True) * vn[:, :, :, None]).view(B, T, H, Dh)
+        if cfg.gated_attention:
+            gate = torch.sigmoid(u @ self.p(f"blocks.{i}.attn.attn_gate.weight").T + self.p(f"blocks.{i}.attn.attn_gate.bias"))
+            y = y * gate[..., None]  # (B, T, H, 1)
         if cfg.attn_out_gate_enabled:
             gate = 2 * torch.sigmoid(u[..., : cfg.gate_width] @ self.p(f"blocks.{i}.attn.attn_gate_proj.weight").T)
             y = y * gate[..., None]  # (B, T, H, 1)
@@ -193,6 +271,11 @@ class GolfModel(torch.nn.Module):
         """(B, T) -> x0 (B, T, d): embedding, norm, and the BOS-masked SmearGate."""
         cfg = self.cfg
         e = self.p("tok_emb.weight")[tokens]
+        if cfg.bigram_hash:
+            b = self.p("bigram.embed.weight")[bigram_hash_ids(tokens, cfg.bigram_buckets, cfg.bos_token_id)]
+            if cfg.bigram_dim != cfg.model_dim:
+                b = b @ self.p("bigram.proj.weight").T
+            e = e + self.p("bigram.scale") * b
         if cfg.smear_input == "normed" or not cfg.smear_gate_enabled:
             e = rms_norm(e)
         if cfg.smear_gate_enabled:
@@ -210,6 +293,7 @@ class GolfModel(torch.nn.Module):
         """(B, T) tokens -> final normed hidden state (B, T, d)."""
         cfg = self.cfg
         seg, pos = segments(tokens, cfg)
+        self.v_first = None
         x = x0 = self.embed(tokens)
         enc, dec = visit_order(cfg, looping)
         S = num_skip_rows(cfg)

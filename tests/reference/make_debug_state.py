@@ -31,6 +31,16 @@ VARIANTS = {
     "variant": dict(model=dict(parallel_mode="gptj", doc_mask=0, smear_input="raw", skip_gates_enabled=0,
                                attn_out_gate_enabled=1, xsa_last_n=2),
                     optim=dict(muon_polar_express=1, min_lr=0.1)),
+    # Seed variants stacked (core/variants.h): SMAT full (S bias + value gate, causal-count centrality,
+    # d_s = 8 != head dim), value residual, gated attention (instead of the 2-sigmoid out gate), BigramHash.
+    "seed_variants": dict(model=dict(smat_use_s=1, smat_use_g=1, smat_dim=8, smat_centrality="count",
+                                     value_residual=1, gated_attention=1, attn_out_gate_enabled=0,
+                                     bigram_hash=1, bigram_buckets=64, bigram_dim=16),
+                          optim=dict()),
+    # SMAT gate only (W_s kept for the centrality, seq divisor), GPT-J lanes, dense rows, BigramHash at d_b = d.
+    "smat_g_only": dict(model=dict(smat_use_g=1, parallel_mode="gptj", doc_mask=0, value_residual=1,
+                                   bigram_hash=1, bigram_buckets=128, bigram_dim=64),
+                        optim=dict()),
 }
 SMALL = dict(vocab_size=512, num_layers=6, model_dim=64, num_heads=4, num_kv_heads=2, rope_dims=8,
              xsa_last_n=6, parallel_start_layer=4, loop_start=2, loop_end=3, num_loops=2, train_seq_len=32)

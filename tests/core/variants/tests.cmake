@@ -1,1 +1,6 @@
 # tests of the seed attention variants (core/variants)
+golf_test(variants_tests
+  core/variants/smat_test.cpp
+  core/variants/variant_model_test.cpp
+  core/variants/variant_pack_test.cpp)
+target_link_libraries(variants_tests PRIVATE golf_train golf_pack_model)

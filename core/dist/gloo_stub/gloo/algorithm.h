@@ -1,0 +1,3 @@
+// Declaration-only stand-in (see ../README.txt).
+#pragma once
+#include "gloo/context.h"

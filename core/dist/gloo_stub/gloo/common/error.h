@@ -1,0 +1,2 @@
+// Declaration-only stand-in (see ../../README.txt).
+#pragma once

@@ -1,0 +1,102 @@
+// A model with every seed variant survives golf-pack: quantize (small tensors fp16, large variant
+// matrices as "other matrix" with the Hessians the model collects) → dequantize gives the same
+// state keys and shapes, a model rebuilt from the artifact's own config loads them, and its
+// logits stay close. Models without variants keep their artifact config bytes.
+#include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+
+#include "core/model.h"
+#include "pack/pack_model.h"
+#include "tests/test_util.h"
+
+namespace golf {
+namespace {
+
+Config all_variants() {
+  Config c;
+  c.vocab_size = 300, c.num_layers = 4, c.model_dim = 64, c.num_heads = 4, c.num_kv_heads = 2, c.rope_dims = 8;
+  c.xsa_last_n = 4, c.parallel_start_layer = 3, c.loop_start = 1, c.loop_end = 2, c.num_loops = 1;
+  c.train_seq_len = 32;
+  c.smat_use_s = 1, c.smat_use_g = 1, c.smat_dim = 32, c.value_residual = 1, c.gated_attention = 1;
+  c.attn_out_gate_enabled = 0, c.bigram_hash = 1, c.bigram_buckets = 512, c.bigram_dim = 32;
+  return c;
+}
+
+// Quantizes a live model of config c, checks keys/shapes/config after the round trip, and returns
+// the largest logit change relative to the largest logit.
+double round_trip(const Config& c, std::map<std::string, int>* bits_out) {
+  at::manual_seed(4);
+  Model m(c, at::kCPU);
+  {
+    at::NoGradGuard no_grad;
+    for (const auto& name : m.names()) {
+      at::Tensor& p = m.param(name);
+      p.add_(at::randn_like(p) * (p.dim() == 3 ? 0.5 / std::sqrt(double(p.size(-1))) : 0.05));
+    }
+  }
+  const at::Tensor x = at::randint(4, 300, {2, 64}, at::kLong);
+  HessianCollector hc;
+  {
+    at::NoGradGuard no_grad;
+    m.logits(x, true, &hc);
+  }
+  const auto q = pack::quantize_model(m.state(), hc.hessians(c.num_layers), c, 1);
+  for (const auto& t : q.tensors) (*bits_out)[t.name] = t.bits;
+  Config restored;
+  const auto weights = pack::dequantize_model(q.artifact, &restored);
+  const auto original = m.state();
+  EXPECT_EQ(weights.size(), original.size());
+  for (const auto& [name, t] : original) {
+    EXPECT_TRUE(weights.count(name)) << name;
+    if (weights.count(name)) EXPECT_EQ(weights.at(name).sizes(), t.sizes()) << name;
+  }
+  for (const auto& key : pack::model_setting_keys())
+    EXPECT_EQ(to_json(restored).at(key), to_json(c).at(key)) << key << " did not travel in the artifact";
+  Model back(restored, at::kCPU);
+  back.load_state(weights);
+  at::NoGradGuard no_grad;
+  const at::Tensor a = m.logits(x, true), b = back.logits(x, true);
+  return (a - b).abs().max().item<double>() / a.abs().max().item<double>();
+}
+
+TEST(VariantPack, QuantizeDequantizeKeepsKeysShapesAndTheForward) {
+  Config c = all_variants();
+  c.passthrough_max_numel = 1024;  // so W_s (32×64), bigram E (512×32) and P (64×32) quantize
+  c.gptq_enabled = 1;              // which needs the Hessians the model collects for them
+  std::map<std::string, int> bits;
+  const double rel = round_trip(c, &bits);
+  EXPECT_EQ(bits.at("blocks.0.attn.smat_ws.weight"), c.matrix_bits);
+  EXPECT_EQ(bits.at("bigram.embed.weight"), c.matrix_bits);
+  EXPECT_EQ(bits.at("bigram.proj.weight"), c.matrix_bits);
+  EXPECT_EQ(bits.at("blocks.0.attn.attn_gate.weight"), 16);  // 4×64 ≤ 1024
+  EXPECT_EQ(bits.at("blocks.1.attn.vr_lambda"), 16);
+  EXPECT_EQ(bits.at("blocks.0.attn.smat_lambda_raw"), 16);
+  EXPECT_EQ(bits.at("bigram.scale"), 16);
+  // The same shape without variants, for scale: the variants must not make quantization much worse.
+  Config plain = c;
+  plain.smat_use_s = plain.smat_use_g = plain.value_residual = plain.gated_attention = plain.bigram_hash = 0;
+  plain.attn_out_gate_enabled = 1;
+  std::map<std::string, int> plain_bits;
+  const double rel_plain = round_trip(plain, &plain_bits);
+  std::printf("max relative |Δlogit| after pack round trip: variants %.3g, plain %.3g\n", rel, rel_plain);
+  EXPECT_GT(rel, 0) << "something was quantized";
+  EXPECT_LT(rel, 2 * rel_plain + 0.02);
+}
+
+TEST(VariantPack, ArtifactConfigOfAModelWithoutVariantsHasNoVariantKeys) {
+  const std::string plain = pack::model_config_json(Config{});
+  for (const char* key : {"SMAT_USE_S", "VALUE_RESIDUAL", "GATED_ATTENTION", "BIGRAM_HASH", "SMAT_ABLATION"})
+    EXPECT_EQ(plain.find(key), std::string::npos) << key;
+  Config c = all_variants();
+  c.smat_ablation = "lambda0";  // eval-time, never stored
+  const auto j = nlohmann::json::parse(pack::model_config_json(c));
+  EXPECT_EQ(j.at("SMAT_USE_S"), 1);
+  EXPECT_EQ(j.at("BIGRAM_BUCKETS"), 512);
+  EXPECT_FALSE(j.contains("SMAT_ABLATION"));
+}
+
+}  // namespace
+}  // namespace golf
