@@ -151,16 +151,16 @@ TEST(ConfigSources, PinnedSettingsWinOverEverySourceAndCannotBeSet) {
   ConfigSources sources;
   sources.environment = {{"NUM_LAYERS", "9"}, {"SEED", "3"}};
   sources.overrides = {"MODEL_DIM=256"};
-  sources.pinned_json = R"({"NUM_LAYERS": 4, "NUM_HEADS": 4})";
+  sources.pinned_json = R"({"NUM_LAYERS": 6, "NUM_HEADS": 4})";
   sources.pinned_source = "the artifact a.golf";
   const Config config = resolve_config(sources);
-  EXPECT_EQ(config.num_layers, 4);   // pinned over the environment
+  EXPECT_EQ(config.num_layers, 6);   // pinned over the environment
   EXPECT_EQ(config.num_heads, 4);
   EXPECT_EQ(config.model_dim, 256);  // what is not pinned still comes from the sources
   EXPECT_EQ(config.seed, 3);
-  // Validation sees the pinned values: NUM_HEADS=4 makes MODEL_DIM=100 fail, not the default 8.
-  sources.overrides = {"MODEL_DIM=100"};
-  EXPECT_TRUE(contains(test::error_of([&] { resolve_config(sources); }), "MODEL_DIM=100 is not divisible by NUM_HEADS=4"));
+  // Validation sees the pinned values: with NUM_HEADS=4 (not the default 8), MODEL_DIM=90 fails.
+  sources.overrides = {"MODEL_DIM=90"};
+  EXPECT_TRUE(contains(test::error_of([&] { resolve_config(sources); }), "MODEL_DIM=90 is not divisible by NUM_HEADS=4"));
   sources.overrides = {"NUM_LAYERS=5"};
   const auto msg = test::error_of([&] { resolve_config(sources); });
   EXPECT_TRUE(contains(msg, "--set NUM_LAYERS=5: NUM_LAYERS is fixed by the artifact a.golf")) << msg;

@@ -8,7 +8,7 @@ target_precompile_headers(eval_tests PRIVATE <ATen/ATen.h>)
 set(GOLF_EVAL_FIXTURE_DIR "${CMAKE_CURRENT_BINARY_DIR}/eval_fixture")
 add_test(NAME eval_run_fixture COMMAND "${CMAKE_CURRENT_SOURCE_DIR}/eval/make_eval_run.sh" "${GOLF_EVAL_FIXTURE_DIR}")
 set_tests_properties(eval_run_fixture PROPERTIES FIXTURES_SETUP eval_run TIMEOUT 600 ENVIRONMENT
-  "GOLF_DATA_BIN=$<TARGET_FILE:golf-data>;GOLF_TRAIN_BIN=$<TARGET_FILE:golf-train>;GOLF_PACK_BIN=$<TARGET_FILE:golf-pack>;GOLF_PYTHON=${GOLF_PYTHON};TINY_SHAKESPEARE=${GOLF_SHARED_DIR}/data/tinyshakespeare.txt")
+  "OMP_NUM_THREADS=1;GOLF_DATA_BIN=$<TARGET_FILE:golf-data>;GOLF_TRAIN_BIN=$<TARGET_FILE:golf-train>;GOLF_PACK_BIN=$<TARGET_FILE:golf-pack>;GOLF_PYTHON=${GOLF_PYTHON};TINY_SHAKESPEARE=${GOLF_SHARED_DIR}/data/tinyshakespeare.txt")
 
 golf_test(eval_cli_tests eval/golf_eval_cli_test.cpp FIXTURE eval_run)
 target_link_libraries(eval_cli_tests PRIVATE golf_core)
