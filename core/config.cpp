@@ -78,6 +78,20 @@ std::vector<ConfigField> build_field_table() {
       {"BIGRAM_HASH", &Config::bigram_hash, "add s·P·E[hash(prev, cur)] to the token embedding"},
       {"BIGRAM_BUCKETS", &Config::bigram_buckets, "BigramHash table rows (the last is reserved for t = 0 and BOS)"},
       {"BIGRAM_DIM", &Config::bigram_dim, "BigramHash table width (projected to MODEL_DIM unless equal)"},
+      {"MOA_ENABLED", &Config::moa_enabled, "each block's attention becomes a router-mixed set of branches"},
+      {"MOA_BRANCHES", &Config::moa_branches, "comma-separated subset of conv | mha | mqa | chan (mha required)"},
+      {"MOA_METRIC", &Config::moa_metric, "metric-head logits −α·D: l2 | cosine | diag_mahalanobis"},
+      {"MOA_ROUTER_HIDDEN", &Config::moa_router_hidden, "width of the token-wise router r = GELU(W u + b)"},
+      {"MOA_ALPHA_INIT", &Config::moa_alpha_init, "metric scale α = softplus(α_raw) per head at init"},
+      {"MOA_BIAS_GATE", &Config::moa_bias_gate, "per-branch scalar gate σ(w·r + c), c = 3 at init"},
+      {"MOA_CONV_KERNEL", &Config::moa_conv_kernel, "causal depthwise conv width (resets at BOS)"},
+      {"MOA_CHAN_MULT", &Config::moa_chan_mult, "channel-mix head hidden width, in MODEL_DIM"},
+      {"MOA_BALL", &Config::moa_ball, "ball pruning: soft key mask −κ·softplus((‖k−o_h‖ − r_h)/τ)"},
+      {"MOA_RADIUS_INIT", &Config::moa_radius_init, "ball radius r_h = softplus(ρ_h) at init"},
+      {"MOA_BALL_KAPPA", &Config::moa_ball_kappa, "ball mask strength κ"},
+      {"MOA_BALL_TAU", &Config::moa_ball_tau, "ball mask softness τ"},
+      {"MOA_TI_WEIGHT", &Config::moa_ti_weight, "λ of the triangle-inequality penalty on metric keys (0 → off)"},
+      {"MOA_TI_TRIPLES", &Config::moa_ti_triples, "key triples sampled per layer visit for the penalty"},
 
       {"ITERATIONS", &Config::iterations, "step budget (also the schedule when no wall clock)"},
       {"MAX_WALLCLOCK_SECONDS", &Config::max_wallclock_seconds, "0 → step-based schedule (ITERATIONS)"},
@@ -448,6 +462,37 @@ void validate(const Config& c) {
     p.positive(c, &Config::bigram_dim);
     if (c.bigram_buckets < 2) p.add(fmt::format("BIGRAM_BUCKETS={} must be at least 2", c.bigram_buckets));
   }
+
+  // MoA.
+  for (auto m : {&Config::moa_enabled, &Config::moa_bias_gate, &Config::moa_ball}) p.flag(c, m);
+  p.one_of(c, &Config::moa_metric, {"l2", "cosine", "diag_mahalanobis"});
+  for (auto m : {&Config::moa_router_hidden, &Config::moa_conv_kernel, &Config::moa_chan_mult, &Config::moa_ti_triples})
+    p.positive(c, m);
+  for (auto m : {&Config::moa_alpha_init, &Config::moa_radius_init, &Config::moa_ball_tau}) p.positive(c, m);
+  for (auto m : {&Config::moa_ball_kappa, &Config::moa_ti_weight}) p.non_negative(c, m);
+  {  // MOA_BRANCHES: known, distinct, non-empty, and mha among them (it uses the attention banks)
+    std::vector<std::string> items;
+    for (size_t start = 0;;) {
+      const size_t comma = c.moa_branches.find(',', start);
+      items.push_back(c.moa_branches.substr(start, comma - start));
+      if (comma == std::string::npos) break;
+      start = comma + 1;
+    }
+    static constexpr std::string_view kBranches[] = {"conv", "mha", "mqa", "chan"};
+    for (size_t j = 0; j < items.size(); ++j) {
+      if (std::find(std::begin(kBranches), std::end(kBranches), items[j]) == std::end(kBranches))
+        p.add(fmt::format("MOA_BRANCHES item {} must be one of {}", json_quoted(items[j]), fmt::join(kBranches, ", ")));
+      else if (std::find(items.begin(), items.begin() + static_cast<std::ptrdiff_t>(j), items[j]) != items.begin() + static_cast<std::ptrdiff_t>(j))
+        p.add(fmt::format("MOA_BRANCHES lists {} twice", items[j]));
+    }
+    if (std::find(items.begin(), items.end(), "mha") == items.end())
+      p.add(fmt::format("MOA_BRANCHES={} must include mha (the metric MHA branch uses the attention banks)",
+                        json_quoted(c.moa_branches)));
+  }
+  if (c.moa_enabled && (c.smat_use_s || c.smat_use_g))
+    p.add("MOA_ENABLED=1 replaces the attention that SMAT modifies: set SMAT_USE_S=0 and SMAT_USE_G=0");
+  if (!c.moa_enabled && c.moa_ball) p.add("MOA_BALL=1 needs MOA_ENABLED=1");
+  if (!c.moa_enabled && c.moa_ti_weight > 0) p.add(fmt::format("MOA_TI_WEIGHT={} needs MOA_ENABLED=1", c.moa_ti_weight));
 
   // Shards store tokens as uint16.
   if (c.vocab_size > 65536) p.add(fmt::format("VOCAB_SIZE={} exceeds 65536 (tokens are stored as uint16)", c.vocab_size));

@@ -69,6 +69,21 @@ struct Config {
   int64_t bigram_hash = 0;            // BIGRAM_HASH: add s·P·E[hash(prev, cur)] to the token embedding
   int64_t bigram_buckets = 4096;      // BIGRAM_BUCKETS: BigramHash table rows (the last is reserved for t = 0 and BOS)
   int64_t bigram_dim = 128;           // BIGRAM_DIM: BigramHash table width (projected to MODEL_DIM unless equal)
+  // MoA, mixture of attentions (core/moa.h; docs/reference/seed-techniques.md §4): off by default.
+  int64_t moa_enabled = 0;            // MOA_ENABLED: each block's attention becomes a router-mixed set of branches
+  std::string moa_branches = "conv,mha,mqa,chan";  // MOA_BRANCHES: comma-separated subset of conv | mha | mqa | chan (mha required)
+  std::string moa_metric = "l2";      // MOA_METRIC: metric-head logits −α·D: l2 | cosine | diag_mahalanobis
+  int64_t moa_router_hidden = 128;    // MOA_ROUTER_HIDDEN: width of the token-wise router r = GELU(W u + b)
+  double moa_alpha_init = 1.0;        // MOA_ALPHA_INIT: metric scale α = softplus(α_raw) per head at init
+  int64_t moa_bias_gate = 1;          // MOA_BIAS_GATE: per-branch scalar gate σ(w·r + c), c = 3 at init
+  int64_t moa_conv_kernel = 4;        // MOA_CONV_KERNEL: causal depthwise conv width (resets at BOS)
+  int64_t moa_chan_mult = 2;          // MOA_CHAN_MULT: channel-mix head hidden width, in MODEL_DIM
+  int64_t moa_ball = 0;               // MOA_BALL: ball pruning: soft key mask −κ·softplus((‖k−o_h‖ − r_h)/τ)
+  double moa_radius_init = 3.0;       // MOA_RADIUS_INIT: ball radius r_h = softplus(ρ_h) at init
+  double moa_ball_kappa = 10.0;       // MOA_BALL_KAPPA: ball mask strength κ
+  double moa_ball_tau = 0.1;          // MOA_BALL_TAU: ball mask softness τ
+  double moa_ti_weight = 0.0;         // MOA_TI_WEIGHT: λ of the triangle-inequality penalty on metric keys (0 → off)
+  int64_t moa_ti_triples = 64;        // MOA_TI_TRIPLES: key triples sampled per layer visit for the penalty
 
   // ---- training -------------------------------------------------------------------------------
   int64_t iterations = 20000;         // ITERATIONS: step budget (also the schedule when no wall clock)

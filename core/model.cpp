@@ -9,6 +9,7 @@
 #include <limits>
 
 #include "core/error.h"
+#include "core/moa.h"
 #include "core/ops/softcap_ce.h"
 #include "core/variants.h"
 
@@ -146,12 +147,13 @@ Model::Model(const Config& cfg, at::Device device)
   add_param("mlp_up_bank", up);
   add_param("mlp_down_bank", down);
   for (int i = 0; i < L; ++i) {
-    add_param(block(i, "attn.q_gain"), at::full({H}, cfg.qk_gain_init, f32));
+    if (!cfg.moa_enabled) add_param(block(i, "attn.q_gain"), at::full({H}, cfg.qk_gain_init, f32));
     add_param(block(i, "attn_scale"), at::ones({d}, f32));
     add_param(block(i, "mlp_scale"), at::ones({d}, f32));
     add_param(block(i, "resid_mix"), at::stack({at::ones({d}, f32), at::zeros({d}, f32)}));
     if (cfg.attn_out_gate_enabled) add_param(block(i, "attn.attn_gate_proj.weight"), at::zeros({H, cfg.gate_width}, f32));
     add_variant_params(i);
+    if (cfg.moa_enabled) add_moa_params(i);
   }
   const int S = num_skip_rows();
   add_param("skip_weights", at::ones({S, d}, f32));
@@ -201,6 +203,53 @@ void Model::add_variant_params(int i) {
   if (cfg_.gated_attention) {
     add_param(block(i, "attn.attn_gate.weight"), at::zeros({H, d}, f32));
     add_param(block(i, "attn.attn_gate.bias"), at::full({H}, 4.0, f32));
+  }
+}
+
+// Per-layer MoA parameters (names and inits: core/moa.h).
+void Model::add_moa_params(int i) {
+  const int64_t d = cfg_.model_dim, H = cfg_.num_heads, Dh = d / H, R = cfg_.moa_router_hidden;
+  const auto nb = static_cast<int64_t>(moa::branches(cfg_).size());
+  const auto f32 = at::TensorOptions().dtype(at::kFloat);
+  auto name = [&](const std::string& n) { return fmt::format("blocks.{}.moa.{}", i, n); };
+  auto orthogonal = [&](int64_t rows, int64_t cols) {
+    at::Tensor t = at::empty({rows, cols}, f32);
+    at::NoGradGuard no_grad;
+    torch::nn::init::orthogonal_(t);
+    return t;
+  };
+  add_param(name("router_fc.weight"), orthogonal(R, d));
+  add_param(name("router_fc.bias"), at::zeros({R}, f32));
+  add_param(name("router_out.weight"), at::zeros({nb, R}, f32));  // π uniform at init
+  add_param(name("router_out.bias"), at::zeros({nb}, f32));
+  add_param(name("film.weight"), at::zeros({nb * 2 * d, R}, f32));  // FiLM the identity at init
+  if (cfg_.moa_bias_gate) {
+    add_param(name("bias_gate.weight"), at::zeros({nb, R}, f32));
+    add_param(name("bias_gate.bias"), at::full({nb}, 3.0, f32));
+  }
+  if (moa::has_branch(cfg_, "conv")) {
+    const double bound = 1.0 / std::sqrt(static_cast<double>(cfg_.moa_conv_kernel));  // Conv1d's default (fan-in k)
+    add_param(name("conv.weight"), (at::rand({d, cfg_.moa_conv_kernel}, f32) * 2 - 1) * bound);
+    add_param(name("conv_proj.weight"), at::zeros({d, d}, f32));
+  }
+  if (moa::has_branch(cfg_, "chan")) {
+    add_param(name("chan_fc.weight"), orthogonal(cfg_.moa_chan_mult * d, d));
+    add_param(name("chan_proj.weight"), at::zeros({d, cfg_.moa_chan_mult * d}, f32));
+  }
+  if (moa::has_branch(cfg_, "mqa")) {
+    add_param(name("mqa_q.weight"), orthogonal(d, d));
+    add_param(name("mqa_kv.weight"), orthogonal(2 * Dh, d));
+    add_param(name("mqa_o.weight"), at::zeros({d, d}, f32));
+  }
+  for (const std::string p : {"mha", "mqa"}) {
+    if (!moa::has_branch(cfg_, p)) continue;
+    add_param(name(p + "_alpha_raw"), at::full({H}, moa::inverse_softplus(cfg_.moa_alpha_init), f32));
+    if (cfg_.moa_metric == "diag_mahalanobis")
+      add_param(name(p + "_metric_w_raw"), at::full({H, Dh}, moa::inverse_softplus(1.0), f32));
+    if (cfg_.moa_ball) {
+      add_param(name(p + "_ball_origin"), at::zeros({H, Dh}, f32));
+      add_param(name(p + "_ball_rho"), at::full({H}, moa::inverse_softplus(cfg_.moa_radius_init), f32));
+    }
   }
 }
 
@@ -350,28 +399,32 @@ at::Tensor Model::attention(int i, const at::Tensor& u, const at::Tensor& seg, c
       v = ab[0] * v_first + ab[1] * v;
     }
   }
-  q = rope(rms_norm(q), pos, cfg_) * w(block(i, "attn.q_gain")).view({1, 1, H, 1});
-  k = rope(rms_norm(k), pos, cfg_);
-
-  // SMAT: û (B, T, d_s) from the block input; the gate scales the (mixed) values, λS joins the logits.
-  auto ablated = [&](std::string_view item) { return variants::smat_ablation_has(cfg_, item); };
-  at::Tensor uhat;
-  if (has_smat_ws()) {
-    if (hessians && param(block(i, "attn.smat_ws.weight")).numel() > cfg_.passthrough_max_numel)
-      hessians->add(block(i, "attn.smat_ws.weight"), u);
-    uhat = ablated("random_s") ? variants::smat_random_unit(u, smat_dim(), i)
-                                  : variants::smat_unit(u, w(block(i, "attn.smat_ws.weight")));
-  }
-  at::Tensor v_att = v;
-  if (cfg_.smat_use_g) v_att = v * smat_gate(i, u, uhat, pos).unsqueeze(-1);  // G (B, T, 1, 1)
   at::Tensor y;
-  if (cfg_.smat_use_s && !ablated("lambda0") && !ablated("no_s")) {
-    const at::Tensor lambda = at::softplus(w(block(i, "attn.smat_lambda_raw")));
-    const auto [qf, kf] = variants::smat_fold(q, k, uhat, lambda);          // (B, T, H|Hkv, Dh + d_s)
-    const at::Tensor vf = at::constant_pad_nd(v_att, {0, qf.size(-1) - Dh});  // equal head dims for any backend
-    y = segment_attention(qf, kf, vf, seg, cfg_.train_seq_len, 1.0 / std::sqrt(static_cast<double>(Dh))).narrow(-1, 0, Dh);
+  if (cfg_.moa_enabled) {  // MoA's metric MHA branch: −α·D(q, k) logits on the RoPE'd raw q, k
+    y = metric_attention(i, "mha", rope(q, pos, cfg_), rope(k, pos, cfg_), v, seg);
   } else {
-    y = segment_attention(q, k, v_att, seg, cfg_.train_seq_len);  // (B, T, H, Dh)
+    q = rope(rms_norm(q), pos, cfg_) * w(block(i, "attn.q_gain")).view({1, 1, H, 1});
+    k = rope(rms_norm(k), pos, cfg_);
+
+    // SMAT: û (B, T, d_s) from the block input; the gate scales the (mixed) values, λS joins the logits.
+    auto ablated = [&](std::string_view item) { return variants::smat_ablation_has(cfg_, item); };
+    at::Tensor uhat;
+    if (has_smat_ws()) {
+      if (hessians && param(block(i, "attn.smat_ws.weight")).numel() > cfg_.passthrough_max_numel)
+        hessians->add(block(i, "attn.smat_ws.weight"), u);
+      uhat = ablated("random_s") ? variants::smat_random_unit(u, smat_dim(), i)
+                                    : variants::smat_unit(u, w(block(i, "attn.smat_ws.weight")));
+    }
+    at::Tensor v_att = v;
+    if (cfg_.smat_use_g) v_att = v * smat_gate(i, u, uhat, pos).unsqueeze(-1);  // G (B, T, 1, 1)
+    if (cfg_.smat_use_s && !ablated("lambda0") && !ablated("no_s")) {
+      const at::Tensor lambda = at::softplus(w(block(i, "attn.smat_lambda_raw")));
+      const auto [qf, kf] = variants::smat_fold(q, k, uhat, lambda);          // (B, T, H|Hkv, Dh + d_s)
+      const at::Tensor vf = at::constant_pad_nd(v_att, {0, qf.size(-1) - Dh});  // equal head dims for any backend
+      y = segment_attention(qf, kf, vf, seg, cfg_.train_seq_len, 1.0 / std::sqrt(static_cast<double>(Dh))).narrow(-1, 0, Dh);
+    } else {
+      y = segment_attention(q, k, v_att, seg, cfg_.train_seq_len);  // (B, T, H, Dh)
+    }
   }
   if (i >= L - cfg_.xsa_last_n) {
     // XSA: remove from each head's output its component along the token's own value vector
@@ -397,6 +450,75 @@ at::Tensor Model::attention(int i, const at::Tensor& u, const at::Tensor& seg, c
   return at::matmul(out_in, bank("qo_bank", L + i).t());
 }
 
+at::Tensor Model::linear(const std::string& name, const at::Tensor& x, HessianCollector* hessians) const {
+  if (hessians && param(name).numel() > cfg_.passthrough_max_numel) hessians->add(name, x);
+  return at::matmul(x, w(name).t());
+}
+
+at::Tensor Model::metric_attention(int i, const std::string& branch, const at::Tensor& q, const at::Tensor& k,
+                                   const at::Tensor& v, const at::Tensor& seg) const {
+  // One key head per query head (the ball and the Mahalanobis weights are per query head), in
+  // fp32: the folded −α‖k‖² column would lose the logits' precision in bf16.
+  const int64_t H = q.size(2), Dh = q.size(3), group = H / k.size(2);
+  auto p = [&](const std::string& n) { return param(fmt::format("blocks.{}.moa.{}_{}", i, branch, n)); };
+  const at::Tensor qf = q.to(at::kFloat), kf = k.repeat_interleave(group, 2).to(at::kFloat);
+  const at::Tensor vf = v.repeat_interleave(group, 2).to(at::kFloat);
+  const at::Tensor alpha = at::softplus(p("alpha_raw"));
+  const at::Tensor wd = cfg_.moa_metric == "diag_mahalanobis" ? at::softplus(p("metric_w_raw")) : at::Tensor();
+  at::Tensor bias;
+  if (cfg_.moa_ball)
+    bias = moa::ball_bias(kf, p("ball_origin"), at::softplus(p("ball_rho")), cfg_.moa_ball_kappa, cfg_.moa_ball_tau);
+  if (ti_terms_)
+    ti_terms_->push_back(moa::triangle_penalty(kf, cfg_.moa_metric, wd, cfg_.moa_ti_triples,
+                                               0x7E1A0000ULL + 2 * static_cast<uint64_t>(i) + (branch == "mqa")));
+  const auto [qm, km] = moa::metric_fold(qf, kf, alpha, cfg_.moa_metric, wd, bias);  // head dim Dh + 1
+  const at::Tensor y = segment_attention(qm, km, at::constant_pad_nd(vf, {0, 1}), seg, cfg_.train_seq_len, 1.0);
+  return y.narrow(-1, 0, Dh).to(q.scalar_type());
+}
+
+at::Tensor Model::moa_routing(int i, const at::Tensor& u) const {
+  auto name = [&](const char* n) { return fmt::format("blocks.{}.moa.{}", i, n); };
+  const at::Tensor r = at::gelu(at::matmul(u, w(name("router_fc.weight")).t()) + w(name("router_fc.bias")));
+  return at::softmax(at::matmul(r, w(name("router_out.weight")).t()) + w(name("router_out.bias")), -1);
+}
+
+// Σ_b π_b · g_b · ((1 + γ_b) ⊙ o_b + β_b) over the branches (core/moa.h).
+at::Tensor Model::moa_mixer(int i, const at::Tensor& u, const at::Tensor& seg, const at::Tensor& pos,
+                            at::Tensor& v_first, HessianCollector* hessians) const {
+  const int64_t B = u.size(0), T = u.size(1), d = u.size(2), H = cfg_.num_heads, Dh = d / H;
+  auto name = [&](const char* n) { return fmt::format("blocks.{}.moa.{}", i, n); };
+  const std::vector<std::string> branches = moa::branches(cfg_);
+  const auto nb = static_cast<int64_t>(branches.size());
+  const at::Tensor r = at::gelu(linear(name("router_fc.weight"), u, hessians) + w(name("router_fc.bias")));  // (B, T, R)
+  const at::Tensor pi = at::softmax(linear(name("router_out.weight"), r, hessians) + w(name("router_out.bias")), -1);
+  const at::Tensor film = linear(name("film.weight"), r, hessians).view({B, T, nb, 2, d});
+  at::Tensor weight = pi;  // (B, T, nb)
+  if (cfg_.moa_bias_gate)
+    weight = weight * at::sigmoid(linear(name("bias_gate.weight"), r, hessians) + w(name("bias_gate.bias")));
+  at::Tensor out;
+  for (int64_t b = 0; b < nb; ++b) {
+    const std::string& branch = branches[static_cast<size_t>(b)];
+    at::Tensor o;
+    if (branch == "conv") {
+      o = linear(name("conv_proj.weight"), moa::local_conv(u, w(name("conv.weight")), pos), hessians);
+    } else if (branch == "mha") {
+      o = attention(i, u, seg, pos, v_first, hessians);
+    } else if (branch == "mqa") {
+      const at::Tensor q = linear(name("mqa_q.weight"), u, hessians).view({B, T, H, Dh});
+      const at::Tensor kv = linear(name("mqa_kv.weight"), u, hessians).view({B, T, 2, Dh});
+      const at::Tensor k = kv.select(2, 0).unsqueeze(2), v = kv.select(2, 1).unsqueeze(2);  // (B, T, 1, Dh)
+      const at::Tensor y = metric_attention(i, "mqa", rope(q, pos, cfg_), rope(k, pos, cfg_), v, seg);
+      o = linear(name("mqa_o.weight"), y.reshape({B, T, d}), hessians);
+    } else {  // chan
+      o = linear(name("chan_proj.weight"), at::gelu(linear(name("chan_fc.weight"), u, hessians)), hessians);
+    }
+    const at::Tensor f = film.select(2, b);  // (B, T, 2, d)
+    const at::Tensor term = weight.narrow(-1, b, 1) * ((1 + f.select(2, 0)) * o + f.select(2, 1));
+    out = out.defined() ? out + term : term;
+  }
+  return out;
+}
+
 at::Tensor Model::mlp(int i, const at::Tensor& u, HessianCollector* hessians) const {
   const at::Tensor h = at::leaky_relu(at::matmul(u, bank("mlp_up_bank", i).t()), 0.5).square();  // (B, T, F)
   if (hessians) {
@@ -411,7 +533,9 @@ at::Tensor Model::hidden(const at::Tensor& tokens, bool looping, HessianCollecto
   const at::Tensor x0 = embed(tokens, hessians);
   at::Tensor x = x0;
   at::Tensor v_first;  // VALUE_RESIDUAL's v0
-  auto attn = [&](int i, const at::Tensor& u) { return attention(i, u, seg, pos, v_first, hessians); };
+  auto attn = [&](int i, const at::Tensor& u) {
+    return cfg_.moa_enabled ? moa_mixer(i, u, seg, pos, v_first, hessians) : attention(i, u, seg, pos, v_first, hessians);
+  };
   auto ln = [&](int i) { return cfg_.ln_scale ? 1.0 / std::sqrt(i + 1.0) : 1.0; };
   auto attn_in = [&](int i, const at::Tensor& lane) {  // x_in = m0 ⊙ x + m1 ⊙ x0
     const at::Tensor m = w(block(i, "resid_mix"));
@@ -486,7 +610,20 @@ at::Tensor Model::token_losses(const at::Tensor& tokens, const at::Tensor& targe
 }
 
 at::Tensor Model::loss(const at::Tensor& tokens, const at::Tensor& targets, bool looping) const {
-  return token_losses(tokens, targets, looping).mean();
+  if (!(cfg_.moa_enabled && cfg_.moa_ti_weight > 0)) return token_losses(tokens, targets, looping).mean();
+  // MOA_TI_WEIGHT: + λ_TI Σ_{visits, metric branches, heads} R_TI (training loss only; scoring
+  // uses token_losses, which never adds it).
+  std::vector<at::Tensor> terms;
+  ti_terms_ = &terms;
+  at::Tensor ce;
+  try {
+    ce = token_losses(tokens, targets, looping).mean();
+  } catch (...) {
+    ti_terms_ = nullptr;
+    throw;
+  }
+  ti_terms_ = nullptr;
+  return terms.empty() ? ce : ce + cfg_.moa_ti_weight * at::stack(terms).sum();
 }
 
 }  // namespace golf

@@ -9,7 +9,7 @@
 //   attention: GQA, QK-RMSNorm, partial RoPE, q gain, causal inside BOS-delimited segments of
 //   ≤ TRAIN_SEQ_LEN tokens, XSA, AttnOutGate; MLP: LeakyReLU(0.5)²; tied head, softcap, fp32 CE.
 //   Seed variants, each off by default (core/variants.h): SMAT semantic bias and value gate, value
-//   residual, gated attention, BigramHash embedding.
+//   residual, gated attention, BigramHash embedding; MoA mixer in place of attention (core/moa.h).
 //
 // Parameters are fp32 masters; on CUDA the forward runs in bf16 (weights cast at use, norms and
 // loss in fp32), on CPU in fp32. Names follow the records (tok_emb.weight, qo_bank, …).
@@ -67,6 +67,10 @@ class Model {
   void set_smat_gate_means(std::vector<double> means) { smat_gate_means_ = std::move(means); }
   const std::vector<double>& smat_gate_means() const { return smat_gate_means_; }
 
+  // MOA_ENABLED: the router's mixture weights π (B, T, branches in moa::branches order) of layer
+  // `layer` for the normed block input u (B, T, d). For tests and inspection.
+  at::Tensor moa_routing(int layer, const at::Tensor& u) const;
+
   // Layer visit order (encoder, decoder) and the number of U-Net skip rows.
   std::pair<std::vector<int>, std::vector<int>> visit_order(bool looping) const;
   int num_skip_rows() const;
@@ -80,6 +84,14 @@ class Model {
   at::Tensor smat_gate(int layer, const at::Tensor& u, const at::Tensor& uhat, const at::Tensor& pos) const;
   at::Tensor bigram(const at::Tensor& tokens, HessianCollector* hessians) const;
   at::Tensor mlp(int layer, const at::Tensor& u, HessianCollector* hessians) const;
+  // MoA (core/moa.h): the mixer that replaces attention, and one metric attention branch (mha | mqa).
+  at::Tensor moa_mixer(int layer, const at::Tensor& u, const at::Tensor& seg, const at::Tensor& pos,
+                       at::Tensor& v_first, HessianCollector* hessians) const;
+  at::Tensor metric_attention(int layer, const std::string& branch, const at::Tensor& q, const at::Tensor& k,
+                              const at::Tensor& v, const at::Tensor& seg) const;
+  // x Wᵀ for a variant matrix, recording x for the Hessians when the matrix is large enough to be quantized.
+  at::Tensor linear(const std::string& name, const at::Tensor& x, HessianCollector* hessians) const;
+  void add_moa_params(int layer);
   at::Tensor w(const std::string& name) const;                    // parameter in the compute dtype
   at::Tensor bank(const std::string& name, int64_t index) const;  // one matrix of a bank, ditto
   void add_param(const std::string& name, at::Tensor value);
@@ -94,6 +106,7 @@ class Model {
   std::map<std::string, at::Tensor> params_;
   std::vector<double> smat_gate_means_;                        // Ḡ_ℓ for SMAT_ABLATION=g_mean
   mutable std::vector<std::pair<double, int64_t>>* gate_record_ = nullptr;  // (Σ G, count) per layer, calibrating
+  mutable std::vector<at::Tensor>* ti_terms_ = nullptr;  // MoA triangle penalties of a loss() forward
 };
 
 // Segment id and position inside the segment for every token (both (B, T) int64): a segment starts

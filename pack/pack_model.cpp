@@ -81,7 +81,10 @@ const std::vector<std::string>& model_setting_keys() {
       "LOOP_START", "LOOP_END", "LOGIT_SOFTCAP", "TRAIN_SEQ_LEN", "DOC_MASK", "SMEAR_BOS_MASK",
       // seed attention variants (core/variants.h); SMAT_ABLATION is an eval-time override, not a setting
       "SMAT_USE_S", "SMAT_USE_G", "SMAT_DIM", "SMAT_CENTRALITY", "SMAT_GONLY_CENTRALITY", "VALUE_RESIDUAL",
-      "GATED_ATTENTION", "BIGRAM_HASH", "BIGRAM_BUCKETS", "BIGRAM_DIM"};
+      "GATED_ATTENTION", "BIGRAM_HASH", "BIGRAM_BUCKETS", "BIGRAM_DIM",
+      // MoA (core/moa.h); the inits and the training-only penalty (MOA_TI_*) are not model settings
+      "MOA_ENABLED", "MOA_BRANCHES", "MOA_METRIC", "MOA_ROUTER_HIDDEN", "MOA_BIAS_GATE", "MOA_CONV_KERNEL",
+      "MOA_CHAN_MULT", "MOA_BALL", "MOA_BALL_KAPPA", "MOA_BALL_TAU"};
   return keys;
 }
 
@@ -91,7 +94,10 @@ namespace {
 bool written_only_when_changed(const std::string& key) {
   static const std::set<std::string> keys = {"SMAT_USE_S",     "SMAT_USE_G",      "SMAT_DIM",    "SMAT_CENTRALITY",
                                              "SMAT_GONLY_CENTRALITY", "VALUE_RESIDUAL", "GATED_ATTENTION",
-                                             "BIGRAM_HASH",    "BIGRAM_BUCKETS",  "BIGRAM_DIM"};
+                                             "BIGRAM_HASH",    "BIGRAM_BUCKETS",  "BIGRAM_DIM",
+                                             "MOA_ENABLED", "MOA_BRANCHES", "MOA_METRIC", "MOA_ROUTER_HIDDEN",
+                                             "MOA_BIAS_GATE", "MOA_CONV_KERNEL", "MOA_CHAN_MULT", "MOA_BALL",
+                                             "MOA_BALL_KAPPA", "MOA_BALL_TAU"};
   return keys.count(key) > 0;
 }
 }  // namespace

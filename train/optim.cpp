@@ -150,7 +150,8 @@ void Optimizer::adam_step(double lr_mul) {
     if (!p.grad().defined()) fail("AdamW: parameter {} has no gradient", name);
     const at::Tensor& g = p.grad();
     at::Tensor& v = adam_v_.at(name);
-    const bool embedding = name == "tok_emb.weight";
+    // The token embedding and the BigramHash table share the embedding group (LR, WD), as in the records.
+    const bool embedding = name == "tok_emb.weight" || name == "bigram.embed.weight";
     const double lr = (embedding ? cfg_.tied_embed_lr : cfg_.scalar_lr) * lr_mul;
     const double wd = embedding ? cfg_.embed_wd : cfg_.adam_wd;
     p.mul_(1 - lr * wd);

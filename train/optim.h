@@ -2,7 +2,8 @@
 //   Muon for the four weight banks: Nesterov momentum (bf16 buffer on CUDA), MuonEq-R row
 //     normalisation, 5 Newton–Schulz steps (classic or Polar Express coefficients), update scale
 //     √max(1, rows/cols), decoupled weight decay, momentum warm-up 0.92 → 0.97 over 1500 steps;
-//   AdamW (PyTorch's decoupled form) for the tied embedding and for every scalar/gate;
+//   AdamW (PyTorch's decoupled form) for the tied embedding and the BigramHash table (TIED_EMBED_LR,
+//   EMBED_WD) and for every scalar/gate (SCALAR_LR, ADAM_WD);
 //   global gradient-norm clipping; EMA of all weights.
 // Learning rates are scaled by the schedule's multiplier each step.
 //

@@ -21,8 +21,9 @@ TEST(Tiling, SlidingWindowsCoverEveryPredictionOnceAndMatchTheFormula) {
         for (const auto& w : windows) {
           ASSERT_LE(w.end - w.begin, L);
           ASSERT_LE(w.begin, w.score_from);
-          if (&w != &windows.front()) ASSERT_GE(w.score_from - w.begin, std::min(L - s, w.end - w.begin))
-              << "every later window keeps its context";
+          if (&w != &windows.front()) {
+            ASSERT_GE(w.score_from - w.begin, std::min(L - s, w.end - w.begin)) << "every later window keeps its context";
+          }
           for (int64_t j = w.score_from; j < w.end; ++j) ++hits[static_cast<size_t>(j)];
         }
         for (int64_t j = 0; j < M; ++j) ASSERT_EQ(hits[static_cast<size_t>(j)], 1) << "M=" << M << " L=" << L << " s=" << s << " j=" << j;

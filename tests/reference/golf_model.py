@@ -59,6 +59,21 @@ class ModelConfig:
     bigram_hash: int = 0  # x += s * P * E[hash(prev, cur)]
     bigram_buckets: int = 4096
     bigram_dim: int = 128
+    # MoA (core/moa.h): each block's attention becomes a router-mixed set of branches.
+    moa_enabled: int = 0
+    moa_branches: str = "conv,mha,mqa,chan"
+    moa_metric: str = "l2"  # logits -alpha * D: "l2" |q-k|^2, "cosine" 1 - cos, "diag_mahalanobis" sum w (q-k)^2
+    moa_router_hidden: int = 128
+    moa_alpha_init: float = 1.0
+    moa_bias_gate: int = 1
+    moa_conv_kernel: int = 4
+    moa_chan_mult: int = 2
+    moa_ball: int = 0
+    moa_radius_init: float = 3.0
+    moa_ball_kappa: float = 10.0
+    moa_ball_tau: float = 0.1
+    moa_ti_weight: float = 0.0
+    moa_ti_triples: int = 64
 
     @property
     def head_dim(self) -> int:
@@ -71,6 +86,10 @@ class ModelConfig:
     @property
     def smat_ds(self) -> int:
         return self.smat_dim or self.head_dim
+
+    @property
+    def moa_branch_list(self) -> list[str]:
+        return [b for b in ("conv", "mha", "mqa", "chan") if b in self.moa_branches.split(",")]
 
     @property
     def smat_has_ws(self) -> bool:
@@ -161,7 +180,10 @@ class GolfModel(torch.nn.Module):
             torch.nn.init.orthogonal_(p["kv_bank"].data[i])
             torch.nn.init.orthogonal_(p["kv_bank"].data[L + i])
             torch.nn.init.orthogonal_(p["mlp_up_bank"].data[i])
-            p[f"blocks/{i}/attn/q_gain"] = P(torch.full((H,), cfg.qk_gain_init))
+            if not cfg.moa_enabled:  # MoA's metric scale alpha replaces q_gain
+                p[f"blocks/{i}/attn/q_gain"] = P(torch.full((H,), cfg.qk_gain_init))
+            if cfg.moa_enabled:
+                self.init_moa(i)
             p[f"blocks/{i}/attn_scale"] = P(torch.ones(d))
             p[f"blocks/{i}/mlp_scale"] = P(torch.ones(d))
             p[f"blocks/{i}/resid_mix"] = P(torch.stack([torch.ones(d), torch.zeros(d)]))
@@ -197,6 +219,41 @@ class GolfModel(torch.nn.Module):
                 p["bigram/proj/weight"] = P(torch.nn.init.orthogonal_(torch.empty(d, cfg.bigram_dim)) / math.sqrt(2 * L))
             p["bigram/scale"] = P(torch.full((1,), 0.05))
         self.v_first: torch.Tensor | None = None  # value residual's v0 during a forward
+        self.ti_terms: list[torch.Tensor] | None = None  # MoA triangle penalties during a loss() forward
+
+    def init_moa(self, i: int) -> None:
+        cfg, P, p = self.cfg, torch.nn.Parameter, self.params
+        d, H, Dh, R, nb = cfg.model_dim, cfg.num_heads, cfg.head_dim, cfg.moa_router_hidden, len(cfg.moa_branch_list)
+        isp = lambda y: math.log(math.expm1(y))  # inverse softplus
+        ortho = lambda r, c: torch.nn.init.orthogonal_(torch.empty(r, c))
+        p[f"blocks/{i}/moa/router_fc/weight"] = P(ortho(R, d))
+        p[f"blocks/{i}/moa/router_fc/bias"] = P(torch.zeros(R))
+        p[f"blocks/{i}/moa/router_out/weight"] = P(torch.zeros(nb, R))
+        p[f"blocks/{i}/moa/router_out/bias"] = P(torch.zeros(nb))
+        p[f"blocks/{i}/moa/film/weight"] = P(torch.zeros(nb * 2 * d, R))
+        if cfg.moa_bias_gate:
+            p[f"blocks/{i}/moa/bias_gate/weight"] = P(torch.zeros(nb, R))
+            p[f"blocks/{i}/moa/bias_gate/bias"] = P(torch.full((nb,), 3.0))
+        if "conv" in cfg.moa_branch_list:
+            k = cfg.moa_conv_kernel
+            p[f"blocks/{i}/moa/conv/weight"] = P((torch.rand(d, k) * 2 - 1) / math.sqrt(k))
+            p[f"blocks/{i}/moa/conv_proj/weight"] = P(torch.zeros(d, d))
+        if "chan" in cfg.moa_branch_list:
+            p[f"blocks/{i}/moa/chan_fc/weight"] = P(ortho(cfg.moa_chan_mult * d, d))
+            p[f"blocks/{i}/moa/chan_proj/weight"] = P(torch.zeros(d, cfg.moa_chan_mult * d))
+        if "mqa" in cfg.moa_branch_list:
+            p[f"blocks/{i}/moa/mqa_q/weight"] = P(ortho(d, d))
+            p[f"blocks/{i}/moa/mqa_kv/weight"] = P(ortho(2 * Dh, d))
+            p[f"blocks/{i}/moa/mqa_o/weight"] = P(torch.zeros(d, d))
+        for b in ("mha", "mqa"):
+            if b not in cfg.moa_branch_list:
+                continue
+            p[f"blocks/{i}/moa/{b}_alpha_raw"] = P(torch.full((H,), isp(cfg.moa_alpha_init)))
+            if cfg.moa_metric == "diag_mahalanobis":
+                p[f"blocks/{i}/moa/{b}_metric_w_raw"] = P(torch.full((H, Dh), isp(1.0)))
+            if cfg.moa_ball:
+                p[f"blocks/{i}/moa/{b}_ball_origin"] = P(torch.zeros(H, Dh))
+                p[f"blocks/{i}/moa/{b}_ball_rho"] = P(torch.full((H,), isp(cfg.moa_radius_init)))
 
     def state(self) -> dict[str, torch.Tensor]:
         """Parameters under the records' names (dots)."""
@@ -219,12 +276,15 @@ class GolfModel(torch.nn.Module):
             elif i > 0:
                 a, b = self.p(f"blocks.{i}.attn.vr_lambda")
                 v = a * self.v_first + b * v
-        q, k = rms_norm(q), rms_norm(k)
-        q, k = rope(q, pos, cfg), rope(k, pos, cfg)
-        q = q * self.p(f"blocks.{i}.attn.q_gain")[:, None]
         # Causal attention inside each segment; query head h reads KV head h // (H / Hkv).
         allowed = (seg[:, :, None] == seg[:, None, :]) & torch.ones(T, T, dtype=torch.bool).tril()  # (B, T, T)
         group = H // Hkv
+        if cfg.moa_enabled:  # MoA's metric MHA branch: -alpha D(q, k) on RoPE'd raw q, k; no SMAT
+            y = self.metric_attn(i, "mha", rope(q, pos, cfg), rope(k, pos, cfg), v, allowed)
+            return self.attn_out(i, u, y, v)
+        q, k = rms_norm(q), rms_norm(k)
+        q, k = rope(q, pos, cfg), rope(k, pos, cfg)
+        q = q * self.p(f"blocks.{i}.attn.q_gain")[:, None]
         # SMAT, the naive way: explicit S (B, T, T), centrality as masked row sums.
         S = None
         if cfg.smat_has_ws:
@@ -246,6 +306,14 @@ class GolfModel(torch.nn.Module):
             scores = scores + F.softplus(self.p(f"blocks.{i}.attn.smat_lambda_raw")) * S[:, None]
         scores = scores.masked_fill(~allowed[:, None], float("-inf"))
         y = (scores.softmax(-1) @ vh).transpose(1, 2)  # (B, T, H, Dh)
+        return self.attn_out(i, u, y, v)
+
+    def attn_out(self, i: int, u: torch.Tensor, y: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """XSA, the output gates and W_O on the heads' outputs y (B, T, H, Dh)."""
+        cfg, L = self.cfg, self.cfg.num_layers
+        B, T, d = u.shape
+        H, Hkv, Dh = cfg.num_heads, cfg.num_kv_heads, cfg.head_dim
+        group = H // Hkv
         if i >= L - cfg.xsa_last_n:
             # XSA: drop the component of each head's output along the token's own value vector.
             vn = v / v.norm(dim=-1, keepdim=True).clamp_min(1e-12)  # (B, T, Hkv, Dh)
@@ -258,6 +326,78 @@ class GolfModel(torch.nn.Module):
             gate = 2 * torch.sigmoid(u[..., : cfg.gate_width] @ self.p(f"blocks.{i}.attn.attn_gate_proj.weight").T)
             y = y * gate[..., None]  # (B, T, H, 1)
         return y.reshape(B, T, d) @ self.p("qo_bank")[L + i].T
+
+    # ---- MoA (core/moa.h), the naive way ------------------------------------------------------
+    def metric_distance(self, x: torch.Tensor, y: torch.Tensor, w: torch.Tensor | None) -> torch.Tensor:
+        if self.cfg.moa_metric == "cosine":
+            return 1 - F.cosine_similarity(x, y, dim=-1, eps=1e-12)
+        sq = (x - y) ** 2
+        return (sq * w if w is not None else sq).sum(-1)
+
+    def metric_attn(self, i: int, b: str, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                    allowed: torch.Tensor) -> torch.Tensor:
+        """softmax_j(-alpha_h D(q_i, k_j) + ball_h(k_j)) over allowed j, times v. q (B, T, H, Dh); k, v (B, T, h, Dh)."""
+        cfg = self.cfg
+        H = q.shape[2]
+        k, v = k.repeat_interleave(H // k.shape[2], dim=2), v.repeat_interleave(H // v.shape[2], dim=2)
+        alpha = F.softplus(self.p(f"blocks.{i}.moa.{b}_alpha_raw"))
+        w = F.softplus(self.p(f"blocks.{i}.moa.{b}_metric_w_raw")) if cfg.moa_metric == "diag_mahalanobis" else None
+        D = self.metric_distance(q[:, :, None], k[:, None], w)  # (B, Ti, Tj, H)
+        scores = -alpha * D
+        if cfg.moa_ball:
+            dist = (k - self.p(f"blocks.{i}.moa.{b}_ball_origin")).norm(dim=-1)  # (B, T, H)
+            r = F.softplus(self.p(f"blocks.{i}.moa.{b}_ball_rho"))
+            scores = scores - cfg.moa_ball_kappa * F.softplus((dist - r) / cfg.moa_ball_tau)[:, None]
+        if self.ti_terms is not None:  # triangle penalty on fixed (seeded) triples of this batch's keys
+            N = k.shape[0] * k.shape[1]
+            idx = torch.randint(N, (3, cfg.moa_ti_triples), generator=torch.Generator().manual_seed(
+                0x7E1A0000 + 2 * i + (b == "mqa")))
+            flat = k.reshape(N, H, -1)
+            a_, b_, c_ = flat[idx[0]], flat[idx[1]], flat[idx[2]]
+            viol = self.metric_distance(a_, c_, w) - self.metric_distance(a_, b_, w) - self.metric_distance(b_, c_, w)
+            self.ti_terms.append(F.relu(viol).mean(0).sum())
+        scores = scores.masked_fill(~allowed[..., None], float("-inf"))
+        return torch.einsum("bijh,bjhd->bihd", scores.softmax(2), v)
+
+    def moa(self, i: int, u: torch.Tensor, seg: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+        """sum_b pi_b g_b ((1 + gamma_b) o_b + beta_b), router and FiLM from r = GELU(W u + b)."""
+        cfg = self.cfg
+        B, T, d = u.shape
+        H, Dh = cfg.num_heads, cfg.head_dim
+        names = cfg.moa_branch_list
+        pm = lambda n: self.p(f"blocks.{i}.moa.{n}")
+        r = F.gelu(u @ pm("router_fc.weight").T + pm("router_fc.bias"))
+        weight = (r @ pm("router_out.weight").T + pm("router_out.bias")).softmax(-1)  # (B, T, nb)
+        if cfg.moa_bias_gate:
+            weight = weight * torch.sigmoid(r @ pm("bias_gate.weight").T + pm("bias_gate.bias"))
+        film = (r @ pm("film.weight").T).view(B, T, len(names), 2, d)
+        allowed = (seg[:, :, None] == seg[:, None, :]) & torch.ones(T, T, dtype=torch.bool).tril()
+        out = torch.zeros_like(u)
+        for j, name in enumerate(names):
+            if name == "conv":  # y_t = sum_{m < k, t - m in t's segment} w[:, k-1-m] u_{t-m}
+                w, k = pm("conv.weight"), cfg.moa_conv_kernel
+                rows = []
+                for t in range(T):
+                    acc = torch.zeros(B, d)
+                    for m in range(min(k, t + 1)):
+                        same = (seg[:, t] == seg[:, t - m]).float()[:, None]
+                        acc = acc + same * w[:, k - 1 - m] * u[:, t - m]
+                    rows.append(acc)
+                o = torch.stack(rows, 1) @ pm("conv_proj.weight").T
+            elif name == "mha":
+                o = self.attn(i, u, seg, pos)
+            elif name == "mqa":
+                q = (u @ pm("mqa_q.weight").T).view(B, T, H, Dh)
+                kv = (u @ pm("mqa_kv.weight").T).view(B, T, 2, Dh)
+                y = self.metric_attn(i, "mqa", rope(q, pos, cfg), rope(kv[:, :, :1], pos, cfg), kv[:, :, 1:], allowed)
+                o = y.reshape(B, T, d) @ pm("mqa_o.weight").T
+            else:
+                o = F.gelu(u @ pm("chan_fc.weight").T) @ pm("chan_proj.weight").T
+            out = out + weight[..., j : j + 1] * ((1 + film[:, :, j, 0]) * o + film[:, :, j, 1])
+        return out
+
+    def mixer(self, i: int, u: torch.Tensor, seg: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+        return self.moa(i, u, seg, pos) if self.cfg.moa_enabled else self.attn(i, u, seg, pos)
 
     def mlp(self, i: int, u: torch.Tensor) -> torch.Tensor:
         h = F.leaky_relu(u @ self.p("mlp_up_bank")[i].T, 0.5).square()
@@ -303,19 +443,19 @@ class GolfModel(torch.nn.Module):
         def sequential(i: int, x: torch.Tensor) -> torch.Tensor:
             m = self.p(f"blocks.{i}.resid_mix")
             x_in = m[0] * x + m[1] * x0
-            x1 = x_in + self.p(f"blocks.{i}.attn_scale") * self.attn(i, rms_norm(x_in) * self.ln(i), seg, pos)
+            x1 = x_in + self.p(f"blocks.{i}.attn_scale") * self.mixer(i, rms_norm(x_in) * self.ln(i), seg, pos)
             return x1 + self.p(f"blocks.{i}.mlp_scale") * self.mlp(i, rms_norm(x1) * self.ln(i))
 
         def gptj(i: int, x: torch.Tensor) -> torch.Tensor:
             m = self.p(f"blocks.{i}.resid_mix")
             x_in = m[0] * x + m[1] * x0
             u = rms_norm(x_in) * self.ln(i)
-            return (x_in + self.p(f"blocks.{i}.attn_scale") * self.attn(i, u, seg, pos)
+            return (x_in + self.p(f"blocks.{i}.attn_scale") * self.mixer(i, u, seg, pos)
                     + self.p(f"blocks.{i}.mlp_scale") * self.mlp(i, u))
 
         def two_lane(i: int, lane0: torch.Tensor, lane1: torch.Tensor) -> list[torch.Tensor]:
             m = self.p(f"blocks.{i}.resid_mix")
-            a = self.p(f"blocks.{i}.attn_scale") * self.attn(i, rms_norm(m[0] * lane0 + m[1] * x0) * self.ln(i), seg, pos)
+            a = self.p(f"blocks.{i}.attn_scale") * self.mixer(i, rms_norm(m[0] * lane0 + m[1] * x0) * self.ln(i), seg, pos)
             f = self.p(f"blocks.{i}.mlp_scale") * self.mlp(i, rms_norm(lane1) * self.ln(i))
             rho, pi = self.p("parallel_resid_lambdas")[i], self.p("parallel_post_lambdas")[i]  # (2,), (2 src, 2 dst)
             return [rho[0] * lane0 + pi[0, 0] * a + pi[1, 0] * f, rho[1] * lane1 + pi[0, 1] * a + pi[1, 1] * f]
@@ -358,8 +498,13 @@ class GolfModel(torch.nn.Module):
         return cap * torch.tanh(z.float() / cap)
 
     def loss(self, tokens: torch.Tensor, targets: torch.Tensor, looping: bool) -> torch.Tensor:
+        """Mean CE, plus moa_ti_weight * (sum of the triangle penalties of every metric branch visit)."""
+        penalty = self.cfg.moa_enabled and self.cfg.moa_ti_weight > 0
+        self.ti_terms = [] if penalty else None
         logits = self.logits(tokens, looping)
-        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
+        ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
+        terms, self.ti_terms = self.ti_terms, None
+        return ce + self.cfg.moa_ti_weight * torch.stack(terms).sum() if penalty and terms else ce
 
 
 # ---- optimizers ------------------------------------------------------------------------------
@@ -458,8 +603,9 @@ class Optimizer:
         t = self.adam_steps
         for n, (m, v) in self.adam.items():
             p, g = self.params[n], self.params[n].grad
-            lr = (o.tied_embed_lr if n == "tok_emb.weight" else o.scalar_lr) * lr_mul
-            wd = o.embed_wd if n == "tok_emb.weight" else o.adam_wd
+            emb = n in ("tok_emb.weight", "bigram.embed.weight")  # the records' embedding group
+            lr = (o.tied_embed_lr if emb else o.scalar_lr) * lr_mul
+            wd = o.embed_wd if emb else o.adam_wd
             p.mul_(1 - lr * wd)
             m.mul_(o.beta1).add_(g, alpha=1 - o.beta1)
             v.mul_(o.beta2).addcmul_(g, g, value=1 - o.beta2)

@@ -41,6 +41,13 @@ VARIANTS = {
     "smat_g_only": dict(model=dict(smat_use_g=1, parallel_mode="gptj", doc_mask=0, value_residual=1,
                                    bigram_hash=1, bigram_buckets=128, bigram_dim=64),
                         optim=dict()),
+    # MoA (core/moa.h): all four branches, diagonal-Mahalanobis metric heads with ball pruning, the
+    # triangle penalty in the loss, conv kernel 3; with value residual and BigramHash beside it.
+    "moa": dict(model=dict(moa_enabled=1, moa_metric="diag_mahalanobis", moa_ball=1, moa_router_hidden=16,
+                           moa_conv_kernel=3, moa_alpha_init=0.2, moa_ti_weight=0.01, moa_ti_triples=32,
+                           moa_ball_kappa=2.0, moa_ball_tau=1.0,
+                           value_residual=1, bigram_hash=1, bigram_buckets=64, bigram_dim=16),
+                optim=dict()),
 }
 SMALL = dict(vocab_size=512, num_layers=6, model_dim=64, num_heads=4, num_kv_heads=2, rope_dims=8,
              xsa_last_n=6, parallel_start_layer=4, loop_start=2, loop_end=3, num_loops=2, train_seq_len=32)
@@ -71,6 +78,8 @@ def perturb(model: GolfModel, gen: torch.Generator) -> None:
     with torch.no_grad():
         for name, p in model.state().items():
             if p.dim() == 3:  # banks (n, rows, cols): add noise at the init's scale
+                p.add_(torch.randn(p.shape, generator=gen) / math.sqrt(p.shape[-1]) * 0.5)
+            elif ".moa." in name and p.dim() == 2:  # MoA's matrices: noise at their init's scale
                 p.add_(torch.randn(p.shape, generator=gen) / math.sqrt(p.shape[-1]) * 0.5)
             elif name == "tok_emb.weight":
                 p.add_(torch.randn(p.shape, generator=gen) * 0.02)

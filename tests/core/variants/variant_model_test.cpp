@@ -40,6 +40,18 @@ const std::vector<Variant>& variants_under_test() {
       {"gated_attention", [](Config& c) { c.gated_attention = 1, c.attn_out_gate_enabled = 0; }},
       {"bigram", [](Config& c) { c.bigram_hash = 1; }},
       {"bigram_dim_eq_d", [](Config& c) { c.bigram_hash = 1, c.bigram_dim = 48; }},
+      // MoA (core/moa.h): every branch, each metric, ball pruning, MQA alone with the attention.
+      {"moa_l2_all_branches", [](Config& c) { c.moa_enabled = 1; }},
+      {"moa_cosine_ball", [](Config& c) { c.moa_enabled = 1, c.moa_metric = "cosine", c.moa_ball = 1; }},
+      {"moa_mahalanobis_mqa", [](Config& c) {
+         c.moa_enabled = 1, c.moa_metric = "diag_mahalanobis", c.moa_branches = "mha,mqa", c.moa_ball = 1;
+       }},
+      {"moa_conv_k3_chan", [](Config& c) {
+         c.moa_enabled = 1, c.moa_branches = "conv,mha,chan", c.moa_conv_kernel = 3, c.moa_bias_gate = 0;
+       }},
+      {"moa_with_vr_bigram", [](Config& c) {
+         c.moa_enabled = 1, c.value_residual = 1, c.bigram_hash = 1, c.gated_attention = 1, c.attn_out_gate_enabled = 0;
+       }},
       {"all", [](Config& c) {
          c.smat_use_s = 1, c.smat_use_g = 1, c.value_residual = 1, c.gated_attention = 1, c.attn_out_gate_enabled = 0;
          c.bigram_hash = 1;
@@ -74,7 +86,8 @@ void copy_shared(const Model& a, Model& b) {
     if (from.count(name)) b.param(name).copy_(from.at(name));
 }
 Config baseline_of(Config c) {
-  c.smat_use_s = c.smat_use_g = c.value_residual = c.gated_attention = c.bigram_hash = 0;
+  c.smat_use_s = c.smat_use_g = c.value_residual = c.gated_attention = c.bigram_hash = c.moa_enabled = 0;
+  c.moa_ball = 0;
   c.smat_ablation = "none";
   return c;
 }
@@ -114,7 +127,9 @@ TEST(VariantInvariants, ADocumentScoresTheSameAloneAsAfterAnother) {
     for (const bool looping : {false, true}) {
       const at::Tensor alone = m.logits(row(doc), looping);
       const at::Tensor after = m.logits(row(packed), looping).narrow(1, 7, static_cast<int64_t>(doc.size()));
-      EXPECT_LE(max_diff(alone, after), 1e-5) << v.name << " looping " << looping;
+      // Float rounding only (masked keys still change the reduction order): ~1e-5 on logits up to
+      // 15 with one OpenMP thread; a leak across the BOS moves them by orders of magnitude more.
+      EXPECT_LE(max_diff(alone, after), 5e-5) << v.name << " looping " << looping;
     }
   }
 }

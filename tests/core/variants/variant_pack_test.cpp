@@ -51,7 +51,9 @@ double round_trip(const Config& c, std::map<std::string, int>* bits_out) {
   EXPECT_EQ(weights.size(), original.size());
   for (const auto& [name, t] : original) {
     EXPECT_TRUE(weights.count(name)) << name;
-    if (weights.count(name)) EXPECT_EQ(weights.at(name).sizes(), t.sizes()) << name;
+    if (weights.count(name)) {
+      EXPECT_EQ(weights.at(name).sizes(), t.sizes()) << name;
+    }
   }
   for (const auto& key : pack::model_setting_keys())
     EXPECT_EQ(to_json(restored).at(key), to_json(c).at(key)) << key << " did not travel in the artifact";
@@ -86,9 +88,38 @@ TEST(VariantPack, QuantizeDequantizeKeepsKeysShapesAndTheForward) {
   EXPECT_LT(rel, 2 * rel_plain + 0.02);
 }
 
+TEST(VariantPack, MoaModelRoundTripsWithItsSettingsAndSmallTensorsInFp16) {
+  Config c = all_variants();
+  c.smat_use_s = c.smat_use_g = 0;  // MoA replaces the attention SMAT modifies
+  c.moa_enabled = 1, c.moa_metric = "diag_mahalanobis", c.moa_ball = 1, c.moa_router_hidden = 16;
+  c.moa_branches = "conv,mha,mqa,chan", c.moa_conv_kernel = 3, c.moa_ball_tau = 0.2;
+  c.passthrough_max_numel = 1024;  // so the d×d branch matrices quantize (with the model's Hessians)
+  c.gptq_enabled = 1;
+  std::map<std::string, int> bits;
+  const double rel = round_trip(c, &bits);
+  for (const char* big : {"blocks.0.moa.conv_proj.weight", "blocks.0.moa.chan_fc.weight", "blocks.0.moa.chan_proj.weight",
+                          "blocks.0.moa.mqa_q.weight", "blocks.0.moa.mqa_kv.weight", "blocks.0.moa.mqa_o.weight",
+                          "blocks.0.moa.film.weight"})
+    EXPECT_EQ(bits.at(big), c.matrix_bits) << big;
+  for (const char* small : {"blocks.0.moa.conv.weight", "blocks.0.moa.router_out.weight", "blocks.0.moa.mha_alpha_raw",
+                            "blocks.0.moa.mqa_metric_w_raw", "blocks.0.moa.mha_ball_origin", "blocks.0.moa.mqa_ball_rho",
+                            "blocks.0.moa.bias_gate.bias", "blocks.0.moa.router_fc.weight"})
+    EXPECT_EQ(bits.at(small), 16) << small;
+  std::printf("MoA: max relative |Δlogit| after pack round trip %.3g\n", rel);
+  EXPECT_GT(rel, 0);
+  EXPECT_LT(rel, 0.1);
+  const auto j = nlohmann::json::parse(pack::model_config_json(c));
+  EXPECT_EQ(j.at("MOA_ENABLED"), 1);
+  EXPECT_EQ(j.at("MOA_METRIC"), "diag_mahalanobis");
+  EXPECT_EQ(j.at("MOA_BALL_TAU"), 0.2);
+  EXPECT_FALSE(j.contains("MOA_BRANCHES")) << "default: not written";
+  EXPECT_FALSE(j.contains("MOA_TI_WEIGHT")) << "training-only";
+}
+
 TEST(VariantPack, ArtifactConfigOfAModelWithoutVariantsHasNoVariantKeys) {
   const std::string plain = pack::model_config_json(Config{});
-  for (const char* key : {"SMAT_USE_S", "VALUE_RESIDUAL", "GATED_ATTENTION", "BIGRAM_HASH", "SMAT_ABLATION"})
+  for (const char* key : {"SMAT_USE_S", "VALUE_RESIDUAL", "GATED_ATTENTION", "BIGRAM_HASH", "SMAT_ABLATION", "MOA_ENABLED",
+                          "MOA_BRANCHES", "MOA_METRIC", "MOA_BALL", "MOA_TI_WEIGHT"})
     EXPECT_EQ(plain.find(key), std::string::npos) << key;
   Config c = all_variants();
   c.smat_ablation = "lambda0";  // eval-time, never stored
