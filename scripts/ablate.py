@@ -67,6 +67,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 import significance  # noqa: E402
+from make_record import _num, _read_json  # noqa: E402  (one reader of the tools' JSON)
 
 PER_RUN_KEYS = ("SEED", "RUN_ID", "OUTPUT_DIR")
 NAME_RE = re.compile(r"^[A-Za-z0-9._-]+$")
@@ -147,29 +148,6 @@ def parse_set(kv: str, opt: str = "--set") -> tuple[str, str]:
 
 
 # ---- reading results -----------------------------------------------------------------------------------
-
-def _read_json(path):
-    """(object, None) or (None, reason)."""
-    try:
-        with open(path) as f:
-            return json.load(f), None
-    except FileNotFoundError:
-        return None, f"no {os.path.basename(path)}"
-    except (OSError, UnicodeDecodeError) as e:
-        return None, f"{os.path.basename(path)}: cannot read: {e}"
-    except json.JSONDecodeError as e:
-        return None, f"{os.path.basename(path)}: malformed JSON ({e})"
-
-
-def _num(obj, *keys):
-    for k in keys:
-        if not isinstance(obj, dict) or k not in obj:
-            return None
-        obj = obj[k]
-    if isinstance(obj, bool) or not isinstance(obj, (int, float)) or not math.isfinite(obj):
-        return None
-    return float(obj)
-
 
 def read_result(run: dict) -> dict:
     """Fill run's numbers from its eval JSON (and the pack JSON); a problem makes it FAILED."""

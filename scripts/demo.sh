@@ -71,7 +71,7 @@ GOLF_BUILD_DIR="$BUILD_DIR" GOLF_PYTHON="$PYTHON" "$ROOT/scripts/record.sh" "$RO
   --seeds "42 1337" --track track_demo_cpu --set "DATA_PATH=$SHARDS" --set "TOKENIZER_PATH=$TOKENIZER" \
   --out-root "$OUT/records" --runs-root "$OUT/runs" --best 1.22436570 --best-unit bpb \
   --hardware "CPU, $(nproc) cores (scripts/demo.sh)" \
-  --what-changed "The scripts/demo.sh pipeline: a 4-layer 128-wide model, 150 steps of 4,096 tokens on $(basename "$(dirname "$TRAIN")"), evaluated on the first 32,768 validation tokens."
+  --what-changed "The scripts/demo.sh pipeline: a 4-layer 128-wide model, 120 steps of 4,096 tokens on $(basename "$(dirname "$TRAIN")"), evaluated on the first 32,768 validation tokens."
 RECORD=$(ls -d "$OUT/records/track_demo_cpu/"*_demo_cpu | tail -1)
 
 step "done in $((SECONDS - t0)) s"

@@ -6,6 +6,7 @@
 
 #include "core/model.h"
 #include "tests/test_util.h"
+#include "tests/live_model.h"
 
 namespace golf {
 namespace {
@@ -18,18 +19,7 @@ Config small_config() {
   return c;
 }
 
-// A model whose identity-initialised parts (zero O/down banks, zero gates) are randomised, so
-// every path carries signal.
-Model live_model(const Config& c, uint64_t seed = 7) {
-  at::manual_seed(seed);
-  Model m(c, at::kCPU);
-  at::NoGradGuard no_grad;
-  for (const auto& name : m.names()) {
-    at::Tensor& p = m.param(name);
-    p.add_(at::randn_like(p) * (p.dim() == 3 ? 0.5 / std::sqrt(double(p.size(-1))) : 0.3));
-  }
-  return m;
-}
+using test::live_model;
 
 at::Tensor tokens_with_docs(std::vector<int64_t> ids) { return at::tensor(ids, at::kLong).unsqueeze(0); }
 

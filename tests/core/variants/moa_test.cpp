@@ -12,6 +12,7 @@
 #include "core/moa.h"
 #include "tests/test_util.h"
 #include "train/optim.h"
+#include "tests/live_model.h"
 
 namespace golf {
 namespace {
@@ -25,16 +26,8 @@ Config moa_config() {
   return c;
 }
 
-Model live_model(const Config& c, uint64_t seed = 7) {
-  at::manual_seed(seed);
-  Model m(c, at::kCPU);
-  at::NoGradGuard no_grad;
-  for (const auto& name : m.names()) {
-    at::Tensor& p = m.param(name);
-    p.add_(at::randn_like(p) * (p.dim() == 3 ? 0.5 / std::sqrt(double(p.size(-1))) : 0.3));
-  }
-  return m;
-}
+using test::live_model;
+
 void copy_shared(const Model& a, Model& b) {
   at::NoGradGuard no_grad;
   const auto from = a.state();

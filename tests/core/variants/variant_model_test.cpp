@@ -12,6 +12,7 @@
 #include "core/variants.h"
 #include "tests/test_util.h"
 #include "train/optim.h"
+#include "tests/live_model.h"
 
 namespace golf {
 namespace {
@@ -66,17 +67,7 @@ Config variant_config(const Variant& v) {
   return c;
 }
 
-// Every parameter moved off its init so each path carries signal (as in tests/train/model_test.cpp).
-Model live_model(const Config& c, uint64_t seed = 7) {
-  at::manual_seed(seed);
-  Model m(c, at::kCPU);
-  at::NoGradGuard no_grad;
-  for (const auto& name : m.names()) {
-    at::Tensor& p = m.param(name);
-    p.add_(at::randn_like(p) * (p.dim() == 3 ? 0.5 / std::sqrt(double(p.size(-1))) : 0.3));
-  }
-  return m;
-}
+using test::live_model;
 
 // Copies every parameter b shares with a (same name) from a into b.
 void copy_shared(const Model& a, Model& b) {
