@@ -107,7 +107,7 @@ int run_eval(EvalArgs& a) {
 
   auto make_lm = [&]() -> std::unique_ptr<LanguageModel> {
     auto model = std::make_shared<Model>(cfg, device);
-    model->load_state(weights);
+    pack::load_model_weights(*model, weights);  // SMAT gate means, if any, go to the model
     return std::make_unique<ModelLM>(model, cfg.ttt_freeze_blocks);
   };
   const double load_seconds = since_start();

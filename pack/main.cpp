@@ -92,7 +92,10 @@ int run_pack(PackArgs& a) {
          a.run_dir.string());
   }
 
-  const pack::QuantizeResult q = pack::quantize_model(weights, hessians, cfg, a.threads);
+  // The SMAT gate means travel with the weights (fp16 passthrough) for SMAT_ABLATION=g_mean.
+  pack::TensorMap to_pack = weights;
+  if (const auto it = hessians.find(pack::kSmatGateMeans); it != hessians.end()) to_pack[it->first] = it->second;
+  const pack::QuantizeResult q = pack::quantize_model(to_pack, hessians, cfg, a.threads);
   pack::PackOptions options;
   options.shuffle_stride = static_cast<int>(cfg.shuffle_stride);
   const auto bytes = pack::serialize(q.artifact, options);
@@ -129,7 +132,7 @@ int run_pack(PackArgs& a) {
     Model model(cfg, at::kCPU);
     model.load_state(weights);
     const auto pre = validation.evaluate(model, looping);
-    model.load_state(pack::dequantize_model(pack::deserialize(bytes, a.out.string())));
+    pack::load_model_weights(model, pack::dequantize_model(pack::deserialize(bytes, a.out.string())));
     const auto post = validation.evaluate(model, looping);
     fmt::print("pre-quantization post-ema val_loss:{:.8f} val_bpb:{:.8f}\n", pre.loss, pre.bpb);
     fmt::print("quantized val_loss:{:.8f} val_bpb:{:.8f} (gap {:+.5f} bpb)\n", post.loss, post.bpb, post.bpb - pre.bpb);

@@ -9,6 +9,7 @@
 #include <set>
 
 #include "core/error.h"
+#include "core/model.h"
 #include "quant/gptq.h"
 #include "quant/gptq_aten.h"
 #include "quant/half.h"
@@ -71,6 +72,15 @@ TensorMap rebank(const TensorMap& unbanked, const Config& cfg) {
   for (const auto& [name, t] : unbanked)
     if (!used.count(name)) out[name] = t;
   return out;
+}
+
+void load_model_weights(Model& model, TensorMap weights) {
+  if (const auto it = weights.find(kSmatGateMeans); it != weights.end()) {
+    const at::Tensor m = it->second.to(at::kDouble).contiguous().cpu();
+    model.set_smat_gate_means(std::vector<double>(m.data_ptr<double>(), m.data_ptr<double>() + m.numel()));
+    weights.erase(it);
+  }
+  model.load_state(weights);
 }
 
 const std::vector<std::string>& model_setting_keys() {

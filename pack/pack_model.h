@@ -19,6 +19,10 @@
 #include "core/config.h"
 #include "pack/artifact.h"
 
+namespace golf {
+class Model;
+}
+
 namespace golf::pack {
 
 using TensorMap = std::map<std::string, at::Tensor>;
@@ -61,6 +65,13 @@ TensorMap dequantize_model(const Artifact& artifact, Config* config_out = nullpt
 // (bigram.embed.weight at 4096×128) quantize as "other matrix" with the Hessian that
 // Model::logits collects for them.
 const std::vector<std::string>& model_setting_keys();
+
+// A model with the SMAT value gate carries, beside its weights, "smat_gate_means" (NUM_LAYERS):
+// the per-layer mean gate on calibration (training) data, collected with the Hessians, stored in
+// the artifact as fp16 and used only by the eval-time ablation SMAT_ABLATION=g_mean.
+inline constexpr const char* kSmatGateMeans = "smat_gate_means";
+// Loads `weights` into `model`, handing "smat_gate_means" (when present) to the model instead.
+void load_model_weights(Model& model, TensorMap weights);
 std::string model_config_json(const Config& config);
 
 }  // namespace golf::pack

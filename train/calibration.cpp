@@ -9,7 +9,7 @@
 
 namespace golf::train {
 
-std::map<std::string, at::Tensor> collect_hessians(const Model& model, const Config& cfg, int64_t batches,
+std::map<std::string, at::Tensor> collect_hessians(Model& model, const Config& cfg, int64_t batches,
                                                    dist::Comm* comm) {
   if (batches <= 0) fail("calibration needs at least one batch, got {}", batches);
   const int64_t W = comm ? comm->world_size() : 1;
@@ -25,11 +25,13 @@ std::map<std::string, at::Tensor> collect_hessians(const Model& model, const Con
   HessianCollector hessians;
   at::NoGradGuard no_grad;
   std::vector<int64_t> ids;
+  std::vector<at::Tensor> inputs;  // kept for the SMAT gate means
   for (int64_t b = 0; b < batches; ++b) {
     const TokenBatch batch = loader->next();
     ids.assign(batch.tokens.begin(), batch.tokens.end());
     const at::Tensor t = at::from_blob(ids.data(), {batch.rows, batch.cols + 1}, at::kLong).to(model.device());
     model.logits(t.narrow(1, 0, batch.cols), cfg.num_loops > 0, &hessians);
+    if (cfg.smat_use_g) inputs.push_back(t.narrow(1, 0, batch.cols));
   }
   if (comm && comm->distributed()) {
     for (auto& [name, sum] : hessians.sums) comm->all_reduce_sum(sum);  // same names, same order on every rank
@@ -39,7 +41,20 @@ std::map<std::string, at::Tensor> collect_hessians(const Model& model, const Con
     size_t i = 0;
     for (auto& [name, n] : hessians.rows) n = static_cast<int64_t>(rows[i++]);
   }
-  return hessians.hessians(cfg.num_layers);
+  auto out = hessians.hessians(cfg.num_layers);
+  if (cfg.smat_use_g) {
+    const auto& means = model.calibrate_smat_gate_means(inputs, cfg.num_loops > 0);
+    at::Tensor m = at::tensor(std::vector<double>(means.begin(), means.end()), at::kDouble);
+    if (comm && comm->distributed()) {
+      std::vector<double> v(means.begin(), means.end());
+      comm->all_reduce_sum(v);  // every rank ran the same number of batches: the mean of means
+      for (auto& x : v) x /= static_cast<double>(W);
+      m = at::tensor(v, at::kDouble);
+      model.set_smat_gate_means(v);
+    }
+    out["smat_gate_means"] = m.to(at::kFloat);
+  }
+  return out;
 }
 
 }  // namespace golf::train

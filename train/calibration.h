@@ -17,11 +17,13 @@ class Comm;
 namespace golf::train {
 
 // Runs `batches` micro-batches of the training stream through `model` (recurrence on when the
-// config has loops) and returns the mean XᵀX per matrix name (see HessianCollector).
+// config has loops) and returns the mean XᵀX per matrix name (see HessianCollector). For a model
+// with the SMAT value gate (SMAT_USE_G=1) it also returns "smat_gate_means" (NUM_LAYERS): the mean
+// gate per layer on the same batches, which the artifact carries for SMAT_ABLATION=g_mean.
 // Distributed (collective: every rank calls it): each rank runs ⌈batches / W⌉ micro-batches of its
 // own share of the stream (so `batches` is rounded up to a multiple of W), and the XᵀX sums and
 // row counts are all-reduced: every rank returns the same mean over all ranks' micro-batches.
-std::map<std::string, at::Tensor> collect_hessians(const Model& model, const Config& config, int64_t batches,
+std::map<std::string, at::Tensor> collect_hessians(Model& model, const Config& config, int64_t batches,
                                                    dist::Comm* comm = nullptr);
 
 }  // namespace golf::train

@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <fstream>
+#include <map>
 
 #include "tests/test_util.h"
 
@@ -107,6 +108,26 @@ TEST_F(GolfEvalCli, TwoRanksScoreWhatOneRankScores) {
   EXPECT_NEAR(a["results"]["ttt"]["val_bpb"].get<double>(), b["results"]["ttt"]["val_bpb"].get<double>(), 1e-5);
   for (const auto& c : b["compliance"]) EXPECT_EQ(c["status"], "PASS") << c["check"] << ": " << c["detail"];
   EXPECT_FALSE(b["compliance"].empty());
+}
+
+TEST_F(GolfEvalCli, SmatAblationsRunAtEvaluationTimeWithTheArtifactsGateMeans) {
+  const auto smat = fixture() / "runs" / "smat" / "final_model.golf";
+  const auto inspect = test::run(std::string("'") + GOLF_PACK_BIN + "' inspect " + quote(smat));
+  ASSERT_EQ(inspect.exit_code, 0) << inspect.output;
+  EXPECT_NE(inspect.output.find("smat_gate_means"), std::string::npos) << "golf-train's calibration measured Ḡ per layer";
+  std::map<std::string, double> bpb;
+  for (const std::string ablation : {"none", "g_mean", "g_one", "lambda0"}) {
+    const auto out = dir.path() / (ablation + ".json");
+    const auto r = eval(quote(smat) + " --no-sliding --set SMAT_ABLATION=" + ablation + " --out " + quote(out));
+    ASSERT_EQ(r.exit_code, 0) << ablation << "\n" << r.output;
+    bpb[ablation] = read_json(out)["results"]["plain"]["val_bpb"].get<double>();
+  }
+  for (const char* ablation : {"g_mean", "g_one", "lambda0"})
+    EXPECT_GT(std::abs(bpb[ablation] - bpb["none"]), 1e-7) << ablation << " changes what the model computes";
+  // A model without the SMAT gate has nothing to ablate: one clear error.
+  const auto r = eval(quote(run_dir() / "final_model.golf") + " --set SMAT_ABLATION=g_mean --out " + quote(dir.path() / "x.json"));
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("SMAT_ABLATION"), std::string::npos) << r.output;
 }
 
 TEST_F(GolfEvalCli, RefusesATrainingShardAsData) {
