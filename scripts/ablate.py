@@ -67,7 +67,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 import significance  # noqa: E402
-from make_record import _num, _read_json  # noqa: E402  (one reader of the tools' JSON)
+from make_record import _num, _read_json, mean_std  # noqa: E402  (one reader of the tools' JSON)
 
 PER_RUN_KEYS = ("SEED", "RUN_ID", "OUTPUT_DIR")
 NAME_RE = re.compile(r"^[A-Za-z0-9._-]+$")
@@ -195,16 +195,6 @@ def fail(run: dict, reason: str) -> dict:
 
 
 # ---- summary ---------------------------------------------------------------------------------------
-
-def mean_std(values):
-    values = [v for v in values if v is not None]
-    if not values:
-        return None, None
-    m = math.fsum(values) / len(values)
-    if len(values) < 2:
-        return m, None
-    return m, math.sqrt(math.fsum((v - m) ** 2 for v in values) / (len(values) - 1))
-
 
 def _ok(runs, variant):
     return {r["seed"]: r for r in runs if r["variant"] == variant and r["status"] == "ok"}

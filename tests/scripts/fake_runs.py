@@ -7,6 +7,21 @@ golf-eval contract), with numbers derived from final_bpb. Tests then break singl
 import json
 import math
 import os
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+# The start of every stand-in tool script (golf-train/pack/eval stand-ins for record.sh and
+# ablate.py tests): logs its argv to $FAKE_CALLS and parses --set KEY=VALUE pairs.
+STAND_IN_PREAMBLE = f"""#!{sys.executable}
+import json, os, sys
+sys.path.insert(0, {HERE!r})
+import fake_runs
+with open(os.environ["FAKE_CALLS"], "a") as f:
+    f.write(json.dumps([os.path.basename(sys.argv[0])] + sys.argv[1:]) + "\\n")
+def sets(argv):
+    return dict(argv[i + 1].split("=", 1) for i, a in enumerate(argv) if a == "--set")
+"""
 
 # nats per bpb = ln 2 · bytes/token; sp8192 on the official val split has 3.72663 bytes/token.
 BYTES_PER_TOKEN = 3.72663

@@ -278,15 +278,7 @@ class ReadResult(unittest.TestCase):
 
 
 # Stand-in tools: log their argv, leave the files the real ones leave (fake_runs), fail on request.
-COMMON = f"""#!{sys.executable}
-import json, os, sys
-sys.path.insert(0, {HERE!r})
-import fake_runs
-with open(os.environ["FAKE_CALLS"], "a") as f:
-    f.write(json.dumps([os.path.basename(sys.argv[0])] + sys.argv[1:]) + "\\n")
-def sets(argv):
-    return dict(argv[i + 1].split("=", 1) for i, a in enumerate(argv) if a == "--set")
-"""
+COMMON = fake_runs.STAND_IN_PREAMBLE
 TRAIN = COMMON + """
 s = sets(sys.argv)
 seed = int(s["SEED"])

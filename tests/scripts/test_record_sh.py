@@ -14,17 +14,11 @@ import tempfile
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import fake_runs  # noqa: E402
 RECORD_SH = os.path.join(HERE, "..", "..", "scripts", "record.sh")
 
-COMMON = f"""#!{sys.executable}
-import json, os, sys
-sys.path.insert(0, {HERE!r})
-import fake_runs
-with open(os.environ["FAKE_CALLS"], "a") as f:
-    f.write(json.dumps([os.path.basename(sys.argv[0])] + sys.argv[1:]) + "\\n")
-def sets(argv):
-    return dict(argv[i + 1].split("=", 1) for i, a in enumerate(argv) if a == "--set")
-"""
+COMMON = fake_runs.STAND_IN_PREAMBLE
 TRAIN = COMMON + """
 s = sets(sys.argv)
 seed = int(s["SEED"])

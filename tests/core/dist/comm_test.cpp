@@ -1,8 +1,6 @@
 // core/dist/comm: the torchrun environment parsing, the single-process identity, and every
 // collective over real Gloo between forked processes on 127.0.0.1.
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -86,22 +84,10 @@ TEST(Comm, SingleProcessIsTheIdentity) {
   EXPECT_TRUE(at::equal(out, before));
 }
 
-int free_port() {
-  const int s = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  ::bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  ::getsockname(s, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(s);
-  return ntohs(a.sin_port);
-}
-
 // Runs `body(comm)` in `world` forked processes joined by Gloo; returns each one's exit status
 // (0 when body returned without a failed check or exception). Children are killed after 60 s.
 std::vector<int> run_ranks(int world, const std::function<bool(Comm&)>& body) {
-  const std::string port = std::to_string(free_port());
+  const std::string port = std::to_string(test::free_port());
   std::vector<pid_t> pids;
   for (int r = 0; r < world; ++r) {
     const pid_t pid = ::fork();

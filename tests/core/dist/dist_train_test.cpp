@@ -14,8 +14,6 @@
 // distributed computation rather than the conditioning of Adam.
 #include <signal.h>
 #include <spawn.h>
-#include <sys/socket.h>
-#include <netinet/in.h>
 #include <sys/wait.h>
 
 #include <nlohmann/json.hpp>
@@ -36,18 +34,6 @@ namespace {
 
 using test::quote;
 using Clock = std::chrono::steady_clock;
-
-int free_port() {
-  const int s = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  ::bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  ::getsockname(s, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(s);
-  return ntohs(a.sin_port);
-}
 
 // fp32 tensors of a safetensors file as float vectors.
 std::map<std::string, std::vector<float>> weights(const std::filesystem::path& file) {
@@ -214,7 +200,7 @@ TEST_F(DistTrain, FourProcessesEqualOneProcessWithTheSameGlobalBatch) { expect_e
 // started by hand with torchrun's variables, as a second node or a real torchrun would. The job
 // is the same computation as the two-process launcher run.
 TEST_F(DistTrain, AWorkerStartedByHandWithTorchrunVariablesJoinsALauncherJob) {
-  const int port = free_port();
+  const int port = test::free_port();
   const std::string p = std::to_string(port);
   const pid_t launcher = spawn_shell("timeout -k 5 100 " + env("joined") + "'" + GOLF_TRAIN_BIN +
                                      "' --nproc 1 --nnodes 2 --node-rank 0 --master-addr 127.0.0.1 --master-port " + p +
