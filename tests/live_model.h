@@ -13,6 +13,16 @@
 
 namespace golf::test {
 
+// The model invariant suites' shared shape: 6 layers × 48 wide, GQA, partial RoPE, XSA everywhere,
+// two-lane layers from 4, layers 2–3 looped twice, 16-token segments (so rows span several).
+inline Config small_model_config() {
+  Config c;
+  c.vocab_size = 300, c.num_layers = 6, c.model_dim = 48, c.num_heads = 4, c.num_kv_heads = 2, c.rope_dims = 6;
+  c.xsa_last_n = 6, c.parallel_start_layer = 4, c.loop_start = 2, c.loop_end = 3, c.num_loops = 2;
+  c.train_seq_len = 16;
+  return c;
+}
+
 inline Model live_model(const Config& c, uint64_t seed = 7) {
   at::manual_seed(seed);
   Model m(c, at::kCPU);

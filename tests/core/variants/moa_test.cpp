@@ -10,9 +10,9 @@
 
 #include "core/model.h"
 #include "core/moa.h"
+#include "tests/live_model.h"
 #include "tests/test_util.h"
 #include "train/optim.h"
-#include "tests/live_model.h"
 
 namespace golf {
 namespace {

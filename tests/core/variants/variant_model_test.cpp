@@ -10,18 +10,15 @@
 
 #include "core/model.h"
 #include "core/variants.h"
+#include "tests/live_model.h"
 #include "tests/test_util.h"
 #include "train/optim.h"
-#include "tests/live_model.h"
 
 namespace golf {
 namespace {
 
 Config small_config() {
-  Config c;
-  c.vocab_size = 300, c.num_layers = 6, c.model_dim = 48, c.num_heads = 4, c.num_kv_heads = 2, c.rope_dims = 6;
-  c.xsa_last_n = 6, c.parallel_start_layer = 4, c.loop_start = 2, c.loop_end = 3, c.num_loops = 2;
-  c.train_seq_len = 16;
+  Config c = test::small_model_config();
   c.bigram_buckets = 64, c.bigram_dim = 16;
   return c;
 }
