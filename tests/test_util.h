@@ -22,15 +22,49 @@ namespace golf::test {
 
 namespace fs = std::filesystem;
 
-// ../shared beside the checkout; GOLF_DATA_DIR overrides the data folder and
+// The paths a test binary needs (the python, the sources, the tool binaries, fixture folders) are
+// baked in at build time as GOLF_X_DEFAULT (tests/CMakeLists.txt) and read through GOLF_X, which
+// takes the environment variable GOLF_X first when it is set and not empty. ctest sets none, so it
+// runs on the build paths; the GPU kit (scripts/gpu/check.sh) runs the same binaries from a copy
+// of the tree where those paths do not exist.
+inline const char* path_setting(const char* env_name, const char* build_default) {
+  const char* v = std::getenv(env_name);
+  return v && *v ? v : build_default;
+}
+#define GOLF_PYTHON ::golf::test::path_setting("GOLF_PYTHON", GOLF_PYTHON_DEFAULT)
+#define GOLF_REFERENCE_DIR ::golf::test::path_setting("GOLF_REFERENCE_DIR", GOLF_REFERENCE_DIR_DEFAULT)
+#define GOLF_SHARED_DIR ::golf::test::path_setting("GOLF_SHARED_DIR", GOLF_SHARED_DIR_DEFAULT)
+#ifdef GOLF_SOURCE_DIR_DEFAULT
+#define GOLF_SOURCE_DIR ::golf::test::path_setting("GOLF_SOURCE_DIR", GOLF_SOURCE_DIR_DEFAULT)
+#endif
+#ifdef GOLF_DATA_BIN_DEFAULT
+#define GOLF_DATA_BIN ::golf::test::path_setting("GOLF_DATA_BIN", GOLF_DATA_BIN_DEFAULT)
+#endif
+#ifdef GOLF_TRAIN_BIN_DEFAULT
+#define GOLF_TRAIN_BIN ::golf::test::path_setting("GOLF_TRAIN_BIN", GOLF_TRAIN_BIN_DEFAULT)
+#endif
+#ifdef GOLF_PACK_BIN_DEFAULT
+#define GOLF_PACK_BIN ::golf::test::path_setting("GOLF_PACK_BIN", GOLF_PACK_BIN_DEFAULT)
+#endif
+#ifdef GOLF_EVAL_BIN_DEFAULT
+#define GOLF_EVAL_BIN ::golf::test::path_setting("GOLF_EVAL_BIN", GOLF_EVAL_BIN_DEFAULT)
+#endif
+#ifdef GOLF_TWIN_DIR_DEFAULT
+#define GOLF_TWIN_DIR ::golf::test::path_setting("GOLF_TWIN_DIR", GOLF_TWIN_DIR_DEFAULT)
+#endif
+#ifdef GOLF_EVAL_FIXTURE_DIR_DEFAULT
+#define GOLF_EVAL_FIXTURE_DIR ::golf::test::path_setting("GOLF_EVAL_FIXTURE_DIR", GOLF_EVAL_FIXTURE_DIR_DEFAULT)
+#endif
+
+// ../shared beside the checkout (GOLF_SHARED_DIR); GOLF_DATA_DIR overrides the data folder and
 // GOLF_TOKENIZER_DIR the tokenizer folder (as for the demo).
 inline fs::path data_dir() {
   if (const char* d = std::getenv("GOLF_DATA_DIR")) return d;
-  return fs::path(GOLF_SHARED_DIR_DEFAULT) / "data";
+  return fs::path(GOLF_SHARED_DIR) / "data";
 }
 inline fs::path tokenizer_dir() {
   if (const char* d = std::getenv("GOLF_TOKENIZER_DIR")) return d;
-  return fs::path(GOLF_SHARED_DIR_DEFAULT) / "tokenizers";
+  return fs::path(GOLF_SHARED_DIR) / "tokenizers";
 }
 inline fs::path challenge_tokenizer() { return tokenizer_dir() / "fineweb_8192_bpe.model"; }
 inline fs::path tiny_shakespeare() { return data_dir() / "tinyshakespeare.txt"; }

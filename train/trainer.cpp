@@ -19,6 +19,7 @@
 #include "train/loader.h"
 #include "train/optim.h"
 #include "train/run_dir.h"
+#include "train/step_profile.h"
 
 namespace golf::train {
 
@@ -59,7 +60,7 @@ class Trainer {
  public:
   // `run` is null on every rank but 0 (only rank 0 writes).
   Trainer(Config cfg, RunDir* run, dist::Comm& comm, at::Device device)
-      : cfg_(std::move(cfg)), run_(run), comm_(comm), device_(device) {
+      : cfg_(std::move(cfg)), run_(run), comm_(comm), device_(device), profile_(device) {
     const BatchGeometry geometry = batch_geometry(cfg_, comm_.world_size());
     accum_ = geometry.accum;
     loader_options_.data_dir = cfg_.data_path;
@@ -116,7 +117,9 @@ class Trainer {
       }
       const double lr_mul = lr_multiplier(frac, cfg_);
       const auto t0 = Clock::now();
+      profile_.begin_step();
       const double loss = train_step(*loader_, looping_, step_, lr_mul, /*update_ema=*/true);
+      profile_.end_step();
       synchronize(device_);
       train_ms_ += ms_since(t0);
       // The schedule, recurrence switch and stop depend on the clock: rank 0's counts for all.
@@ -169,17 +172,21 @@ class Trainer {
       const at::Tensor batch = to_tensor(loader.next(), device_);
       const int64_t T = batch.size(1) - 1;
       const at::Tensor loss = model_->loss(batch.narrow(1, 0, T), batch.narrow(1, 1, T), looping) / static_cast<double>(accum_);
+      profile_.mark(StepProfile::kForward);
       loss.backward();
+      profile_.mark(StepProfile::kBackward);
       total += loss.item<double>();
     }
     if (comm_.distributed()) {
       std::vector<double> sum{total};
       comm_.all_reduce_sum(sum);
       total = sum[0] / comm_.world_size();
+      profile_.mark(StepProfile::kComm);
     }
     optimizer_->clip_gradients();  // local, before averaging (as the records)
     optimizer_->step(step, lr_mul);
     if (update_ema) ema_->update(*model_);
+    profile_.mark(StepProfile::kOptimizer);
     return total;
   }
 
@@ -240,6 +247,8 @@ class Trainer {
     r.steps = step_;
     r.train_ms = train_ms_;
     log(fmt::format("stopping_early: step:{} train_time:{:.0f}ms", step_, train_ms_));
+    for (const std::string& line : {peak_memory_line(device_), profile_.summary()})  // for the GPU kit
+      if (!line.empty()) log(line);
     r.final_val = validate_and_log();
     if (run_) run_->save_weights("final_model.safetensors", model_->state(), cfg_);
     model_->load_state(ema_->weights());
@@ -272,6 +281,7 @@ class Trainer {
   std::unique_ptr<Ema> ema_;
   std::unique_ptr<Validation> validation_;
   std::unique_ptr<Loader> loader_;
+  StepProfile profile_;  // GOLF_PROFILE_STEPS=1: where the step time goes (train/step_profile.h)
   int64_t step_ = 0;
   double train_ms_ = 0;
   bool looping_ = false;

@@ -119,9 +119,9 @@ struct Comm::Impl {
   bool nccl = false;
 };
 
-Comm::Comm(const World& world, at::Device device, std::chrono::milliseconds timeout)
+Comm::Comm(const World& world, at::Device device, std::chrono::milliseconds timeout, bool group_of_one)
     : world_(world), device_(device) {
-  if (world_.world_size == 1) return;
+  if (world_.world_size == 1 && !group_of_one) return;
   const char* addr = std::getenv("MASTER_ADDR");
   if (!addr || !*addr) fail("WORLD_SIZE={} but MASTER_ADDR is not set", world_.world_size);
   const int port = env_int("MASTER_PORT", -1);

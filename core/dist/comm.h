@@ -6,9 +6,10 @@
 // process group over it — NCCL when the device is CUDA (collectives on torch's current stream,
 // one GPU per rank: cuda:LOCAL_RANK), Gloo when it is the CPU (CI, tests, CPU runs).
 //
-// With world_size == 1 a Comm is the identity: no store, no process group, every call returns at
-// once without touching its arguments (reduce_scatter/all_gather copy input to output), so
-// single-process runs are exactly as fast and bit-identical as without it.
+// With world_size == 1 a Comm is the identity (unless made with group_of_one, for tests): no store,
+// no process group, every call returns at once without touching its arguments
+// (reduce_scatter/all_gather copy input to output), so single-process runs are exactly as fast and
+// bit-identical as without it.
 //
 // Every collective must be called by every rank, in the same order, with tensors of the same
 // shape and dtype. A collective that does not complete within the timeout (DIST_TIMEOUT_SECONDS),
@@ -61,8 +62,10 @@ class Comm {
  public:
   // Joins the process group of `world` (a no-op when world.world_size == 1). On CUDA, `device`
   // must be cuda:LOCAL_RANK; it becomes the current device. Rendezvous (MASTER_ADDR/MASTER_PORT
-  // from the environment) and every collective give up after `timeout`.
-  Comm(const World& world, at::Device device, std::chrono::milliseconds timeout);
+  // from the environment) and every collective give up after `timeout`. `group_of_one` forms the
+  // process group even for a world of one, so that the distributed code paths run (and are tested
+  // against the single-process ones) on one device.
+  Comm(const World& world, at::Device device, std::chrono::milliseconds timeout, bool group_of_one = false);
   ~Comm();
   Comm(const Comm&) = delete;
   Comm& operator=(const Comm&) = delete;
@@ -70,7 +73,7 @@ class Comm {
   const World& world() const { return world_; }
   int rank() const { return world_.rank; }
   int world_size() const { return world_.world_size; }
-  bool distributed() const { return world_.world_size > 1; }
+  bool distributed() const { return impl_ != nullptr; }  // a process group exists
   // "nccl", "gloo", or "none" (single process).
   std::string backend() const;
 

@@ -12,6 +12,6 @@ set_tests_properties(eval_run_fixture PROPERTIES FIXTURES_SETUP eval_run TIMEOUT
 
 golf_test(eval_cli_tests eval/golf_eval_cli_test.cpp FIXTURE eval_run)
 target_link_libraries(eval_cli_tests PRIVATE golf_core)
-target_compile_definitions(eval_cli_tests PRIVATE GOLF_EVAL_BIN="$<TARGET_FILE:golf-eval>" GOLF_PACK_BIN="$<TARGET_FILE:golf-pack>"
-                           GOLF_EVAL_FIXTURE_DIR="${GOLF_EVAL_FIXTURE_DIR}")
+target_compile_definitions(eval_cli_tests PRIVATE GOLF_EVAL_BIN_DEFAULT="$<TARGET_FILE:golf-eval>" GOLF_PACK_BIN_DEFAULT="$<TARGET_FILE:golf-pack>"
+                           GOLF_EVAL_FIXTURE_DIR_DEFAULT="${GOLF_EVAL_FIXTURE_DIR}")
 add_dependencies(eval_cli_tests golf-eval golf-pack golf-train golf-data)

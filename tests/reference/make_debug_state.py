@@ -11,7 +11,7 @@ For each variant config it saves, as one safetensors file:
                         (step schedule over S steps, recurrence switched on at ENABLE_LOOPING_AT)
 and the config (ENV-style keys) in the metadata entry "config".
 
-usage: make_debug_state.py OUT_DIR
+usage: make_debug_state.py OUT_DIR [VARIANT ...]   (default: every variant)
 """
 import json
 import math
@@ -88,10 +88,11 @@ def perturb(model: GolfModel, gen: torch.Generator) -> None:
 
 
 def main() -> None:
-    out_dir = sys.argv[1]
+    out_dir, names = sys.argv[1], sys.argv[2:] or list(VARIANTS)
     os.makedirs(out_dir, exist_ok=True)
     torch.manual_seed(0)
-    for variant, spec in VARIANTS.items():
+    for variant in names:
+        spec = VARIANTS[variant]
         cfg = ModelConfig(**{**SMALL, **spec["model"]})
         ocfg = OptimConfig(**spec["optim"])
         gen = torch.Generator().manual_seed(1234)

@@ -12,3 +12,11 @@ add_test(NAME scripts.ablate
          COMMAND "${GOLF_PYTHON}" -W error::ResourceWarning "${CMAKE_CURRENT_SOURCE_DIR}/scripts/test_ablate.py"
          WORKING_DIRECTORY "${CMAKE_CURRENT_SOURCE_DIR}/scripts")
 set_tests_properties(scripts.ablate PROPERTIES TIMEOUT 120 ENVIRONMENT "MPLBACKEND=Agg")
+# The GPU kit (scripts/gpu/): bundle.sh --tiny (and its size limit), then check.sh --cpu from a copy
+# of the tree without the build folder, as on the GPU machine; report.py's parsers. Reads the
+# build's binaries and the twin's debug state (fixture twin, copied into the bundle).
+add_test(NAME scripts.gpu_kit
+         COMMAND "${GOLF_PYTHON}" -W error::ResourceWarning "${CMAKE_CURRENT_SOURCE_DIR}/scripts/test_gpu_kit.py"
+         WORKING_DIRECTORY "${CMAKE_CURRENT_SOURCE_DIR}/scripts")
+set_tests_properties(scripts.gpu_kit PROPERTIES TIMEOUT 900 FIXTURES_REQUIRED twin ENVIRONMENT
+  "OMP_NUM_THREADS=1;GOLF_BUILD_DIR=${CMAKE_BINARY_DIR};GOLF_PYTHON=${GOLF_PYTHON};GOLF_DATA_DIR=${GOLF_SHARED_DIR}/data;GOLF_TOKENIZER_DIR=${GOLF_SHARED_DIR}/tokenizers")
