@@ -93,7 +93,7 @@ for b in "${TEST_BINARIES[@]}"; do stage_binary "$b" tests; done
 # (the GPU machine has its own libc, libstdc++ and torch; it has none of our Debian -dev libraries)
 is_runtime() {
   case "$1" in
-    linux-vdso.so.*|ld-linux*|libc.so.*|libm.so.*|libdl.so.*|librt.so.*|libpthread.so.*|libgcc_s.so.*|libstdc++.so.*) return 0 ;;
+    linux-vdso.so.*|ld-linux*|libc.so.*|libm.so.*|libdl.so.*|librt.so.*|libpthread.so.*|libutil.so.*|libgcc_s.so.*|libstdc++.so.*) return 0 ;;
   esac
   return 1
 }
@@ -126,6 +126,17 @@ else
   say "making the twin's debug state (${TWIN_VARIANTS[*]})"
   OMP_NUM_THREADS=${OMP_NUM_THREADS:-2} "$PY" "$ROOT/tests/reference/make_debug_state.py" "$STAGE/twin" "${TWIN_VARIANTS[@]}" >/dev/null
 fi
+# TwinOnCuda compares logits, loss and gradients: the optimizer-step and training-run entries stay behind.
+"$PY" - "$STAGE/twin" <<'PYEOF'
+import glob, sys
+from safetensors import safe_open
+from safetensors.torch import save_file
+for path in glob.glob(f"{sys.argv[1]}/*.safetensors"):
+    with safe_open(path, "pt") as f:
+        meta = f.metadata()
+        keep = {k: f.get_tensor(k) for k in f.keys() if not k.startswith(("step1/", "train_"))}
+    save_file(keep, path, metadata=meta)
+PYEOF
 
 # ---- data: the tokenizer and challenge-format shards from the shared Gutenberg text -------------
 # Documents are taken from the start of each split until their text (JSON-escaped length, a
