@@ -104,10 +104,7 @@ void add_lqer(QuantizeResult& result, const std::map<std::string, at::Tensor>& o
     if (it == originals.end()) continue;
     size_t r = 0;
     while (result.tensors[r].name != t.name) ++r;
-    double error = 0;
-    quant_error(t, it->second, &error);
-    result.tensors[r].frob_error = error;
-    candidates.push_back({i, r, error});
+    candidates.push_back({i, r, result.tensors[r].frob_error});
   }
   std::stable_sort(candidates.begin(), candidates.end(),
                    [&](const Candidate& a, const Candidate& b) { return a.error > b.error; });
@@ -325,6 +322,7 @@ QuantizeResult quantize_model(const TensorMap& weights, const TensorMap& hessian
     out.bits = report.bits;
     out.q = std::move(m.q);
     out.scales = std::move(m.scale_f16);
+    quant_error(out, pending[i].w, &report.frob_error);
     result.artifact.tensors.push_back(std::move(out));
     result.tensors.push_back(report);
   }

@@ -42,7 +42,7 @@ struct TensorReport {
   int64_t dead_columns = 0;
   int damp_retries = 0;
   bool rtn_fallback = false;
-  double frob_error = 0;       // ‖W − Ŵ‖_F (GPTQ matrices, computed when LQER_ENABLED=1)
+  double frob_error = 0;       // ‖W − Ŵ‖_F of a GPTQ/RTN matrix (Ŵ = q·s in fp32, before any LQER)
   bool lqer = false;           // LQER factors stored for this matrix (X.lqA, X.lqB)
   bool lqer_asym = false;      // … in the asymmetric int2/int4 form (else the symmetric fallback)
   double lqer_frob_error = 0;  // ‖W − Ŵ − Â·B̂‖_F when lqer
