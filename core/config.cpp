@@ -55,7 +55,7 @@ std::vector<ConfigField> build_field_table() {
       {"BOS_TOKEN_ID", &Config::bos_token_id, "document start (smear mask, attention segments)"},
       {"SMEAR_BOS_MASK", &Config::smear_bos_mask, "0 lets SmearGate leak across BOS (the PR #1797 bug; tests only)"},
       {"SKIP_GATES_ENABLED", &Config::skip_gates_enabled, "sigmoid-gated U-Net skips"},
-      {"PARALLEL_START_LAYER", &Config::parallel_start_layer, ""},
+      {"PARALLEL_START_LAYER", &Config::parallel_start_layer, "first parallel layer; 0 → no parallel layers (records)"},
       {"PARALLEL_MODE", &Config::parallel_mode, "two_lane (records) | gptj (PR #1880) | none"},
       {"NUM_LOOPS", &Config::num_loops, "extra visits of layers LOOP_START..LOOP_END"},
       {"LOOP_START", &Config::loop_start, ""},
@@ -64,6 +64,9 @@ std::vector<ConfigField> build_field_table() {
       {"LOGIT_SOFTCAP", &Config::logit_softcap, ""},
       {"TRAIN_SEQ_LEN", &Config::train_seq_len, "longest attention segment / dense row length"},
       {"DOC_MASK", &Config::doc_mask, "1 attention stops at BOS; 0 dense rows (PR #1880)"},
+      {"SPARSE_ATTN_GATE_ENABLED", &Config::sparse_attn_gate_enabled, "y_h *= σ(SCALE·(W u[:GATE_WIDTH])_h), 0.5 at init (R29)"},
+      {"SPARSE_ATTN_GATE_INIT_STD", &Config::sparse_attn_gate_init_std, "W ~ N(0, std²) at init (0 → zeros)"},
+      {"SPARSE_ATTN_GATE_SCALE", &Config::sparse_attn_gate_scale, "multiplies the gate logits"},
 
       {"SMAT_USE_S", &Config::smat_use_s, "SMAT semantic bias λ·cos(W_s h_i, W_s h_j) on the attention logits"},
       {"SMAT_USE_G", &Config::smat_use_g, "SMAT value gate G_j = σ(w_g·h_j + μ·c_j + β) on V"},
@@ -138,6 +141,13 @@ std::vector<ConfigField> build_field_table() {
       {"PASSTHROUGH_MAX_NUMEL", &Config::passthrough_max_numel, "tensors this small are stored fp16"},
       {"SHUFFLE_STRIDE", &Config::shuffle_stride, "byte shuffle before Brotli"},
       {"ARTIFACT_BUDGET", &Config::artifact_budget, "bytes allowed for artifact + counted code"},
+      {"GATED_ATTN_QUANT_GATE", &Config::gated_attn_quant_gate, "attention gate weights stored int8 per row (QuantGate, R0419)"},
+      {"LQER_ENABLED", &Config::lqer_enabled, "low-rank correction of the quantization error (R0427L)"},
+      {"LQER_RANK", &Config::lqer_rank, "rank r of E ≈ A·B"},
+      {"LQER_TOP_K", &Config::lqer_top_k, "corrected tensors, largest ‖W − Ŵ‖_F first"},
+      {"LQER_FACTOR_BITS", &Config::lqer_factor_bits, "bits of both factors in the symmetric per-row form"},
+      {"LQER_ASYM_ENABLED", &Config::lqer_asym_enabled, "A int2 (one scale), B int4 per group of LQER_ASYM_GROUP"},
+      {"LQER_ASYM_GROUP", &Config::lqer_asym_group, "B values per fp16 scale (asymmetric form)"},
       {"EVAL_SEQ_LEN", &Config::eval_seq_len, "rows of plain eval and sliding-window length"},
       {"EVAL_STRIDE", &Config::eval_stride, "sliding window stride (scored tokens per window)"},
       {"EVAL_BATCH_SEQS", &Config::eval_batch_seqs, "windows per forward"},
@@ -456,6 +466,22 @@ void validate(const Config& c) {
     }
     if (g_mean && g_one) p.add("SMAT_ABLATION: g_mean and g_one both replace the gate; choose one");
   }
+  if (c.muon_polar_express && c.muon_backend_steps > 5)  // train/optim.cpp has 5 coefficient tuples
+    p.add(fmt::format("MUON_BACKEND_STEPS={} exceeds the 5 Polar Express coefficient tuples (MUON_POLAR_EXPRESS=1); "
+                      "the records never run more steps than tuples",
+                      c.muon_backend_steps));
+  // Sparse attention gate (R29), beside AttnOutGate and gated attention: one output gate at a time.
+  p.flag(c, &Config::sparse_attn_gate_enabled);
+  p.non_negative(c, &Config::sparse_attn_gate_init_std);
+  if (c.sparse_attn_gate_enabled && (c.attn_out_gate_enabled || c.gated_attention))
+    p.add(fmt::format("SPARSE_ATTN_GATE_ENABLED=1 replaces the output gate: set ATTN_OUT_GATE_ENABLED=0 and "
+                      "GATED_ATTENTION=0 (they are {} and {})",
+                      c.attn_out_gate_enabled, c.gated_attention));
+  // QuantGate and LQER (golf-pack).
+  for (auto m : {&Config::gated_attn_quant_gate, &Config::lqer_enabled, &Config::lqer_asym_enabled}) p.flag(c, m);
+  for (auto m : {&Config::lqer_rank, &Config::lqer_top_k, &Config::lqer_asym_group}) p.positive(c, m);
+  if (c.lqer_factor_bits < 2 || c.lqer_factor_bits > 8)
+    p.add(fmt::format("LQER_FACTOR_BITS={} must be in [2, 8]", c.lqer_factor_bits));
   if (c.gated_attention && c.attn_out_gate_enabled)
     p.add("GATED_ATTENTION=1 and ATTN_OUT_GATE_ENABLED=1 are exclusive output gates: set ATTN_OUT_GATE_ENABLED=0");
   if (c.bigram_hash) {

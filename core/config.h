@@ -45,7 +45,7 @@ struct Config {
   int64_t bos_token_id = 1;           // BOS_TOKEN_ID: document start (smear mask, attention segments)
   int64_t smear_bos_mask = 1;         // SMEAR_BOS_MASK: 0 lets SmearGate leak across BOS (the PR #1797 bug; tests only)
   int64_t skip_gates_enabled = 1;     // SKIP_GATES_ENABLED: sigmoid-gated U-Net skips
-  int64_t parallel_start_layer = 7;   // PARALLEL_START_LAYER
+  int64_t parallel_start_layer = 7;   // PARALLEL_START_LAYER: first parallel layer; 0 → no parallel layers (records)
   std::string parallel_mode = "two_lane";  // PARALLEL_MODE: two_lane (records) | gptj (PR #1880) | none
   int64_t num_loops = 2;              // NUM_LOOPS: extra visits of layers LOOP_START..LOOP_END
   int64_t loop_start = 3;             // LOOP_START
@@ -54,6 +54,9 @@ struct Config {
   double logit_softcap = 15.0;        // LOGIT_SOFTCAP
   int64_t train_seq_len = 2048;       // TRAIN_SEQ_LEN: longest attention segment / dense row length
   int64_t doc_mask = 1;               // DOC_MASK: 1 attention stops at BOS; 0 dense rows (PR #1880)
+  int64_t sparse_attn_gate_enabled = 0;  // SPARSE_ATTN_GATE_ENABLED: y_h *= σ(SCALE·(W u[:GATE_WIDTH])_h), 0.5 at init (R29)
+  double sparse_attn_gate_init_std = 0.0;  // SPARSE_ATTN_GATE_INIT_STD: W ~ N(0, std²) at init (0 → zeros)
+  double sparse_attn_gate_scale = 1.0;  // SPARSE_ATTN_GATE_SCALE: multiplies the gate logits
 
   // ---- seed attention variants (core/variants.h; all off by default) ---------------------------
   int64_t smat_use_s = 0;             // SMAT_USE_S: SMAT semantic bias λ·cos(W_s h_i, W_s h_j) on the attention logits
@@ -134,6 +137,13 @@ struct Config {
   int64_t passthrough_max_numel = 65536;  // PASSTHROUGH_MAX_NUMEL: tensors this small are stored fp16
   int64_t shuffle_stride = 2;         // SHUFFLE_STRIDE: byte shuffle before Brotli
   int64_t artifact_budget = 16000000; // ARTIFACT_BUDGET: bytes allowed for artifact + counted code
+  int64_t gated_attn_quant_gate = 0;  // GATED_ATTN_QUANT_GATE: attention gate weights stored int8 per row (QuantGate, R0419)
+  int64_t lqer_enabled = 0;           // LQER_ENABLED: low-rank correction of the quantization error (R0427L)
+  int64_t lqer_rank = 4;              // LQER_RANK: rank r of E ≈ A·B
+  int64_t lqer_top_k = 3;             // LQER_TOP_K: corrected tensors, largest ‖W − Ŵ‖_F first
+  int64_t lqer_factor_bits = 4;       // LQER_FACTOR_BITS: bits of both factors in the symmetric per-row form
+  int64_t lqer_asym_enabled = 1;      // LQER_ASYM_ENABLED: A int2 (one scale), B int4 per group of LQER_ASYM_GROUP
+  int64_t lqer_asym_group = 64;       // LQER_ASYM_GROUP: B values per fp16 scale (asymmetric form)
 
   // ---- evaluation and test-time training (golf-eval) ------------------------------------------
   int64_t eval_seq_len = 2048;        // EVAL_SEQ_LEN: rows of plain eval and sliding-window length

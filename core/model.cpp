@@ -27,6 +27,10 @@ at::Tensor rms_norm(const at::Tensor& x) {
   return (xf * at::rsqrt(xf.pow(2).mean(-1, /*keepdim=*/true) + eps)).to(x.scalar_type());
 }
 
+bool is_parallel_layer(const Config& cfg, int64_t i) {
+  return cfg.parallel_mode != "none" && cfg.parallel_start_layer > 0 && i >= cfg.parallel_start_layer;
+}
+
 std::pair<at::Tensor, at::Tensor> segments(const at::Tensor& tokens, const Config& cfg) {
   const int64_t B = tokens.size(0), T = tokens.size(1);
   const at::Tensor pos = at::arange(T, tokens.options().dtype(at::kLong)).expand({B, T});
@@ -86,6 +90,13 @@ at::Tensor rope(const at::Tensor& x, const at::Tensor& pos, const Config& cfg) {
   const at::Tensor x1 = x.narrow(-1, 0, half), x2 = x.narrow(-1, half, half);
   const at::Tensor rest = x.narrow(-1, r, x.size(-1) - r);
   return at::cat({x1 * cos + x2 * sin, -x1 * sin + x2 * cos, rest}, -1);
+}
+
+// Sparse attention gate (R29, SPARSE_ATTN_GATE_*): a plain sigmoid per token and head of the first
+// `width` dims of the attention input, g = σ(scale · u[:width] Wᵀ) — 0.5 at a zero init, no 2×.
+// u (B, T, d), w (H, width) → g (B, T, H, 1), to multiply the heads' outputs (after XSA, before W_O).
+at::Tensor sparse_attn_gate(const at::Tensor& u, const at::Tensor& w, int64_t width, double scale) {
+  return at::sigmoid(scale * at::matmul(u.narrow(-1, 0, width), w.t())).unsqueeze(-1);
 }
 }  // namespace
 
@@ -152,6 +163,10 @@ Model::Model(const Config& cfg, at::Device device)
     add_param(block(i, "mlp_scale"), at::ones({d}, f32));
     add_param(block(i, "resid_mix"), at::stack({at::ones({d}, f32), at::zeros({d}, f32)}));
     if (cfg.attn_out_gate_enabled) add_param(block(i, "attn.attn_gate_proj.weight"), at::zeros({H, cfg.gate_width}, f32));
+    if (cfg.sparse_attn_gate_enabled)  // R29's attn_gate_w (H, GATE_WIDTH): zeros, or N(0, std²)
+      add_param(block(i, "attn.attn_gate_w"), cfg.sparse_attn_gate_init_std > 0
+                                                  ? at::randn({H, cfg.gate_width}, f32) * cfg.sparse_attn_gate_init_std
+                                                  : at::zeros({H, cfg.gate_width}, f32));
     add_variant_params(i);
     if (cfg.moa_enabled) add_moa_params(i);
   }
@@ -445,6 +460,8 @@ at::Tensor Model::attention(int i, const at::Tensor& u, const at::Tensor& seg, c
         2 * at::sigmoid(at::matmul(u.narrow(-1, 0, cfg_.gate_width), w(block(i, "attn.attn_gate_proj.weight")).t()));
     y = y * gate.unsqueeze(-1);
   }
+  if (cfg_.sparse_attn_gate_enabled)  // exclusive with the two gates above (validate())
+    y = y * sparse_attn_gate(u, w(block(i, "attn.attn_gate_w")), cfg_.gate_width, cfg_.sparse_attn_gate_scale);
   const at::Tensor out_in = y.reshape({B, T, d});
   if (hessians) hessians->add(block(i, "attn.proj.weight"), out_in);
   return at::matmul(out_in, bank("qo_bank", L + i).t());
@@ -569,15 +586,17 @@ at::Tensor Model::hidden(const at::Tensor& tokens, bool looping, HessianCollecto
   }
   for (size_t j = 0; j < dec.size(); ++j) {
     const int i = dec[j];
+    const bool parallel = is_parallel_layer(cfg_, i);
+    // The records create the two lanes from x first, then inject this visit's skip into lane 0
+    // only: the MLP lane of the first two-lane visit never reads the skip.
+    if (parallel && cfg_.parallel_mode == "two_lane" && lanes.empty()) lanes = {x, x};
     if (static_cast<int>(j) < S && !skips.empty()) {
       const at::Tensor skip = skips.back();
       skips.pop_back();
       if (lanes.empty()) x = inject(static_cast<int>(j), x, skip);
       else lanes[0] = inject(static_cast<int>(j), lanes[0], skip);
     }
-    const bool parallel = cfg_.parallel_mode != "none" && i >= cfg_.parallel_start_layer;
     if (parallel && cfg_.parallel_mode == "two_lane") {
-      if (lanes.empty()) lanes = {x, x};  // created after this visit's skip went into x
       const at::Tensor a = w(block(i, "attn_scale")) * attn(i, rms_norm(attn_in(i, lanes[0])) * ln(i));
       const at::Tensor f = w(block(i, "mlp_scale")) * mlp(i, rms_norm(lanes[1]) * ln(i), hessians);
       const at::Tensor rho = w("parallel_resid_lambdas")[i], pi = w("parallel_post_lambdas")[i];  // (2), (2 src, 2 dst)

@@ -122,6 +122,11 @@ std::pair<at::Tensor, at::Tensor> segments(const at::Tensor& tokens, const Confi
 at::Tensor segment_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& seg,
                              int64_t block_len, std::optional<double> scale = std::nullopt);
 
+// Whether physical layer i runs as a parallel (two-lane or GPT-J) block: PARALLEL_MODE is not none
+// and i ≥ PARALLEL_START_LAYER > 0. As in the records, PARALLEL_START_LAYER=0 means "no parallel
+// layers" (not "every layer parallel").
+bool is_parallel_layer(const Config& config, int64_t layer);
+
 at::Tensor rms_norm(const at::Tensor& x);  // parameter-free, eps = fp32 epsilon, statistics in fp32
 
 }  // namespace golf

@@ -37,6 +37,7 @@ constexpr uint16_t kHalfExponentMask = 0x7C00;  // all ones: Inf or NaN
 bool valid_stride(int s) { return s == 1 || s == 2 || s == 4 || s == 8; }
 int qmax_of(int bits) { return (1 << (bits - 1)) - 1; }
 int64_t rows_of(const Tensor& t) { return t.shape.empty() ? 1 : t.shape[0]; }
+bool has_codes(const Tensor& t) { return t.kind == Tensor::Kind::Quantized || t.kind == Tensor::Kind::Grouped; }
 
 // Names from hostile input can be long or binary; messages show a short, escaped form.
 std::string printable(std::string_view name) {
@@ -81,13 +82,13 @@ std::vector<const Tensor*> sorted_tensors(const std::vector<Tensor>& tensors, co
 void append_streams(std::vector<uint8_t>& out, const std::vector<const Tensor*>& tensors) {
   pad_to_alignment(out);
   for (const Tensor* t : tensors)
-    if (t->kind == Tensor::Kind::Quantized) {
+    if (has_codes(*t)) {
       const auto* p = reinterpret_cast<const uint8_t*>(t->q.data());
       out.insert(out.end(), p, p + t->q.size());
     }
   pad_to_alignment(out);
   for (const Tensor* t : tensors)
-    if (t->kind == Tensor::Kind::Quantized)
+    if (has_codes(*t))
       for (const uint16_t s : t->scales) put(out, s);
   pad_to_alignment(out);
   for (const Tensor* t : tensors)
@@ -230,6 +231,25 @@ void check_tensor(const Tensor& t, const std::string& where) {
     expect_size("values", t.values.size(), numel);
     return;
   }
+  if (t.kind == Tensor::Kind::Grouped) {
+    if (t.bits < 2 || t.bits > 8) fail("{}: tensor '{}': bits {} is outside 2..8", where, name, t.bits);
+    if (t.shape.empty()) fail("{}: tensor '{}': a grouped tensor needs at least one dimension", where, name);
+    if (t.group < 1 || t.group > std::numeric_limits<uint32_t>::max() || numel % t.group != 0)
+      fail("{}: tensor '{}': group {} does not divide its {} elements (shape {})", where, name, t.group, numel,
+           shape_text(t.shape));
+    expect_size("q", t.q.size(), numel);
+    expect_size("scales", t.scales.size(), numel / t.group);
+    expect_size("values", t.values.size(), 0);
+    const int lo = -(1 << (t.bits - 1)), hi = (1 << (t.bits - 1)) - 1;
+    for (size_t i = 0; i < t.q.size(); ++i)
+      if (t.q[i] < lo || t.q[i] > hi)
+        fail("{}: tensor '{}': code {} at element {} is outside [{}, {}] ({}-bit)", where, name, t.q[i], i, lo, hi, t.bits);
+    for (size_t g = 0; g < t.scales.size(); ++g)
+      if ((t.scales[g] & kHalfExponentMask) == kHalfExponentMask)
+        fail("{}: tensor '{}': scale of group {} is not finite (fp16 bits 0x{:04x})", where, name, g, t.scales[g]);
+    return;
+  }
+  if (t.group != 0) fail("{}: tensor '{}': group {} set on a tensor that is not grouped", where, name, t.group);
   if (t.kind != Tensor::Kind::Quantized) fail("{}: tensor '{}': unknown kind {}", where, name, static_cast<int>(t.kind));
   if (t.bits < 2 || t.bits > 8) fail("{}: tensor '{}': bits {} is outside 2..8", where, name, t.bits);
   if (t.shape.empty()) fail("{}: tensor '{}': a quantized tensor needs at least one dimension (its rows)", where, name);
@@ -263,13 +283,20 @@ std::vector<uint8_t> encode_payload(const Artifact& a) {
     put(out, static_cast<uint8_t>(t->bits));
     put(out, static_cast<uint8_t>(t->shape.size()));
     for (const int64_t d : t->shape) put(out, static_cast<uint32_t>(d));
+    if (t->kind == Tensor::Kind::Grouped) put(out, static_cast<uint32_t>(t->group));
   }
   append_streams(out, order);
   if (out.size() > kMaxPayloadBytes) fail("{}: payload of {} bytes exceeds the 1 GiB format limit", where, out.size());
   return out;
 }
 
-Artifact decode_payload(std::span<const uint8_t> payload, const std::string& source) {
+uint8_t required_version(const Artifact& a) {
+  for (const Tensor& t : a.tensors)
+    if (t.kind == Tensor::Kind::Grouped) return 2;
+  return 1;
+}
+
+Artifact decode_payload(std::span<const uint8_t> payload, const std::string& source, uint8_t version) {
   Cursor in(payload, source);
   Artifact a;
   const auto config_bytes = in.get<uint32_t>("the config length");
@@ -296,7 +323,11 @@ Artifact decode_payload(std::span<const uint8_t> payload, const std::string& sou
       fail("{}: tensor '{}' follows '{}': names must be unique and in ascending order", source, printable(t.name),
            printable(a.tensors[i - 1].name));
     const auto kind = in.get<uint8_t>(entry);
-    if (kind != static_cast<uint8_t>(Tensor::Kind::Quantized) && kind != static_cast<uint8_t>(Tensor::Kind::Float16))
+    if (kind == static_cast<uint8_t>(Tensor::Kind::Grouped) && version < 2)
+      fail("{}: tensor '{}': kind 3 (grouped) needs format version 2, the file says version {}", source,
+           printable(t.name), version);
+    if (kind != static_cast<uint8_t>(Tensor::Kind::Quantized) && kind != static_cast<uint8_t>(Tensor::Kind::Float16) &&
+        kind != static_cast<uint8_t>(Tensor::Kind::Grouped))
       fail("{}: tensor '{}': unknown kind {}", source, printable(t.name), kind);
     t.kind = static_cast<Tensor::Kind>(kind);
     t.bits = in.get<uint8_t>(entry);
@@ -309,6 +340,13 @@ Artifact decode_payload(std::span<const uint8_t> payload, const std::string& sou
       if (ndim == 0) fail("{}: tensor '{}': a quantized tensor needs at least one dimension (its rows)", source, printable(t.name));
       q_total += numel;
       scale_total += static_cast<uint64_t>(t.shape[0]) * 2;
+    } else if (t.kind == Tensor::Kind::Grouped) {
+      t.group = in.get<uint32_t>(entry);
+      if (ndim == 0) fail("{}: tensor '{}': a grouped tensor needs at least one dimension", source, printable(t.name));
+      if (t.group == 0 || numel % static_cast<uint64_t>(t.group) != 0)
+        fail("{}: tensor '{}': group {} does not divide its {} elements", source, printable(t.name), t.group, numel);
+      q_total += numel;
+      scale_total += numel / static_cast<uint64_t>(t.group) * 2;
     } else {
       value_total += numel * 2;
     }
@@ -328,11 +366,11 @@ Artifact decode_payload(std::span<const uint8_t> payload, const std::string& sou
   for (size_t i = 0; i < a.tensors.size(); ++i) {
     Tensor& t = a.tensors[i];
     const size_t n = static_cast<size_t>(numels[i]);
-    if (t.kind == Tensor::Kind::Quantized) {
+    if (has_codes(t)) {
       t.q.resize(n);
       copy_bytes(t.q.data(), q_bytes, n);
       q_bytes += n;
-      t.scales.resize(static_cast<size_t>(t.shape[0]));
+      t.scales.resize(t.kind == Tensor::Kind::Grouped ? n / static_cast<size_t>(t.group) : static_cast<size_t>(t.shape[0]));
       copy_bytes(t.scales.data(), scale_bytes, t.scales.size() * 2);
       scale_bytes += t.scales.size() * 2;
     } else {
@@ -351,7 +389,7 @@ std::vector<uint8_t> serialize(const Artifact& a, const PackOptions& o) {
   const std::vector<uint8_t> stream = brotli_compress(byte_shuffle(payload, o.shuffle_stride), o);
   if (stream.size() > std::numeric_limits<uint32_t>::max()) fail("the Brotli stream of {} bytes is too long", stream.size());
   std::vector<uint8_t> file(kMagic.begin(), kMagic.end());
-  put(file, kFormatVersion);
+  put(file, required_version(a));
   put(file, static_cast<uint8_t>(o.shuffle_stride));
   put(file, static_cast<uint32_t>(payload.size()));
   put(file, static_cast<uint32_t>(stream.size()));
@@ -376,8 +414,8 @@ Header read_header(std::span<const uint8_t> bytes, const std::string& source) {
   h.payload_bytes = load<uint32_t>(&bytes[6]);
   h.stream_bytes = load<uint32_t>(&bytes[10]);
   h.crc64 = load<uint64_t>(&bytes[kCrcOffset]);
-  if (h.version != kFormatVersion)
-    fail("{}: format version {} is not supported (this build reads version {})", source, h.version, kFormatVersion);
+  if (h.version < 1 || h.version > kFormatVersion)
+    fail("{}: format version {} is not supported (this build reads versions 1 to {})", source, h.version, kFormatVersion);
   if (!valid_stride(h.shuffle_stride)) fail("{}: shuffle stride {} is invalid (1, 2, 4 or 8)", source, h.shuffle_stride);
   if (h.payload_bytes > kMaxPayloadBytes)
     fail("{}: payload size {} exceeds the format's limit of {} bytes", source, h.payload_bytes, kMaxPayloadBytes);
@@ -395,7 +433,7 @@ Artifact deserialize(std::span<const uint8_t> bytes, const std::string& source) 
   if (crc != h.crc64)
     fail("{}: checksum mismatch (stored CRC-64 {:016x}, computed {:016x}): the file is corrupted", source, h.crc64, crc);
   const auto shuffled = brotli_decompress(bytes.subspan(kHeaderBytes), h.payload_bytes, source);
-  return decode_payload(byte_unshuffle(shuffled, h.shuffle_stride), source);
+  return decode_payload(byte_unshuffle(shuffled, h.shuffle_stride), source, h.version);
 }
 
 void write_artifact(const fs::path& path, std::span<const uint8_t> bytes) {
@@ -434,8 +472,8 @@ std::vector<uint8_t> byte_unshuffle(std::span<const uint8_t> in, int stride) {
 
 namespace {
 
-constexpr std::array<std::string_view, 5> kGroups = {"embedding", "attention", "mlp", "other quantized",
-                                                     "fp16 passthrough"};
+constexpr std::array<std::string_view, 6> kGroups = {"embedding", "attention", "mlp", "other quantized",
+                                                     "lqer factors", "fp16 passthrough"};
 
 template <size_t N>
 double entropy_bits(const std::array<int64_t, N>& histogram, int64_t total) {
@@ -449,6 +487,7 @@ double entropy_bits(const std::array<int64_t, N>& histogram, int64_t total) {
 
 std::string group_of(const std::string& name, Tensor::Kind kind) {
   if (kind == Tensor::Kind::Float16) return "fp16 passthrough";
+  if (kind == Tensor::Kind::Grouped) return "lqer factors";
   if (name.starts_with("tok_emb.")) return "embedding";
   if (name.find(".attn.") != std::string::npos) return "attention";
   if (name.find(".mlp.") != std::string::npos) return "mlp";
@@ -517,7 +556,7 @@ std::string describe(const Artifact& a, std::span<const uint8_t> file_bytes, con
   size_t name_width = 4;
   for (const Tensor* t : order) {
     params += static_cast<int64_t>(t->q.size() + t->values.size());
-    quantized += t->kind == Tensor::Kind::Quantized;
+    quantized += has_codes(*t);
     name_width = std::max(name_width, t->name.size());
   }
   line(fmt::format("tensors: {} ({} quantized, {} float16), {} params", order.size(), quantized,
@@ -525,7 +564,8 @@ std::string describe(const Artifact& a, std::span<const uint8_t> file_bytes, con
   line(fmt::format("  {:<{}}  {:<5}  {:>4}  {}", "name", name_width, "kind", "bits", "shape"));
   for (const Tensor* t : order)
     line(fmt::format("  {:<{}}  {:<5}  {:>4}  {}", t->name, name_width,
-                     t->kind == Tensor::Kind::Quantized ? "quant" : "fp16", t->bits, shape_text(t->shape)));
+                     t->kind == Tensor::Kind::Quantized ? "quant" : t->kind == Tensor::Kind::Grouped ? "group" : "fp16",
+                     t->bits, shape_text(t->shape)));
 
   const auto groups = group_stats(a, o);
   line("groups (each compressed alone with the same shuffle and Brotli settings):");

@@ -1,11 +1,13 @@
 // pack/artifact.h — the golf artifact: quantized weights + model config in one compact,
 // deterministic, checksummed file. Torch-free; what counts toward the 16,000,000-byte limit.
 //
-// FILE (format version 1; every integer little-endian)
+// FILE (format version 2; every integer little-endian; version 1 is version 2 without kind 3)
 //
 //   offset size  field
 //   0      4     magic "GPAK" (0x47 0x50 0x41 0x4B)
-//   4      1     format version = 1
+//   4      1     format version: 1, or 2 when a tensor of kind 3 is present (the writer uses the
+//                lowest version that holds the artifact, so artifacts without kind 3 keep their
+//                version-1 bytes; a version-1 reader refuses a version-2 file, naming the version)
 //   5      1     shuffle stride s ∈ {1, 2, 4, 8} (1 = no shuffle)
 //   6      4     payload size P, u32: bytes of the payload after decompression (≤ 1 GiB)
 //   10     4     stream size B, u32: bytes of the Brotli stream; the file is exactly 22 + B bytes
@@ -20,14 +22,16 @@
 //   u32  config JSON length C, then C bytes: empty or one JSON value (the model configuration)
 //   u32  tensor count T (≤ 65536), then T table entries in strictly ascending byte order of name:
 //          u16 name length L (≥ 1), L bytes name
-//          u8  kind: 1 = quantized, 2 = float16
-//          u8  bits: 2..8 for quantized, 0 for float16
-//          u8  ndim D, then D × u32 dims (D = 0: a scalar; quantized needs D ≥ 1)
+//          u8  kind: 1 = quantized, 2 = float16, 3 = grouped (version 2)
+//          u8  bits: 2..8 for quantized and grouped, 0 for float16
+//          u8  ndim D, then D × u32 dims (D = 0: a scalar; quantized and grouped need D ≥ 1)
+//          kind 3 only: u32 group G ≥ 1 dividing the element count
 //   zero bytes up to a multiple of 8
-//   Q stream: the int8 codes of every quantized tensor in table order, one code per byte,
-//             row-major (rows = dims[0], cols = product of the other dims)
+//   Q stream: the int8 codes of every quantized and grouped tensor in table order, one code per
+//             byte, row-major (rows = dims[0], cols = product of the other dims)
 //   zero bytes up to a multiple of 8
-//   S stream: the fp16 row scales of every quantized tensor in table order, rows × u16 each
+//   S stream: the fp16 scales of every quantized and grouped tensor in table order: rows × u16
+//             (quantized: one per row), numel / G × u16 (grouped: one per G consecutive codes)
 //   zero bytes up to a multiple of 8
 //   V stream: the fp16 values of every float16 tensor in table order, u16 each, row-major
 //   (end of payload: nothing may follow)
@@ -38,8 +42,10 @@
 // mantissa) to one lane and all high bytes (sign, exponent: repetitive) to the other. Codes are
 // never bit-packed: byte alignment is what the entropy coder exploits. A code q of a b-bit tensor
 // lies in [-(2^(b-1)-1), 2^(b-1)-1] (symmetric, the most negative value unused); the weight is
-// q × scale[row]. Scales must be finite fp16 values; float16 values are kept bit-exact, whatever
-// they hold.
+// q × scale[row]. A grouped (kind 3) b-bit code uses the full two's-complement range
+// [-2^(b-1), 2^(b-1)-1] (LQER's lopsided int2/int4 factors, quant/lqer.h) and its weight is
+// q × scale[element / G]. Scales must be finite fp16 values; float16 values are kept bit-exact,
+// whatever they hold.
 #pragma once
 #include <cstdint>
 #include <filesystem>
@@ -52,11 +58,13 @@ namespace golf::pack {
 struct Tensor {
   std::string name;
   std::vector<int64_t> shape;  // rows = shape[0], cols = product of the rest (1 for 1-D)
-  enum class Kind : uint8_t { Quantized = 1, Float16 = 2 } kind = Kind::Float16;
+  enum class Kind : uint8_t { Quantized = 1, Float16 = 2, Grouped = 3 } kind = Kind::Float16;
   int bits = 0;                  // Quantized: 2..8 (values in [-(2^(bits-1)-1), 2^(bits-1)-1]); Float16: 0
-  std::vector<int8_t> q;         // Quantized: one value per element, row-major
-  std::vector<uint16_t> scales;  // Quantized: one fp16 bit pattern per row
+                                 // Grouped: 2..8 (values in [-2^(bits-1), 2^(bits-1)-1])
+  std::vector<int8_t> q;         // Quantized, Grouped: one value per element, row-major
+  std::vector<uint16_t> scales;  // Quantized: one fp16 bit pattern per row; Grouped: one per `group` elements
   std::vector<uint16_t> values;  // Float16: one fp16 bit pattern per element
+  int64_t group = 0;             // Grouped: elements per scale (≥ 1, divides the element count); else 0
   friend bool operator==(const Tensor&, const Tensor&) = default;
 };
 
@@ -74,7 +82,9 @@ struct PackOptions {
 };
 
 inline constexpr size_t kHeaderBytes = 22;
-inline constexpr uint8_t kFormatVersion = 1;
+inline constexpr uint8_t kFormatVersion = 2;  // the newest version this build reads and writes
+// The version serialize() writes for `a`: 2 when a tensor is Grouped, else 1.
+uint8_t required_version(const Artifact& a);
 inline constexpr uint32_t kMaxPayloadBytes = uint32_t{1} << 30;
 inline constexpr uint32_t kMaxTensors = 65536;  // caps the table's memory on hostile input
 
@@ -99,7 +109,9 @@ Header read_header(std::span<const uint8_t> bytes, const std::string& source = "
 // The payload layer alone (no header, shuffle or compression); deserialize() and serialize() use
 // these, the fuzzer drives decode_payload directly.
 std::vector<uint8_t> encode_payload(const Artifact& a);
-Artifact decode_payload(std::span<const uint8_t> payload, const std::string& source = "artifact");
+// `version`: the file's format version (kind 3 is refused in a version-1 payload).
+Artifact decode_payload(std::span<const uint8_t> payload, const std::string& source = "artifact",
+                        uint8_t version = kFormatVersion);
 
 // Throws golf::Error "<where>: tensor '<name>': <what>" unless `t` is representable: non-empty
 // name of ≤ 65535 bytes, dims in [0, 2^32), kind known, bits in range, data sizes matching the

@@ -69,6 +69,10 @@ std::string tensor_table(const pack::QuantizeResult& r) {
   for (const auto& t : r.tensors)
     if (t.bits == 16) ++fp16, fp16_params += t.params;
   out += fmt::format("{} small tensors ({} values) stored as fp16 passthrough\n", fp16, fp16_params);
+  for (const auto& t : r.tensors)
+    if (t.lqer)
+      out += fmt::format("LQER {}: ‖W − Ŵ‖_F {:.6e} → {:.6e} ({})\n", t.name, t.frob_error, t.lqer_frob_error,
+                         t.lqer_asym ? "asymmetric int2/int4" : "symmetric fallback");
   return out;
 }
 
@@ -124,7 +128,8 @@ int run_pack(PackArgs& a) {
   for (const auto& t : q.tensors)
     report["tensors"].push_back({{"name", t.name}, {"group", t.group}, {"bits", t.bits}, {"clip_sigmas", t.clip_sigmas},
                                  {"params", t.params}, {"error_gptq", t.error}, {"error_rtn", t.error_rtn},
-                                 {"dead_columns", t.dead_columns}, {"rtn_fallback", t.rtn_fallback}});
+                                 {"dead_columns", t.dead_columns}, {"rtn_fallback", t.rtn_fallback},
+                                 {"frob_error", t.frob_error}, {"lqer", t.lqer}, {"lqer_frob_error", t.lqer_frob_error}});
 
   if (a.val) {
     const train::Validation validation(cfg);

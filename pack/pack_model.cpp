@@ -6,6 +6,7 @@
 #include <torch/cuda.h>
 
 #include <chrono>
+#include <cstring>
 #include <set>
 
 #include "core/error.h"
@@ -13,6 +14,7 @@
 #include "quant/gptq.h"
 #include "quant/gptq_aten.h"
 #include "quant/half.h"
+#include "quant/lqer.h"
 
 namespace golf::pack {
 
@@ -32,10 +34,102 @@ constexpr BankSlot kSlots[] = {
     {"mlp_up_bank", false, "mlp.fc.weight"}, {"mlp_down_bank", false, "mlp.proj.weight"},
 };
 
+// QuantGate (GATED_ATTN_QUANT_GATE=1): the attention gate matrices stored int8 per row instead of
+// fp16 — R29's sparse gate `attn_gate_w` (the records' rule: 2-D, 32 ≤ numel ≤ 8192, R0427L) and,
+// ours, golf's dense GATED_ATTENTION weight `attn.attn_gate.weight` (R0419 applied QuantGate to its
+// dense gate).
+bool is_quant_gate(const std::string& name, const at::Tensor& w) {
+  const bool gate = name.ends_with(".attn_gate_w") || name.ends_with(".attn.attn_gate.weight");
+  return gate && w.dim() == 2 && w.numel() >= 32 && w.numel() <= 8192;
+}
+
+Tensor grouped_tensor(std::string name, const quant::GroupedCodes& c) {
+  Tensor t;
+  t.name = std::move(name);
+  t.shape = {c.rows, c.cols};
+  t.kind = Tensor::Kind::Grouped;
+  t.bits = c.bits;
+  t.q = c.q;
+  t.scales = c.scale_f16;
+  t.group = c.group;
+  return t;
+}
+
+quant::GroupedCodes grouped_codes(const Tensor& t) {
+  quant::GroupedCodes c;
+  c.rows = t.shape.at(0);
+  c.cols = c.rows ? static_cast<int64_t>(t.q.size()) / c.rows : 0;
+  c.bits = t.bits;
+  c.group = t.group;
+  c.q = t.q;
+  c.scale_f16 = t.scales;
+  return c;
+}
+
 const at::Tensor& need(const TensorMap& m, const std::string& name, const char* what) {
   const auto it = m.find(name);
   if (it == m.end()) fail("{} lack {}", what, name);
   return it->second;
+}
+
+constexpr const char* kLqerA = ".lqA";  // LQER factors of tensor X: X.lqA (rows × r), X.lqB (r × cols)
+constexpr const char* kLqerB = ".lqB";
+
+// ‖W − q·s‖_F of a quantized tensor against its original (rows, cols) fp32 weights, and E itself.
+std::vector<float> quant_error(const Tensor& t, const at::Tensor& w, double* frobenius) {
+  const int64_t cols = w.size(1);
+  const float* src = w.data_ptr<float>();
+  std::vector<float> e(t.q.size());
+  double sum = 0;
+  for (size_t i = 0; i < e.size(); ++i) {
+    const float s = quant::half_to_float(t.scales[i / static_cast<size_t>(cols)]);
+    e[i] = src[i] - static_cast<float>(t.q[i]) * s;  // q·s is exact in fp32
+    sum += double(e[i]) * double(e[i]);
+  }
+  *frobenius = std::sqrt(sum);
+  return e;
+}
+
+// LQER (quant/lqer.h): the LQER_TOP_K GPTQ matrices with the largest ‖W − Ŵ‖_F (ties: name order)
+// get rank-LQER_RANK factors of their error, stored as two grouped tensors beside them.
+void add_lqer(QuantizeResult& result, const std::map<std::string, at::Tensor>& originals, const Config& cfg) {
+  struct Candidate {
+    size_t tensor, report;
+    double error;
+  };
+  std::vector<Candidate> candidates;
+  for (size_t i = 0; i < result.artifact.tensors.size(); ++i) {
+    const Tensor& t = result.artifact.tensors[i];
+    const auto it = originals.find(t.name);
+    if (it == originals.end()) continue;
+    size_t r = 0;
+    while (result.tensors[r].name != t.name) ++r;
+    candidates.push_back({i, r, result.tensors[r].frob_error});
+  }
+  std::stable_sort(candidates.begin(), candidates.end(),
+                   [&](const Candidate& a, const Candidate& b) { return a.error > b.error; });
+  candidates.resize(std::min<size_t>(candidates.size(), static_cast<size_t>(cfg.lqer_top_k)));
+  quant::LqerSpec spec;
+  spec.rank = static_cast<int>(cfg.lqer_rank);
+  spec.factor_bits = static_cast<int>(cfg.lqer_factor_bits);
+  spec.asym = cfg.lqer_asym_enabled != 0;
+  spec.asym_group = cfg.lqer_asym_group;
+  for (const Candidate& c : candidates) {
+    const Tensor t = result.artifact.tensors[c.tensor];  // a copy: the vector grows below
+    const at::Tensor& w = originals.at(t.name);
+    double error = 0;
+    std::vector<float> e = quant_error(t, w, &error);
+    const quant::LqerFactors f = quant::lqer_factors(e.data(), w.size(0), w.size(1), spec);
+    const std::vector<float> ab = quant::lqer_product(f);
+    double left = 0;
+    for (size_t i = 0; i < e.size(); ++i) left += (double(e[i]) - ab[i]) * (double(e[i]) - ab[i]);
+    TensorReport& report = result.tensors[c.report];
+    report.lqer = true;
+    report.lqer_asym = f.asym;
+    report.lqer_frob_error = std::sqrt(left);
+    result.artifact.tensors.push_back(grouped_tensor(t.name + kLqerA, f.a));
+    result.artifact.tensors.push_back(grouped_tensor(t.name + kLqerB, f.b));
+  }
 }
 
 }  // namespace
@@ -94,7 +188,9 @@ const std::vector<std::string>& model_setting_keys() {
       "GATED_ATTENTION", "BIGRAM_HASH", "BIGRAM_BUCKETS", "BIGRAM_DIM",
       // MoA (core/moa.h); the inits and the training-only penalty (MOA_TI_*) are not model settings
       "MOA_ENABLED", "MOA_BRANCHES", "MOA_METRIC", "MOA_ROUTER_HIDDEN", "MOA_BIAS_GATE", "MOA_CONV_KERNEL",
-      "MOA_CHAN_MULT", "MOA_BALL", "MOA_BALL_KAPPA", "MOA_BALL_TAU"};
+      "MOA_CHAN_MULT", "MOA_BALL", "MOA_BALL_KAPPA", "MOA_BALL_TAU",
+      // R29's sparse attention gate (its init std is not a model setting)
+      "SPARSE_ATTN_GATE_ENABLED", "SPARSE_ATTN_GATE_SCALE"};
   return keys;
 }
 
@@ -107,7 +203,8 @@ bool written_only_when_changed(const std::string& key) {
                                              "BIGRAM_HASH",    "BIGRAM_BUCKETS",  "BIGRAM_DIM",
                                              "MOA_ENABLED", "MOA_BRANCHES", "MOA_METRIC", "MOA_ROUTER_HIDDEN",
                                              "MOA_BIAS_GATE", "MOA_CONV_KERNEL", "MOA_CHAN_MULT", "MOA_BALL",
-                                             "MOA_BALL_KAPPA", "MOA_BALL_TAU"};
+                                             "MOA_BALL_KAPPA", "MOA_BALL_TAU", "SPARSE_ATTN_GATE_ENABLED",
+                                             "SPARSE_ATTN_GATE_SCALE"};
   return keys.count(key) > 0;
 }
 }  // namespace
@@ -135,6 +232,19 @@ QuantizeResult quantize_model(const TensorMap& weights, const TensorMap& hessian
   for (const auto& [name, t] : tensors) {
     const at::Tensor w = t.detach().to(at::kCPU, at::kFloat).contiguous();
     if (!at::isfinite(w).all().item<bool>()) fail("weight {} holds non-finite values", name);
+    if (cfg.gated_attn_quant_gate && is_quant_gate(name, w)) {  // int8 per row (records' Quantized form)
+      const quant::GroupedCodes c = quant::quantize_gate_int8(w.data_ptr<float>(), w.size(0), w.size(1));
+      Tensor out;
+      out.name = name;
+      out.shape = {w.size(0), w.size(1)};
+      out.kind = Tensor::Kind::Quantized;
+      out.bits = 8;
+      out.q = c.q;
+      out.scales = c.scale_f16;
+      result.artifact.tensors.push_back(std::move(out));
+      result.tensors.push_back({name, group_of(name), 8, 0, w.numel()});
+      continue;
+    }
     if (w.numel() <= cfg.passthrough_max_numel || w.dim() < 2) {
       Tensor out;
       out.name = name;
@@ -168,6 +278,12 @@ QuantizeResult quantize_model(const TensorMap& weights, const TensorMap& hessian
     }
     pending.push_back(std::move(p));
   }
+
+  if (cfg.lqer_enabled)  // refuse before any work: LQER_RANK must fit every matrix that could be chosen
+    for (const auto& p : pending)
+      if (cfg.lqer_rank > std::min(p.w.size(0), p.w.size(1)))
+        fail("LQER_RANK={} exceeds min(rows, cols) = {} of {} ({}x{}); lower LQER_RANK or set LQER_ENABLED=0",
+             cfg.lqer_rank, std::min(p.w.size(0), p.w.size(1)), p.name, p.w.size(0), p.w.size(1));
 
   std::vector<quant::Job> jobs;
   for (const auto& p : pending) {
@@ -206,8 +322,14 @@ QuantizeResult quantize_model(const TensorMap& weights, const TensorMap& hessian
     out.bits = report.bits;
     out.q = std::move(m.q);
     out.scales = std::move(m.scale_f16);
+    quant_error(out, pending[i].w, &report.frob_error);
     result.artifact.tensors.push_back(std::move(out));
     result.tensors.push_back(report);
+  }
+  if (cfg.lqer_enabled) {
+    std::map<std::string, at::Tensor> originals;  // (rows, cols) fp32 of every GPTQ matrix
+    for (const auto& p : pending) originals[p.name] = p.w;
+    add_lqer(result, originals, cfg);
   }
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;
@@ -222,11 +344,37 @@ TensorMap dequantize_model(const Artifact& artifact, Config* config_out) {
   }
   validate(cfg);
   TensorMap unbanked;
+  std::map<std::string, const Tensor*> lqer;  // "X.lqA" / "X.lqB" → factor
+  for (const auto& t : artifact.tensors)
+    if (t.name.ends_with(kLqerA) || t.name.ends_with(kLqerB)) lqer[t.name] = &t;
   for (const auto& t : artifact.tensors) {
+    if (lqer.count(t.name)) continue;
     at::Tensor out = at::empty(t.shape, at::kFloat);
     float* dst = out.data_ptr<float>();
-    if (t.kind == Tensor::Kind::Float16) {
+    const auto a = lqer.find(t.name + kLqerA), b = lqer.find(t.name + kLqerB);
+    if (a != lqer.end() || b != lqer.end()) {
+      // LQER: W = bf16(q·s + Â·B̂), the correction added in fp32 before evaluation's bf16 cast.
+      if (a == lqer.end() || b == lqer.end())
+        fail("artifact: tensor '{}' has LQER factor {} without {}", t.name, a == lqer.end() ? kLqerB : kLqerA,
+             a == lqer.end() ? kLqerA : kLqerB);
+      quant::LqerFactors f;
+      f.a = grouped_codes(*a->second);
+      f.b = grouped_codes(*b->second);
+      const int64_t rows = t.shape.empty() ? 1 : t.shape[0], cols = rows ? static_cast<int64_t>(t.q.size()) / rows : 0;
+      if (t.kind != Tensor::Kind::Quantized || a->second->kind != Tensor::Kind::Grouped ||
+          b->second->kind != Tensor::Kind::Grouped || f.a.rows != rows || f.b.cols != cols || f.a.cols != f.b.rows)
+        fail("artifact: LQER factors of '{}' ({}x{} and {}x{}) do not fit the {}x{} quantized matrix", t.name, f.a.rows,
+             f.a.cols, f.b.rows, f.b.cols, rows, cols);
+      const std::vector<float> ab = quant::lqer_product(f);
+      for (size_t i = 0; i < t.q.size(); ++i) {
+        const float s = quant::half_to_float(t.scales[i / static_cast<size_t>(cols)]);
+        dst[i] = quant::round_to_bf16(static_cast<float>(t.q[i]) * s + ab[i]);
+      }
+    } else if (t.kind == Tensor::Kind::Float16) {
       for (size_t i = 0; i < t.values.size(); ++i) dst[i] = quant::half_to_float(t.values[i]);
+    } else if (t.kind == Tensor::Kind::Grouped) {
+      const std::vector<float> values = quant::dequantize(grouped_codes(t));
+      for (size_t i = 0; i < values.size(); ++i) dst[i] = quant::round_to_bf16(values[i]);
     } else {
       quant::QuantizedMatrix m;
       m.rows = t.shape.empty() ? 1 : t.shape[0];
@@ -238,6 +386,10 @@ TensorMap dequantize_model(const Artifact& artifact, Config* config_out) {
       std::copy(values.begin(), values.end(), dst);
     }
     unbanked[t.name] = out;
+  }
+  for (const auto& [name, t] : lqer) {  // every factor must belong to a tensor
+    const std::string base = name.substr(0, name.size() - std::strlen(kLqerA));
+    if (!unbanked.count(base)) fail("artifact: LQER factor '{}' belongs to no tensor '{}'", name, base);
   }
   if (config_out) *config_out = cfg;
   return rebank(unbanked, cfg);

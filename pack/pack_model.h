@@ -7,8 +7,11 @@
 //               MATRIX_BITS / MLP_CLIP_SIGMAS; any other matrix → MATRIX_BITS / MATRIX_CLIP_SIGMAS
 //   quantize    full-Hessian GPTQ per matrix: quant/gptq.h on all CPU cores, or quant/gptq_aten.h
 //               on a GPU (DEVICE=auto|cuda)
-//   dequantize  bf16(q·s) per quantized matrix, fp16 passthrough widened, banks rebuilt: exactly
-//               the weights evaluation uses
+//   QuantGate   GATED_ATTN_QUANT_GATE=1: attention gate matrices int8 per row (quant/lqer.h)
+//   LQER        LQER_ENABLED=1: the LQER_TOP_K matrices with the largest ‖W − Ŵ‖_F get quantized
+//               rank-LQER_RANK factors of W − Ŵ, stored as grouped tensors X.lqA, X.lqB
+//   dequantize  bf16(q·s) per quantized matrix (bf16(q·s + Â·B̂) with LQER), fp16 passthrough
+//               widened, banks rebuilt: exactly the weights evaluation uses
 #pragma once
 #include <ATen/core/Tensor.h>
 
@@ -39,6 +42,10 @@ struct TensorReport {
   int64_t dead_columns = 0;
   int damp_retries = 0;
   bool rtn_fallback = false;
+  double frob_error = 0;       // ‖W − Ŵ‖_F of a GPTQ/RTN matrix (Ŵ = q·s in fp32, before any LQER)
+  bool lqer = false;           // LQER factors stored for this matrix (X.lqA, X.lqB)
+  bool lqer_asym = false;      // … in the asymmetric int2/int4 form (else the symmetric fallback)
+  double lqer_frob_error = 0;  // ‖W − Ŵ − Â·B̂‖_F when lqer
 };
 
 struct QuantizeResult {

@@ -19,6 +19,14 @@ Variant SPEC (one per --variant, in table order):
   (the list splits only at a comma followed by KEY=). The baseline is the variant named
   "baseline" if there is one, else the first. SEED, RUN_ID and OUTPUT_DIR are set per run.
 
+Presets (--preset NAME adds its rows before any --variant):
+  frontier_0427   issue 14: each part of the 04-27 stack switched off alone; use with
+                  --config train/configs/frontier_0427.json. Rows: baseline, no_sparse_gate,
+                  attn_out_gate (R16's 2σ gate instead), no_smear, classic_ns (no Polar Express),
+                  min_lr0, no_quant_gate, no_lqer, lqer_sym (LQER's symmetric fallback form).
+                  QuantGate and LQER are golf-pack settings: their rows retrain with the same seed
+                  (golf-train is deterministic on one device) and differ only in the pack.
+
 Per train-time variant V and seed S (RUN_ID = TAG_V_seedS, RUN_DIR = RUNS_ROOT/RUN_ID):
   golf-train --config BASE --set SEED=S --set RUN_ID=... --set OUTPUT_DIR=RUNS_ROOT [--set budget]
              [--set <--set>...] [--set <V's overrides>...]
@@ -73,6 +81,22 @@ PER_RUN_KEYS = ("SEED", "RUN_ID", "OUTPUT_DIR")
 NAME_RE = re.compile(r"^[A-Za-z0-9._-]+$")
 KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 SPLIT_RE = re.compile(r",(?=[A-Za-z_][A-Za-z0-9_]*=)")
+
+
+# --preset rows (NAME → variant specs); every key is a golf Config field (tests/scripts/test_ablate.py).
+PRESETS = {
+    "frontier_0427": [
+        "baseline",
+        "no_sparse_gate:SPARSE_ATTN_GATE_ENABLED=0",
+        "attn_out_gate:SPARSE_ATTN_GATE_ENABLED=0,ATTN_OUT_GATE_ENABLED=1",
+        "no_smear:SMEAR_GATE_ENABLED=0",
+        "classic_ns:MUON_POLAR_EXPRESS=0",
+        "min_lr0:MIN_LR=0.0",
+        "no_quant_gate:GATED_ATTN_QUANT_GATE=0",
+        "no_lqer:LQER_ENABLED=0",
+        "lqer_sym:LQER_ASYM_ENABLED=0",
+    ],
+}
 
 
 class SpecError(Exception):
@@ -532,6 +556,8 @@ def build_parser():
                     "with a SMAT-card-style table (mean bpb, std, Δ vs baseline, seed wins, significance).",
         epilog=__doc__.split("\n\n", 1)[1])
     p.add_argument("--config", required=True, help="base JSON config for golf-train")
+    p.add_argument("--preset", choices=sorted(PRESETS), action="append", default=[],
+                   help="add a preset's variant rows (before any --variant)")
     p.add_argument("--variant", action="append", default=[], metavar="SPEC",
                    help="NAME | NAME:K=V,... (train-time) | NAME@PARENT[:K=V,...] (eval-time); repeatable")
     p.add_argument("--seeds", nargs="+", default=["42", "1337", "2025"], help="seeds (default 42 1337 2025)")
@@ -562,7 +588,7 @@ def main(argv=None) -> int:
         argv.append(f"{a}={raw.pop(0)}" if a in ("--eval-args", "--pack-args") and raw else a)
     args = parser.parse_args(argv)
     try:
-        variants, baseline = parse_variants(args.variant)
+        variants, baseline = parse_variants([s for p in args.preset for s in PRESETS[p]] + args.variant)
         seeds = []
         for s in args.seeds:
             if not re.fullmatch(r"[0-9]+", s):

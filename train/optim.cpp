@@ -16,7 +16,9 @@ namespace {
 constexpr std::array<const char*, 4> kMatrixParams = {"qo_bank", "kv_bank", "mlp_up_bank", "mlp_down_bank"};
 using Coeffs = std::array<double, 3>;
 constexpr Coeffs kClassic = {3.4445, -4.7750, 2.0315};
-// Polar Express: minimax coefficients per iteration (5 computed; later steps reuse the last).
+// Polar Express: minimax coefficients per iteration, computed for 5 iterations. The records never
+// run more steps than there are tuples, so more steps are refused (validate() names
+// MUON_BACKEND_STEPS) rather than reusing the last tuple.
 constexpr std::array<Coeffs, 5> kPolarExpress = {{
     {8.156554524902461, -22.48329292557795, 15.878769915207462},
     {4.042929935166739, -2.808917465908714, 0.5000178451051316},
@@ -36,9 +38,12 @@ at::Tensor newton_schulz(const at::Tensor& g, int64_t steps, bool polar_express)
   // Work on the wide orientation (rows ≤ cols) so X Xᵀ is the smaller Gram matrix.
   const bool tall = g.size(-2) > g.size(-1);
   at::Tensor x = tall ? g.transpose(-1, -2) : g;
+  if (polar_express && steps > static_cast<int64_t>(kPolarExpress.size()))
+    fail("MUON_BACKEND_STEPS={} exceeds the {} Polar Express coefficient tuples (MUON_POLAR_EXPRESS=1)", steps,
+         kPolarExpress.size());
   x = x / (at::linalg_matrix_norm(x, "fro", {-2, -1}, /*keepdim=*/true) + 1e-7);
   for (int64_t s = 0; s < steps; ++s) {
-    const Coeffs c = polar_express ? kPolarExpress[std::min<size_t>(s, kPolarExpress.size() - 1)] : kClassic;
+    const Coeffs c = polar_express ? kPolarExpress[static_cast<size_t>(s)] : kClassic;
     const at::Tensor a = at::matmul(x, x.transpose(-1, -2));
     x = c[0] * x + at::matmul(c[1] * a + c[2] * at::matmul(a, a), x);
   }

@@ -358,6 +358,17 @@ TEST(ConfigValidate, EachRuleNamesTheFieldsAndValues) {
       {"MAX_WALLCLOCK_SECONDS=-1 must be >= 0", [](Config& c) { c.max_wallclock_seconds = -1; }},
       {"ADAM_EPS=0 must be positive", [](Config& c) { c.adam_eps = 0; }},
       {"LOGIT_SOFTCAP=0 must be positive", [](Config& c) { c.logit_softcap = 0; }},
+      {"MUON_BACKEND_STEPS=7 exceeds the 5 Polar Express coefficient tuples",
+       [](Config& c) { c.muon_polar_express = 1, c.muon_backend_steps = 7; }},
+      {"SPARSE_ATTN_GATE_ENABLED=1 replaces the output gate: set ATTN_OUT_GATE_ENABLED=0 and GATED_ATTENTION=0 (they are 1 and 0)",
+       [](Config& c) { c.sparse_attn_gate_enabled = 1; }},
+      {"SPARSE_ATTN_GATE_INIT_STD=-0.1 must be >= 0", [](Config& c) { c.sparse_attn_gate_init_std = -0.1; }},
+      {"LQER_RANK=0 must be positive", [](Config& c) { c.lqer_rank = 0; }},
+      {"LQER_TOP_K=0 must be positive", [](Config& c) { c.lqer_top_k = 0; }},
+      {"LQER_ASYM_GROUP=0 must be positive", [](Config& c) { c.lqer_asym_group = 0; }},
+      {"LQER_FACTOR_BITS=9 must be in [2, 8]", [](Config& c) { c.lqer_factor_bits = 9; }},
+      {"LQER_ENABLED=2 must be 0 or 1", [](Config& c) { c.lqer_enabled = 2; }},
+      {"GATED_ATTN_QUANT_GATE=2 must be 0 or 1", [](Config& c) { c.gated_attn_quant_gate = 2; }},
   };
   for (const auto& [expected, change] : cases) {
     Config config;

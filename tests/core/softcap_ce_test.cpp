@@ -49,6 +49,22 @@ TEST(SoftcapCe, ReferenceGradientEqualsTheAnalyticGradient) {
   EXPECT_TRUE(at::allclose(z.grad(), want, 1e-5, 1e-6)) << (z.grad() - want).abs().max();
 }
 
+// R29's fused CE (model-and-training.md §1.10) works with ẑ = 60·σ(z/15) = 30·tanh(z/30) + 30 and
+// drops the constant; with LOGIT_SOFTCAP=30 golf's head computes the same loss and gradient.
+TEST(SoftcapCe, EqualsTheRecordsSigmoidFormAtCap30) {
+  const auto b = random_batch(9, 257, at::kDouble, at::kCPU);
+  const at::Tensor z = b.z.clone().requires_grad_(true);
+  const at::Tensor ours = softcap_cross_entropy_reference(z.to(at::kFloat), b.targets, 30.0).to(at::kDouble);
+  const at::Tensor zhat = 60 * at::sigmoid(b.z / 15);
+  const at::Tensor theirs = at::logsumexp(zhat, 1) - zhat.gather(1, b.targets.unsqueeze(1)).squeeze(1);
+  EXPECT_TRUE(at::allclose(ours, theirs, 1e-5, 1e-5));
+  ours.sum().backward();
+  const at::Tensor sig = at::sigmoid(b.z / 15);
+  const at::Tensor onehot = at::zeros_like(b.z).scatter_(1, b.targets.unsqueeze(1), 1.0);
+  const at::Tensor dz = (at::softmax(zhat, 1) - onehot) * 60 * sig * (1 - sig) / 15;
+  EXPECT_TRUE(at::allclose(z.grad(), dz, 1e-5, 1e-5));
+}
+
 TEST(SoftcapCe, FusedKernelMatchesReferenceOnGpu) {
   if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
   for (const auto dtype : {at::kFloat, at::kBFloat16}) {

@@ -121,7 +121,7 @@ std::string payload_error(const Bytes& payload) {
 
 // The container built by hand from the documented layout (independent of serialize()), so that a
 // forged payload gets a valid checksum and reaches the payload checks.
-Bytes container(const Bytes& payload, uint8_t stride = 2, int64_t payload_size_field = -1) {
+Bytes container(const Bytes& payload, uint8_t stride = 2, int64_t payload_size_field = -1, uint8_t version = 1) {
   Bytes shuffled(payload.size());
   size_t next = 0;
   for (size_t lane = 0; lane < stride; ++lane)
@@ -130,7 +130,7 @@ Bytes container(const Bytes& payload, uint8_t stride = 2, int64_t payload_size_f
   Bytes stream(stream_size);
   EXPECT_TRUE(BrotliEncoderCompress(5, 22, BROTLI_MODE_GENERIC, shuffled.size(), shuffled.data(), &stream_size, stream.data()));
   stream.resize(stream_size);
-  Bytes file = {'G', 'P', 'A', 'K', 1, stride};
+  Bytes file = {'G', 'P', 'A', 'K', version, stride};
   const auto u32 = [&file](uint64_t v) {
     for (int i = 0; i < 4; ++i) file.push_back(static_cast<uint8_t>(v >> (8 * i)));
   };
@@ -253,6 +253,71 @@ TEST(Artifact, PayloadMatchesHandWrittenBytes) {
   EXPECT_EQ(decode_payload(expected), sorted(a));
 }
 
+// ---- format version 2: grouped tensors (LQER factors) ------------------------------------------
+
+Tensor g_tensor(std::string name, std::vector<int64_t> shape, int bits, int64_t group, std::vector<int8_t> q,
+                std::vector<uint16_t> scales) {
+  Tensor t = q_tensor(std::move(name), std::move(shape), bits, std::move(q), std::move(scales));
+  t.kind = Tensor::Kind::Grouped;
+  t.group = group;
+  return t;
+}
+
+TEST(ArtifactV2, GroupedPayloadMatchesHandWrittenBytes) {
+  Artifact a;
+  a.tensors.push_back(g_tensor("a", {2, 2}, 2, 4, {-2, 1, 0, -1}, {0x3c00}));  // int2 [-2, 1], one scale
+  const Bytes payload = encode_payload(a);
+  const Bytes want = {
+      0, 0, 0, 0,                                       // config length 0
+      1, 0, 0, 0,                                       // 1 tensor:
+      1, 0, 'a', 3, 2, 2, 2, 0, 0, 0, 2, 0, 0, 0,       //   "a" grouped, 2 bits, dims [2, 2]
+      4, 0, 0, 0,                                       //   group 4 (table ends at offset 26)
+      0, 0, 0, 0, 0, 0,                                 // padding to 32
+      0xfe, 0x01, 0x00, 0xff, 0, 0, 0, 0,               // codes, padded to 40
+      0x00, 0x3c, 0, 0, 0, 0, 0, 0};                    // one scale, padded to 48 (no float16 values)
+  EXPECT_EQ(payload, want);
+  EXPECT_EQ(decode_payload(want), a);
+}
+
+TEST(ArtifactV2, VersionTwoIsWrittenExactlyWhenAGroupedTensorIsPresent) {
+  Artifact a = random_artifact(4);
+  EXPECT_EQ(required_version(a), 1);
+  EXPECT_EQ(serialize(a)[4], 1);  // artifacts without grouped tensors keep their version-1 bytes
+  a.tensors.push_back(g_tensor("tok_emb.weight.lqB", {4, 32}, 4, 64, std::vector<int8_t>(128, -8),
+                               std::vector<uint16_t>(2, 0x2e66)));
+  a.tensors.push_back(g_tensor("tok_emb.weight.lqA", {48, 4}, 2, 192, std::vector<int8_t>(192, 1), {0x3c00}));
+  EXPECT_EQ(required_version(a), 2);
+  const Bytes file = serialize(a);
+  EXPECT_EQ(file[4], 2);
+  EXPECT_EQ(deserialize(file), sorted(a));
+}
+
+TEST(ArtifactV2, GroupedTensorsInAVersionOnePayloadAreRefused) {
+  Artifact a;
+  a.tensors.push_back(g_tensor("w.lqA", {2, 2}, 2, 4, {-2, 1, 0, -1}, {0x3c00}));
+  const Bytes payload = encode_payload(a);
+  const std::string msg = read_error(container(payload, 2, -1, /*version=*/1));
+  EXPECT_TRUE(contains(msg, "tensor 'w.lqA': kind 3 (grouped) needs format version 2, the file says version 1")) << msg;
+  EXPECT_EQ(deserialize(container(payload, 2, -1, /*version=*/2)), a);
+}
+
+TEST(ArtifactV2, UnrepresentableGroupedTensorsAreNamed) {
+  const auto error = [](Tensor t) {
+    Artifact a;
+    a.tensors.push_back(std::move(t));
+    return test::error_of([&] { serialize(a); });
+  };
+  EXPECT_TRUE(contains(error(g_tensor("g", {2, 3}, 4, 4, std::vector<int8_t>(6, 0), {0x3c00})),
+                       "tensor 'g': group 4 does not divide its 6 elements (shape 2x3)"));
+  EXPECT_TRUE(contains(error(g_tensor("g", {2, 2}, 2, 4, {-3, 0, 0, 0}, {0x3c00})),
+                       "tensor 'g': code -3 at element 0 is outside [-2, 1] (2-bit)"));
+  EXPECT_TRUE(contains(error(g_tensor("g", {2, 2}, 2, 2, {0, 0, 0, 0}, {0x3c00})), "scales has 1 entries"));
+  EXPECT_TRUE(contains(error(g_tensor("g", {2, 2}, 2, 4, {0, 0, 0, 0}, {0x7c00})), "scale of group 0 is not finite"));
+  Tensor plain = q_tensor("q", {1, 1}, 6, {0}, {0x3c00});
+  plain.group = 3;
+  EXPECT_TRUE(contains(error(plain), "tensor 'q': group 3 set on a tensor that is not grouped"));
+}
+
 TEST(Artifact, WriteIsAtomicAndReadsBack) {
   TempDir dir;
   const Bytes file = serialize(tiny_artifact());
@@ -346,8 +411,11 @@ TEST(ArtifactDamage, ForeignFilesAndWrongVersionsAreNamed) {
   EXPECT_TRUE(contains(read_error(zip), "model.gpak: not a golf artifact: starts with 50 4b 03 04")) << read_error(zip);
   EXPECT_TRUE(contains(read_error({}), "model.gpak: 0 bytes, too short")) << read_error({});
   Bytes file = serialize(tiny_artifact());
-  file[4] = 2;
-  EXPECT_TRUE(contains(read_error(file), "format version 2 is not supported (this build reads version 1)"));
+  file[4] = 3;
+  EXPECT_TRUE(contains(read_error(file), "format version 3 is not supported (this build reads versions 1 to 2)"))
+      << read_error(file);
+  file[4] = 0;
+  EXPECT_TRUE(contains(read_error(file), "format version 0 is not supported")) << read_error(file);
   file[4] = 1;
   file[5] = 3;
   EXPECT_TRUE(contains(read_error(file), "shuffle stride 3 is invalid"));

@@ -150,6 +150,28 @@ TEST_F(GolfPackCli, BadInputsAreOneClearError) {
   EXPECT_FALSE(std::filesystem::exists(bad / "x.golf"));
 }
 
+TEST_F(GolfPackCli, LqerArtifactIsVersionTwoAndUnpacks) {
+  const auto r = pack(quote(run_dir()) + " --out " + quote(*dir / "lqer.golf") + " --set LQER_ENABLED=1 --set LQER_TOP_K=2");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("LQER "), std::string::npos) << r.output;
+  const auto bytes = pack::read_file_bytes(*dir / "lqer.golf");
+  EXPECT_EQ(bytes.at(4), 2);
+  const auto inspect = pack("inspect " + quote(*dir / "lqer.golf"));
+  ASSERT_EQ(inspect.exit_code, 0) << inspect.output;
+  EXPECT_NE(inspect.output.find("format version 2"), std::string::npos) << inspect.output;
+  EXPECT_NE(inspect.output.find("lqer factors"), std::string::npos) << inspect.output;
+  const auto unpack = pack("unpack " + quote(*dir / "lqer.golf") + " --out " + quote(*dir / "lqer.safetensors"));
+  EXPECT_EQ(unpack.exit_code, 0) << unpack.output;
+}
+
+TEST_F(GolfPackCli, LqerRankLargerThanAMatrixIsOneClearErrorAndWritesNothing) {
+  test::TempDir out;
+  const auto r = pack(quote(run_dir()) + " --out " + quote(out / "x.golf") + " --set LQER_ENABLED=1 --set LQER_RANK=1000");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("golf-pack: error: LQER_RANK=1000 exceeds min(rows, cols)"), std::string::npos) << r.output;
+  EXPECT_TRUE(out.entries().empty());
+}
+
 TEST_F(GolfPackCli, ReportsValidationBpbBeforeAndAfterQuantization) {
   const auto r = pack(quote(run_dir()) + " --out " + quote(*dir / "v.golf") + " --val");
   ASSERT_EQ(r.exit_code, 0) << r.output;

@@ -46,6 +46,9 @@ class ModelConfig:
     train_seq_len: int = 2048  # longest attention segment
     doc_mask: int = 1  # 1: segments start at every BOS (and every train_seq_len tokens of a document)
     #                    0: dense rows of train_seq_len tokens, attention crosses BOS (PR #1880)
+    sparse_attn_gate_enabled: int = 0  # R29: y_h *= sigmoid(scale * (W u[:gate_width])_h), W = 0 -> 0.5
+    sparse_attn_gate_init_std: float = 0.0  # W ~ N(0, std^2) at init (0 -> zeros)
+    sparse_attn_gate_scale: float = 1.0
     # Seed variants (core/variants.h), all off by default.
     smat_use_s: int = 0  # SMAT: logits += lambda * S, S_ij = cos(W_s h_i, W_s h_j), lambda = softplus(raw)
     smat_use_g: int = 0  # SMAT: v_j *= G_j = sigmoid(w_g . h_j + mu c_j + beta)
@@ -189,6 +192,9 @@ class GolfModel(torch.nn.Module):
             p[f"blocks/{i}/resid_mix"] = P(torch.stack([torch.ones(d), torch.zeros(d)]))
             if cfg.attn_out_gate_enabled:
                 p[f"blocks/{i}/attn/attn_gate_proj/weight"] = P(torch.zeros(H, cfg.gate_width))
+            if cfg.sparse_attn_gate_enabled:
+                std = cfg.sparse_attn_gate_init_std
+                p[f"blocks/{i}/attn/attn_gate_w"] = P(torch.randn(H, cfg.gate_width) * std if std > 0 else torch.zeros(H, cfg.gate_width))
             if cfg.smat_has_ws:
                 p[f"blocks/{i}/attn/smat_ws/weight"] = P(torch.nn.init.orthogonal_(torch.empty(cfg.smat_ds, d)))
             if cfg.smat_use_s:
@@ -325,6 +331,9 @@ class GolfModel(torch.nn.Module):
         if cfg.attn_out_gate_enabled:
             gate = 2 * torch.sigmoid(u[..., : cfg.gate_width] @ self.p(f"blocks.{i}.attn.attn_gate_proj.weight").T)
             y = y * gate[..., None]  # (B, T, H, 1)
+        if cfg.sparse_attn_gate_enabled:  # plain sigmoid, no 2x: 0.5 at a zero init
+            z = u[..., : cfg.gate_width] @ self.p(f"blocks.{i}.attn.attn_gate_w").T  # (B, T, H)
+            y = y * torch.sigmoid(cfg.sparse_attn_gate_scale * z)[..., None]
         return y.reshape(B, T, d) @ self.p("qo_bank")[L + i].T
 
     # ---- MoA (core/moa.h), the naive way ------------------------------------------------------
@@ -471,16 +480,17 @@ class GolfModel(torch.nn.Module):
             x = sequential(i, x)
             skips.append(x)
         for j, i in enumerate(dec):
+            # PARALLEL_START_LAYER=0 means "no parallel layers", as in the records.
+            parallel = cfg.parallel_mode != "none" and cfg.parallel_start_layer > 0 and i >= cfg.parallel_start_layer
+            if parallel and cfg.parallel_mode == "two_lane" and lanes is None:
+                lanes = [x, x]  # the records make both lanes from x first; the skip then goes into lane 0 only
             if j < S and skips:
                 skip = skips.pop()
                 if lanes is None:
                     x = inject(j, x, skip)
                 else:
                     lanes[0] = inject(j, lanes[0], skip)
-            parallel = cfg.parallel_mode != "none" and i >= cfg.parallel_start_layer
             if parallel and cfg.parallel_mode == "two_lane":
-                if lanes is None:
-                    lanes = [x, x]  # created after this visit's skip went into x
                 lanes = two_lane(i, *lanes)
             elif parallel:
                 x = gptj(i, x)
@@ -550,8 +560,11 @@ def newton_schulz(g: torch.Tensor, steps: int, polar_express: bool) -> torch.Ten
         x = x.transpose(-1, -2)
     x = x / (x.norm(dim=(-2, -1), keepdim=True) + 1e-7)
     coeffs = NS_POLAR_EXPRESS if polar_express else NS_CLASSIC
+    if polar_express and steps > len(NS_POLAR_EXPRESS):
+        # The records never run more Polar Express steps than they have coefficients.
+        raise ValueError(f"MUON_BACKEND_STEPS={steps} exceeds the {len(NS_POLAR_EXPRESS)} Polar Express coefficient tuples")
     for s in range(steps):
-        a, b, c = coeffs[min(s, len(coeffs) - 1)]
+        a, b, c = coeffs[s] if polar_express else NS_CLASSIC[0]
         A = x @ x.transpose(-1, -2)
         x = a * x + (b * A + c * A @ A) @ x
     return x.transpose(-1, -2) if wide else x

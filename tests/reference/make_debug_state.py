@@ -31,6 +31,11 @@ VARIANTS = {
     "variant": dict(model=dict(parallel_mode="gptj", doc_mask=0, smear_input="raw", skip_gates_enabled=0,
                                attn_out_gate_enabled=1, xsa_last_n=2),
                     optim=dict(muon_polar_express=1, min_lr=0.1)),
+    # The 04-27/04-29 frontier stack (issue 14): sparse attention gate (scale 1.5, non-zero init)
+    # instead of AttnOutGate, raw BOS-masked smear (R29), Polar Express, MIN_LR 0.1.
+    "frontier": dict(model=dict(attn_out_gate_enabled=0, sparse_attn_gate_enabled=1, sparse_attn_gate_init_std=0.02,
+                                sparse_attn_gate_scale=1.5, smear_input="raw", qk_gain_init=5.0, logit_softcap=30.0),
+                     optim=dict(muon_polar_express=1, min_lr=0.1, warmdown_frac=0.75)),
     # Seed variants stacked (core/variants.h): SMAT full (S bias + value gate, causal-count centrality,
     # d_s = 8 != head dim), value residual, gated attention (instead of the 2-sigmoid out gate), BigramHash.
     "seed_variants": dict(model=dict(smat_use_s=1, smat_use_g=1, smat_dim=8, smat_centrality="count",

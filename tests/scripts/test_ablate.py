@@ -65,6 +65,20 @@ class VariantSpecs(unittest.TestCase):
         self.assertEqual(vs[1]["overrides"], [("SMAT_ABLATION", "lambda0")])
         self.assertEqual((vs[2]["parent"], vs[2]["overrides"]), ("smat_full", []))
 
+    def test_presets_parse_and_name_config_fields(self):
+        with open(os.path.join(HERE, "..", "..", "core", "config.h"), encoding="utf-8") as f:
+            header = f.read()
+        for name, specs in ablate.PRESETS.items():
+            vs, base = ablate.parse_variants(specs)
+            self.assertEqual(base, "baseline", name)
+            for v in vs:
+                self.assertIsNone(v["parent"], v["spec"])
+                for key, _ in v["overrides"]:
+                    self.assertRegex(header, rf"// {key}(:|\n)", f"{name}: {key} is not a golf config field")
+        names = [v["name"] for v in ablate.parse_variants(ablate.PRESETS["frontier_0427"])[0]]
+        for row in ("no_sparse_gate", "no_lqer", "no_quant_gate", "classic_ns", "min_lr0", "no_smear"):
+            self.assertIn(row, names)
+
     def test_baseline_is_named_or_first(self):
         self.assertEqual(variants("a", "baseline:X=1", "b")[1], "baseline")
         self.assertEqual(variants("a", "b")[1], "a")

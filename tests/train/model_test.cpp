@@ -3,6 +3,7 @@
 // segment attention equal to the naive masked formula.
 #include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>
+#include <fmt/format.h>
 
 #include "core/model.h"
 #include "tests/live_model.h"
@@ -52,6 +53,41 @@ TEST(ModelInit, AttnOutGateAndSmearGateAreIdentityAtInit) {
   const auto x = at::randint(4, 300, {2, 40}, at::kLong);
   at::NoGradGuard no_grad;
   EXPECT_TRUE(at::equal(a.logits(x, true), b.logits(x, true)));
+}
+
+// R29's sparse attention gate is a plain sigmoid: 0.5 at its zero init, so the model equals the
+// ungated one with every W_O halved (exact in fp32: a power-of-two scale).
+TEST(ModelInit, SparseAttnGateIsOneHalfAtZeroInit) {
+  Config gated = small_config(), plain = small_config();
+  gated.attn_out_gate_enabled = 0, plain.attn_out_gate_enabled = 0;
+  gated.sparse_attn_gate_enabled = 1;
+  Model a = live_model(gated);
+  Model b = live_model(plain);
+  {
+    at::NoGradGuard no_grad;
+    for (const auto& name : b.names()) b.param(name).copy_(a.param(name));
+    for (int64_t i = 0; i < gated.num_layers; ++i) {
+      a.param(fmt::format("blocks.{}.attn.attn_gate_w", i)).zero_();
+      b.param("qo_bank")[gated.num_layers + i].mul_(0.5);
+    }
+  }
+  const auto x = at::randint(4, 300, {2, 40}, at::kLong);
+  at::NoGradGuard no_grad;
+  EXPECT_TRUE(at::allclose(a.logits(x, true), b.logits(x, true), 1e-6, 1e-6));
+  // A live gate changes the output, and SPARSE_ATTN_GATE_SCALE scales its logits.
+  at::manual_seed(1);
+  for (int64_t i = 0; i < gated.num_layers; ++i) a.param(fmt::format("blocks.{}.attn.attn_gate_w", i)).normal_(0, 0.5);
+  EXPECT_FALSE(at::allclose(a.logits(x, true), b.logits(x, true), 1e-4, 1e-4));
+}
+
+TEST(ModelInit, SparseAttnGateInitStdDrawsNormalWeights) {
+  Config c = small_config();
+  c.attn_out_gate_enabled = 0, c.sparse_attn_gate_enabled = 1, c.sparse_attn_gate_init_std = 0.25;
+  at::manual_seed(0);
+  const Model m(c, at::kCPU);
+  const at::Tensor w = m.param("blocks.0.attn.attn_gate_w");
+  EXPECT_EQ(w.sizes(), (at::IntArrayRef{c.num_heads, c.gate_width}));
+  EXPECT_NEAR(w.std().item<double>(), 0.25, 0.08);  // 48 draws
 }
 
 TEST(ModelInvariants, ChangingAFutureTokenLeavesEarlierLogitsUnchanged) {

@@ -97,7 +97,7 @@ TEST_P(Twin, TwentyTrainingStepsGiveTheSameLosses) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Variants, Twin, ::testing::Values("default", "variant", "seed_variants", "smat_g_only", "moa"));
+INSTANTIATE_TEST_SUITE_P(Variants, Twin, ::testing::Values("default", "variant", "frontier", "seed_variants", "smat_g_only", "moa"));
 
 }  // namespace
 }  // namespace golf
