@@ -138,6 +138,7 @@ std::vector<ConfigField> build_field_table() {
       {"PASSTHROUGH_MAX_NUMEL", &Config::passthrough_max_numel, "tensors this small are stored fp16"},
       {"SHUFFLE_STRIDE", &Config::shuffle_stride, "byte shuffle before Brotli"},
       {"ARTIFACT_BUDGET", &Config::artifact_budget, "bytes allowed for artifact + counted code"},
+      {"COMPRESSOR", &Config::compressor, "brotli | pergroup (records' R0427L scheme) | golf (golf's coder)"},
       {"EVAL_SEQ_LEN", &Config::eval_seq_len, "rows of plain eval and sliding-window length"},
       {"EVAL_STRIDE", &Config::eval_stride, "sliding window stride (scored tokens per window)"},
       {"EVAL_BATCH_SEQS", &Config::eval_batch_seqs, "windows per forward"},
@@ -417,6 +418,7 @@ void validate(const Config& c) {
   p.one_of(c, &Config::smear_input, {"normed", "raw"});
   p.one_of(c, &Config::parallel_mode, {"two_lane", "gptj", "none"});
   p.one_of(c, &Config::loader, {"packing", "coprime"});
+  p.one_of(c, &Config::compressor, {"brotli", "pergroup", "golf"});
 
   // Seed attention variants.
   for (auto m : {&Config::smat_use_s, &Config::smat_use_g, &Config::value_residual, &Config::gated_attention,

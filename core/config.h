@@ -134,6 +134,7 @@ struct Config {
   int64_t passthrough_max_numel = 65536;  // PASSTHROUGH_MAX_NUMEL: tensors this small are stored fp16
   int64_t shuffle_stride = 2;         // SHUFFLE_STRIDE: byte shuffle before Brotli
   int64_t artifact_budget = 16000000; // ARTIFACT_BUDGET: bytes allowed for artifact + counted code
+  std::string compressor = "brotli";  // COMPRESSOR: brotli | pergroup (records' R0427L scheme) | golf (golf's coder)
 
   // ---- evaluation and test-time training (golf-eval) ------------------------------------------
   int64_t eval_seq_len = 2048;        // EVAL_SEQ_LEN: rows of plain eval and sliding-window length

@@ -191,7 +191,7 @@ TEST(Artifact, EveryStrideAndQualityRoundTrips) {
   const Artifact a = random_artifact(1);
   for (const int stride : {1, 2, 4, 8})
     for (const int quality : {0, 5, 11}) {
-      const Bytes file = serialize(a, {.shuffle_stride = stride, .brotli_quality = quality, .brotli_window = 18});
+      const Bytes file = serialize(a, {.shuffle_stride = stride, .brotli_quality = quality, .brotli_candidates = {{18, 0}}});
       EXPECT_EQ(file[5], stride);
       EXPECT_EQ(deserialize(file), sorted(a)) << "stride " << stride << ", quality " << quality;
     }
@@ -307,7 +307,7 @@ TEST(Artifact, SerializeRejectsUnrepresentableTensors) {
   EXPECT_TRUE(contains(write_error(a), "config_json is not valid JSON")) << write_error(a);
   EXPECT_TRUE(contains(write_error(tiny_artifact(), {.shuffle_stride = 3}), "shuffle stride 3 is invalid"));
   EXPECT_TRUE(contains(write_error(tiny_artifact(), {.brotli_quality = 12}), "Brotli quality 12"));
-  EXPECT_TRUE(contains(write_error(tiny_artifact(), {.brotli_window = 25}), "Brotli window 25"));
+  EXPECT_TRUE(contains(write_error(tiny_artifact(), {.brotli_candidates = {{25, 0}}}), "Brotli window 25"));
 }
 
 // ---- damage on read ---------------------------------------------------------------------------
@@ -525,9 +525,9 @@ TEST(PackBenchmark, DISABLED_CompressorComparison) {
   std::printf("payload %s bytes, %s params\n", with_commas(static_cast<int64_t>(payload.size())).c_str(),
               with_commas(params).c_str());
   for (const auto& [name, options] : std::vector<std::pair<std::string, PackOptions>>{
-           {"brotli q11 w24, shuffle 2 (default)", {}},
-           {"brotli q11 w24, no shuffle", {.shuffle_stride = 1}},
-           {"brotli q11 w22, shuffle 2", {.brotli_window = 22}}}) {
+           {"brotli q11 best of w22/w24, shuffle 2 (default)", {}},
+           {"brotli q11 w24, no shuffle", {.shuffle_stride = 1, .brotli_candidates = {{24, 0}}}},
+           {"brotli q11 w22, shuffle 2", {.brotli_candidates = {{22, 0}}}}}) {
     const PackOptions o = options;
     const auto [bytes, s] = timed([&] { return serialize(a, o).size(); });
     report(name, bytes, s);
