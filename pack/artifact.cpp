@@ -330,14 +330,14 @@ Artifact decode_payload(std::span<const uint8_t> payload, const std::string& sou
   return a;
 }
 
-std::vector<uint8_t> serialize(const Artifact& a, const PackOptions& o) {
+std::vector<uint8_t> serialize(const Artifact& a, const PackOptions& o, GroupedReport* report) {
   check_options(o);
   std::vector<CodeSpan> spans;
   const std::vector<uint8_t> payload = encode_payload(a, &spans);
   const std::vector<uint8_t> stream =
       o.compressor == Compressor::Brotli
           ? brotli_best(byte_shuffle(payload, o.shuffle_stride), o.brotli_quality, o.brotli_candidates).stream
-          : grouped_encode(payload, spans, o);
+          : grouped_encode(payload, spans, o, report);
   if (stream.size() > std::numeric_limits<uint32_t>::max()) fail("the stream of {} bytes is too long", stream.size());
   std::vector<uint8_t> file(kMagic.begin(), kMagic.end());
   put(file, kFormatVersion);

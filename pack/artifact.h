@@ -100,7 +100,9 @@ inline constexpr uint32_t kMaxTensors = 65536;  // caps the table's memory on ho
 // The file bytes of `a`. Deterministic: the same tensors in any order give identical bytes
 // (tensors are written sorted by name). Throws golf::Error naming the tensor and field when `a`
 // is not representable (see check_tensor) or an option is out of range.
-std::vector<uint8_t> serialize(const Artifact& a, const PackOptions& o = {});
+// report: for COMPRESSOR=pergroup/golf, what each code group became (pack/grouped.h).
+struct GroupedReport;
+std::vector<uint8_t> serialize(const Artifact& a, const PackOptions& o = {}, GroupedReport* report = nullptr);
 
 // Validates everything (header, checksum, stream, table, every code and scale) and returns the
 // artifact with tensors in name order. Any problem is one golf::Error "<source>: <what>". Never

@@ -100,7 +100,7 @@ int brotli_stream_window(std::span<const uint8_t> s) {
   return m == 0 ? 17 : 8 + static_cast<int>(m);
 }
 
-Bytes xz_compress(std::span<const uint8_t> in) {
+Bytes xz_encode(std::span<const uint8_t> in) {
   Bytes out(lzma_stream_buffer_bound(in.size()));
   size_t size = 0;
   if (lzma_easy_buffer_encode(9 | LZMA_PRESET_EXTREME, LZMA_CHECK_NONE, nullptr, in.data(), in.size(), out.data(), &size,
@@ -110,7 +110,7 @@ Bytes xz_compress(std::span<const uint8_t> in) {
   return out;
 }
 
-Bytes xz_decompress(std::span<const uint8_t> in, size_t expected, const std::string& source) {
+Bytes xz_decode(std::span<const uint8_t> in, size_t expected, const std::string& source) {
   lzma_stream strm = LZMA_STREAM_INIT;
   // 1 GiB memory limit: preset 9 needs 65 MiB to decode; a forged header cannot ask for more.
   if (lzma_stream_decoder(&strm, uint64_t{1} << 30, 0) != LZMA_OK) fail("{}: cannot create an xz decoder", source);

@@ -39,7 +39,7 @@ Bytes brotli_decompress(std::span<const uint8_t> in, size_t expected, const std:
 int brotli_stream_window(std::span<const uint8_t> stream);
 
 // xz container, preset 9 | LZMA_PRESET_EXTREME, no integrity check (the artifact has its CRC-64).
-Bytes xz_compress(std::span<const uint8_t> in);
-Bytes xz_decompress(std::span<const uint8_t> in, size_t expected, const std::string& source);
+Bytes xz_encode(std::span<const uint8_t> in);
+Bytes xz_decode(std::span<const uint8_t> in, size_t expected, const std::string& source);
 
 }  // namespace golf::pack

@@ -165,22 +165,40 @@ int code_group_of(const std::string& name) {
 
 std::string code_group_name(int group) { return group >= 0 && group < kCodeGroups ? kGroupNames[group] : "?"; }
 
+namespace {
+// Σ|a − b| over n bytes; written as fixed 16-byte blocks so the compiler turns each into one
+// vector sum-of-absolute-differences.
+uint32_t l1_distance(const uint8_t* a, const uint8_t* b, size_t n) {
+  uint32_t d = 0;
+  size_t c = 0;
+  for (; c + 16 <= n; c += 16) {
+    uint32_t block = 0;
+    for (size_t k = 0; k < 16; ++k) block += static_cast<uint32_t>(std::abs(int{a[c + k]} - int{b[c + k]}));
+    d += block;
+  }
+  for (; c < n; ++c) d += static_cast<uint32_t>(std::abs(int{a[c]} - int{b[c]}));
+  return d;
+}
+}  // namespace
+
 std::vector<uint32_t> nearest_neighbour_order(std::span<const int8_t> codes, size_t rows, size_t cols) {
   std::vector<uint32_t> order;
   if (rows == 0) return order;
-  // Rows still to place, kept compact so each step scans only those.
+  // Codes offset to unsigned bytes (|a − b| is unchanged).
+  std::vector<uint8_t> u(codes.size());
+  for (size_t i = 0; i < codes.size(); ++i) u[i] = static_cast<uint8_t>(codes[i] + 128);
+  // Rows still to place, kept compact and ascending so each step scans only those and the first
+  // smallest distance found is the lowest index.
   std::vector<uint32_t> left(rows - 1);
   for (size_t r = 1; r < rows; ++r) left[r - 1] = static_cast<uint32_t>(r);
   order.push_back(0);
   while (!left.empty()) {
-    const int8_t* cur = codes.data() + size_t{order.back()} * cols;
+    const uint8_t* cur = u.data() + size_t{order.back()} * cols;
     size_t best = 0;
-    int64_t best_distance = std::numeric_limits<int64_t>::max();
+    uint32_t best_distance = std::numeric_limits<uint32_t>::max();
     for (size_t k = 0; k < left.size(); ++k) {
-      const int8_t* other = codes.data() + size_t{left[k]} * cols;
-      int32_t d = 0;
-      for (size_t c = 0; c < cols; ++c) d += std::abs(static_cast<int32_t>(cur[c]) - static_cast<int32_t>(other[c]));
-      if (d < best_distance || (d == best_distance && left[k] < left[best])) best_distance = d, best = k;
+      const uint32_t d = l1_distance(cur, u.data() + size_t{left[k]} * cols, cols);
+      if (d < best_distance) best_distance = d, best = k;
     }
     order.push_back(left[best]);
     left.erase(left.begin() + static_cast<std::ptrdiff_t>(best));
@@ -253,7 +271,7 @@ Bytes grouped_encode(std::span<const uint8_t> payload, const std::vector<CodeSpa
         c.data = golf_encode_codes({reinterpret_cast<const int8_t*>(in.data()), in.size()},
                                    shapes_of(members[static_cast<size_t>(c.group)]));
       } else {
-        c.data = c.method == kXz ? xz_compress(in) : brotli_compress(in, o.brotli_quality, c.brotli);
+        c.data = c.method == kXz ? xz_encode(in) : brotli_compress(in, o.brotli_quality, c.brotli);
       }
       if (c.layout == kReordered) {
         Bytes raw;
@@ -381,7 +399,7 @@ Bytes grouped_decode(std::span<const uint8_t> stream, size_t payload_bytes, Comp
         const std::vector<int8_t> q = golf_decode_codes(gr.data, shapes_of(mem), where);
         decoded[gi].assign(reinterpret_cast<const uint8_t*>(q.data()), reinterpret_cast<const uint8_t*>(q.data()) + q.size());
       } else {
-        decoded[gi] = gr.method == kXz ? xz_decompress(gr.data, size, where) : brotli_decompress(gr.data, size, where);
+        decoded[gi] = gr.method == kXz ? xz_decode(gr.data, size, where) : brotli_decompress(gr.data, size, where);
       }
     });
   run_parallel(tasks);

@@ -360,9 +360,9 @@ TEST(ArtifactDamage, StreamSizeMismatchesAreCaughtBehindAValidChecksum) {
   const Bytes payload = encode_payload(tiny_artifact());
   EXPECT_EQ(deserialize(container(payload)), sorted(tiny_artifact()));
   EXPECT_TRUE(contains(read_error(container(payload, 2, static_cast<int64_t>(payload.size()) + 1)),
-                       fmt::format("holds {} payload bytes, the header says {}", payload.size(), payload.size() + 1)));
+                       fmt::format("the Brotli stream holds {} bytes, expected {}", payload.size(), payload.size() + 1)));
   EXPECT_TRUE(contains(read_error(container(payload, 2, static_cast<int64_t>(payload.size()) - 1)),
-                       "holds more than the header's payload size"));
+                       "the Brotli stream holds more than the expected"));
   EXPECT_TRUE(contains(read_error(container(payload, 2, int64_t{1} << 31)), "exceeds the format's limit"));
 }
 

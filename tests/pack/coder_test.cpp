@@ -147,12 +147,12 @@ TEST(BrotliBest, RejectsBadSettings) {
 
 TEST(Xz, RoundTripsAndRefusesDamage) {
   const Bytes payload = encode_payload(model_like(3));
-  const Bytes z = xz_compress(payload);
-  EXPECT_EQ(xz_decompress(z, payload.size(), "t"), payload);
-  EXPECT_TRUE(contains(test::error_of([&] { xz_decompress(z, payload.size() + 1, "t"); }), "holds"));
-  EXPECT_TRUE(contains(test::error_of([&] { xz_decompress(z, payload.size() - 1, "t"); }), "more than"));
+  const Bytes z = xz_encode(payload);
+  EXPECT_EQ(xz_decode(z, payload.size(), "t"), payload);
+  EXPECT_TRUE(contains(test::error_of([&] { xz_decode(z, payload.size() + 1, "t"); }), "holds"));
+  EXPECT_TRUE(contains(test::error_of([&] { xz_decode(z, payload.size() - 1, "t"); }), "more than"));
   for (size_t cut = 0; cut < z.size(); cut += 7)
-    EXPECT_FALSE(test::error_of([&] { xz_decompress(std::span(z).first(cut), payload.size(), "t"); }).empty()) << cut;
+    EXPECT_FALSE(test::error_of([&] { xz_decode(std::span(z).first(cut), payload.size(), "t"); }).empty()) << cut;
 }
 
 // ---- compressor names -------------------------------------------------------------------------
@@ -237,7 +237,7 @@ TEST(Grouped, PerGroupReportsEveryGroupAndPicksTheSmallestCandidate) {
   for (const Tensor& t : a.tensors)
     if (t.name == "tok_emb.weight") emb.assign(reinterpret_cast<const uint8_t*>(t.q.data()), reinterpret_cast<const uint8_t*>(t.q.data()) + t.q.size());
   const int64_t chosen = report.groups[0].bytes - 2 - 4;  // method, layout, length
-  EXPECT_LE(chosen, static_cast<int64_t>(xz_compress(emb).size()));
+  EXPECT_LE(chosen, static_cast<int64_t>(xz_encode(emb).size()));
   EXPECT_LE(chosen, static_cast<int64_t>(brotli_compress(emb, 9, {22, 0}).size()));
 }
 
