@@ -148,6 +148,7 @@ std::vector<ConfigField> build_field_table() {
       {"LQER_FACTOR_BITS", &Config::lqer_factor_bits, "bits of both factors in the symmetric per-row form"},
       {"LQER_ASYM_ENABLED", &Config::lqer_asym_enabled, "A int2 (one scale), B int4 per group of LQER_ASYM_GROUP"},
       {"LQER_ASYM_GROUP", &Config::lqer_asym_group, "B values per fp16 scale (asymmetric form)"},
+      {"COMPRESSOR", &Config::compressor, "brotli | pergroup (records' R0427L scheme) | golf (golf's coder)"},
       {"EVAL_SEQ_LEN", &Config::eval_seq_len, "rows of plain eval and sliding-window length"},
       {"EVAL_STRIDE", &Config::eval_stride, "sliding window stride (scored tokens per window)"},
       {"EVAL_BATCH_SEQS", &Config::eval_batch_seqs, "windows per forward"},
@@ -427,6 +428,7 @@ void validate(const Config& c) {
   p.one_of(c, &Config::smear_input, {"normed", "raw"});
   p.one_of(c, &Config::parallel_mode, {"two_lane", "gptj", "none"});
   p.one_of(c, &Config::loader, {"packing", "coprime"});
+  p.one_of(c, &Config::compressor, {"brotli", "pergroup", "golf"});
 
   // Seed attention variants.
   for (auto m : {&Config::smat_use_s, &Config::smat_use_g, &Config::value_residual, &Config::gated_attention,

@@ -3,7 +3,6 @@
 // against what the remaining input can hold before anything is allocated.
 #include "pack/artifact.h"
 
-#include <brotli/decode.h>
 #include <brotli/encode.h>
 #include <fmt/ranges.h>
 #include <lzma.h>
@@ -20,6 +19,7 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "pack/grouped.h"
 
 namespace golf::pack {
 namespace fs = std::filesystem;
@@ -79,11 +79,15 @@ std::vector<const Tensor*> sorted_tensors(const std::vector<Tensor>& tensors, co
 
 // The Q, S and V streams of `tensors` (already in order), each starting 8-byte aligned relative
 // to `out`'s start.
-void append_streams(std::vector<uint8_t>& out, const std::vector<const Tensor*>& tensors) {
+void append_streams(std::vector<uint8_t>& out, const std::vector<const Tensor*>& tensors,
+                    std::vector<CodeSpan>* code_spans = nullptr) {
   pad_to_alignment(out);
   for (const Tensor* t : tensors)
     if (has_codes(*t)) {
       const auto* p = reinterpret_cast<const uint8_t*>(t->q.data());
+      const uint32_t rows = static_cast<uint32_t>(rows_of(*t));
+      if (code_spans && !t->q.empty())
+        code_spans->push_back({out.size(), rows, static_cast<uint32_t>(t->q.size() / rows), t->name});
       out.insert(out.end(), p, p + t->q.size());
     }
   pad_to_alignment(out);
@@ -100,50 +104,14 @@ void check_options(const PackOptions& o) {
   if (!valid_stride(o.shuffle_stride)) fail("shuffle stride {} is invalid (1, 2, 4 or 8)", o.shuffle_stride);
   if (o.brotli_quality < BROTLI_MIN_QUALITY || o.brotli_quality > BROTLI_MAX_QUALITY)
     fail("Brotli quality {} is outside {}..{}", o.brotli_quality, BROTLI_MIN_QUALITY, BROTLI_MAX_QUALITY);
-  if (o.brotli_window < BROTLI_MIN_WINDOW_BITS || o.brotli_window > BROTLI_MAX_WINDOW_BITS)
-    fail("Brotli window {} is outside {}..{}", o.brotli_window, BROTLI_MIN_WINDOW_BITS, BROTLI_MAX_WINDOW_BITS);
-}
-
-std::vector<uint8_t> brotli_compress(std::span<const uint8_t> in, const PackOptions& o) {
-  size_t size = BrotliEncoderMaxCompressedSize(in.size());
-  if (size == 0) fail("{} bytes are too many for one Brotli stream", in.size());
-  std::vector<uint8_t> out(size);
-  if (!BrotliEncoderCompress(o.brotli_quality, o.brotli_window, BROTLI_MODE_GENERIC, in.size(), in.data(), &size,
-                             out.data()))
-    fail("Brotli compression of {} bytes failed", in.size());
-  out.resize(size);
-  return out;
-}
-
-// Decompresses exactly `expected` bytes; the output grows with what the stream actually yields,
-// so a lying header costs no more memory than the stream can produce, and never more than
-// `expected` (≤ kMaxPayloadBytes).
-std::vector<uint8_t> brotli_decompress(std::span<const uint8_t> in, size_t expected, const std::string& source) {
-  std::unique_ptr<BrotliDecoderState, decltype(&BrotliDecoderDestroyInstance)> dec(
-      BrotliDecoderCreateInstance(nullptr, nullptr, nullptr), &BrotliDecoderDestroyInstance);
-  if (!dec) fail("{}: cannot create a Brotli decoder", source);
-  std::vector<uint8_t> out(std::min(expected, in.size() * 4 + 65536));
-  size_t avail_in = in.size(), produced = 0;
-  const uint8_t* next_in = in.data();
-  for (;;) {
-    size_t avail_out = out.size() - produced;
-    uint8_t* next_out = out.data() + produced;
-    const BrotliDecoderResult r = BrotliDecoderDecompressStream(dec.get(), &avail_in, &next_in, &avail_out, &next_out, nullptr);
-    produced = static_cast<size_t>(next_out - out.data());
-    if (r == BROTLI_DECODER_RESULT_SUCCESS) break;
-    if (r == BROTLI_DECODER_RESULT_ERROR)
-      fail("{}: corrupt Brotli stream ({})", source, BrotliDecoderErrorString(BrotliDecoderGetErrorCode(dec.get())));
-    if (r == BROTLI_DECODER_RESULT_NEEDS_MORE_INPUT)
-      fail("{}: the Brotli stream ends early (after {} of {} payload bytes)", source, produced, expected);
-    if (produced < out.size()) fail("{}: the Brotli decoder stalled at payload byte {}", source, produced);
-    if (out.size() >= expected) fail("{}: the Brotli stream holds more than the header's payload size {}", source, expected);
-    out.resize(std::min(expected, out.size() * 2));
+  if (o.brotli_candidates.empty()) fail("no Brotli settings to try");
+  for (const BrotliSetting& b : o.brotli_candidates) {
+    if (b.window < BROTLI_MIN_WINDOW_BITS || b.window > BROTLI_MAX_WINDOW_BITS)
+      fail("Brotli window {} is outside {}..{}", b.window, BROTLI_MIN_WINDOW_BITS, BROTLI_MAX_WINDOW_BITS);
+    if (b.mode < BROTLI_MODE_GENERIC || b.mode > BROTLI_MODE_FONT) fail("Brotli mode {} is not 0, 1 or 2", b.mode);
   }
-  if (avail_in != 0) fail("{}: {} bytes follow the end of the Brotli stream", source, avail_in);
-  if (produced != expected)
-    fail("{}: the Brotli stream holds {} payload bytes, the header says {}", source, produced, expected);
-  out.resize(produced);
-  return out;
+  if (o.compressor != Compressor::Brotli && o.compressor != Compressor::PerGroup && o.compressor != Compressor::Golf)
+    fail("compressor {} is unknown", static_cast<int>(o.compressor));
 }
 
 uint64_t artifact_crc(std::span<const uint8_t> file) {
@@ -265,7 +233,23 @@ void check_tensor(const Tensor& t, const std::string& where) {
       fail("{}: tensor '{}': scale of row {} is not finite (fp16 bits 0x{:04x})", where, name, r, t.scales[r]);
 }
 
-std::vector<uint8_t> encode_payload(const Artifact& a) {
+Compressor compressor_from_name(const std::string& name) {
+  if (name == "brotli") return Compressor::Brotli;
+  if (name == "pergroup") return Compressor::PerGroup;
+  if (name == "golf") return Compressor::Golf;
+  fail("COMPRESSOR={} is unknown (brotli, pergroup or golf)", printable(name));
+}
+
+std::string compressor_name(Compressor c) {
+  switch (c) {
+    case Compressor::Brotli: return "brotli";
+    case Compressor::PerGroup: return "pergroup";
+    case Compressor::Golf: return "golf";
+  }
+  return fmt::format("compressor {}", static_cast<int>(c));
+}
+
+std::vector<uint8_t> encode_payload(const Artifact& a, std::vector<CodeSpan>* code_spans) {
   const std::string where = "artifact to write";
   if (!valid_config(a.config_json)) fail("{}: config_json is not valid JSON", where);
   if (a.config_json.size() > kMaxPayloadBytes) fail("{}: config_json is too long", where);
@@ -285,12 +269,14 @@ std::vector<uint8_t> encode_payload(const Artifact& a) {
     for (const int64_t d : t->shape) put(out, static_cast<uint32_t>(d));
     if (t->kind == Tensor::Kind::Grouped) put(out, static_cast<uint32_t>(t->group));
   }
-  append_streams(out, order);
+  if (code_spans) code_spans->clear();
+  append_streams(out, order, code_spans);
   if (out.size() > kMaxPayloadBytes) fail("{}: payload of {} bytes exceeds the 1 GiB format limit", where, out.size());
   return out;
 }
 
-uint8_t required_version(const Artifact& a) {
+uint8_t required_version(const Artifact& a, const PackOptions& o) {
+  if (o.compressor != Compressor::Brotli) return 2;
   for (const Tensor& t : a.tensors)
     if (t.kind == Tensor::Kind::Grouped) return 2;
   return 1;
@@ -383,14 +369,18 @@ Artifact decode_payload(std::span<const uint8_t> payload, const std::string& sou
   return a;
 }
 
-std::vector<uint8_t> serialize(const Artifact& a, const PackOptions& o) {
+std::vector<uint8_t> serialize(const Artifact& a, const PackOptions& o, GroupedReport* report) {
   check_options(o);
-  const std::vector<uint8_t> payload = encode_payload(a);
-  const std::vector<uint8_t> stream = brotli_compress(byte_shuffle(payload, o.shuffle_stride), o);
-  if (stream.size() > std::numeric_limits<uint32_t>::max()) fail("the Brotli stream of {} bytes is too long", stream.size());
+  std::vector<CodeSpan> spans;
+  const std::vector<uint8_t> payload = encode_payload(a, &spans);
+  const std::vector<uint8_t> stream =
+      o.compressor == Compressor::Brotli
+          ? brotli_best(byte_shuffle(payload, o.shuffle_stride), o.brotli_quality, o.brotli_candidates).stream
+          : grouped_encode(payload, spans, o, report);
+  if (stream.size() > std::numeric_limits<uint32_t>::max()) fail("the stream of {} bytes is too long", stream.size());
   std::vector<uint8_t> file(kMagic.begin(), kMagic.end());
-  put(file, required_version(a));
-  put(file, static_cast<uint8_t>(o.shuffle_stride));
+  put(file, required_version(a, o));
+  put(file, static_cast<uint8_t>(o.shuffle_stride | (static_cast<int>(o.compressor) << 4)));
   put(file, static_cast<uint32_t>(payload.size()));
   put(file, static_cast<uint32_t>(stream.size()));
   put(file, uint64_t{0});  // CRC placeholder, filled below once the stream is in place
@@ -410,12 +400,18 @@ Header read_header(std::span<const uint8_t> bytes, const std::string& source) {
     fail("{}: truncated: {} bytes, shorter than the {}-byte header", source, bytes.size(), kHeaderBytes);
   Header h;
   h.version = bytes[4];
-  h.shuffle_stride = bytes[5];
+  h.shuffle_stride = bytes[5] & 0x0F;
+  const int compressor = bytes[5] >> 4;
+  if (compressor > static_cast<int>(Compressor::Golf))
+    fail("{}: compressor {} is unknown (this build reads 0 brotli, 1 pergroup, 2 golf)", source, compressor);
+  h.compressor = static_cast<Compressor>(compressor);
   h.payload_bytes = load<uint32_t>(&bytes[6]);
   h.stream_bytes = load<uint32_t>(&bytes[10]);
   h.crc64 = load<uint64_t>(&bytes[kCrcOffset]);
   if (h.version < 1 || h.version > kFormatVersion)
     fail("{}: format version {} is not supported (this build reads versions 1 to {})", source, h.version, kFormatVersion);
+  if (h.version < 2 && h.compressor != Compressor::Brotli)
+    fail("{}: compressor {} needs format version 2, the file says version {}", source, compressor, h.version);
   if (!valid_stride(h.shuffle_stride)) fail("{}: shuffle stride {} is invalid (1, 2, 4 or 8)", source, h.shuffle_stride);
   if (h.payload_bytes > kMaxPayloadBytes)
     fail("{}: payload size {} exceeds the format's limit of {} bytes", source, h.payload_bytes, kMaxPayloadBytes);
@@ -432,7 +428,11 @@ Artifact deserialize(std::span<const uint8_t> bytes, const std::string& source) 
   const uint64_t crc = artifact_crc(bytes);
   if (crc != h.crc64)
     fail("{}: checksum mismatch (stored CRC-64 {:016x}, computed {:016x}): the file is corrupted", source, h.crc64, crc);
-  const auto shuffled = brotli_decompress(bytes.subspan(kHeaderBytes), h.payload_bytes, source);
+  const auto stream = bytes.subspan(kHeaderBytes);
+  if (h.compressor != Compressor::Brotli)
+    return decode_payload(grouped_decode(stream, h.payload_bytes, h.compressor, h.shuffle_stride, source), source,
+                          h.version);
+  const auto shuffled = brotli_decompress(stream, h.payload_bytes, source);
   return decode_payload(byte_unshuffle(shuffled, h.shuffle_stride), source, h.version);
 }
 
@@ -517,7 +517,8 @@ std::vector<GroupStats> group_stats(const Artifact& a, const PackOptions& o) {
     }
     std::vector<uint8_t> bytes;
     append_streams(bytes, members);
-    g.compressed_bytes = static_cast<int64_t>(brotli_compress(byte_shuffle(bytes, o.shuffle_stride), o).size());
+    g.compressed_bytes = static_cast<int64_t>(
+        brotli_best(byte_shuffle(bytes, o.shuffle_stride), o.brotli_quality, o.brotli_candidates).stream.size());
     if (g.params > 0) {
       g.bits_per_weight = static_cast<double>(g.compressed_bytes) * 8 / static_cast<double>(g.params);
       g.entropy_bits = group == "fp16 passthrough" ? entropy_bits(*value_histogram, g.params)
@@ -543,8 +544,10 @@ std::string describe(const Artifact& a, std::span<const uint8_t> file_bytes, con
   auto line = [&out](std::string text) { out += text + "\n"; };
   if (!file_bytes.empty()) {
     const Header h = read_header(file_bytes);
-    line(fmt::format("artifact: {} bytes = {}-byte header + {}-byte Brotli stream", with_commas(file_bytes.size()),
-                     kHeaderBytes, with_commas(h.stream_bytes)));
+    const auto stream = file_bytes.subspan(kHeaderBytes);
+    line(fmt::format("artifact: {} bytes = {}-byte header + {}-byte {} stream{}", with_commas(file_bytes.size()),
+                     kHeaderBytes, with_commas(h.stream_bytes), compressor_name(h.compressor),
+                     h.compressor == Compressor::Brotli ? fmt::format(" (window {})", brotli_stream_window(stream)) : ""));
     line(fmt::format("  format version {}, shuffle stride {}, payload {} bytes (ratio {:.3f}), CRC-64 {:016x}", h.version,
                      h.shuffle_stride, with_commas(h.payload_bytes),
                      h.stream_bytes ? static_cast<double>(h.payload_bytes) / h.stream_bytes : 0.0, h.crc64));

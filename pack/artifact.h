@@ -5,17 +5,25 @@
 //
 //   offset size  field
 //   0      4     magic "GPAK" (0x47 0x50 0x41 0x4B)
-//   4      1     format version: 1, or 2 when a tensor of kind 3 is present (the writer uses the
-//                lowest version that holds the artifact, so artifacts without kind 3 keep their
-//                version-1 bytes; a version-1 reader refuses a version-2 file, naming the version)
-//   5      1     shuffle stride s ∈ {1, 2, 4, 8} (1 = no shuffle)
+//   4      1     format version: 1, or 2 when the artifact needs it (a tensor of kind 3, or a
+//                compressor other than brotli). The writer uses the lowest version that holds the
+//                artifact, so plain artifacts keep their version-1 bytes; a version-1 reader
+//                refuses a version-2 file, naming the version.
+//   5      1     encoding: low 4 bits the shuffle stride s ∈ {1, 2, 4, 8} (1 = no shuffle), high
+//                4 bits the compressor c (COMPRESSOR): 0 brotli, 1 pergroup, 2 golf (c ≠ 0 only
+//                in version 2). Files written before compressors existed hold c = 0.
 //   6      4     payload size P, u32: bytes of the payload after decompression (≤ 1 GiB)
-//   10     4     stream size B, u32: bytes of the Brotli stream; the file is exactly 22 + B bytes
-//   14     8     CRC-64 (ECMA-182, liblzma's lzma_crc64) of bytes [0, 14) followed by the Brotli
-//                stream: the header fields are covered too, so one flipped bit anywhere in the
-//                file is caught (the CRC field itself then no longer matches)
-//   22     B     one Brotli stream (BROTLI_MODE_GENERIC; quality 11, window 2^24 by default) of
-//                byte_shuffle(payload, s)
+//   10     4     stream size B, u32: bytes of the stream; the file is exactly 22 + B bytes
+//   14     8     CRC-64 (ECMA-182, liblzma's lzma_crc64) of bytes [0, 14) followed by the stream:
+//                the header fields are covered too, so one flipped bit anywhere in the file is
+//                caught (the CRC field itself then no longer matches)
+//   22     B     the stream, by compressor:
+//                c = 0: one Brotli stream of byte_shuffle(payload, s), quality 11, the window and
+//                       mode chosen per artifact as the smallest of PackOptions::brotli_candidates
+//                       (the window is in the Brotli stream's own header; the decoder needs no
+//                       other setting)
+//                c = 1, 2: the grouped stream of pack/grouped.h (codes by tensor role, each group
+//                       compressed on its own; the rest of the payload through Brotli as above)
 //
 // PAYLOAD (P bytes once unshuffled)
 //
@@ -53,7 +61,15 @@
 #include <string>
 #include <vector>
 
+#include "pack/coders.h"
+
 namespace golf::pack {
+
+// COMPRESSOR: how the payload becomes the stream (the header's high encoding nibble).
+enum class Compressor : uint8_t { Brotli = 0, PerGroup = 1, Golf = 2 };
+// "brotli" | "pergroup" | "golf"; anything else is one golf::Error listing the valid names.
+Compressor compressor_from_name(const std::string& name);
+std::string compressor_name(Compressor c);
 
 struct Tensor {
   std::string name;
@@ -78,20 +94,27 @@ struct Artifact {
 struct PackOptions {
   int shuffle_stride = 2;   // 1, 2, 4 or 8
   int brotli_quality = 11;  // 0..11
-  int brotli_window = 24;   // log2 of the Brotli window, 10..24
+  // Brotli settings tried on every Brotli stream; the smallest output is kept (each costs one
+  // more quality-11 pass; they run in parallel). Windows 22 (the records' Python default) and 24
+  // (golf's old fixed choice, 16,962 bytes worse than 22 on one full-size artifact), GENERIC mode.
+  std::vector<BrotliSetting> brotli_candidates = {{22, 0}, {24, 0}};
+  Compressor compressor = Compressor::Brotli;
 };
 
 inline constexpr size_t kHeaderBytes = 22;
 inline constexpr uint8_t kFormatVersion = 2;  // the newest version this build reads and writes
-// The version serialize() writes for `a`: 2 when a tensor is Grouped, else 1.
-uint8_t required_version(const Artifact& a);
+// The version serialize() writes for `a` with `o`: 2 when a tensor is Grouped or the compressor is
+// not brotli, else 1.
+uint8_t required_version(const Artifact& a, const PackOptions& o);
 inline constexpr uint32_t kMaxPayloadBytes = uint32_t{1} << 30;
 inline constexpr uint32_t kMaxTensors = 65536;  // caps the table's memory on hostile input
 
 // The file bytes of `a`. Deterministic: the same tensors in any order give identical bytes
 // (tensors are written sorted by name). Throws golf::Error naming the tensor and field when `a`
 // is not representable (see check_tensor) or an option is out of range.
-std::vector<uint8_t> serialize(const Artifact& a, const PackOptions& o = {});
+// report: for COMPRESSOR=pergroup/golf, what each code group became (pack/grouped.h).
+struct GroupedReport;
+std::vector<uint8_t> serialize(const Artifact& a, const PackOptions& o = {}, GroupedReport* report = nullptr);
 
 // Validates everything (header, checksum, stream, table, every code and scale) and returns the
 // artifact with tensors in name order. Any problem is one golf::Error "<source>: <what>". Never
@@ -101,6 +124,7 @@ Artifact deserialize(std::span<const uint8_t> bytes, const std::string& source =
 // The header fields of an artifact file (checks magic, version, stride and sizes, not the CRC).
 struct Header {
   uint8_t version = 0, shuffle_stride = 0;
+  Compressor compressor = Compressor::Brotli;
   uint32_t payload_bytes = 0, stream_bytes = 0;
   uint64_t crc64 = 0;
 };
@@ -108,10 +132,13 @@ Header read_header(std::span<const uint8_t> bytes, const std::string& source = "
 
 // The payload layer alone (no header, shuffle or compression); deserialize() and serialize() use
 // these, the fuzzer drives decode_payload directly.
-std::vector<uint8_t> encode_payload(const Artifact& a);
-// `version`: the file's format version (kind 3 is refused in a version-1 payload).
-Artifact decode_payload(std::span<const uint8_t> payload, const std::string& source = "artifact",
-                        uint8_t version = kFormatVersion);
+//   4      1     format version: 1, or 2 when the artifact needs it (a tensor of kind 3, or a
+//                compressor other than brotli). The writer uses the lowest version that holds the
+//                artifact, so plain artifacts keep their version-1 bytes; a version-1 reader
+//                refuses a version-2 file, naming the version.
+//   5      1     encoding: low 4 bits the shuffle stride s ∈ {1, 2, 4, 8} (1 = no shuffle), high
+//                4 bits the compressor c (COMPRESSOR): 0 brotli, 1 pergroup, 2 golf (c ≠ 0 only
+//                in version 2). Files written before compressors existed hold c = 0.
 
 // Throws golf::Error "<where>: tensor '<name>': <what>" unless `t` is representable: non-empty
 // name of ≤ 65535 bytes, dims in [0, 2^32), kind known, bits in range, data sizes matching the

@@ -5,8 +5,12 @@
 //
 // The first input byte picks what the rest is, so mutations reach every layer despite the CRC:
 //   0: a whole artifact file → deserialize()
-//   1: a whole artifact file whose CRC is recomputed first → Brotli, shuffle and payload checks
+//   1: a whole artifact file whose CRC is recomputed first → the compressors' decoders (Brotli,
+//      the grouped stream of COMPRESSOR=pergroup/golf, golf's coder), shuffle and payload checks
 //   2: a raw payload → decode_payload(); whatever it accepts must re-encode to the same bytes
+//   3: u32 payload size, u8 compressor (pergroup/golf), then a raw grouped stream → grouped_decode()
+//   4: u8 rows − 1, u8 cols − 1, then a raw golf code stream → golf_decode_codes(); whatever it accepts
+//      must survive another encode and decode unchanged
 #include <lzma.h>
 
 #include <cstdio>
@@ -19,6 +23,8 @@
 
 #include "core/error.h"
 #include "pack/artifact.h"
+#include "pack/golf_coder.h"
+#include "pack/grouped.h"
 
 namespace {
 
@@ -48,7 +54,7 @@ void check_round_trip(const Artifact& a, const Bytes& file) {
 void run_one(const uint8_t* data, size_t size) {
   if (size == 0) return;
   Bytes in(data + 1, data + size);
-  switch (data[0] % 3) {
+  switch (data[0] % 5) {
     case 0:
       check_round_trip(golf::pack::deserialize(in, "fuzz"), in);
       break;
@@ -56,9 +62,28 @@ void run_one(const uint8_t* data, size_t size) {
       fix_crc(in);
       check_round_trip(golf::pack::deserialize(in, "fuzz"), in);
       break;
-    default:
+    case 2:
       // The payload encoding is canonical: one artifact, one byte sequence.
       if (golf::pack::encode_payload(golf::pack::decode_payload(in, "fuzz")) != in) bug("accepted payload is not canonical");
+      break;
+    case 3: {
+      if (in.size() < 5) return;
+      uint32_t payload_bytes;
+      std::memcpy(&payload_bytes, in.data(), 4);
+      const auto c = in[4] % 2 ? golf::pack::Compressor::Golf : golf::pack::Compressor::PerGroup;
+      const Bytes stream(in.begin() + 5, in.end());
+      const Bytes payload = golf::pack::grouped_decode(stream, payload_bytes % (1u << 20), c, 2, "fuzz");
+      if (payload.size() != payload_bytes % (1u << 20)) bug("grouped stream decoded to the wrong size");
+      break;
+    }
+    default: {
+      if (in.size() < 2) return;
+      const std::vector<std::pair<uint32_t, uint32_t>> shapes = {{in[0] + 1u, in[1] + 1u}};
+      const Bytes stream(in.begin() + 2, in.end());
+      const std::vector<int8_t> codes = golf::pack::golf_decode_codes(stream, shapes, "fuzz");
+      if (golf::pack::golf_decode_codes(golf::pack::golf_encode_codes(codes, shapes), shapes, "fuzz") != codes)
+        bug("accepted golf codes do not round-trip");
+    }
   }
 }
 
@@ -152,6 +177,37 @@ int main(int argc, char** argv) {
       if (stride == 2) write(dir / (stem + "-payload"), 2, golf::pack::encode_payload(a));
       n += stride == 2 ? 3 : 2;
     }
+  // The grouped compressors: whole files, raw grouped streams, raw golf code streams.
+  for (int variant = 1; variant < 3; ++variant)
+    for (const auto c : {golf::pack::Compressor::PerGroup, golf::pack::Compressor::Golf}) {
+      golf::pack::PackOptions o;
+      o.brotli_quality = 5;
+      o.compressor = c;
+      const Artifact a = seed_artifact(variant);
+      const std::string stem = "seed-" + std::to_string(variant) + "-" + golf::pack::compressor_name(c);
+      const Bytes file = golf::pack::serialize(a, o);
+      write(dir / (stem + "-file"), 0, file);
+      write(dir / (stem + "-crc"), 1, file);
+      std::vector<golf::pack::CodeSpan> spans;
+      const Bytes payload = golf::pack::encode_payload(a, &spans);
+      Bytes raw(4);
+      const auto size = static_cast<uint32_t>(payload.size());
+      std::memcpy(raw.data(), &size, 4);
+      raw.push_back(c == golf::pack::Compressor::Golf ? 1 : 0);
+      const Bytes stream = golf::pack::grouped_encode(payload, spans, o);
+      raw.insert(raw.end(), stream.begin(), stream.end());
+      write(dir / (stem + "-grouped"), 3, raw);
+      n += 3;
+    }
+  for (const auto& [rows, cols] : std::vector<std::pair<uint32_t, uint32_t>>{{4, 3}, {16, 40}}) {
+    std::vector<int8_t> codes;
+    for (uint32_t i = 0; i < rows * cols; ++i) codes.push_back(static_cast<int8_t>((i * 37) % 41 - 20));
+    Bytes raw = {static_cast<uint8_t>(rows - 1), static_cast<uint8_t>(cols - 1)};
+    const Bytes stream = golf::pack::golf_encode_codes(codes, {{rows, cols}});
+    raw.insert(raw.end(), stream.begin(), stream.end());
+    write(dir / ("seed-golf-codes-" + std::to_string(rows)), 4, raw);
+    ++n;
+  }
   std::printf("wrote %d seeds to %s\n", n, dir.c_str());
   return 0;
 }

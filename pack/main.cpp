@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <chrono>
 #include <cstdio>
 #include <fstream>
 
@@ -102,7 +103,10 @@ int run_pack(PackArgs& a) {
   const pack::QuantizeResult q = pack::quantize_model(to_pack, hessians, cfg, a.threads);
   pack::PackOptions options;
   options.shuffle_stride = static_cast<int>(cfg.shuffle_stride);
+  options.compressor = pack::compressor_from_name(cfg.compressor);
+  const auto pack_start = std::chrono::steady_clock::now();
   const auto bytes = pack::serialize(q.artifact, options);
+  const double pack_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - pack_start).count();
   const auto code = pack::counted_code(a.repo_root, a.manifest);
   pack::Budget budget;
   budget.limit = cfg.artifact_budget;
@@ -113,6 +117,7 @@ int run_pack(PackArgs& a) {
 
   std::fputs(tensor_table(q).c_str(), stdout);
   fmt::print("quantized {} tensors in {:.1f}s\n", q.tensors.size(), q.seconds);
+  fmt::print("compressed with COMPRESSOR={} in {:.1f}s\n", cfg.compressor, pack_seconds);
   std::fputs(pack::budget_report(budget, groups).c_str(), stdout);
   if (!budget.fits()) {
     fmt::print(stderr, "golf-pack: error: {} bytes is over the {}-byte limit by {}; no artifact written\n",
@@ -124,7 +129,8 @@ int run_pack(PackArgs& a) {
 
   nlohmann::json report = {{"artifact", a.out.string()}, {"bytes_model", budget.artifact_bytes},
                            {"bytes_code", budget.code_bytes}, {"bytes_total", budget.total()}, {"limit", budget.limit},
-                           {"code_files", code.files.size()}, {"quantize_seconds", q.seconds}};
+                           {"code_files", code.files.size()}, {"quantize_seconds", q.seconds},
+                           {"compressor", cfg.compressor}, {"compress_seconds", pack_seconds}};
   for (const auto& t : q.tensors)
     report["tensors"].push_back({{"name", t.name}, {"group", t.group}, {"bits", t.bits}, {"clip_sigmas", t.clip_sigmas},
                                  {"params", t.params}, {"error_gptq", t.error}, {"error_rtn", t.error_rtn},
@@ -178,7 +184,8 @@ int main(int argc, char** argv) {
       const pack::Artifact artifact = pack::deserialize(bytes, artifact_path.string());
       if (*inspect) {
         pack::PackOptions options;
-        options.shuffle_stride = pack::read_header(bytes, artifact_path.string()).shuffle_stride;
+        const pack::Header header = pack::read_header(bytes, artifact_path.string());
+        options.shuffle_stride = header.shuffle_stride;
         std::fputs(pack::describe(artifact, bytes, options).c_str(), stdout);
       } else {
         Config cfg;

@@ -191,7 +191,7 @@ TEST(Artifact, EveryStrideAndQualityRoundTrips) {
   const Artifact a = random_artifact(1);
   for (const int stride : {1, 2, 4, 8})
     for (const int quality : {0, 5, 11}) {
-      const Bytes file = serialize(a, {.shuffle_stride = stride, .brotli_quality = quality, .brotli_window = 18});
+      const Bytes file = serialize(a, {.shuffle_stride = stride, .brotli_quality = quality, .brotli_candidates = {{18, 0}}});
       EXPECT_EQ(file[5], stride);
       EXPECT_EQ(deserialize(file), sorted(a)) << "stride " << stride << ", quality " << quality;
     }
@@ -281,15 +281,27 @@ TEST(ArtifactV2, GroupedPayloadMatchesHandWrittenBytes) {
 
 TEST(ArtifactV2, VersionTwoIsWrittenExactlyWhenAGroupedTensorIsPresent) {
   Artifact a = random_artifact(4);
-  EXPECT_EQ(required_version(a), 1);
+  EXPECT_EQ(required_version(a, PackOptions{}), 1);
   EXPECT_EQ(serialize(a)[4], 1);  // artifacts without grouped tensors keep their version-1 bytes
   a.tensors.push_back(g_tensor("tok_emb.weight.lqB", {4, 32}, 4, 64, std::vector<int8_t>(128, -8),
                                std::vector<uint16_t>(2, 0x2e66)));
   a.tensors.push_back(g_tensor("tok_emb.weight.lqA", {48, 4}, 2, 192, std::vector<int8_t>(192, 1), {0x3c00}));
-  EXPECT_EQ(required_version(a), 2);
+  EXPECT_EQ(required_version(a, PackOptions{}), 2);
   const Bytes file = serialize(a);
   EXPECT_EQ(file[4], 2);
   EXPECT_EQ(deserialize(file), sorted(a));
+}
+
+TEST(ArtifactV2, VersionTwoIsWrittenWhenTheCompressorIsNotBrotli) {
+  const Artifact a = random_artifact(4);
+  PackOptions o;
+  o.compressor = Compressor::Golf;
+  EXPECT_EQ(required_version(a, o), 2);
+  Bytes file = serialize(a, o);
+  EXPECT_EQ(file[4], 2);
+  EXPECT_EQ(deserialize(file), sorted(a));
+  file[4] = 1;  // a version-1 header cannot announce another compressor (checked before the CRC)
+  EXPECT_NE(test::error_of([&] { read_header(file); }).find("needs format version 2"), std::string::npos);
 }
 
 TEST(ArtifactV2, GroupedTensorsInAVersionOnePayloadAreRefused) {
@@ -372,7 +384,7 @@ TEST(Artifact, SerializeRejectsUnrepresentableTensors) {
   EXPECT_TRUE(contains(write_error(a), "config_json is not valid JSON")) << write_error(a);
   EXPECT_TRUE(contains(write_error(tiny_artifact(), {.shuffle_stride = 3}), "shuffle stride 3 is invalid"));
   EXPECT_TRUE(contains(write_error(tiny_artifact(), {.brotli_quality = 12}), "Brotli quality 12"));
-  EXPECT_TRUE(contains(write_error(tiny_artifact(), {.brotli_window = 25}), "Brotli window 25"));
+  EXPECT_TRUE(contains(write_error(tiny_artifact(), {.brotli_candidates = {{25, 0}}}), "Brotli window 25"));
 }
 
 // ---- damage on read ---------------------------------------------------------------------------
@@ -428,9 +440,9 @@ TEST(ArtifactDamage, StreamSizeMismatchesAreCaughtBehindAValidChecksum) {
   const Bytes payload = encode_payload(tiny_artifact());
   EXPECT_EQ(deserialize(container(payload)), sorted(tiny_artifact()));
   EXPECT_TRUE(contains(read_error(container(payload, 2, static_cast<int64_t>(payload.size()) + 1)),
-                       fmt::format("holds {} payload bytes, the header says {}", payload.size(), payload.size() + 1)));
+                       fmt::format("the Brotli stream holds {} bytes, expected {}", payload.size(), payload.size() + 1)));
   EXPECT_TRUE(contains(read_error(container(payload, 2, static_cast<int64_t>(payload.size()) - 1)),
-                       "holds more than the header's payload size"));
+                       "the Brotli stream holds more than the expected"));
   EXPECT_TRUE(contains(read_error(container(payload, 2, int64_t{1} << 31)), "exceeds the format's limit"));
 }
 
@@ -593,9 +605,9 @@ TEST(PackBenchmark, DISABLED_CompressorComparison) {
   std::printf("payload %s bytes, %s params\n", with_commas(static_cast<int64_t>(payload.size())).c_str(),
               with_commas(params).c_str());
   for (const auto& [name, options] : std::vector<std::pair<std::string, PackOptions>>{
-           {"brotli q11 w24, shuffle 2 (default)", {}},
-           {"brotli q11 w24, no shuffle", {.shuffle_stride = 1}},
-           {"brotli q11 w22, shuffle 2", {.brotli_window = 22}}}) {
+           {"brotli q11 best of w22/w24, shuffle 2 (default)", {}},
+           {"brotli q11 w24, no shuffle", {.shuffle_stride = 1, .brotli_candidates = {{24, 0}}}},
+           {"brotli q11 w22, shuffle 2", {.brotli_candidates = {{22, 0}}}}}) {
     const PackOptions o = options;
     const auto [bytes, s] = timed([&] { return serialize(a, o).size(); });
     report(name, bytes, s);

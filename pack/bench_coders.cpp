@@ -1,0 +1,214 @@
+// golf-coder-bench — every compressor on the same quantized weights (issue 16 §1 benchmark).
+//
+//   golf-coder-bench F.golf [--skip-pergroup] [--json OUT.json]
+//
+// Reads an artifact (any compressor), then writes its tensors again with: today's byte-shuffled
+// Brotli-11 (window 24, GENERIC: golf's fixed setting before the per-artifact choice), Brotli at
+// windows 22 and 23 and in TEXT mode (the per-artifact choice is the smallest of its candidates),
+// COMPRESSOR=pergroup and COMPRESSOR=golf; each is decoded back and
+// compared bit for bit. Prints bytes, encode and decode seconds per coder, bytes per code group,
+// and the order-0 entropy of each group's codes as the reference line.
+#include <fmt/format.h>
+
+#include <array>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "core/atomic_file.h"
+#include "core/error.h"
+#include "pack/artifact.h"
+#include "pack/coders.h"
+#include "pack/grouped.h"
+
+using namespace golf;
+using namespace golf::pack;
+
+namespace {
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+struct Run {
+  std::string name;
+  int64_t bytes = 0;
+  double encode_s = 0, decode_s = 0;
+  std::map<int, int64_t> group_bytes;  // grouped coders: bytes per code group
+  int64_t rest_bytes = 0;
+  std::string note;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    std::fprintf(stderr, "usage: %s F.golf [--skip-pergroup] [--json OUT.json]\n", argv[0]);
+    return 2;
+  }
+  bool skip_pergroup = false;
+  std::string json_out;
+  for (int i = 2; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--skip-pergroup") == 0) skip_pergroup = true;
+    else if (std::strcmp(argv[i], "--json") == 0 && i + 1 < argc) json_out = argv[++i];
+    else {
+      std::fprintf(stderr, "unknown argument %s\n", argv[i]);
+      return 2;
+    }
+  }
+  try {
+    const Artifact a = deserialize(read_file_bytes(argv[1]), argv[1]);
+    std::vector<CodeSpan> spans;
+    const Bytes payload = encode_payload(a, &spans);
+
+    // Order-0 entropy of the codes, per code group and over all codes.
+    std::array<std::array<int64_t, 256>, kCodeGroups> histogram{};
+    std::array<int64_t, 256> all{};
+    std::array<int64_t, kCodeGroups> count{};
+    for (const CodeSpan& s : spans) {
+      const int g = code_group_of(s.name);
+      for (size_t i = 0; i < size_t{s.rows} * s.cols; ++i) {
+        ++histogram[static_cast<size_t>(g)][payload[s.offset + i]];
+        ++all[payload[s.offset + i]];
+      }
+      count[static_cast<size_t>(g)] += int64_t{s.rows} * s.cols;
+    }
+    const auto entropy_bytes = [](const std::array<int64_t, 256>& h) {
+      int64_t n = 0;
+      for (const int64_t c : h) n += c;
+      double bits = 0;
+      for (const int64_t c : h)
+        if (c > 0) bits -= static_cast<double>(c) * std::log2(static_cast<double>(c) / static_cast<double>(n));
+      return bits / 8;
+    };
+    int64_t codes = 0;
+    for (const int64_t c : count) codes += c;
+    double entropy_per_group = 0;
+    for (int g = 0; g < kCodeGroups; ++g) entropy_per_group += entropy_bytes(histogram[static_cast<size_t>(g)]);
+
+    fmt::print("artifact {}: {} tensors, {} codes, payload {} bytes, {} threads\n", argv[1], a.tensors.size(),
+               with_commas(codes), with_commas(static_cast<int64_t>(payload.size())), std::thread::hardware_concurrency());
+
+    std::vector<Run> runs;
+    const auto measure = [&](const std::string& name, const PackOptions& o, const std::string& note) {
+      Run r{name, 0, 0, 0, {}, 0, note};
+      auto t0 = std::chrono::steady_clock::now();
+      GroupedReport report;
+      const Bytes file = serialize(a, o, &report);
+      r.encode_s = seconds_since(t0);
+      r.bytes = static_cast<int64_t>(file.size());
+      t0 = std::chrono::steady_clock::now();
+      const Artifact back = deserialize(file, name);
+      r.decode_s = seconds_since(t0);
+      if (back != a) fail("{}: the round trip changed the artifact", name);
+      if (o.compressor != Compressor::Brotli) {
+        for (const GroupChoice& g : report.groups) r.group_bytes[g.group] = g.bytes;
+        r.rest_bytes = report.rest_bytes;
+        std::string methods;
+        for (const GroupChoice& g : report.groups)
+          methods += fmt::format(" {}:{}{}", code_group_name(g.group), g.method == 1 ? "brotli" : g.method == 2 ? "xz" : "golf",
+                                 g.layout == 2 ? "+reorder" : g.layout == 1 ? "+colmajor" : "");
+        r.note += methods;
+      } else {
+        r.note += fmt::format(" (window {})", brotli_stream_window(std::span(file).subspan(kHeaderBytes)));
+      }
+      fmt::print("  {:<16} {:>12} bytes  encode {:6.1f} s  decode {:5.2f} s  {}\n", name, with_commas(r.bytes), r.encode_s,
+                 r.decode_s, r.note);
+      std::fflush(stdout);
+      runs.push_back(r);
+    };
+    // Brotli: each setting alone (today's is window 24 GENERIC); the per-artifact choice is the
+    // smallest of its candidates, so its size is read off these runs.
+    for (const BrotliSetting b : std::vector<BrotliSetting>{{24, 0}, {22, 0}, {23, 0}, {22, 1}}) {
+      PackOptions o;
+      o.brotli_candidates = {b};
+      measure(fmt::format("brotli w{}{}", b.window, b.mode == 1 ? " text" : ""), o,
+              b.window == 24 && b.mode == 0 ? "today: byte-shuffled Brotli-11, window 24, GENERIC" : "");
+    }
+    const auto smallest = [&](std::initializer_list<size_t> which) {
+      size_t best = *which.begin();
+      for (const size_t i : which)
+        if (runs[i].bytes < runs[best].bytes) best = i;
+      return best;
+    };
+    const size_t chosen_default = smallest({1, 0}), chosen_all = smallest({1, 0, 2, 3});
+    fmt::print("  brotli, golf's default candidates (w22, w24 GENERIC): {} bytes ({})\n", with_commas(runs[chosen_default].bytes),
+               runs[chosen_default].name);
+    fmt::print("  brotli, all four tried: {} bytes ({})\n", with_commas(runs[chosen_all].bytes), runs[chosen_all].name);
+    if (!skip_pergroup) {
+      PackOptions pg;
+      pg.compressor = Compressor::PerGroup;
+      measure("pergroup", pg, "");
+    }
+    PackOptions golf_coder;
+    golf_coder.compressor = Compressor::Golf;
+    measure("golf", golf_coder, "");
+
+    // Per group: the codes alone through Brotli (best of the default candidates), the grouped
+    // coders' choices, and the order-0 entropy.
+    fmt::print("\nbytes per code group (Brotli column: the group's codes alone, row-major, default candidates)\n");
+    std::string header = fmt::format("  {:<10} {:>11} {:>11} {:>7}", "group", "codes", "entropy", "bits");
+    header += fmt::format(" {:>11}", "brotli");
+    for (const Run& r : runs)
+      if (!r.group_bytes.empty()) header += fmt::format(" {:>11}", r.name);
+    fmt::print("{}\n", header);
+    nlohmann::json groups_json = nlohmann::json::array();
+    for (int g = 0; g < kCodeGroups; ++g) {
+      if (count[static_cast<size_t>(g)] == 0) continue;
+      Bytes codes_alone;
+      for (const CodeSpan& s : spans)
+        if (code_group_of(s.name) == g)
+          codes_alone.insert(codes_alone.end(), payload.begin() + static_cast<std::ptrdiff_t>(s.offset),
+                             payload.begin() + static_cast<std::ptrdiff_t>(s.offset + size_t{s.rows} * s.cols));
+      const int64_t brotli_alone = static_cast<int64_t>(brotli_best(codes_alone, 11, PackOptions{}.brotli_candidates).stream.size());
+      const double h = entropy_bytes(histogram[static_cast<size_t>(g)]);
+      std::string line = fmt::format("  {:<10} {:>11} {:>11} {:>7.3f} {:>11}", code_group_name(g),
+                                     with_commas(count[static_cast<size_t>(g)]), with_commas(std::llround(h)),
+                                     h * 8 / static_cast<double>(count[static_cast<size_t>(g)]), with_commas(brotli_alone));
+      nlohmann::json gj = {{"group", code_group_name(g)}, {"codes", count[static_cast<size_t>(g)]}, {"entropy_bytes", h},
+                           {"brotli_alone", brotli_alone}};
+      for (const Run& r : runs)
+        if (!r.group_bytes.empty()) {
+          line += fmt::format(" {:>11}", with_commas(r.group_bytes.at(g)));
+          gj[r.name] = r.group_bytes.at(g);
+        }
+      fmt::print("{}\n", line);
+      groups_json.push_back(gj);
+    }
+    std::string rest_line = fmt::format("  {:<10} {:>11} {:>11} {:>7} {:>11}", "rest", "-", "-", "-", "-");
+    for (const Run& r : runs)
+      if (!r.group_bytes.empty()) rest_line += fmt::format(" {:>11}", with_commas(r.rest_bytes));
+    fmt::print("{}   (table, fp16 scales, passthrough: Brotli in both grouped coders)\n", rest_line);
+    fmt::print("  order-0 entropy of the codes: {} bytes per group summed ({:.4f} bits/code), {} bytes over all codes\n",
+               with_commas(std::llround(entropy_per_group)), entropy_per_group * 8 / static_cast<double>(codes),
+               with_commas(std::llround(entropy_bytes(all))));
+
+    const Run& base = runs[0];
+    const Run* pergroup = nullptr;
+    const Run* golf_run = nullptr;
+    for (const Run& r : runs) {
+      if (r.name == "pergroup") pergroup = &r;
+      if (r.name == "golf") golf_run = &r;
+    }
+    fmt::print("\nratios: golf / brotli today = {:.4f} (goal ≤ 0.97)", static_cast<double>(golf_run->bytes) / static_cast<double>(base.bytes));
+    if (pergroup) fmt::print(", golf / pergroup = {:.4f} (goal ≤ 0.99)", static_cast<double>(golf_run->bytes) / static_cast<double>(pergroup->bytes));
+    fmt::print(", brotli default choice / today = {:.4f}\n", static_cast<double>(runs[chosen_default].bytes) / static_cast<double>(base.bytes));
+
+    if (!json_out.empty()) {
+      nlohmann::json j = {{"artifact", argv[1]}, {"codes", codes}, {"entropy_bytes_per_group", entropy_per_group},
+                          {"entropy_bytes_all", entropy_bytes(all)}, {"groups", groups_json}};
+      for (const Run& r : runs)
+        j["coders"].push_back({{"name", r.name}, {"bytes", r.bytes}, {"encode_s", r.encode_s}, {"decode_s", r.decode_s},
+                               {"note", r.note}});
+      write_file_atomic(json_out, j.dump(2) + "\n");
+    }
+    return 0;
+  } catch (const Error& e) {
+    std::fprintf(stderr, "golf-coder-bench: error: %s\n", e.what());
+    return 1;
+  }
+}

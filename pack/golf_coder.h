@@ -1,0 +1,39 @@
+// pack/golf_coder.h — golf's coder for quantized weight codes (COMPRESSOR=golf, issue 16 §1): a
+// binary adaptive arithmetic coder with context modelling fitted to GPTQ/SDClip codes.
+//
+// No Debian or PyPI package offers an entropy-coding primitive as a C/C++ library (Debian has
+// zpaq and lrzip as programs only; zstd's FSE/Huffman are internal to libzstd; constriction is
+// Rust/Python), so the range coder is our own: 32-bit range, 64-bit low with carry propagation,
+// 16-bit probabilities — small, integer-only and therefore deterministic on every machine.
+//
+// MODEL (one fresh model per group of matrices; the matrices are coded row-major in order)
+//   A code q becomes binary decisions: q = 0?; then the sign; then |q| in unary (|q| > k? for
+//   k = 1..19); |q| ≥ 20 continues with an Elias-gamma code of |q| − 20 (length in unary, then
+//   the bits, most significant first).
+//   Two context models predict every decision; a logistic mixer (weights learned online, one set
+//   per decision node) combines them:
+//     model A: decision node × bucket of the column's running mean |q| (over the previous rows
+//              of this matrix; the input features differ in scale, GPTQ's error feedback moves
+//              error into later columns) × min(|left neighbour|, 2)
+//     model B: decision node × bucket of the row's running mean |q| (the row's shape: SDClip
+//              fixes its std, not its tails) × min(|code above|, 2)
+//   Counters adapt fast while young (rate 1/2, 1/3, … down to 1/64).
+//
+// STREAM: the range coder's bytes (the first is always 0); the decoder must consume exactly all
+// of them, so truncation or trailing bytes are errors; a code beyond ±128 is an error.
+#pragma once
+#include <cstdint>
+#include <span>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace golf::pack {
+
+// codes: the matrices of `shapes` (rows, cols) concatenated, each row-major.
+std::vector<uint8_t> golf_encode_codes(std::span<const int8_t> codes, const std::vector<std::pair<uint32_t, uint32_t>>& shapes);
+// Throws golf::Error "<source>: ..." on a stream that does not decode to exactly these shapes.
+std::vector<int8_t> golf_decode_codes(std::span<const uint8_t> stream, const std::vector<std::pair<uint32_t, uint32_t>>& shapes,
+                                      const std::string& source);
+
+}  // namespace golf::pack
