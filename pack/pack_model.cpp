@@ -94,7 +94,9 @@ const std::vector<std::string>& model_setting_keys() {
       "GATED_ATTENTION", "BIGRAM_HASH", "BIGRAM_BUCKETS", "BIGRAM_DIM",
       // MoA (core/moa.h); the inits and the training-only penalty (MOA_TI_*) are not model settings
       "MOA_ENABLED", "MOA_BRANCHES", "MOA_METRIC", "MOA_ROUTER_HIDDEN", "MOA_BIAS_GATE", "MOA_CONV_KERNEL",
-      "MOA_CHAN_MULT", "MOA_BALL", "MOA_BALL_KAPPA", "MOA_BALL_TAU"};
+      "MOA_CHAN_MULT", "MOA_BALL", "MOA_BALL_KAPPA", "MOA_BALL_TAU",
+      // the tokenizer the model was trained with (golf-eval refuses another); absent in older runs
+      "TOKENIZER_SHA256", "TOKENIZER_KIND"};
   return keys;
 }
 
@@ -107,7 +109,7 @@ bool written_only_when_changed(const std::string& key) {
                                              "BIGRAM_HASH",    "BIGRAM_BUCKETS",  "BIGRAM_DIM",
                                              "MOA_ENABLED", "MOA_BRANCHES", "MOA_METRIC", "MOA_ROUTER_HIDDEN",
                                              "MOA_BIAS_GATE", "MOA_CONV_KERNEL", "MOA_CHAN_MULT", "MOA_BALL",
-                                             "MOA_BALL_KAPPA", "MOA_BALL_TAU"};
+                                             "MOA_BALL_KAPPA", "MOA_BALL_TAU", "TOKENIZER_SHA256", "TOKENIZER_KIND"};
   return keys.count(key) > 0;
 }
 }  // namespace
