@@ -285,23 +285,27 @@ class Trainer {
 // tokenizer against VOCAB_SIZE and the data, and the tokenizer's identity, which the run records
 // (TOKENIZER_SHA256 / TOKENIZER_KIND in config.json, and from there in the artifact).
 void preflight(Config& cfg) {
-  bool sidecars = false;
+  int64_t sidecars = 0, val_shards = 0;
   for (const char* split : {"train", "val"}) {
     const auto files = shard::list(cfg.data_path, split);
     if (files.empty()) fail("DATA_PATH {}: no fineweb_{}_NNNNNN.bin shards", cfg.data_path, split);
     for (const auto& f : files) {
       const auto header = shard::read_header(f);
+      val_shards += std::string(split) == "val";
       if (std::string(split) == "val" && std::filesystem::exists(shard::sidecar_path(f))) {
         const auto sidecar = shard::read_header(shard::sidecar_path(f));
         if (sidecar.num_tokens != header.num_tokens)
           fail("byte sidecar {} has {} entries but its shard {} has {} tokens", shard::sidecar_path(f).string(),
                sidecar.num_tokens, f.filename().string(), header.num_tokens);
-        sidecars = true;
+        ++sidecars;
       }
     }
   }
+  if (sidecars > 0 && sidecars < val_shards)
+    fail("DATA_PATH {}: {} of {} validation shards have byte sidecars (fineweb_val_bytes_*): all need one, or none",
+         cfg.data_path, sidecars, val_shards);
   const Tokenizer tokenizer = Tokenizer::load(cfg.tokenizer_path);
-  check_tokenizer_for_data(tokenizer, cfg.vocab_size, sidecars, cfg.data_path);
+  check_tokenizer_for_data(tokenizer, cfg.vocab_size, sidecars > 0, cfg.data_path);
   if (!cfg.tokenizer_sha256.empty() && cfg.tokenizer_sha256 != tokenizer.sha256())
     fail("TOKENIZER_PATH {} is not the tokenizer this run was made with: TOKENIZER_SHA256 is {} ({}), the file's is {}",
          tokenizer.describe(), cfg.tokenizer_sha256, cfg.tokenizer_kind, tokenizer.sha256());

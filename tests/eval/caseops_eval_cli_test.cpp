@@ -2,7 +2,8 @@
 // shards with byte sidecars, a tiny golf-train run, golf-pack): bytes come from the sidecar and the
 // byte-recount check audits it; the artifact's tokenizer identity is enforced; and bad inputs — a
 // sidecar whose length or header disagrees with its shard, CaseOps shards with a plain tokenizer,
-// another tokenizer than the model's, a sidecar as DATA_PATH — are one clear error with no eval.json.
+// another tokenizer than the model's, a tokenizer of another vocabulary size, a sidecar as DATA_PATH
+// — are one clear error with no eval.json.
 // An artifact from before tokenizer identity is accepted with a warning.
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -44,6 +45,7 @@ class CaseOpsEval : public ::testing::Test {
         "cd " + quote(*dir) + " && " + data + "tokenizer --input train.txt --vocab 512 --caseops --out c.model" +
         " && " + data + "tokenizer --input val.jsonl --vocab 512 --caseops --out other.model" +
         " && " + data + "tokenizer --input train.txt --vocab 512 --out plain.model" +
+        " && " + data + "tokenizer --input train.txt --vocab 600 --caseops --out c600.model" +
         " && " + data + "shards --input train.txt --tokenizer c.model --out data --split train" +
         " && " + data + "shards --input val.jsonl --tokenizer c.model --out data --split val --verify-bytes" +
         " && env DATA_PATH=data TOKENIZER_PATH=c.model OUTPUT_DIR=runs RUN_ID=tiny" + model + " '" GOLF_TRAIN_BIN "'" +
@@ -139,6 +141,10 @@ TEST_F(CaseOpsEval, AnotherTokenizerThanTheModelsIsRefusedNamingBoth) {
   expect_refused(r, "is not the tokenizer the model was trained with");
   EXPECT_NE(r.output.find(Tokenizer::load(*dir / "other.model").sha256()), std::string::npos) << r.output;
   EXPECT_NE(r.output.find(Tokenizer::load(*dir / "c.model").sha256()), std::string::npos) << r.output;
+}
+
+TEST_F(CaseOpsEval, ATokenizerOfAnotherVocabularySize) {
+  expect_refused(eval(*dir / "data", *dir / "c600.model"), "has 600 pieces but VOCAB_SIZE is 512");
 }
 
 TEST_F(CaseOpsEval, ASidecarAsDataPathIsRefused) {
