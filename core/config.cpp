@@ -35,6 +35,9 @@ std::vector<ConfigField> build_field_table() {
       {"DATA_PATH", &Config::data_path, "shard dir"},
       {"TOKENIZER_PATH", &Config::tokenizer_path, ""},
       {"DEVICE", &Config::device, "auto | cpu | cuda"},
+      {"TOKENIZER_SHA256", &Config::tokenizer_sha256,
+       "the tokenizer's identity, set by golf-train from TOKENIZER_PATH (artifact: golf-eval checks it)"},
+      {"TOKENIZER_KIND", &Config::tokenizer_kind, "plain | caseops, set by golf-train with TOKENIZER_SHA256"},
 
       {"VOCAB_SIZE", &Config::vocab_size, ""},
       {"NUM_LAYERS", &Config::num_layers, ""},

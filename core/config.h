@@ -24,6 +24,8 @@ struct Config {
   std::string data_path = "./data/datasets/fineweb10B_sp8192";               // DATA_PATH: shard dir
   std::string tokenizer_path = "./data/tokenizers/fineweb_8192_bpe.model";  // TOKENIZER_PATH
   std::string device = "auto";        // DEVICE: auto | cpu | cuda
+  std::string tokenizer_sha256;       // TOKENIZER_SHA256: the tokenizer's identity, set by golf-train from TOKENIZER_PATH (artifact: golf-eval checks it)
+  std::string tokenizer_kind;         // TOKENIZER_KIND: plain | caseops, set by golf-train with TOKENIZER_SHA256
 
   // ---- model (see tests/reference/golf_model.py, the readable spec) ----------------------------
   int64_t vocab_size = 8192;          // VOCAB_SIZE

@@ -63,6 +63,45 @@ void write(const fs::path& path, std::span<const uint16_t> tokens) {
   file.commit();
 }
 
+fs::path sidecar_path(const fs::path& val_shard) {
+  const std::string name = val_shard.filename().string();
+  const std::string prefix = "fineweb_val_";
+  if (!name.starts_with(prefix)) fail("{}: not a validation shard name, so it has no byte sidecar", val_shard.string());
+  return val_shard.parent_path() / ("fineweb_val_bytes_" + name.substr(prefix.size()));
+}
+
+std::vector<uint16_t> read_sidecar(const fs::path& val_shard, int64_t shard_tokens) {
+  const fs::path path = sidecar_path(val_shard);
+  std::error_code ec;
+  if (!fs::is_regular_file(path, ec)) fail("{}: missing byte sidecar {}", val_shard.string(), path.filename().string());
+  const Header h = read_header(path);  // names the sidecar and what is wrong with its header
+  if (h.num_tokens != shard_tokens)
+    fail("byte sidecar {} has {} entries but its shard {} has {} tokens (one entry per token expected)", path.string(),
+         h.num_tokens, val_shard.filename().string(), shard_tokens);
+  return read_tokens(path);
+}
+
+int64_t check_token_ids(const fs::path& path, int64_t vocab_size) {
+  const Header h = read_header(path);
+  std::ifstream in(path, std::ios::binary);
+  in.seekg(kHeaderBytes);
+  std::vector<uint16_t> block(size_t{1} << 20);
+  for (int64_t done = 0; done < h.num_tokens;) {
+    const int64_t n = std::min<int64_t>(static_cast<int64_t>(block.size()), h.num_tokens - done);
+    in.read(reinterpret_cast<char*>(block.data()), static_cast<std::streamsize>(n * 2));
+    if (!in) fail("{}: short read at token {}", path.string(), done);
+    // max first (vectorizes); the position only on failure
+    const uint16_t top = *std::max_element(block.begin(), block.begin() + n);
+    if (top >= vocab_size) {
+      const auto at = std::find_if(block.begin(), block.begin() + n, [&](uint16_t t) { return t >= vocab_size; });
+      fail("{}: token id {} at position {} is not below VOCAB_SIZE {} (data made with another tokenizer?)",
+           path.string(), *at, done + (at - block.begin()), vocab_size);
+    }
+    done += n;
+  }
+  return h.num_tokens;
+}
+
 std::string file_name(std::string_view split, int index) { return fmt::format("fineweb_{}_{:06d}.bin", split, index); }
 
 std::vector<fs::path> list(const fs::path& dir_or_file, std::string_view split) {

@@ -6,6 +6,11 @@
 //
 // Files are named fineweb_{train,val}_NNNNNN.bin (six digits). Documents are concatenated, each
 // starting with BOS (id 1), and may straddle shard boundaries.
+//
+// CaseOps validation data also has a byte sidecar per shard, fineweb_val_bytes_NNNNNN.bin: the same
+// header and uint16 body, one entry per token of fineweb_val_NNNNNN.bin — the number of original
+// UTF-8 bytes that token stands for (0 for BOS and the case operators). Scorers use it instead of
+// the tokenizer's byte table (rules-and-eval.md §2.6).
 #pragma once
 #include <cstdint>
 #include <filesystem>
@@ -48,6 +53,19 @@ std::string file_name(std::string_view split, int index);
 // side files such as fineweb_val_bytes_000000.bin are never picked up. A path that is itself a
 // file is returned as is.
 std::vector<std::filesystem::path> list(const std::filesystem::path& dir_or_file, std::string_view split);
+
+// The byte sidecar of a validation shard: fineweb_val_000003.bin → fineweb_val_bytes_000003.bin
+// (same directory).
+std::filesystem::path sidecar_path(const std::filesystem::path& val_shard);
+
+// Reads the sidecar of `val_shard` and checks it against the shard: a valid header whose token count
+// equals the shard's `shard_tokens`. Throws golf::Error naming both files and the disagreeing field.
+std::vector<uint16_t> read_sidecar(const std::filesystem::path& val_shard, int64_t shard_tokens);
+
+// Scans every token id of a shard (header validated first) in blocks, without holding the file in
+// memory; throws golf::Error naming the file, the position and the id of the first id ≥ vocab_size.
+// Returns the number of tokens.
+int64_t check_token_ids(const std::filesystem::path& path, int64_t vocab_size);
 
 // Streams tokens into fineweb_<split>_NNNNNN.bin files of `shard_tokens` tokens each (the last
 // one shorter). Every shard goes to a temporary file; finish() renames them all at once, and a

@@ -1,21 +1,49 @@
 #include "core/tokenizer.h"
 
+#include <openssl/evp.h>
 #include <sentencepiece_processor.h>
 
+#include <fstream>
+#include <iterator>
+
+#include "core/caseops.h"
 #include "core/error.h"
 
 namespace golf {
+
+namespace {
+
+std::string sha256_hex(const std::string& bytes) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  if (EVP_Digest(bytes.data(), bytes.size(), digest, &len, EVP_sha256(), nullptr) != 1) fail("sha256 failed");
+  std::string hex;
+  for (unsigned int i = 0; i < len; ++i) hex += fmt::format("{:02x}", digest[i]);
+  return hex;
+}
+
+}  // namespace
 
 Tokenizer Tokenizer::load(const std::filesystem::path& model_path) {
   std::error_code ec;
   if (!std::filesystem::is_regular_file(model_path, ec))
     fail("tokenizer {}: no such file", model_path.string());
+  std::ifstream in(model_path, std::ios::binary);
+  const std::string bytes{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  if (!in.eof() && in.fail()) fail("tokenizer {}: cannot read", model_path.string());
   auto sp = std::make_shared<sentencepiece::SentencePieceProcessor>();
-  if (const auto status = sp->Load(model_path.string()); !status.ok())
+  if (const auto status = sp->LoadFromSerializedProto(bytes); !status.ok())
     fail("tokenizer {}: not a SentencePiece model ({})", model_path.string(), status.ToString());
   Tokenizer t;
   t.path_ = model_path;
   t.sp_ = std::move(sp);
+  t.sha256_ = sha256_hex(bytes);
+  bool caseops = true;
+  for (const auto op : caseops::kOperators) {
+    const int id = t.piece_to_id(op);
+    caseops = caseops && id != t.unk_id() && !t.is_control(id) && !t.is_byte(id) && t.piece(id) == op;
+  }
+  t.kind_ = caseops ? "caseops" : "plain";
   return t;
 }
 
@@ -29,11 +57,26 @@ bool Tokenizer::is_unknown(int id) const { return sp_->IsUnknown(id); }
 bool Tokenizer::is_unused(int id) const { return sp_->IsUnused(id); }
 bool Tokenizer::is_byte(int id) const { return sp_->IsByte(id); }
 
+std::string Tokenizer::describe() const {
+  return fmt::format("{} ({}, {} pieces, sha256 {}…)", path_.string(), kind_, vocab_size(), sha256_.substr(0, 12));
+}
+
 std::vector<int> Tokenizer::encode(std::string_view text) const {
   std::vector<int> ids;
   if (const auto status = sp_->Encode(text, &ids); !status.ok())
     fail("tokenizer {}: encode failed: {}", path_.string(), status.ToString());
   return ids;
+}
+
+std::vector<Tokenizer::Piece> Tokenizer::encode_with_spans(std::string_view text) const {
+  const auto spt = sp_->EncodeAsImmutableProto(text);
+  std::vector<Piece> out;
+  out.reserve(spt.pieces_size());
+  for (size_t i = 0; i < spt.pieces_size(); ++i) {
+    const auto p = spt.pieces(static_cast<int>(i));
+    out.push_back({static_cast<int>(p.id()), p.begin(), p.end()});
+  }
+  return out;
 }
 
 std::string Tokenizer::decode(std::span<const int> ids) const {

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 
+#include "core/byte_sidecar.h"
 #include "core/byte_table.h"
 #include "core/error.h"
 #include "core/progress.h"
@@ -15,6 +16,7 @@ namespace golf::data {
 static std::string split_of(const fs::path& path) {
   const std::string name = path.filename().string();
   if (name.starts_with("fineweb_train_")) return "train";
+  if (name.starts_with("fineweb_val_bytes_")) return "val_bytes";  // a sidecar passed by itself
   if (name.starts_with("fineweb_val_")) return "val";
   return "?";
 }
@@ -28,6 +30,8 @@ InspectReport inspect(const fs::path& target, const std::optional<fs::path>& tok
     table = ByteTable::build(*tokenizer);
     report.tokenizer = tokenizer_path;
     report.vocab_size = tokenizer->vocab_size();
+    report.tokenizer_kind = tokenizer->kind();
+    report.tokenizer_sha256 = tokenizer->sha256();
   }
   std::vector<fs::path> files;
   for (const char* split : {"train", "val"})
@@ -42,6 +46,9 @@ InspectReport inspect(const fs::path& target, const std::optional<fs::path>& tok
   int64_t done_bytes = 0;
   std::string stream_split;
   int prev = -1;  // predictions continue across the shards of one split
+  const bool caseops = tokenizer && tokenizer->is_caseops();
+  std::vector<uint16_t> val_tokens, val_sidecar;  // the CaseOps val stream, for the sidecar audit
+  int val_with_sidecar = 0, val_without_sidecar = 0;
   for (const auto& path : files) {
     const auto tokens = shard::read_tokens(path);
     ShardStats stats;
@@ -49,6 +56,32 @@ InspectReport inspect(const fs::path& target, const std::optional<fs::path>& tok
     stats.split = split_of(path);
     if (stats.split != stream_split) prev = -1, stream_split = stats.split;
     stats.tokens = static_cast<int64_t>(tokens.size());
+    if (stats.split == "val_bytes") {  // a sidecar alone: its header was validated, count what it holds
+      stats.sidecar_bytes = 0;
+      for (const uint16_t b : tokens) *stats.sidecar_bytes += b;
+      report.files.push_back(std::move(stats));
+      continue;
+    }
+    if (stats.split == "val" && fs::exists(shard::sidecar_path(path))) {
+      const auto sidecar = shard::read_sidecar(path, stats.tokens);
+      ++val_with_sidecar;
+      if (tokenizer && !caseops)
+        fail("{} has a byte sidecar (CaseOps data) but tokenizer {} is not a CaseOps tokenizer", path.string(),
+             tokenizer->describe());
+      stats.sidecar_bytes = 0;
+      for (const uint16_t b : sidecar) *stats.sidecar_bytes += b;
+      if (caseops) {
+        val_tokens.insert(val_tokens.end(), tokens.begin(), tokens.end());
+        val_sidecar.insert(val_sidecar.end(), sidecar.begin(), sidecar.end());
+      }
+    } else if (stats.split == "val") {
+      ++val_without_sidecar;
+      if (caseops)
+        fail("{} has no byte sidecar {}, but tokenizer {} is a CaseOps tokenizer: its bpb needs one", path.string(),
+             shard::sidecar_path(path).filename().string(), tokenizer->describe());
+    }
+    if (val_with_sidecar && val_without_sidecar)
+      fail("{}: some validation shards have byte sidecars and others not (e.g. {})", target.string(), path.string());
     for (size_t i = 0; i < tokens.size(); ++i) {
       const int t = tokens[i];
       if (report.vocab_size && t >= report.vocab_size)
@@ -66,13 +99,21 @@ InspectReport inspect(const fs::path& target, const std::optional<fs::path>& tok
     done_bytes += static_cast<int64_t>(fs::file_size(path));
     progress.update(done_bytes);
   }
+  if (caseops && !val_tokens.empty()) {
+    const SidecarAudit a = audit_sidecar(val_tokens, val_sidecar, static_cast<int64_t>(val_tokens.size()) - 1, *tokenizer);
+    if (!a.ok()) fail("{}: byte sidecar disagrees with its shards: {}", target.string(), a.violation);
+    report.sidecar_total = a.sidecar_bytes;
+    report.sidecar_decoded_bytes = a.decoded_bytes;
+    report.sidecar_documents = a.documents;
+    report.sidecar_documents_differing = a.documents_differing;
+  }
   return report;
 }
 
 namespace {
 struct Totals {
-  int64_t files = 0, tokens = 0, documents = 0, bytes = 0;
-  bool has_bytes = false;
+  int64_t files = 0, tokens = 0, documents = 0, bytes = 0, sidecar_bytes = 0;
+  bool has_bytes = false, has_sidecar = false;
 };
 std::map<std::string, Totals> totals_by_split(const InspectReport& r) {
   std::map<std::string, Totals> totals;
@@ -80,6 +121,7 @@ std::map<std::string, Totals> totals_by_split(const InspectReport& r) {
     auto& t = totals[f.split];
     t.files += 1, t.tokens += f.tokens, t.documents += f.documents;
     if (f.bytes) t.bytes += *f.bytes, t.has_bytes = true;
+    if (f.sidecar_bytes) t.sidecar_bytes += *f.sidecar_bytes, t.has_sidecar = true;
   }
   return totals;
 }
@@ -89,19 +131,28 @@ nlohmann::json to_json(const InspectReport& r) {
   nlohmann::json j;
   j["tokenizer"] = r.tokenizer ? nlohmann::json(r.tokenizer->string()) : nlohmann::json(nullptr);
   j["vocab_size"] = r.vocab_size ? nlohmann::json(r.vocab_size) : nlohmann::json(nullptr);
+  j["tokenizer_kind"] = r.tokenizer ? nlohmann::json(r.tokenizer_kind) : nlohmann::json(nullptr);
+  j["tokenizer_sha256"] = r.tokenizer ? nlohmann::json(r.tokenizer_sha256) : nlohmann::json(nullptr);
   j["files"] = nlohmann::json::array();
   for (const auto& f : r.files) {
     nlohmann::json e = {{"path", f.path.string()}, {"split", f.split}, {"tokens", f.tokens},
                         {"documents", f.documents}, {"max_token", f.max_token}};
     e["bytes"] = f.bytes ? nlohmann::json(*f.bytes) : nlohmann::json(nullptr);
+    e["sidecar_bytes"] = f.sidecar_bytes ? nlohmann::json(*f.sidecar_bytes) : nlohmann::json(nullptr);
     j["files"].push_back(e);
   }
   for (const auto& [split, t] : totals_by_split(r)) {
     nlohmann::json s = {{"files", t.files}, {"tokens", t.tokens}, {"documents", t.documents}};
     s["bytes"] = t.has_bytes ? nlohmann::json(t.bytes) : nlohmann::json(nullptr);
     s["bytes_per_token"] = t.has_bytes && t.tokens ? nlohmann::json(double(t.bytes) / double(t.tokens)) : nlohmann::json(nullptr);
+    s["sidecar_bytes"] = t.has_sidecar ? nlohmann::json(t.sidecar_bytes) : nlohmann::json(nullptr);
     j["splits"][split] = s;
   }
+  if (r.sidecar_total)
+    j["sidecar_audit"] = {{"sidecar_bytes", *r.sidecar_total},
+                          {"decoded_original_bytes", *r.sidecar_decoded_bytes},
+                          {"documents", *r.sidecar_documents},
+                          {"documents_differing", *r.sidecar_documents_differing}};
   return j;
 }
 
@@ -118,6 +169,14 @@ std::string to_table(const InspectReport& r) {
   for (const auto& [split, t] : totals_by_split(r))
     out += fmt::format("{:<28} {:>5} {:>14} {:>10} {}\n", fmt::format("total ({} files)", t.files), split, t.tokens,
                        t.documents, bytes_cols(t.has_bytes, t.bytes, t.tokens));
+  for (const auto& [split, t] : totals_by_split(r))
+    if (t.has_sidecar) out += fmt::format("byte sidecar ({}): {} bytes (the bpb denominator for CaseOps data)\n", split, t.sidecar_bytes);
+  if (r.sidecar_total)
+    out += fmt::format("sidecar audit: BOS and case operators count 0 at every position; {} documents: sidecar {} bytes, "
+                       "decoded original text {} bytes ({} documents differ: SentencePiece's NFKC and whitespace "
+                       "folding change the decoded text, the sidecar counts the original)\n",
+                       *r.sidecar_documents, *r.sidecar_total, *r.sidecar_decoded_bytes, *r.sidecar_documents_differing);
+  if (r.tokenizer) out += fmt::format("tokenizer {} ({}, sha256 {})\n", r.tokenizer->string(), r.tokenizer_kind, r.tokenizer_sha256);
   if (!r.tokenizer) out += "(pass --tokenizer to validate ids against a vocabulary and count bpb bytes)\n";
   return out;
 }

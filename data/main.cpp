@@ -1,7 +1,7 @@
 // golf-data — tokenizer training, challenge-format token shards, shard inspection.
 //
-//   golf-data tokenizer --input F... --vocab 8192 --out X.model
-//   golf-data shards    --input F... --tokenizer X.model --out DIR --split train|val
+//   golf-data tokenizer --input F... --vocab 8192 --out X.model [--caseops]
+//   golf-data shards    --input F... --tokenizer X.model --out DIR --split train|val [--caseops] [--verify-bytes]
 //   golf-data inspect   FILE|DIR [--tokenizer X.model] [--json]
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
@@ -21,6 +21,14 @@ static nlohmann::json shard_json(const gd::ShardOptions& o, const gd::ShardRepor
                       {"seconds", r.seconds}, {"text_mb_per_s", double(r.text_bytes) / 1e6 / std::max(r.seconds, 1e-9)}};
   j["decoded_bytes"] = r.decoded_bytes ? nlohmann::json(*r.decoded_bytes) : nlohmann::json(nullptr);
   for (const auto& p : r.shards) j["shards"].push_back(p.string());
+  j["tokenizer_kind"] = r.tokenizer_kind;
+  auto opt = [](const std::optional<int64_t>& v) { return v ? nlohmann::json(*v) : nlohmann::json(nullptr); };
+  j["sidecar_bytes"] = opt(r.sidecar_bytes);
+  j["round_trip_ok"] = opt(r.round_trip_ok);
+  j["sidecar_equal_docs"] = opt(r.sidecar_equal_docs);
+  j["edge_whitespace_docs"] = r.edge_whitespace_docs;
+  j["sidecars"] = nlohmann::json::array();
+  for (const auto& p : r.sidecars) j["sidecars"].push_back(p.string());
   return j;
 }
 
@@ -38,6 +46,7 @@ int main(int argc, char** argv) {
   tok_cmd->add_option("--input-sentence-size", tok.input_sentence_size, "documents sampled for training (0: all)")->capture_default_str();
   tok_cmd->add_option("--max-sentence-length", tok.max_sentence_length, "longer documents are fed in chunks of whole lines (bytes)")->capture_default_str();
   tok_cmd->add_option("--threads", tok.threads, "worker threads (0: all cores)")->capture_default_str();
+  tok_cmd->add_flag("--caseops", tok.caseops, "CaseOps: train on case-transformed text, operators reserved as pieces 4..7");
   tok_cmd->add_flag("--json", json, "print the result as JSON");
 
   gd::ShardOptions sh;
@@ -50,7 +59,11 @@ int main(int argc, char** argv) {
   sh_cmd->add_option("--max-docs", sh.max_docs, "tokenize at most this many documents (-1: all)")->capture_default_str();
   sh_cmd->add_option("--threads", sh.threads, "encoder threads (0: all cores)")->capture_default_str();
   sh_cmd->add_flag("--overwrite", sh.overwrite, "replace existing shards of this split in --out");
-  sh_cmd->add_flag("--verify-bytes", sh.verify_bytes, "decode every document and check the bpb byte table against it");
+  sh_cmd->add_flag("--verify-bytes", sh.verify_bytes,
+                   "decode every document and check the bpb byte table against it; CaseOps: also the round trip "
+                   "and Σ sidecar = the document's byte length");
+  sh_cmd->add_flag("--caseops", sh.caseops,
+                   "require a CaseOps tokenizer (the tokenizer's kind selects the CaseOps transform either way)");
   sh_cmd->add_flag("--json", json, "print the result as JSON");
 
   std::filesystem::path target;
@@ -85,6 +98,16 @@ int main(int argc, char** argv) {
                    r.tokens, "text bytes (raw)", r.text_bytes, "bytes (bpb table)", r.table_bytes, "bytes/token",
                    j["bytes_per_token"].get<double>());
         if (r.decoded_bytes) fmt::print("{:<22} {} (equal to the table: checked per document)\n", "bytes (decoded)", *r.decoded_bytes);
+        fmt::print("{:<22} {}\n", "tokenizer kind", r.tokenizer_kind);
+        if (r.round_trip_ok)
+          fmt::print("{:<22} lossless on {}/{} documents\n", "CaseOps round trip", *r.round_trip_ok, r.documents);
+        if (r.sidecar_bytes) {
+          fmt::print("{:<22} {} (the bpb denominator; {} file(s))\n", "bytes (sidecar)", *r.sidecar_bytes, r.sidecars.size());
+          if (r.sidecar_equal_docs)
+            fmt::print("{:<22} Σ sidecar = original byte length on {}/{} documents ({} vs {} raw bytes{})\n", "sidecar check",
+                       *r.sidecar_equal_docs, r.documents, *r.sidecar_bytes, r.text_bytes,
+                       r.edge_whitespace_docs ? fmt::format("; {} documents have edge whitespace, which no piece covers", r.edge_whitespace_docs) : "");
+        }
         fmt::print("{:<22} {} ({:.2f} MB/s of text)\n", "time", golf::human_seconds(r.seconds), j["text_mb_per_s"].get<double>());
       }
     } else if (*in_cmd) {

@@ -1,4 +1,6 @@
-// golf-data shards: documents → [BOS] + encode(text) per document → fineweb_<split>_NNNNNN.bin.
+// golf-data shards: documents → [BOS] + encode(text) per document → fineweb_<split>_NNNNNN.bin;
+// with a CaseOps tokenizer, [BOS] + encode(caseops(text)), and for val the byte sidecar
+// fineweb_val_bytes_NNNNNN.bin from the pieces' surface spans (core/caseops.h).
 //
 // A reader thread parses the next batch of documents while all cores encode the current one;
 // batches are appended in input order, so the output bytes depend only on the input.
@@ -10,6 +12,7 @@
 #include <thread>
 
 #include "core/byte_table.h"
+#include "core/caseops.h"
 #include "core/error.h"
 #include "core/progress.h"
 #include "core/shard.h"
@@ -41,21 +44,70 @@ Batch read_batch(DocumentReader& reader, int64_t docs_left) {
   return batch;
 }
 
-// Encodes every document of the batch on `threads` threads; result[i] = [BOS] + ids(doc i).
-std::vector<std::vector<uint16_t>> encode_batch(const Tokenizer& tokenizer, const Batch& batch, int threads) {
-  std::vector<std::vector<uint16_t>> out(batch.docs.size());
+// One document, ready to append: [BOS] + ids, and for CaseOps val data its byte sidecar
+// [0] + original bytes per token.
+struct Encoded {
+  std::vector<uint16_t> tokens, sidecar;
+  bool round_trip = true;       // CaseOps with verify: decode(encode(text)) == text
+  int64_t edge_whitespace = 0;  // CaseOps: bytes of leading + trailing ASCII whitespace (in no piece)
+};
+
+struct EncodeMode {
+  bool caseops = false, sidecar = false, verify = false;
+};
+
+int64_t edge_whitespace_bytes(std::string_view text) {
+  constexpr std::string_view ws = " \t\n\r\f\v";
+  const auto first = text.find_first_not_of(ws);
+  if (first == std::string_view::npos) return static_cast<int64_t>(text.size());
+  return static_cast<int64_t>(first + (text.size() - 1 - text.find_last_not_of(ws)));
+}
+
+Encoded encode_document(const Tokenizer& tokenizer, const Document& doc, EncodeMode mode) {
+  Encoded e;
+  std::vector<int> ids;
+  std::vector<int64_t> counts;
+  if (!mode.caseops) {
+    ids = tokenizer.encode(doc.text);
+  } else {
+    std::vector<uint8_t> original_bytes;
+    const std::string transformed = caseops::encode(doc.text, mode.sidecar ? &original_bytes : nullptr);
+    if (mode.verify) e.round_trip = caseops::decode(transformed) == doc.text;
+    e.edge_whitespace = edge_whitespace_bytes(doc.text);
+    if (mode.sidecar) {
+      const auto pieces = tokenizer.encode_with_spans(transformed);
+      std::vector<caseops::Span> spans;
+      spans.reserve(pieces.size());
+      for (const auto& p : pieces) ids.push_back(p.id), spans.push_back({p.begin, p.end});
+      counts = caseops::token_byte_counts(spans, original_bytes);
+    } else {
+      ids = tokenizer.encode(transformed);
+    }
+  }
+  e.tokens.reserve(ids.size() + 1);
+  e.tokens.push_back(shard::kBos);
+  for (const int id : ids) e.tokens.push_back(static_cast<uint16_t>(id));
+  if (mode.sidecar) {
+    e.sidecar.reserve(counts.size() + 1);
+    e.sidecar.push_back(0);  // BOS stands for no byte of the document
+    for (size_t i = 0; i < counts.size(); ++i) {
+      if (counts[i] > 65535)
+        fail("{}: token {} stands for {} original bytes, more than a uint16 sidecar entry holds", doc.where, i, counts[i]);
+      e.sidecar.push_back(static_cast<uint16_t>(counts[i]));
+    }
+  }
+  return e;
+}
+
+// Encodes every document of the batch on `threads` threads, in input order.
+std::vector<Encoded> encode_batch(const Tokenizer& tokenizer, const Batch& batch, int threads, EncodeMode mode) {
+  std::vector<Encoded> out(batch.docs.size());
   std::atomic<size_t> next{0};
   std::exception_ptr error;
   std::mutex error_mutex;
   auto work = [&] {
     try {
-      for (size_t i; (i = next.fetch_add(1)) < batch.docs.size();) {
-        const std::vector<int> ids = tokenizer.encode(batch.docs[i].text);
-        auto& tokens = out[i];
-        tokens.reserve(ids.size() + 1);
-        tokens.push_back(shard::kBos);
-        for (const int id : ids) tokens.push_back(static_cast<uint16_t>(id));
-      }
+      for (size_t i; (i = next.fetch_add(1)) < batch.docs.size();) out[i] = encode_document(tokenizer, batch.docs[i], mode);
     } catch (...) {
       std::lock_guard lock(error_mutex);
       if (!error) error = std::current_exception();
@@ -76,10 +128,19 @@ void prepare_output(const ShardOptions& o) {
   std::filesystem::create_directories(o.out_dir, ec);
   if (ec) fail("--out {}: cannot create directory: {}", o.out_dir.string(), ec.message());
   if (::access(o.out_dir.c_str(), W_OK) != 0) fail("--out {}: directory is not writable", o.out_dir.string());
-  const auto existing = shard::list(o.out_dir, o.split);
-  if (!existing.empty() && !o.overwrite)
-    fail("--out {}: already holds {} {} shard(s) (e.g. {}); pass --overwrite to replace them", o.out_dir.string(),
-         existing.size(), o.split, existing.front().filename().string());
+  for (const std::string& split : {o.split, o.split + "_bytes"}) {
+    const auto existing = shard::list(o.out_dir, split);
+    if (!existing.empty() && !o.overwrite)
+      fail("--out {}: already holds {} {} file(s) (e.g. {}); pass --overwrite to replace them", o.out_dir.string(),
+           existing.size(), split, existing.front().filename().string());
+  }
+}
+
+// With --overwrite, files of an earlier run (more shards, or CaseOps sidecars that the new data does
+// not have) would otherwise remain beside ours.
+void remove_stale(const fs::path& dir, const std::string& split, const std::vector<fs::path>& keep) {
+  for (const auto& old : shard::list(dir, split))
+    if (std::find(keep.begin(), keep.end(), old) == keep.end()) fs::remove(old);
 }
 
 }  // namespace
@@ -91,14 +152,24 @@ ShardReport write_shards(const ShardOptions& o) {
     fail("tokenizer {}: vocab {} does not fit uint16 shard tokens", o.tokenizer.string(), tokenizer.vocab_size());
   if (tokenizer.bos_id() != shard::kBos)
     fail("tokenizer {}: BOS id is {}, the shard format needs {}", o.tokenizer.string(), tokenizer.bos_id(), shard::kBos);
+  if (o.caseops && !tokenizer.is_caseops())
+    fail("--caseops: tokenizer {} is not a CaseOps tokenizer (it lacks the operator pieces U+E001..U+E004); "
+         "train one with golf-data tokenizer --caseops",
+         tokenizer.describe());
+  const EncodeMode mode{tokenizer.is_caseops(), tokenizer.is_caseops() && o.split == "val", o.verify_bytes};
   const ByteTable table = ByteTable::build(tokenizer);
   DocumentReader reader(o.inputs);
   prepare_output(o);
 
   const int threads = o.threads > 0 ? o.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   shard::Writer writer(o.out_dir, o.split, o.shard_tokens);
+  std::optional<shard::Writer> sidecar_writer;  // same cut points: appended in step with `writer`
   ShardReport report;
+  report.tokenizer_kind = tokenizer.kind();
+  if (mode.sidecar) sidecar_writer.emplace(o.out_dir, o.split + "_bytes", o.shard_tokens), report.sidecar_bytes = 0;
   if (o.verify_bytes) report.decoded_bytes = 0;
+  if (o.verify_bytes && mode.caseops) report.round_trip_ok = 0;
+  if (o.verify_bytes && mode.sidecar) report.sidecar_equal_docs = 0;
   Progress progress(fmt::format("shards {}", o.split), reader.bytes_total());
 
   auto docs_left = [&] { return o.max_docs < 0 ? int64_t{-1} : o.max_docs - report.documents; };
@@ -109,15 +180,36 @@ ShardReport write_shards(const ShardOptions& o) {
     const int64_t left_after = o.max_docs < 0 ? -1 : docs_left() - static_cast<int64_t>(batch.docs.size());
     next = std::async(std::launch::async, read_batch, std::ref(reader), left_after);
 
-    const auto encoded = encode_batch(tokenizer, batch, threads);
+    const auto encoded = encode_batch(tokenizer, batch, threads, mode);
     for (size_t i = 0; i < encoded.size(); ++i) {
-      const auto& tokens = encoded[i];
+      const auto& tokens = encoded[i].tokens;
+      const Document& doc = batch.docs[i];
+      if (mode.caseops) {
+        report.edge_whitespace_docs += encoded[i].edge_whitespace > 0;
+        if (report.round_trip_ok) {
+          if (!encoded[i].round_trip) fail("{}: CaseOps round trip failed: decode(encode(text)) differs from the text", doc.where);
+          *report.round_trip_ok += 1;
+        }
+      }
+      if (mode.sidecar) {
+        int64_t sum = 0;
+        for (const uint16_t b : encoded[i].sidecar) sum += b;
+        *report.sidecar_bytes += sum;
+        if (report.sidecar_equal_docs) {
+          const int64_t expected = static_cast<int64_t>(doc.text.size()) - encoded[i].edge_whitespace;
+          if (sum != expected)
+            fail("{}: the byte sidecar counts {} bytes but the document has {} (of {}, less {} bytes of edge whitespace)",
+                 doc.where, sum, expected, doc.text.size(), encoded[i].edge_whitespace);
+          *report.sidecar_equal_docs += 1;
+        }
+        sidecar_writer->append(encoded[i].sidecar);
+      }
       const int64_t doc_bytes = table.count(std::span(tokens).subspan(1), shard::kBos);
       if (report.decoded_bytes) {
         const std::vector<int> ids(tokens.begin() + 1, tokens.end());
         const auto decoded = static_cast<int64_t>(tokenizer.decode(ids).size());
         if (decoded != doc_bytes)
-          fail("{}: the byte table counts {} bytes but the decoded text has {}", batch.docs[i].where, doc_bytes, decoded);
+          fail("{}: the byte table counts {} bytes but the decoded text has {}", doc.where, doc_bytes, decoded);
         *report.decoded_bytes += decoded;
       }
       // The stream's byte total is the sum over documents: a BOS target costs 0 bytes.
@@ -134,9 +226,9 @@ ShardReport write_shards(const ShardOptions& o) {
   if (report.documents == 0) fail("no documents in the inputs");
   report.tokens = writer.tokens_written();
   report.shards = writer.finish();
-  // With --overwrite, shards of an earlier, longer run would otherwise remain past our last one.
-  for (const auto& old : shard::list(o.out_dir, o.split))
-    if (std::find(report.shards.begin(), report.shards.end(), old) == report.shards.end()) std::filesystem::remove(old);
+  if (sidecar_writer) report.sidecars = sidecar_writer->finish();
+  remove_stale(o.out_dir, o.split, report.shards);
+  remove_stale(o.out_dir, o.split + "_bytes", report.sidecars);
   report.seconds = progress.elapsed_seconds();
   progress.finish(fmt::format("{} docs, {} tokens in {} shard(s)", report.documents, report.tokens, report.shards.size()));
   return report;

@@ -8,6 +8,7 @@
 #include <unordered_map>
 
 #include "core/atomic_file.h"
+#include "core/caseops.h"
 #include "core/error.h"
 #include "core/text_input.h"
 #include "data/golf_data.h"
@@ -23,8 +24,8 @@ namespace {
 // newline loses no merge.
 class DocumentIterator : public sentencepiece::SentenceIterator {
  public:
-  DocumentIterator(DocumentReader& reader, int64_t max_docs, size_t max_chunk, TokenizerReport& report)
-      : reader_(reader), max_docs_(max_docs), max_chunk_(max_chunk), report_(report) {
+  DocumentIterator(DocumentReader& reader, int64_t max_docs, size_t max_chunk, bool caseops, TokenizerReport& report)
+      : reader_(reader), max_docs_(max_docs), max_chunk_(max_chunk), caseops_(caseops), report_(report) {
     Next();
   }
   bool done() const override { return done_; }
@@ -68,6 +69,7 @@ class DocumentIterator : public sentencepiece::SentenceIterator {
       pos_ = 0;
       report_.documents += 1;
       report_.text_bytes += static_cast<int64_t>(doc_.size());
+      if (caseops_) doc_ = caseops::encode(doc_);  // the text the shards will encode
       if (!doc_.empty()) return true;
     }
   }
@@ -75,6 +77,7 @@ class DocumentIterator : public sentencepiece::SentenceIterator {
   DocumentReader& reader_;
   int64_t max_docs_;
   size_t max_chunk_;
+  bool caseops_;
   TokenizerReport& report_;
   std::string doc_, chunk_, error_;
   size_t pos_ = 0;
@@ -85,19 +88,21 @@ class DocumentIterator : public sentencepiece::SentenceIterator {
 }  // namespace
 
 TokenizerReport train_tokenizer(const TokenizerOptions& o) {
-  if (o.vocab_size < 260 || o.vocab_size > 65536)
-    fail("--vocab {} must be in [260, 65536]: 4 special + 256 byte pieces, ids stored as uint16", o.vocab_size);
+  const int min_vocab = o.caseops ? 264 : 260;
+  if (o.vocab_size < min_vocab || o.vocab_size > 65536)
+    fail("--vocab {} must be in [{}, 65536]: 4 special{} + 256 byte pieces, ids stored as uint16", o.vocab_size,
+         min_vocab, o.caseops ? " + 4 CaseOps operator" : "");
   if (o.out.extension() != ".model") fail("--out {}: expected a path ending in .model", o.out.string());
   if (o.out.has_parent_path()) std::filesystem::create_directories(o.out.parent_path());
   const auto start = std::chrono::steady_clock::now();
 
   DocumentReader reader(o.inputs);
   TokenizerReport report;
-  DocumentIterator docs(reader, o.max_docs, static_cast<size_t>(o.max_sentence_length), report);
+  DocumentIterator docs(reader, o.max_docs, static_cast<size_t>(o.max_sentence_length), o.caseops, report);
   if (!docs.error().empty()) fail("{}", docs.error());
   if (docs.done()) fail("no documents in the inputs");
   const int threads = o.threads > 0 ? o.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  const std::unordered_map<std::string, std::string> args = {
+  std::unordered_map<std::string, std::string> args = {
       {"model_type", "bpe"},
       {"vocab_size", std::to_string(o.vocab_size)},
       {"character_coverage", "0.999"},
@@ -116,6 +121,9 @@ TokenizerReport train_tokenizer(const TokenizerOptions& o) {
       {"num_threads", std::to_string(threads)},
       // no model_prefix: the model comes back in memory and is written atomically below
   };
+  // CaseOps: the operators become USER_DEFINED pieces right after UNK (ids 4..7), always one piece each.
+  if (o.caseops)
+    args["user_defined_symbols"] = fmt::format("{},{},{},{}", caseops::kTitle, caseops::kAllCaps, caseops::kCapNext, caseops::kEsc);
   std::string model_proto;
   const auto status = sentencepiece::SentencePieceTrainer::Train(args, &docs, &model_proto);
   if (!docs.error().empty()) fail("{}", docs.error());
@@ -126,6 +134,9 @@ TokenizerReport train_tokenizer(const TokenizerOptions& o) {
   sentencepiece::SentencePieceProcessor sp;
   if (const auto st = sp.LoadFromSerializedProto(model_proto); !st.ok())
     fail("trained model does not load: {}", st.ToString());
+  for (size_t k = 0; o.caseops && k < 4; ++k)
+    if (sp.PieceToId(caseops::kOperators[k]) != static_cast<int>(4 + k))
+      fail("trained CaseOps model puts operator U+E00{} at id {}, not {}", k + 1, sp.PieceToId(caseops::kOperators[k]), 4 + k);
   std::string vocab;
   for (int id = 0; id < sp.GetPieceSize(); ++id) vocab += fmt::format("{}\t{}\n", sp.IdToPiece(id), sp.GetScore(id));
   auto vocab_path = o.out;

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <random>
 
+#include "core/byte_sidecar.h"
 #include "core/error.h"
 #include "core/tokenizer.h"
 
@@ -176,7 +177,20 @@ CheckResult check_document_isolation(LanguageModel& lm, std::span<const uint16_t
 
 // ---- bytes -----------------------------------------------------------------------------------
 CheckResult check_byte_recount(std::span<const uint16_t> tokens, int64_t M, const ByteTable& table,
-                               const Tokenizer& tokenizer) {
+                               const Tokenizer& tokenizer, std::span<const uint16_t> sidecar) {
+  if (!sidecar.empty()) {
+    const SidecarAudit a = audit_sidecar(tokens, sidecar, M, tokenizer);
+    const double rel = a.decoded_bytes ? static_cast<double>(a.sidecar_bytes - a.decoded_bytes) / static_cast<double>(a.decoded_bytes) : 0.0;
+    const bool within = std::abs(rel) <= kSidecarRecountTolerance;
+    std::string detail = fmt::format(
+        "byte sidecar: {} bytes over {} predictions; decoded original text of {} documents: {} bytes ({:+.3f} %, {} "
+        "documents differ through SentencePiece normalization; tolerance {:.1f} %); BOS and case operators count 0 at "
+        "every position: {}",
+        commas(a.sidecar_bytes), commas(M), commas(a.documents), commas(a.decoded_bytes), 100 * rel,
+        commas(a.documents_differing), 100 * kSidecarRecountTolerance, a.ok() ? "yes" : "NO");
+    if (!a.ok()) detail += "; " + a.violation;
+    return result("byte_recount", a.ok() && within, detail);
+  }
   const int64_t counted = table.count(tokens.first(static_cast<size_t>(M + 1)));
   // Independent count: decode the scored targets (tokens 1..M) document by document. A document is
   // the run of tokens after a BOS; a run at the stream start without a BOS is decoded with its

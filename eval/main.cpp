@@ -23,6 +23,7 @@
 #include <cstdio>
 
 #include "core/atomic_file.h"
+#include "core/byte_sidecar.h"
 #include "core/byte_table.h"
 #include "core/error.h"
 #include "core/model.h"
@@ -100,9 +101,22 @@ int run_eval(EvalArgs& a) {
   const bool main_rank = world.main();
   const ValData val = load_val(cfg);
   const Tokenizer tokenizer = Tokenizer::load(cfg.tokenizer_path);
+  check_tokenizer_for_data(tokenizer, cfg.vocab_size, val.has_sidecar(), cfg.data_path);
+  // The artifact names the tokenizer its model was trained with (TOKENIZER_SHA256, pinned from it).
+  if (cfg.tokenizer_sha256.empty()) {
+    if (main_rank)
+      fmt::print("warning: the artifact does not record its tokenizer (packed before golf recorded it); cannot check "
+                 "that TOKENIZER_PATH {} is the one the model was trained with\n", tokenizer.describe());
+  } else if (cfg.tokenizer_sha256 != tokenizer.sha256()) {
+    fail("TOKENIZER_PATH {} ({}, sha256 {}) is not the tokenizer the model was trained with ({}, sha256 {}, "
+         "recorded in the artifact {})",
+         cfg.tokenizer_path, tokenizer.kind(), tokenizer.sha256(), cfg.tokenizer_kind, cfg.tokenizer_sha256,
+         a.artifact.string());
+  }
   const ByteTable table = ByteTable::build(tokenizer, static_cast<int>(cfg.vocab_size));
   const int64_t M = val.predictions;
-  const Stream stream{val.tokens, M, &table, {}};
+  Stream stream{val.tokens, M, &table, {}};
+  stream.sidecar = val.sidecar;  // CaseOps: the byte sidecar replaces the table
   const bool compliance = !a.no_check && (a.check || cfg.ttt_enabled);
 
   auto make_lm = [&]() -> std::unique_ptr<LanguageModel> {
@@ -115,6 +129,12 @@ int run_eval(EvalArgs& a) {
              a.artifact.string(), artifact_bytes.size(), device.str(), M, val.files.size(), cfg.eval_seq_len);
   if (main_rank) fmt::print("golf-eval: reads only fineweb_val_*.bin under DATA_PATH and does not link the training loader: "
              "training data is never read\n");
+  if (main_rank && val.has_sidecar()) {
+    int64_t sum = 0;
+    for (int64_t j = 0; j < M; ++j) sum += val.sidecar[static_cast<size_t>(j + 1)];
+    fmt::print("val_bpb:byte_sidecar:enabled files:{} bytes_sum:{} (CaseOps: bytes per prediction from the sidecar, "
+               "not the tokenizer's table)\n", val.sidecar_files.size(), sum);
+  }
   std::fflush(stdout);
 
   nlohmann::json report;
@@ -129,7 +149,11 @@ int run_eval(EvalArgs& a) {
     report["bytes_code_error"] = e.what();
   }
   report["tokenizer"] = cfg.tokenizer_path;
+  report["tokenizer_sha256"] = tokenizer.sha256();
+  report["tokenizer_kind"] = tokenizer.kind();
   for (const auto& f : val.files) report["val_files"].push_back(f.string());
+  report["byte_sidecar"] = val.has_sidecar();
+  for (const auto& f : val.sidecar_files) report["val_sidecar_files"].push_back(f.string());
   report["train_data_read"] = false;
   report["device"] = device.str();
   report["config"] = to_json(cfg);
@@ -188,7 +212,7 @@ int run_eval(EvalArgs& a) {
     checks.push_back(check_score_before_update(updates, cfg.ttt_enabled != 0));
     checks.push_back(check_single_pass(coverage));
     checks.push_back(check_document_isolation(*lm, val.tokens, cfg, isolation_tol));
-    checks.push_back(check_byte_recount(val.tokens, M, table, tokenizer));
+    checks.push_back(check_byte_recount(val.tokens, M, table, tokenizer, val.sidecar));
   }
   const double compliance_seconds = since_start() - compliance_start;
   comm.barrier();  // the other ranks wait while rank 0 checks

@@ -62,7 +62,7 @@ void score_range(LanguageModel& lm, const Stream& s, std::span<const Window> win
       for (int64_t j = w.score_from; j < w.end; ++j) {
         const double x = v[i * T + (j - w.begin)];
         acc.nll += x;
-        acc.bytes += s.table->bytes(s.tokens[static_cast<size_t>(j)], targets[static_cast<size_t>(j + 1)]);
+        acc.bytes += s.bytes(j, targets);
         ++acc.predictions;
         if (hooks.ledger) hooks.ledger->scored(j);
         if (hooks.nll) (*hooks.nll)[static_cast<size_t>(j)] = x;

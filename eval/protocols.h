@@ -2,7 +2,7 @@
 //
 // Every protocol scores predictions j ∈ [0, M) of a token stream — prediction j predicts token j + 1
 // from tokens ≤ j — each exactly once, and accumulates in float64
-//     S_nll = Σ −log p_j(token j+1),   B = Σ bytes_j (the golf-data byte table),
+//     S_nll = Σ −log p_j(token j+1),   B = Σ bytes_j (the golf-data byte table, or the CaseOps byte sidecar),
 //     val_loss = S_nll / M,   val_bpb = S_nll / (ln 2 · B).
 // The work is a list of windows (predictions [begin, end) fed as one row, of which [score_from, end)
 // are scored), cut contiguously across ranks; sums are merged across ranks at the end.
@@ -83,6 +83,14 @@ struct Stream {
   // Targets to score (same length as tokens); empty: tokens. The causality check scores a
   // perturbed stream against the original targets.
   std::span<const uint16_t> score_targets;
+  // CaseOps byte sidecar (same length as tokens), replacing the table: prediction j costs
+  // sidecar[j + 1] bytes. Empty: the table.
+  std::span<const uint16_t> sidecar;
+  // Bytes of prediction j (previous token, target) — the one place protocols count bytes.
+  int64_t bytes(int64_t j, std::span<const uint16_t> targets) const {
+    if (!sidecar.empty()) return sidecar[static_cast<size_t>(j + 1)];
+    return table->bytes(tokens[static_cast<size_t>(j)], targets[static_cast<size_t>(j + 1)]);
+  }
 };
 
 // How work is split across processes. `sum` all-reduces a tensor in place (SUM); unset for one.

@@ -26,10 +26,20 @@ ValData load_val(const Config& cfg) {
     const auto t = shard::read_tokens(f);
     v.files.push_back(f);
     v.tokens.insert(v.tokens.end(), t.begin(), t.end());
+    const bool sidecar = fs::exists(shard::sidecar_path(f));
+    if (sidecar != v.has_sidecar() && v.files.size() > 1)
+      fail("DATA_PATH {}: {} has {} byte sidecar but the shards before it {}: all validation shards need one, or none",
+           cfg.data_path, f.filename().string(), sidecar ? "a" : "no", sidecar ? "have none" : "have one");
+    if (sidecar) {
+      const auto b = shard::read_sidecar(f, static_cast<int64_t>(t.size()));
+      v.sidecar_files.push_back(shard::sidecar_path(f));
+      v.sidecar.insert(v.sidecar.end(), b.begin(), b.end());
+    }
     if (cfg.val_max_tokens > 0 && static_cast<int64_t>(v.tokens.size()) >= cfg.val_max_tokens + 1) break;
   }
   if (cfg.val_max_tokens > 0 && static_cast<int64_t>(v.tokens.size()) > cfg.val_max_tokens + 1)
     v.tokens.resize(static_cast<size_t>(cfg.val_max_tokens + 1));
+  if (v.has_sidecar()) v.sidecar.resize(v.tokens.size());
   for (size_t i = 0; i < v.tokens.size(); ++i)
     if (v.tokens[i] >= cfg.vocab_size)
       fail("validation shards hold token id {} at position {}, ≥ VOCAB_SIZE {}", v.tokens[i], i, cfg.vocab_size);

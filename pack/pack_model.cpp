@@ -190,7 +190,9 @@ const std::vector<std::string>& model_setting_keys() {
       "MOA_ENABLED", "MOA_BRANCHES", "MOA_METRIC", "MOA_ROUTER_HIDDEN", "MOA_BIAS_GATE", "MOA_CONV_KERNEL",
       "MOA_CHAN_MULT", "MOA_BALL", "MOA_BALL_KAPPA", "MOA_BALL_TAU",
       // R29's sparse attention gate (its init std is not a model setting)
-      "SPARSE_ATTN_GATE_ENABLED", "SPARSE_ATTN_GATE_SCALE"};
+      "SPARSE_ATTN_GATE_ENABLED", "SPARSE_ATTN_GATE_SCALE",
+      // the tokenizer the model was trained with (golf-eval refuses another); absent in older runs
+      "TOKENIZER_SHA256", "TOKENIZER_KIND"};
   return keys;
 }
 
@@ -204,7 +206,7 @@ bool written_only_when_changed(const std::string& key) {
                                              "MOA_ENABLED", "MOA_BRANCHES", "MOA_METRIC", "MOA_ROUTER_HIDDEN",
                                              "MOA_BIAS_GATE", "MOA_CONV_KERNEL", "MOA_CHAN_MULT", "MOA_BALL",
                                              "MOA_BALL_KAPPA", "MOA_BALL_TAU", "SPARSE_ATTN_GATE_ENABLED",
-                                             "SPARSE_ATTN_GATE_SCALE"};
+                                             "SPARSE_ATTN_GATE_SCALE", "TOKENIZER_SHA256", "TOKENIZER_KIND"};
   return keys.count(key) > 0;
 }
 }  // namespace

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cmath>
 
+#include "core/byte_sidecar.h"
 #include "core/dist/comm.h"
 #include "core/error.h"
 #include "core/model.h"
@@ -89,6 +90,8 @@ class Trainer {
     log(fmt::format("model_params:{} device:{} grad_accum_steps:{} micro_batch_tokens:{} val_tokens:{}",
                     model_->num_params(), device_.str(), accum_, loader_options_.tokens_per_rank,
                     validation_->predictions()));
+    log(fmt::format("tokenizer:{} kind:{} sha256:{}", cfg_.tokenizer_path, cfg_.tokenizer_kind, cfg_.tokenizer_sha256));
+    if (validation_->uses_sidecar()) log("val_bpb:byte_sidecar:enabled");
 
     if (resume_dir) {
       const auto ck = RunDir::read_checkpoint(*resume_dir);
@@ -287,16 +290,48 @@ class Trainer {
   bool looping_ = false;
 };
 
-// Everything that can be checked before a run directory exists, so a bad DATA_PATH or tokenizer
-// leaves nothing behind.
-void preflight(const Config& cfg) {
-  for (const char* split : {"train", "val"})
-    if (shard::list(cfg.data_path, split).empty())
-      fail("DATA_PATH {}: no fineweb_{}_NNNNNN.bin shards", cfg.data_path, split);
+// Everything that can be checked before a run directory exists, so a bad DATA_PATH, shard or
+// tokenizer leaves nothing behind: every shard's header (and each val shard's byte sidecar), the
+// tokenizer against VOCAB_SIZE and the data, and the tokenizer's identity, which the run records
+// (TOKENIZER_SHA256 / TOKENIZER_KIND in config.json, and from there in the artifact).
+void preflight(Config& cfg) {
+  int64_t sidecars = 0, val_shards = 0;
+  for (const char* split : {"train", "val"}) {
+    const auto files = shard::list(cfg.data_path, split);
+    if (files.empty()) fail("DATA_PATH {}: no fineweb_{}_NNNNNN.bin shards", cfg.data_path, split);
+    for (const auto& f : files) {
+      const auto header = shard::read_header(f);
+      val_shards += std::string(split) == "val";
+      if (std::string(split) == "val" && std::filesystem::exists(shard::sidecar_path(f))) {
+        const auto sidecar = shard::read_header(shard::sidecar_path(f));
+        if (sidecar.num_tokens != header.num_tokens)
+          fail("byte sidecar {} has {} entries but its shard {} has {} tokens", shard::sidecar_path(f).string(),
+               sidecar.num_tokens, f.filename().string(), header.num_tokens);
+        ++sidecars;
+      }
+    }
+  }
+  if (sidecars > 0 && sidecars < val_shards)
+    fail("DATA_PATH {}: {} of {} validation shards have byte sidecars (fineweb_val_bytes_*): all need one, or none",
+         cfg.data_path, sidecars, val_shards);
   const Tokenizer tokenizer = Tokenizer::load(cfg.tokenizer_path);
-  if (tokenizer.vocab_size() > cfg.vocab_size)
-    fail("TOKENIZER_PATH {} has {} pieces, more than VOCAB_SIZE {}", cfg.tokenizer_path, tokenizer.vocab_size(),
-         cfg.vocab_size);
+  check_tokenizer_for_data(tokenizer, cfg.vocab_size, sidecars > 0, cfg.data_path);
+  if (!cfg.tokenizer_sha256.empty() && cfg.tokenizer_sha256 != tokenizer.sha256())
+    fail("TOKENIZER_PATH {} is not the tokenizer this run was made with: TOKENIZER_SHA256 is {} ({}), the file's is {}",
+         tokenizer.describe(), cfg.tokenizer_sha256, cfg.tokenizer_kind, tokenizer.sha256());
+  cfg.tokenizer_sha256 = tokenizer.sha256();
+  cfg.tokenizer_kind = tokenizer.kind();
+}
+
+// Every token id of every training and validation shard is below VOCAB_SIZE (one error naming the
+// file and position otherwise). A linear scan of the uint16 data; returns a log line with its time.
+std::string check_shard_tokens(const Config& cfg) {
+  const auto t0 = Clock::now();
+  int64_t tokens = 0, files = 0;
+  for (const char* split : {"train", "val"})
+    for (const auto& f : shard::list(cfg.data_path, split)) tokens += shard::check_token_ids(f, cfg.vocab_size), ++files;
+  return fmt::format("data_check: {} shards, {} tokens, all ids < VOCAB_SIZE {} ({:.0f}ms)", files, tokens,
+                     cfg.vocab_size, ms_since(t0));
 }
 
 }  // namespace
@@ -305,15 +340,17 @@ TrainResult train(Config config, const std::optional<std::filesystem::path>& res
   const dist::World world = dist::world_from_env();
   if (resume_dir) config = RunDir::read_config(*resume_dir);
   validate(config);
-  if (!resume_dir) preflight(config);
+  preflight(config);
   const at::Device device = pick_device(config, world);
   dist::Comm comm(world, device, std::chrono::milliseconds(static_cast<int64_t>(1000 * config.dist_timeout_seconds)));
   // Rank 0 alone creates (or opens) the run directory; the others learn whether it could, so a
   // refused run directory stops every rank with one clear error instead of a collective timeout.
+  // Rank 0 also scans every shard's token ids first (once, not once per rank).
   std::optional<RunDir> run;
-  std::string run_error;
+  std::string run_error, data_check;
   if (world.main()) {
     try {
+      data_check = check_shard_tokens(config);
       run.emplace(resume_dir ? RunDir::open(*resume_dir, config) : RunDir::create(config));
     } catch (const Error& e) {
       run_error = e.what();
@@ -322,7 +359,8 @@ TrainResult train(Config config, const std::optional<std::filesystem::path>& res
   std::vector<double> ok{run_error.empty() ? 1.0 : 0.0};
   comm.broadcast(ok, 0);
   if (!run_error.empty()) throw Error(run_error);
-  if (ok[0] == 0) fail("rank 0 could not create the run directory (its error is in rank 0's output)");
+  if (ok[0] == 0) fail("rank 0 refused the data or could not create the run directory (its error is in rank 0's output)");
+  if (run) run->log(data_check);
   Trainer trainer(config, run ? &*run : nullptr, comm, device);
   trainer.set_run_dir(run ? run->path() : std::filesystem::path(config.output_dir) / config.run_id);
   return trainer.run(resume_dir);

@@ -19,10 +19,17 @@ Validation::Validation(const Config& cfg) : cfg_(cfg) {
   for (const auto& f : files) {
     const auto t = shard::read_tokens(f);
     tokens_.insert(tokens_.end(), t.begin(), t.end());
+    if (std::filesystem::exists(shard::sidecar_path(f))) {  // CaseOps: the sidecar replaces the table
+      const auto b = shard::read_sidecar(f, static_cast<int64_t>(t.size()));
+      sidecar_.insert(sidecar_.end(), b.begin(), b.end());
+    }
+    if (!sidecar_.empty() && sidecar_.size() != tokens_.size())
+      fail("DATA_PATH {}: only some validation shards have byte sidecars (e.g. not {})", cfg.data_path, f.string());
     if (cfg.val_max_tokens > 0 && static_cast<int64_t>(tokens_.size()) >= cfg.val_max_tokens + 1) break;
   }
   if (cfg.val_max_tokens > 0 && static_cast<int64_t>(tokens_.size()) > cfg.val_max_tokens + 1)
     tokens_.resize(static_cast<size_t>(cfg.val_max_tokens + 1));
+  if (!sidecar_.empty()) sidecar_.resize(tokens_.size());
   const Tokenizer tokenizer = Tokenizer::load(cfg.tokenizer_path);
   table_ = ByteTable::build(tokenizer, static_cast<int>(cfg.vocab_size));
   for (const uint16_t t : tokens_)
@@ -50,7 +57,7 @@ ValidationResult Validation::evaluate(const Model& model, bool looping, dist::Co
       for (int64_t j = 0; j <= L; ++j) {
         const size_t idx = static_cast<size_t>((r0 + r) * L + j);
         buf[static_cast<size_t>(r * (L + 1) + j)] = tokens_[idx];
-        if (j > 0) bytes += table_.bytes(tokens_[idx - 1], tokens_[idx]);
+        if (j > 0) bytes += sidecar_.empty() ? table_.bytes(tokens_[idx - 1], tokens_[idx]) : sidecar_[idx];
       }
     const at::Tensor batch = at::from_blob(buf.data(), {n, L + 1}, at::kLong).to(model.device());
     const at::Tensor losses = model.token_losses(batch.narrow(1, 0, L), batch.narrow(1, 1, L), looping);
