@@ -36,7 +36,7 @@ class CaseOpsEval : public ::testing::Test {
       start = end + 2;
     }
     test::write_file(*dir / "val.jsonl", val);
-    const std::string data = "'" GOLF_DATA_BIN "' ", d = dir->path().string();
+    const std::string data = std::string("'") + GOLF_DATA_BIN + "' ", d = dir->path().string();
     const std::string model = " VOCAB_SIZE=512 NUM_LAYERS=2 MODEL_DIM=32 NUM_HEADS=2 NUM_KV_HEADS=1 ROPE_DIMS=8 NUM_LOOPS=0"
                               " PARALLEL_START_LAYER=2 XSA_LAST_N=2 TRAIN_SEQ_LEN=128 TRAIN_BATCH_TOKENS=1024"
                               " GRAD_ACCUM_STEPS=1 MAX_WALLCLOCK_SECONDS=0 ITERATIONS=20 WARMUP_STEPS=0 VAL_LOSS_EVERY=0"
@@ -48,8 +48,8 @@ class CaseOpsEval : public ::testing::Test {
         " && " + data + "tokenizer --input train.txt --vocab 600 --caseops --out c600.model" +
         " && " + data + "shards --input train.txt --tokenizer c.model --out data --split train" +
         " && " + data + "shards --input val.jsonl --tokenizer c.model --out data --split val --verify-bytes" +
-        " && env DATA_PATH=data TOKENIZER_PATH=c.model OUTPUT_DIR=runs RUN_ID=tiny" + model + " '" GOLF_TRAIN_BIN "'" +
-        " && env DATA_PATH=data '" GOLF_PACK_BIN "' runs/tiny";
+        " && env DATA_PATH=data TOKENIZER_PATH=c.model OUTPUT_DIR=runs RUN_ID=tiny" + model + " '" + std::string(GOLF_TRAIN_BIN) + "'" +
+        " && env DATA_PATH=data '" + std::string(GOLF_PACK_BIN) + "' runs/tiny";
     setup = new test::CommandResult(test::run(cmd));
   }
   static void TearDownTestSuite() {
@@ -64,7 +64,7 @@ class CaseOpsEval : public ::testing::Test {
   test::CommandResult eval(const fs::path& data, const fs::path& tokenizer, const std::string& args = "",
                            const fs::path& art = {}) {
     return test::run("env DATA_PATH=" + quote(data) + " TOKENIZER_PATH=" + quote(tokenizer) +
-                     " VAL_MAX_TOKENS=4096 EVAL_SEQ_LEN=128 EVAL_STRIDE=64 EVAL_BATCH_SEQS=8 '" GOLF_EVAL_BIN "' " +
+                     " VAL_MAX_TOKENS=4096 EVAL_SEQ_LEN=128 EVAL_STRIDE=64 EVAL_BATCH_SEQS=8 '" + std::string(GOLF_EVAL_BIN) + "' " +
                      quote(art.empty() ? artifact() : art) + " --out " + quote(out) + " " + args);
   }
   void expect_refused(const test::CommandResult& r, const std::string& message) {
@@ -161,7 +161,7 @@ TEST_F(CaseOpsEval, AnArtifactWithoutTokenizerIdentityIsAcceptedWithAWarning) {
   config.erase("TOKENIZER_KIND");
   test::write_file(old_run / "config.json", config.dump(2));
   fs::remove(old_run / "final_model.golf");
-  const auto p = test::run("cd " + quote(*dir) + " && env DATA_PATH=data '" GOLF_PACK_BIN "' " + quote(old_run));
+  const auto p = test::run("cd " + quote(*dir) + " && env DATA_PATH=data '" + std::string(GOLF_PACK_BIN) + "' " + quote(old_run));
   ASSERT_EQ(p.exit_code, 0) << p.output;
   const auto r = eval(*dir / "data", *dir / "c.model", "--no-sliding", old_run / "final_model.golf");
   ASSERT_EQ(r.exit_code, 0) << r.output;

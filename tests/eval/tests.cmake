@@ -19,7 +19,7 @@ add_dependencies(eval_cli_tests golf-eval golf-pack golf-train golf-data)
 # golf-eval on CaseOps data (byte sidecars) and tokenizer identity, on a tiny run it makes itself.
 golf_test(caseops_eval_cli_tests eval/caseops_eval_cli_test.cpp)
 target_link_libraries(caseops_eval_cli_tests PRIVATE golf_core)
-target_compile_definitions(caseops_eval_cli_tests PRIVATE GOLF_EVAL_BIN="$<TARGET_FILE:golf-eval>"
-                           GOLF_PACK_BIN="$<TARGET_FILE:golf-pack>" GOLF_TRAIN_BIN="$<TARGET_FILE:golf-train>"
-                           GOLF_DATA_BIN="$<TARGET_FILE:golf-data>")
+target_compile_definitions(caseops_eval_cli_tests PRIVATE GOLF_EVAL_BIN_DEFAULT="$<TARGET_FILE:golf-eval>"
+                           GOLF_PACK_BIN_DEFAULT="$<TARGET_FILE:golf-pack>" GOLF_TRAIN_BIN_DEFAULT="$<TARGET_FILE:golf-train>"
+                           GOLF_DATA_BIN_DEFAULT="$<TARGET_FILE:golf-data>")
 add_dependencies(caseops_eval_cli_tests golf-eval golf-pack golf-train golf-data)
