@@ -163,6 +163,28 @@ std::vector<ConfigField> build_field_table() {
       {"TTT_GRAD_CLIP", &Config::ttt_grad_clip, "gradient-norm clip"},
       {"TTT_FREEZE_BLOCKS", &Config::ttt_freeze_blocks, "first N blocks not trained"},
       {"EVAL_TIME_LIMIT", &Config::eval_time_limit, "seconds allowed on 8 GPUs (warning only)"},
+      {"TTT_BATCH_SEQS", &Config::ttt_batch_seqs, "rows per rank per SGD step of global TTT (records: 32)"},
+      {"TTT_MODE", &Config::ttt_mode, "sgd (global score-first SGD) | lora | phased"},
+      {"TTT_LORA_RANK", &Config::ttt_lora_rank, "LoRA rank"},
+      {"TTT_LORA_ALPHA", &Config::ttt_lora_alpha, "LoRA output scaled by alpha / rank"},
+      {"TTT_LORA_LR", &Config::ttt_lora_lr, "AdamW learning rate of the LoRA"},
+      {"TTT_CHUNK_SIZE", &Config::ttt_chunk_size, "predictions per LoRA chunk (score, then one step)"},
+      {"TTT_EVAL_SEQ_LEN", &Config::ttt_eval_seq_len, "LoRA TTT context (last predictions of the document)"},
+      {"TTT_BATCH_SIZE", &Config::ttt_batch_size, "documents per LoRA batch"},
+      {"TTT_GRAD_STEPS", &Config::ttt_grad_steps, "AdamW steps per chunk"},
+      {"TTT_WEIGHT_DECAY", &Config::ttt_weight_decay, "AdamW decoupled weight decay"},
+      {"TTT_BETA1", &Config::ttt_beta1, "AdamW beta1"},
+      {"TTT_BETA2", &Config::ttt_beta2, "AdamW beta2"},
+      {"TTT_K_LORA", &Config::ttt_k_lora, "LoRA on K (Q, V and the head always)"},
+      {"TTT_O_LORA", &Config::ttt_o_lora, "LoRA on the attention output projection"},
+      {"TTT_MLP_LORA", &Config::ttt_mlp_lora, "dim->dim LoRA beside each MLP"},
+      {"TTT_WARM_START_A", &Config::ttt_warm_start_a, "keep A across per-batch resets (not document-independent)"},
+      {"PHASED_TTT_PREFIX_DOCS", &Config::phased_ttt_prefix_docs, "queue-order documents before the last phase"},
+      {"PHASED_TTT_NUM_PHASES", &Config::phased_ttt_num_phases, "global SGD phases over the prefix"},
+      {"GLOBAL_TTT_LR", &Config::global_ttt_lr, "phased TTT's global SGD learning rate (cosine over chunks)"},
+      {"GLOBAL_TTT_MOMENTUM", &Config::global_ttt_momentum, "its SGD momentum"},
+      {"GLOBAL_TTT_CHUNK_TOKENS", &Config::global_ttt_chunk_tokens, "tokens per global SGD chunk"},
+      {"GLOBAL_TTT_EPOCHS", &Config::global_ttt_epochs, "passes over each chunk"},
   };
 }
 
@@ -406,6 +428,19 @@ void validate(const Config& c) {
     p.non_negative(c, m);
   p.non_negative(c, &Config::ttt_epochs);
   p.non_negative(c, &Config::ttt_freeze_blocks);
+  for (auto m : {&Config::ttt_batch_seqs, &Config::ttt_lora_rank, &Config::ttt_chunk_size, &Config::ttt_eval_seq_len,
+                 &Config::ttt_batch_size, &Config::global_ttt_chunk_tokens, &Config::phased_ttt_num_phases})
+    p.positive(c, m);
+  for (auto m : {&Config::ttt_grad_steps, &Config::phased_ttt_prefix_docs, &Config::global_ttt_epochs})
+    p.non_negative(c, m);
+  for (auto m : {&Config::ttt_lora_alpha, &Config::ttt_lora_lr, &Config::ttt_weight_decay, &Config::global_ttt_lr,
+                 &Config::global_ttt_momentum})
+    p.non_negative(c, m);
+  for (auto m : {&Config::ttt_beta1, &Config::ttt_beta2})
+    if (c.*m < 0 || c.*m >= 1) p.add(fmt::format("{}={} must be in [0, 1)", name_of(m), c.*m));
+  for (auto m : {&Config::ttt_k_lora, &Config::ttt_o_lora, &Config::ttt_mlp_lora, &Config::ttt_warm_start_a})
+    p.flag(c, m);
+  p.one_of(c, &Config::ttt_mode, {"sgd", "lora", "phased"});
   p.positive(c, &Config::dist_timeout_seconds);
   if (c.eval_stride > c.eval_seq_len)
     p.add(fmt::format("EVAL_STRIDE={} exceeds EVAL_SEQ_LEN={}", c.eval_stride, c.eval_seq_len));

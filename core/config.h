@@ -160,6 +160,28 @@ struct Config {
   double ttt_grad_clip = 1.0;         // TTT_GRAD_CLIP: gradient-norm clip
   int64_t ttt_freeze_blocks = 0;      // TTT_FREEZE_BLOCKS: first N blocks not trained
   double eval_time_limit = 600;       // EVAL_TIME_LIMIT: seconds allowed on 8 GPUs (warning only)
+  int64_t ttt_batch_seqs = 32;        // TTT_BATCH_SEQS: rows per rank per SGD step of global TTT (records: 32)
+  std::string ttt_mode = "sgd";       // TTT_MODE: sgd (global score-first SGD) | lora | phased
+  int64_t ttt_lora_rank = 96;         // TTT_LORA_RANK: LoRA rank
+  double ttt_lora_alpha = 144;        // TTT_LORA_ALPHA: LoRA output scaled by alpha / rank
+  double ttt_lora_lr = 1e-4;          // TTT_LORA_LR: AdamW learning rate of the LoRA
+  int64_t ttt_chunk_size = 48;        // TTT_CHUNK_SIZE: predictions per LoRA chunk (score, then one step)
+  int64_t ttt_eval_seq_len = 2048;    // TTT_EVAL_SEQ_LEN: LoRA TTT context (last predictions of the document)
+  int64_t ttt_batch_size = 64;        // TTT_BATCH_SIZE: documents per LoRA batch
+  int64_t ttt_grad_steps = 1;         // TTT_GRAD_STEPS: AdamW steps per chunk
+  double ttt_weight_decay = 1.0;      // TTT_WEIGHT_DECAY: AdamW decoupled weight decay
+  double ttt_beta1 = 0.0;             // TTT_BETA1: AdamW beta1
+  double ttt_beta2 = 0.999;           // TTT_BETA2: AdamW beta2
+  int64_t ttt_k_lora = 1;             // TTT_K_LORA: LoRA on K (Q, V and the head always)
+  int64_t ttt_o_lora = 1;             // TTT_O_LORA: LoRA on the attention output projection
+  int64_t ttt_mlp_lora = 1;           // TTT_MLP_LORA: dim->dim LoRA beside each MLP
+  int64_t ttt_warm_start_a = 0;       // TTT_WARM_START_A: keep A across per-batch resets (not document-independent)
+  int64_t phased_ttt_prefix_docs = 2000;  // PHASED_TTT_PREFIX_DOCS: queue-order documents before the last phase
+  int64_t phased_ttt_num_phases = 3;  // PHASED_TTT_NUM_PHASES: global SGD phases over the prefix
+  double global_ttt_lr = 0.001;       // GLOBAL_TTT_LR: phased TTT's global SGD learning rate (cosine over chunks)
+  double global_ttt_momentum = 0.9;   // GLOBAL_TTT_MOMENTUM: its SGD momentum
+  int64_t global_ttt_chunk_tokens = 32768;  // GLOBAL_TTT_CHUNK_TOKENS: tokens per global SGD chunk
+  int64_t global_ttt_epochs = 1;      // GLOBAL_TTT_EPOCHS: passes over each chunk
 };
 
 // One field of Config: its environment-variable name, a pointer to the member, and a help line.

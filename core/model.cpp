@@ -31,7 +31,12 @@ bool is_parallel_layer(const Config& cfg, int64_t i) {
   return cfg.parallel_mode != "none" && cfg.parallel_start_layer > 0 && i >= cfg.parallel_start_layer;
 }
 
-std::pair<at::Tensor, at::Tensor> segments(const at::Tensor& tokens, const Config& cfg) {
+at::Tensor LoraPair::apply(const at::Tensor& x) const {
+  const at::Tensor xa = at::bmm(x, a.to(x.scalar_type()).transpose(1, 2));  // (B, T, r)
+  return at::bmm(xa, b.to(x.scalar_type()).transpose(1, 2)) * scale;       // (B, T, out)
+}
+
+std::pair<at::Tensor, at::Tensor> segments(const at::Tensor& tokens, const Config& cfg, int64_t seq_len_cut) {
   const int64_t B = tokens.size(0), T = tokens.size(1);
   const at::Tensor pos = at::arange(T, tokens.options().dtype(at::kLong)).expand({B, T});
   at::Tensor in_doc = pos;
@@ -40,7 +45,7 @@ std::pair<at::Tensor, at::Tensor> segments(const at::Tensor& tokens, const Confi
     const at::Tensor start_pos = std::get<0>(at::cummax(at::where(doc_start, pos, at::zeros_like(pos)), 1));
     in_doc = pos - start_pos;
   }
-  const at::Tensor in_seg = in_doc.remainder(cfg.train_seq_len);
+  const at::Tensor in_seg = in_doc.remainder(seq_len_cut > 0 ? seq_len_cut : cfg.train_seq_len);
   return {(in_seg == 0).to(at::kLong).cumsum(1), in_seg};
 }
 
@@ -400,13 +405,20 @@ const std::vector<double>& Model::calibrate_smat_gate_means(const std::vector<at
 }
 
 at::Tensor Model::attention(int i, const at::Tensor& u, const at::Tensor& seg, const at::Tensor& pos,
-                            at::Tensor& v_first, HessianCollector* hessians) const {
+                            at::Tensor& v_first, HessianCollector* hessians, int64_t seg_len,
+                            const LoraVisit* lora) const {
   const int64_t L = cfg_.num_layers, B = u.size(0), T = u.size(1), d = u.size(2);
   const int64_t H = cfg_.num_heads, Hkv = cfg_.num_kv_heads, Dh = d / H;
   if (hessians) hessians->add(block(i, "attn.c_q.weight"), u);  // shared by Q, K and V
-  at::Tensor q = at::matmul(u, bank("qo_bank", i).t()).view({B, T, H, Dh});
-  at::Tensor k = at::matmul(u, bank("kv_bank", i).t()).view({B, T, Hkv, Dh});
-  at::Tensor v = at::matmul(u, bank("kv_bank", L + i).t()).view({B, T, Hkv, Dh});
+  at::Tensor q = at::matmul(u, bank("qo_bank", i).t());
+  at::Tensor k = at::matmul(u, bank("kv_bank", i).t());
+  at::Tensor v = at::matmul(u, bank("kv_bank", L + i).t());
+  if (lora && lora->q.defined()) q = q + lora->q.apply(u);  // test-time LoRA (ForwardOptions::lora)
+  if (lora && lora->k.defined()) k = k + lora->k.apply(u);
+  if (lora && lora->v.defined()) v = v + lora->v.apply(u);
+  q = q.view({B, T, H, Dh});
+  k = k.view({B, T, Hkv, Dh});
+  v = v.view({B, T, Hkv, Dh});
   if (cfg_.value_residual) {  // v0: the first visit's raw value (layer 0); layers ≥ 1 mix it in
     if (!v_first.defined()) v_first = v;
     else if (i > 0) {
@@ -416,7 +428,7 @@ at::Tensor Model::attention(int i, const at::Tensor& u, const at::Tensor& seg, c
   }
   at::Tensor y;
   if (cfg_.moa_enabled) {  // MoA's metric MHA branch: −α·D(q, k) logits on the RoPE'd raw q, k
-    y = metric_attention(i, "mha", rope(q, pos, cfg_), rope(k, pos, cfg_), v, seg);
+    y = metric_attention(i, "mha", rope(q, pos, cfg_), rope(k, pos, cfg_), v, seg, seg_len);
   } else {
     q = rope(rms_norm(q), pos, cfg_) * w(block(i, "attn.q_gain")).view({1, 1, H, 1});
     k = rope(rms_norm(k), pos, cfg_);
@@ -436,9 +448,9 @@ at::Tensor Model::attention(int i, const at::Tensor& u, const at::Tensor& seg, c
       const at::Tensor lambda = at::softplus(w(block(i, "attn.smat_lambda_raw")));
       const auto [qf, kf] = variants::smat_fold(q, k, uhat, lambda);          // (B, T, H|Hkv, Dh + d_s)
       const at::Tensor vf = at::constant_pad_nd(v_att, {0, qf.size(-1) - Dh});  // equal head dims for any backend
-      y = segment_attention(qf, kf, vf, seg, cfg_.train_seq_len, 1.0 / std::sqrt(static_cast<double>(Dh))).narrow(-1, 0, Dh);
+      y = segment_attention(qf, kf, vf, seg, seg_len, 1.0 / std::sqrt(static_cast<double>(Dh))).narrow(-1, 0, Dh);
     } else {
-      y = segment_attention(q, k, v_att, seg, cfg_.train_seq_len);  // (B, T, H, Dh)
+      y = segment_attention(q, k, v_att, seg, seg_len);  // (B, T, H, Dh)
     }
   }
   if (i >= L - cfg_.xsa_last_n) {
@@ -464,7 +476,8 @@ at::Tensor Model::attention(int i, const at::Tensor& u, const at::Tensor& seg, c
     y = y * sparse_attn_gate(u, w(block(i, "attn.attn_gate_w")), cfg_.gate_width, cfg_.sparse_attn_gate_scale);
   const at::Tensor out_in = y.reshape({B, T, d});
   if (hessians) hessians->add(block(i, "attn.proj.weight"), out_in);
-  return at::matmul(out_in, bank("qo_bank", L + i).t());
+  const at::Tensor out = at::matmul(out_in, bank("qo_bank", L + i).t());
+  return lora && lora->o.defined() ? out + lora->o.apply(out_in) : out;
 }
 
 at::Tensor Model::linear(const std::string& name, const at::Tensor& x, HessianCollector* hessians) const {
@@ -473,7 +486,7 @@ at::Tensor Model::linear(const std::string& name, const at::Tensor& x, HessianCo
 }
 
 at::Tensor Model::metric_attention(int i, const std::string& branch, const at::Tensor& q, const at::Tensor& k,
-                                   const at::Tensor& v, const at::Tensor& seg) const {
+                                   const at::Tensor& v, const at::Tensor& seg, int64_t seg_len) const {
   // One key head per query head (the ball and the Mahalanobis weights are per query head), in
   // fp32: the folded −α‖k‖² column would lose the logits' precision in bf16.
   const int64_t H = q.size(2), Dh = q.size(3), group = H / k.size(2);
@@ -489,7 +502,7 @@ at::Tensor Model::metric_attention(int i, const std::string& branch, const at::T
     ti_terms_->push_back(moa::triangle_penalty(kf, cfg_.moa_metric, wd, cfg_.moa_ti_triples,
                                                0x7E1A0000ULL + 2 * static_cast<uint64_t>(i) + (branch == "mqa")));
   const auto [qm, km] = moa::metric_fold(qf, kf, alpha, cfg_.moa_metric, wd, bias);  // head dim Dh + 1
-  const at::Tensor y = segment_attention(qm, km, at::constant_pad_nd(vf, {0, 1}), seg, cfg_.train_seq_len, 1.0);
+  const at::Tensor y = segment_attention(qm, km, at::constant_pad_nd(vf, {0, 1}), seg, seg_len, 1.0);
   return y.narrow(-1, 0, Dh).to(q.scalar_type());
 }
 
@@ -501,7 +514,7 @@ at::Tensor Model::moa_routing(int i, const at::Tensor& u) const {
 
 // Σ_b π_b · g_b · ((1 + γ_b) ⊙ o_b + β_b) over the branches (core/moa.h).
 at::Tensor Model::moa_mixer(int i, const at::Tensor& u, const at::Tensor& seg, const at::Tensor& pos,
-                            at::Tensor& v_first, HessianCollector* hessians) const {
+                            at::Tensor& v_first, HessianCollector* hessians, int64_t seg_len) const {
   const int64_t B = u.size(0), T = u.size(1), d = u.size(2), H = cfg_.num_heads, Dh = d / H;
   auto name = [&](const char* n) { return fmt::format("blocks.{}.moa.{}", i, n); };
   const std::vector<std::string> branches = moa::branches(cfg_);
@@ -519,12 +532,12 @@ at::Tensor Model::moa_mixer(int i, const at::Tensor& u, const at::Tensor& seg, c
     if (branch == "conv") {
       o = linear(name("conv_proj.weight"), moa::local_conv(u, w(name("conv.weight")), pos), hessians);
     } else if (branch == "mha") {
-      o = attention(i, u, seg, pos, v_first, hessians);
+      o = attention(i, u, seg, pos, v_first, hessians, seg_len);
     } else if (branch == "mqa") {
       const at::Tensor q = linear(name("mqa_q.weight"), u, hessians).view({B, T, H, Dh});
       const at::Tensor kv = linear(name("mqa_kv.weight"), u, hessians).view({B, T, 2, Dh});
       const at::Tensor k = kv.select(2, 0).unsqueeze(2), v = kv.select(2, 1).unsqueeze(2);  // (B, T, 1, Dh)
-      const at::Tensor y = metric_attention(i, "mqa", rope(q, pos, cfg_), rope(k, pos, cfg_), v, seg);
+      const at::Tensor y = metric_attention(i, "mqa", rope(q, pos, cfg_), rope(k, pos, cfg_), v, seg, seg_len);
       o = linear(name("mqa_o.weight"), y.reshape({B, T, d}), hessians);
     } else {  // chan
       o = linear(name("chan_proj.weight"), at::gelu(linear(name("chan_fc.weight"), u, hessians)), hessians);
@@ -536,22 +549,38 @@ at::Tensor Model::moa_mixer(int i, const at::Tensor& u, const at::Tensor& seg, c
   return out;
 }
 
-at::Tensor Model::mlp(int i, const at::Tensor& u, HessianCollector* hessians) const {
+at::Tensor Model::mlp(int i, const at::Tensor& u, HessianCollector* hessians, const LoraVisit* lora) const {
   const at::Tensor h = at::leaky_relu(at::matmul(u, bank("mlp_up_bank", i).t()), 0.5).square();  // (B, T, F)
   if (hessians) {
     hessians->add(block(i, "mlp.fc.weight"), u);
     hessians->add(block(i, "mlp.proj.weight"), h);
   }
-  return at::matmul(h, bank("mlp_down_bank", i).t());
+  const at::Tensor out = at::matmul(h, bank("mlp_down_bank", i).t());
+  return lora && lora->mlp.defined() ? out + lora->mlp.apply(u) : out;
 }
 
-at::Tensor Model::hidden(const at::Tensor& tokens, bool looping, HessianCollector* hessians) const {
-  const auto [seg, pos] = segments(tokens, cfg_);
+at::Tensor Model::hidden(const at::Tensor& tokens, bool looping, HessianCollector* hessians,
+                         const ForwardOptions& options) const {
+  const int64_t seg_len = options.seq_len_cut > 0 ? options.seq_len_cut : cfg_.train_seq_len;
+  const auto [seg, pos] = segments(tokens, cfg_, seg_len);
+  // Test-time LoRA: visit n (encoder then decoder order) uses options.lora->visits[n].
+  const LoraVisit* lora = nullptr;
+  int visit = 0;
+  auto next_visit = [&] {
+    if (options.lora) {
+      if (visit >= static_cast<int>(options.lora->visits.size()))
+        fail("LoRA deltas for {} layer visits, but the forward makes more", options.lora->visits.size());
+      lora = &options.lora->visits[static_cast<size_t>(visit)];
+    }
+    ++visit;
+  };
+  if (options.lora && cfg_.moa_enabled) fail("test-time LoRA is not available with MOA_ENABLED=1");
   const at::Tensor x0 = embed(tokens, hessians);
   at::Tensor x = x0;
   at::Tensor v_first;  // VALUE_RESIDUAL's v0
   auto attn = [&](int i, const at::Tensor& u) {
-    return cfg_.moa_enabled ? moa_mixer(i, u, seg, pos, v_first, hessians) : attention(i, u, seg, pos, v_first, hessians);
+    return cfg_.moa_enabled ? moa_mixer(i, u, seg, pos, v_first, hessians, seg_len)
+                            : attention(i, u, seg, pos, v_first, hessians, seg_len, lora);
   };
   auto ln = [&](int i) { return cfg_.ln_scale ? 1.0 / std::sqrt(i + 1.0) : 1.0; };
   auto attn_in = [&](int i, const at::Tensor& lane) {  // x_in = m0 ⊙ x + m1 ⊙ x0
@@ -561,13 +590,13 @@ at::Tensor Model::hidden(const at::Tensor& tokens, bool looping, HessianCollecto
   auto sequential = [&](int i, const at::Tensor& x) {
     const at::Tensor x_in = attn_in(i, x);
     const at::Tensor x1 = x_in + w(block(i, "attn_scale")) * attn(i, rms_norm(x_in) * ln(i));
-    return x1 + w(block(i, "mlp_scale")) * mlp(i, rms_norm(x1) * ln(i), hessians);
+    return x1 + w(block(i, "mlp_scale")) * mlp(i, rms_norm(x1) * ln(i), hessians, lora);
   };
   auto gptj = [&](int i, const at::Tensor& x) {
     const at::Tensor x_in = attn_in(i, x);
     const at::Tensor u = rms_norm(x_in) * ln(i);
     return x_in + w(block(i, "attn_scale")) * attn(i, u) +
-           w(block(i, "mlp_scale")) * mlp(i, u, hessians);
+           w(block(i, "mlp_scale")) * mlp(i, u, hessians, lora);
   };
   auto inject = [&](int j, const at::Tensor& x, const at::Tensor& skip) {
     const at::Tensor ws = w("skip_weights")[j];
@@ -581,11 +610,13 @@ at::Tensor Model::hidden(const at::Tensor& tokens, bool looping, HessianCollecto
   std::vector<at::Tensor> skips;
   std::vector<at::Tensor> lanes;  // empty until the first two-lane layer
   for (const int i : enc) {
+    next_visit();
     x = sequential(i, x);
     skips.push_back(x);
   }
   for (size_t j = 0; j < dec.size(); ++j) {
     const int i = dec[j];
+    next_visit();
     const bool parallel = is_parallel_layer(cfg_, i);
     // The records create the two lanes from x first, then inject this visit's skip into lane 0
     // only: the MLP lane of the first two-lane visit never reads the skip.
@@ -598,7 +629,7 @@ at::Tensor Model::hidden(const at::Tensor& tokens, bool looping, HessianCollecto
     }
     if (parallel && cfg_.parallel_mode == "two_lane") {
       const at::Tensor a = w(block(i, "attn_scale")) * attn(i, rms_norm(attn_in(i, lanes[0])) * ln(i));
-      const at::Tensor f = w(block(i, "mlp_scale")) * mlp(i, rms_norm(lanes[1]) * ln(i), hessians);
+      const at::Tensor f = w(block(i, "mlp_scale")) * mlp(i, rms_norm(lanes[1]) * ln(i), hessians, lora);
       const at::Tensor rho = w("parallel_resid_lambdas")[i], pi = w("parallel_post_lambdas")[i];  // (2), (2 src, 2 dst)
       lanes = {rho[0] * lanes[0] + pi[0][0] * a + pi[1][0] * f, rho[1] * lanes[1] + pi[0][1] * a + pi[1][1] * f};
     } else if (parallel) {
@@ -612,31 +643,35 @@ at::Tensor Model::hidden(const at::Tensor& tokens, bool looping, HessianCollecto
   return rms_norm(x);
 }
 
-at::Tensor Model::logits(const at::Tensor& tokens, bool looping, HessianCollector* hessians) const {
-  const at::Tensor h = hidden(tokens, looping, hessians);
+at::Tensor Model::logits(const at::Tensor& tokens, bool looping, HessianCollector* hessians,
+                         const ForwardOptions& options) const {
+  const at::Tensor h = hidden(tokens, looping, hessians, options);
   if (hessians) hessians->add("tok_emb.weight", h);
-  const at::Tensor z = at::matmul(h, w("tok_emb.weight").t());  // (B, T, V)
+  at::Tensor z = at::matmul(h, w("tok_emb.weight").t());  // (B, T, V)
+  if (options.lora && options.lora->head.defined()) z = z + options.lora->head.apply(h);
   return cfg_.logit_softcap * at::tanh(z.to(at::kFloat) / cfg_.logit_softcap);
 }
 
 at::Tensor Model::token_losses(const at::Tensor& tokens, const at::Tensor& targets, bool looping,
-                               HessianCollector* hessians) const {
-  const at::Tensor h = hidden(tokens, looping, hessians);
+                               HessianCollector* hessians, const ForwardOptions& options) const {
+  const at::Tensor h = hidden(tokens, looping, hessians, options);
   if (hessians) hessians->add("tok_emb.weight", h);
-  const at::Tensor z = at::matmul(h, w("tok_emb.weight").t());  // (B, T, V)
+  at::Tensor z = at::matmul(h, w("tok_emb.weight").t());  // (B, T, V)
+  if (options.lora && options.lora->head.defined()) z = z + options.lora->head.apply(h);
   const int64_t V = z.size(-1);
   return ops::softcap_cross_entropy(z.reshape({-1, V}), targets.reshape({-1}), cfg_.logit_softcap).view(targets.sizes());
 }
 
-at::Tensor Model::loss(const at::Tensor& tokens, const at::Tensor& targets, bool looping) const {
-  if (!(cfg_.moa_enabled && cfg_.moa_ti_weight > 0)) return token_losses(tokens, targets, looping).mean();
+at::Tensor Model::loss(const at::Tensor& tokens, const at::Tensor& targets, bool looping,
+                       const ForwardOptions& options) const {
+  if (!(cfg_.moa_enabled && cfg_.moa_ti_weight > 0)) return token_losses(tokens, targets, looping, nullptr, options).mean();
   // MOA_TI_WEIGHT: + λ_TI Σ_{visits, metric branches, heads} R_TI (training loss only; scoring
   // uses token_losses, which never adds it).
   std::vector<at::Tensor> terms;
   ti_terms_ = &terms;
   at::Tensor ce;
   try {
-    ce = token_losses(tokens, targets, looping).mean();
+    ce = token_losses(tokens, targets, looping, nullptr, options).mean();
   } catch (...) {
     ti_terms_ = nullptr;
     throw;

@@ -25,6 +25,35 @@
 
 namespace golf {
 
+// Test-time LoRA (golf-eval's LoRA TTT): additive low-rank deltas at the model's projections, one
+// independent slice per batch row (a batch row is one document). For x (B, T, in):
+//   delta(x) = scale · (x Aᵀ) Bᵀ,   A (B, r, in), B (B, out, r)   → (B, T, out)
+// An undefined pair adds nothing. B = 0 gives exactly the base forward (the delta is skipped only
+// when undefined; a zero B adds exact zeros).
+struct LoraPair {
+  at::Tensor a, b;
+  double scale = 1.0;
+  bool defined() const { return a.defined(); }
+  at::Tensor apply(const at::Tensor& x) const;  // (B, T, in) → (B, T, out), in x's dtype
+};
+// The deltas of one executed layer visit: Q, K, V take the attention input u; O the attention
+// output (before W_O); mlp is a parallel dim→dim adapter from the MLP input, added to the MLP output.
+struct LoraVisit {
+  LoraPair q, k, v, o, mlp;
+};
+struct LoraDelta {
+  std::vector<LoraVisit> visits;  // one per executed layer visit, encoder then decoder (visit_order)
+  LoraPair head;                  // hidden (d) → logits (V), added before the softcap
+};
+
+// Per-forward settings. seq_len_cut: attention segments restart every this many tokens counted from
+// each document start (and at each BOS, with DOC_MASK=1); 0 = TRAIN_SEQ_LEN (training). Evaluation
+// passes its own length (EVAL_SEQ_LEN, TTT_EVAL_SEQ_LEN) so it cuts only where the records do.
+struct ForwardOptions {
+  int64_t seq_len_cut = 0;
+  const LoraDelta* lora = nullptr;
+};
+
 // Accumulates XᵀX of every quantized matrix's input during forward passes (GPTQ calibration).
 // Keys are per-matrix names: blocks.{i}.attn.{c_q,c_k,c_v,proj}.weight, blocks.{i}.mlp.{fc,proj}.weight,
 // tok_emb.weight. Q, K and V share their input, so they share one accumulated tensor.
@@ -43,11 +72,13 @@ class Model {
   Model(const Config& config, at::Device device);
 
   // (B, T) int64 tokens → softcapped logits (B, T, V), fp32.
-  at::Tensor logits(const at::Tensor& tokens, bool looping, HessianCollector* hessians = nullptr) const;
+  at::Tensor logits(const at::Tensor& tokens, bool looping, HessianCollector* hessians = nullptr,
+                    const ForwardOptions& options = {}) const;
   // Per-position cross-entropy (B, T), fp32 (for bpb) and its mean (for training).
   at::Tensor token_losses(const at::Tensor& tokens, const at::Tensor& targets, bool looping,
-                          HessianCollector* hessians = nullptr) const;
-  at::Tensor loss(const at::Tensor& tokens, const at::Tensor& targets, bool looping) const;
+                          HessianCollector* hessians = nullptr, const ForwardOptions& options = {}) const;
+  at::Tensor loss(const at::Tensor& tokens, const at::Tensor& targets, bool looping,
+                  const ForwardOptions& options = {}) const;
 
   // Parameters in a fixed order, by record name.
   const std::vector<std::string>& names() const { return names_; }
@@ -76,19 +107,22 @@ class Model {
   int num_skip_rows() const;
 
  private:
-  at::Tensor hidden(const at::Tensor& tokens, bool looping, HessianCollector* hessians) const;
+  at::Tensor hidden(const at::Tensor& tokens, bool looping, HessianCollector* hessians,
+                    const ForwardOptions& options = {}) const;
   at::Tensor embed(const at::Tensor& tokens, HessianCollector* hessians) const;
   // v_first: VALUE_RESIDUAL's v0, set by the first attention visit of a forward, read by the rest.
+  // seg_len: the longest segment (the forward's seq_len_cut); lora: this visit's deltas or null.
   at::Tensor attention(int layer, const at::Tensor& u, const at::Tensor& seg, const at::Tensor& pos,
-                       at::Tensor& v_first, HessianCollector* hessians) const;
+                       at::Tensor& v_first, HessianCollector* hessians, int64_t seg_len,
+                       const LoraVisit* lora = nullptr) const;
   at::Tensor smat_gate(int layer, const at::Tensor& u, const at::Tensor& uhat, const at::Tensor& pos) const;
   at::Tensor bigram(const at::Tensor& tokens, HessianCollector* hessians) const;
-  at::Tensor mlp(int layer, const at::Tensor& u, HessianCollector* hessians) const;
+  at::Tensor mlp(int layer, const at::Tensor& u, HessianCollector* hessians, const LoraVisit* lora = nullptr) const;
   // MoA (core/moa.h): the mixer that replaces attention, and one metric attention branch (mha | mqa).
   at::Tensor moa_mixer(int layer, const at::Tensor& u, const at::Tensor& seg, const at::Tensor& pos,
-                       at::Tensor& v_first, HessianCollector* hessians) const;
+                       at::Tensor& v_first, HessianCollector* hessians, int64_t seg_len) const;
   at::Tensor metric_attention(int layer, const std::string& branch, const at::Tensor& q, const at::Tensor& k,
-                              const at::Tensor& v, const at::Tensor& seg) const;
+                              const at::Tensor& v, const at::Tensor& seg, int64_t seg_len) const;
   // x Wᵀ for a variant matrix, recording x for the Hessians when the matrix is large enough to be quantized.
   at::Tensor linear(const std::string& name, const at::Tensor& x, HessianCollector* hessians) const;
   void add_moa_params(int layer);
@@ -110,9 +144,9 @@ class Model {
 };
 
 // Segment id and position inside the segment for every token (both (B, T) int64): a segment starts
-// at position 0, at every BOS and every TRAIN_SEQ_LEN tokens into a document (DOC_MASK=1), or at
-// every TRAIN_SEQ_LEN tokens of the row (DOC_MASK=0).
-std::pair<at::Tensor, at::Tensor> segments(const at::Tensor& tokens, const Config& config);
+// at position 0, at every BOS and every `seq_len_cut` tokens into a document (DOC_MASK=1), or at
+// every `seq_len_cut` tokens of the row (DOC_MASK=0). seq_len_cut 0 = TRAIN_SEQ_LEN.
+std::pair<at::Tensor, at::Tensor> segments(const at::Tensor& tokens, const Config& config, int64_t seq_len_cut = 0);
 
 // Causal attention restricted to equal segment ids, computed block by block so memory grows with
 // T·W rather than T²: queries of block b see keys of blocks b-1 and b (W = block_len ≥ longest

@@ -48,6 +48,39 @@ CausalityProbe causality_probe(const std::string& protocol, const Config& cfg, i
   return p;
 }
 
+CausalityProbe lora_causality_probe(const Config& cfg, std::span<const uint16_t> tokens, int64_t predictions,
+                                    LoraOptions o) {
+  CausalityProbe p;
+  p.protocol = o.phased ? "phased" : "lora";
+  p.predictions = std::min(predictions, 4 * cfg.eval_seq_len);
+  const int64_t P = p.predictions;
+  o.seq_len = std::min(o.seq_len, cfg.eval_seq_len);
+  o.chunk = std::max<int64_t>(1, std::min(o.chunk, o.seq_len / 4));
+  o.batch_size = 2;
+  const std::span<const uint16_t> slice = tokens.first(static_cast<size_t>(P + 1));
+  const Stream stream{slice, P, nullptr, {}};
+  const int64_t docs = static_cast<int64_t>(documents(stream, cfg.bos_token_id).size());
+  if (o.phased) {
+    o.prefix_docs = std::max<int64_t>(1, docs / 2);
+    o.num_phases = 2;
+    o.global_chunk_tokens = o.seq_len;  // one row per chunk: each phase with > 1 chunk trains
+  }
+  p.settings = fmt::format("TTT_CHUNK_SIZE={} TTT_EVAL_SEQ_LEN={} TTT_BATCH_SIZE=2{}", o.chunk, o.seq_len,
+                           o.phased ? fmt::format(" PHASED_TTT_PREFIX_DOCS={} PHASED_TTT_NUM_PHASES=2 GLOBAL_TTT_CHUNK_TOKENS={}",
+                                                  o.prefix_docs, o.global_chunk_tokens)
+                                    : std::string());
+  p.run = [cfg, o](LanguageModel& lm, const Stream& s, Hooks h) { lora_ttt(lm, s, cfg, o, Ranks{}, h); };
+  const QueuePlace place = lora_queue_places(stream, cfg, o);
+  p.queue_precedes = [place, P](int64_t j, int64_t k) {
+    const int64_t dj = place.doc_of[static_cast<size_t>(j)], dk = place.doc_of[static_cast<size_t>(std::min(k, P - 1))];
+    if (dj < 0 || dk < 0) return j < k;
+    if (dj == dk) return j < k;
+    return place.batch_of_doc[static_cast<size_t>(dj)] <= place.batch_of_doc[static_cast<size_t>(dk)];
+  };
+  p.judged_in_queue_order = o.phased;
+  return p;
+}
+
 CheckResult check_causality(const LmFactory& make_lm, std::span<const uint16_t> tokens, const ByteTable& table,
                             const Config& cfg, const CausalityProbe& probe, double tolerance) {
   const int64_t P = probe.predictions;
@@ -65,15 +98,28 @@ CheckResult check_causality(const LmFactory& make_lm, std::span<const uint16_t> 
   // Positions to perturb: the middle of the second half, the middle of the first, a BOS and the
   // token after it (the start of a document and a token inside it).
   std::vector<int64_t> ks = {P * 3 / 4, std::max<int64_t>(1, P / 4)};
-  for (int64_t k = 2; k <= P; ++k)
-    if (original[static_cast<size_t>(k)] == cfg.bos_token_id) {
-      ks.push_back(k);
-      if (k + 1 <= P) ks.push_back(k + 1);
-      break;
-    }
+  const bool keep_lengths = static_cast<bool>(probe.queue_precedes);  // LoRA/phased: never touch a BOS
+  auto is_bos = [&](int64_t k) { return original[static_cast<size_t>(k)] == cfg.bos_token_id; };
+  if (keep_lengths) {
+    for (auto& k : ks)
+      while (k < P && is_bos(k)) ++k;
+    for (int64_t k = 2; k < P; ++k)  // the first token of a document and the last of the one before
+      if (is_bos(k)) {
+        if (!is_bos(k + 1)) ks.push_back(k + 1);
+        if (!is_bos(k - 1)) ks.push_back(k - 1);
+        break;
+      }
+  } else {
+    for (int64_t k = 2; k <= P; ++k)
+      if (is_bos(k)) {
+        ks.push_back(k);
+        if (k + 1 <= P) ks.push_back(k + 1);
+        break;
+      }
+  }
   std::mt19937_64 rng(12345);
-  double worst = 0;
-  int64_t worst_k = -1, worst_j = -1, later_changed = 0;
+  double worst = 0, worst_queue = 0;
+  int64_t worst_k = -1, worst_j = -1, later_changed = 0, stream_moved = 0, queue_worst_j = -1, queue_worst_k = -1;
   for (const int64_t k : ks) {
     std::vector<uint16_t> perturbed(original.begin(), original.end());
     uint16_t v = perturbed[static_cast<size_t>(k)];
@@ -84,16 +130,44 @@ CheckResult check_causality(const LmFactory& make_lm, std::span<const uint16_t> 
     for (int64_t j = 0; j < k; ++j) {  // predictions ≤ k − 1 use tokens ≤ k − 1 only
       double d = std::abs(got[static_cast<size_t>(j)] - base[static_cast<size_t>(j)]);
       if (std::isnan(d)) d = INFINITY;
+      if (d > tolerance) ++stream_moved;
       if (d > worst) {
         worst = d;
         worst_k = k;
         worst_j = j;
       }
     }
+    if (probe.queue_precedes)  // predictions the declared (queue) order scores before token k is used
+      for (int64_t j = 0; j < P; ++j) {
+        if (!probe.queue_precedes(j, k)) continue;
+        double d = std::abs(got[static_cast<size_t>(j)] - base[static_cast<size_t>(j)]);
+        if (std::isnan(d)) d = INFINITY;
+        if (d > worst_queue) {
+          worst_queue = d;
+          queue_worst_j = j;
+          queue_worst_k = k;
+        }
+      }
     for (int64_t j = k; j < P; ++j)
       if (std::abs(got[static_cast<size_t>(j)] - base[static_cast<size_t>(j)]) > tolerance) ++later_changed;
   }
-  const bool ok = worst <= tolerance;
+  const bool stream_ok = worst <= tolerance, queue_ok = worst_queue <= tolerance;
+  if (probe.queue_precedes) {
+    const bool ok = probe.judged_in_queue_order ? queue_ok : stream_ok && queue_ok;
+    std::string detail = fmt::format(
+        "{} ({}): perturbed tokens {} of a {}-prediction slice (document lengths kept); queue order: max |Δnll| at "
+        "predictions scored before the perturbed token's batch {:.3g}{}; stream order: max |Δnll| at earlier "
+        "predictions {:.3g} ({} moved){}; tolerance {:.0e}; judged in {}",
+        probe.protocol, probe.settings, fmt::join(ks, ", "), P, worst_queue,
+        queue_ok ? "" : fmt::format(" (prediction {}, token {})", queue_worst_j, queue_worst_k), worst, stream_moved,
+        stream_ok ? "" : fmt::format(" (first: prediction {}, token {})", worst_j, worst_k), tolerance,
+        probe.judged_in_queue_order ? "queue order: documents scored after a phase see earlier-queued documents, "
+                                      "whose stream positions may be later (rules notes §5.3)"
+                                    : "both orders");
+    detail += fmt::format("; {} later scores changed (the perturbations took effect)", later_changed);
+    return result("causality", ok, detail);
+  }
+  const bool ok = stream_ok;
   std::string detail = fmt::format(
       "{}: perturbed tokens {} of a {}-prediction slice; max |Δnll| at earlier predictions {:.3g} (tolerance {:.0e})",
       probe.protocol, fmt::join(ks, ", "), P, worst, tolerance);
@@ -173,6 +247,55 @@ CheckResult check_document_isolation(LanguageModel& lm, std::span<const uint16_t
                 fmt::format("document B ({} tokens) after {} tokens of document A vs alone: max |Δ log p| {:.3g} over "
                             "the full distribution at every position (at B's BOS: {:.3g}; tolerance {:.0e})",
                             nb, na, worst, at_bos, tolerance));
+}
+
+// ---- document isolation through LoRA TTT ------------------------------------------------------
+CheckResult check_lora_document_isolation(const LmFactory& make_lm, std::span<const uint16_t> tokens,
+                                          const ByteTable& table, const Config& cfg, LoraOptions o, double tolerance) {
+  std::vector<int64_t> bos;
+  for (size_t i = 0; i < tokens.size() && bos.size() < 3; ++i)
+    if (tokens[i] == cfg.bos_token_id) bos.push_back(static_cast<int64_t>(i));
+  if (bos.size() < 3)
+    return {"document_isolation", "SKIP", "LoRA TTT: the validation stream holds fewer than two complete documents"};
+  // Each document with a bounded length, ending with the next BOS (which it predicts).
+  const int64_t cap = std::max<int64_t>(4, o.seq_len);
+  auto doc = [&](int i) {
+    const int64_t b = bos[static_cast<size_t>(i)], e = std::min(bos[static_cast<size_t>(i) + 1], b + cap);
+    std::vector<uint16_t> d(tokens.begin() + b, tokens.begin() + e);
+    return d;
+  };
+  std::vector<uint16_t> a = doc(0), b = doc(1);
+  if (b.size() > a.size()) std::swap(a, b);  // b: the shorter, queued after a
+  if (a.size() == b.size()) a.push_back(a.back() == 4 ? 5 : 4);  // strictly longer, so a's batch comes first
+  const auto bos_id = static_cast<uint16_t>(cfg.bos_token_id);
+  o.chunk = std::max<int64_t>(1, std::min<int64_t>(o.chunk, static_cast<int64_t>(b.size()) / 3));
+  o.phased = false;
+  auto run = [&](const std::vector<uint16_t>& first, int64_t batch_size) {
+    std::vector<uint16_t> stream(first);
+    stream.insert(stream.end(), b.begin(), b.end());
+    stream.push_back(bos_id);
+    const int64_t P = static_cast<int64_t>(stream.size()) - 1, off = static_cast<int64_t>(first.size());
+    std::vector<double> nll(static_cast<size_t>(P), std::nan(""));
+    LoraOptions oo = o;
+    oo.batch_size = batch_size;
+    auto lm = make_lm();
+    Hooks h;
+    h.nll = &nll;
+    lora_ttt(*lm, Stream{stream, P, &table, {}}, cfg, oo, Ranks{}, h);
+    return std::vector<double>(nll.begin() + off, nll.end());
+  };
+  const std::vector<double> alone = run({}, 1), together = run(a, 2), after = run(a, 1);
+  double worst_together = 0, worst_after = 0;
+  for (size_t i = 0; i < alone.size(); ++i) {
+    worst_together = std::max(worst_together, std::isnan(together[i]) ? INFINITY : std::abs(together[i] - alone[i]));
+    worst_after = std::max(worst_after, std::isnan(after[i]) ? INFINITY : std::abs(after[i] - alone[i]));
+  }
+  const bool ok = worst_together <= tolerance && worst_after <= tolerance;
+  return result("document_isolation", ok,
+                fmt::format("LoRA TTT (chunk {}): document B ({} predictions) scored alone vs in one batch with "
+                            "document A ({} tokens): max |Δnll| {:.3g}; vs in the batch after A's: {:.3g} (tolerance "
+                            "{:.0e}; the LoRA and its optimizer are reset per batch)",
+                            o.chunk, alone.size(), a.size(), worst_together, worst_after, tolerance));
 }
 
 // ---- bytes -----------------------------------------------------------------------------------

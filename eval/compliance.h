@@ -3,9 +3,12 @@
 //   causality           C1: perturbing token k never changes the distribution of any prediction
 //                        j < k (scored against the original targets), run through the protocol itself
 //   normalization       C2: the scored distribution sums to 1 over the full vocabulary
-//   score_before_update C3: the TTT ledger shows every update used only already-scored predictions
+//   score_before_update C3: the TTT ledger shows every update (SGD, LoRA AdamW, phased global SGD)
+//                        used only already-scored predictions
 //   single_pass         C4: the bitmap shows each prediction scored exactly once, per protocol
-//   document_isolation  a document scores the same alone as after another (catches BOS leaks)
+//   document_isolation  a document scores the same alone as after another (catches BOS leaks); for
+//                        LoRA TTT also through the protocol: alone, in a batch with another
+//                        document, and in the batch after another one
 //   byte_recount        the byte-table total equals an independent count (decoding each document);
 //                        for CaseOps data, the byte sidecar's audit
 #pragma once
@@ -41,15 +44,26 @@ using LmFactory = std::function<std::unique_ptr<LanguageModel>()>;
 using ProtocolRun = std::function<void(LanguageModel&, const Stream&, Hooks)>;
 
 struct CausalityProbe {
-  std::string protocol;     // "sliding" or "ttt", for the report
+  std::string protocol;     // "sliding", "ttt", "lora" or "phased", for the report
   ProtocolRun run;
   int64_t predictions = 0;  // slice length P (tokens [0, P] are read)
+  std::string settings;     // how the probe shrank the protocol to the slice
+  // LoRA / phased: the declared evaluation order — may prediction j depend on token k? (j's
+  // document is scored in an earlier batch than k's, or is k's own document with j < k.) Then
+  // the check reports both orders; phased TTT is judged in queue order (rules notes §5.3), LoRA
+  // TTT in both. Perturbations keep document lengths (no BOS is changed or made).
+  std::function<bool(int64_t j, int64_t k)> queue_precedes;
+  bool judged_in_queue_order = false;
 };
 
-// The causality probe for `protocol` on the first min(M, 2·EVAL_SEQ_LEN) predictions; for TTT the
-// chunk shrinks to EVAL_SEQ_LEN so that the slice holds a trained chunk (stated in the detail).
+// The causality probe for `protocol` on the first min(M, 2·EVAL_SEQ_LEN) predictions (LoRA and
+// phased: 4·EVAL_SEQ_LEN); for TTT the chunk shrinks to EVAL_SEQ_LEN so that the slice holds a
+// trained chunk; LoRA/phased shrink chunk, batch, prefix and global chunk to the slice (stated in
+// the detail). `planted` (tests only) selects that protocol's planted violation.
 CausalityProbe causality_probe(const std::string& protocol, const Config& cfg, int64_t predictions,
                                bool legacy_tiling = false, bool train_before_score = false);
+CausalityProbe lora_causality_probe(const Config& cfg, std::span<const uint16_t> tokens, int64_t predictions,
+                                    LoraOptions options);
 
 CheckResult check_causality(const LmFactory& make_lm, std::span<const uint16_t> tokens, const ByteTable& table,
                             const Config& cfg, const CausalityProbe& probe, double tolerance);
@@ -65,6 +79,11 @@ struct CoverageEntry {
 CheckResult check_single_pass(const std::vector<CoverageEntry>& runs);
 CheckResult check_document_isolation(LanguageModel& lm, std::span<const uint16_t> tokens, const Config& cfg,
                                      double tolerance);
+// Document-independent LoRA TTT: the shorter of two documents A, B scores the same alone, in one
+// batch with the other, and in the batch after the other's (each by the protocol itself).
+CheckResult check_lora_document_isolation(const LmFactory& make_lm, std::span<const uint16_t> tokens,
+                                          const ByteTable& table, const Config& cfg, LoraOptions options,
+                                          double tolerance);
 // Σ bytes over predictions [0, M) from the table vs Σ UTF-8 bytes of the tokenizer's decoding of
 // each document's tokens; also: "▁" is a piece, no UNK ids in the stream.
 // With a CaseOps byte sidecar (same length as tokens), the sidecar is audited instead

@@ -20,13 +20,24 @@ void Ledger::scored(int64_t j) {
   if (score_time_[static_cast<size_t>(j)] == 0) score_time_[static_cast<size_t>(j)] = now_ + 1;
 }
 
-void Ledger::used(int64_t begin, int64_t end, std::span<const int32_t> score_time) {
+void Ledger::used_local(int64_t begin, int64_t end, bool new_update) {
   begin = std::max<int64_t>(begin, 0);
   end = std::min(end, predictions());
   if (end <= begin) return;
-  if (static_cast<int64_t>(score_time.size()) != end - begin)
+  used(begin, end, std::span<const int32_t>(score_time_).subspan(static_cast<size_t>(begin), static_cast<size_t>(end - begin)),
+       new_update);
+}
+
+void Ledger::used(int64_t begin, int64_t end, std::span<const int32_t> score_time, bool new_update) {
+  if (begin < 0) {  // a use starting before the stream: drop the leading times with the range
+    score_time = score_time.subspan(static_cast<size_t>(-begin));
+    begin = 0;
+  }
+  end = std::min(end, predictions());
+  if (end <= begin) return;
+  if (static_cast<int64_t>(score_time.size()) < end - begin)
     fail("ledger: {} score times for a use of {} predictions", score_time.size(), end - begin);
-  ++updates_.updates;
+  if (new_update) ++updates_.updates;
   for (int64_t j = begin; j < end; ++j) {
     ++updates_.uses;
     const int32_t scored_at = score_time[static_cast<size_t>(j - begin)];

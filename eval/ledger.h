@@ -41,7 +41,10 @@ class Ledger {
   // An update now used predictions [begin, end). `score_time` holds, for exactly that range, the
   // time each was scored on any rank (0: never) — the caller merges ranks; for one process it is
   // score_times() itself. Every use must come strictly after the score.
-  void used(int64_t begin, int64_t end, std::span<const int32_t> score_time);
+  // new_update = false adds these uses to the update recorded last (an update over several ranges).
+  void used(int64_t begin, int64_t end, std::span<const int32_t> score_time, bool new_update = true);
+  // Updates over one document's own predictions [begin, end), scored on this rank (score_times()).
+  void used_local(int64_t begin, int64_t end, bool new_update = true);
 
   // Per-prediction state, exposed so ranks can merge it (element-wise sums: each prediction is
   // scored on one rank only, so sums are exact unless the tiling is broken, which counts catch).
@@ -51,6 +54,8 @@ class Ledger {
 
   CoverageReport coverage() const;
   const UpdateReport& updates() const { return updates_; }
+  UpdateReport& mutable_updates() { return updates_; }  // for merging ranks
+  void set_now(int32_t t) { now_ = t; }                 // ranks agree on the clock (phased TTT)
 
  private:
   int32_t now_ = 0;

@@ -1,7 +1,7 @@
 // golf-eval — score an artifact on the validation split: plain rows, sliding window, score-first
 // TTT, and the compliance checks that prove the score legal.
 //
-//   golf-eval ARTIFACT.golf [--out eval.json] [--ttt] [--no-plain] [--no-sliding] [--stride N]
+//   golf-eval ARTIFACT.golf [--out eval.json] [--ttt] [--ttt-mode sgd|lora|phased] [--no-plain] [--no-sliding] [--stride N]
 //             [--check-compliance | --no-compliance] [--config F.json] [--set KEY=VALUE]...
 //             [--nproc N [--nnodes …]]       (torchrun-style, as golf-train; see core/dist/launcher.h)
 //
@@ -52,6 +52,7 @@ struct EvalArgs {
   fs::path artifact, out;
   ConfigSources sources;
   bool ttt = false, no_plain = false, no_sliding = false, check = false, no_check = false;
+  std::string ttt_mode;  // --ttt-mode (TTT_MODE); implies --ttt
   int64_t stride = 0;
   fs::path repo_root = GOLF_SOURCE_DIR, manifest;
 };
@@ -63,8 +64,13 @@ Config resolve_eval_config(EvalArgs& a, const pack::Artifact& artifact) {
   a.sources.pinned_source = "the artifact " + a.artifact.string() + " (model settings)";
   Config cfg = resolve_config(a.sources);
   if (a.stride > 0) cfg.eval_stride = a.stride;
+  if (!a.ttt_mode.empty()) {
+    cfg.ttt_mode = a.ttt_mode;
+    a.ttt = true;
+  }
   if (a.ttt) cfg.ttt_enabled = 1;
   validate(cfg);
+  if (cfg.ttt_enabled && cfg.ttt_mode != "sgd") validate_lora(cfg, LoraOptions::from(cfg));  // before any output
   return cfg;
 }
 
@@ -184,7 +190,8 @@ int run_eval(EvalArgs& a) {
     record("sliding", "quantized_sliding_window", t);
     report["results"]["sliding"]["stride"] = cfg.eval_stride;
   }
-  if (cfg.ttt_enabled) {
+  const bool lora_mode = cfg.ttt_enabled && cfg.ttt_mode != "sgd";
+  if (cfg.ttt_enabled && !lora_mode) {
     auto fresh = make_lm();  // TTT adapts its own copy of the artifact's weights
     Ledger ledger(M);
     const Totals t = ttt(*fresh, stream, cfg, TttOptions::from(cfg), ranks, {&ledger, nullptr, main_rank});
@@ -193,6 +200,30 @@ int run_eval(EvalArgs& a) {
     updates = ledger.updates();
     record("ttt", "quantized_ttt", t);
     report["results"]["ttt"]["chunks"] = t.chunks;
+  }
+  if (lora_mode) {  // LoRA TTT, or phased TTT (LoRA + global SGD phases)
+    auto fresh = make_lm();
+    Ledger ledger(M);
+    const Totals t = lora_ttt(*fresh, stream, cfg, LoraOptions::from(cfg), ranks, {&ledger, nullptr, main_rank});
+    merge_ledger(ledger, ranks);
+    coverage.push_back({"ttt", ledger.coverage(), t.windows, -1});
+    updates = ledger.updates();
+    record("ttt", cfg.ttt_mode == "phased" ? "quantized_ttt_phased" : "quantized_ttt_lora", t);
+    auto& r = report["results"]["ttt"];
+    r["documents"] = t.documents;
+    r["batches"] = t.batches;
+    r["phases"] = t.phases;
+    r["global_steps"] = t.global_steps;
+    r["updates"] = updates.updates;
+  }
+  if (cfg.ttt_enabled) {  // which TTT ran, with its settings (make_record.py copies these)
+    nlohmann::json settings;
+    const nlohmann::json all = to_json(cfg);
+    for (const auto& [k, v] : all.items())
+      if (k.starts_with("TTT_") || (cfg.ttt_mode == "phased" && (k.starts_with("PHASED_TTT_") || k.starts_with("GLOBAL_TTT_"))))
+        settings[k] = v;
+    report["results"]["ttt"]["mode"] = cfg.ttt_mode;
+    report["results"]["ttt"]["settings"] = settings;
   }
   if (rows.empty()) fail("nothing to evaluate: --no-plain and --no-sliding without --ttt");
   double protocol_seconds = 0;
@@ -206,12 +237,17 @@ int run_eval(EvalArgs& a) {
     const double causal_tol = cuda ? 1e-4 : 1e-6, isolation_tol = cuda ? 5e-2 : 1e-5;  // bf16 on CUDA
     const auto factory = [&] { return make_lm(); };
     checks.push_back(check_causality(factory, val.tokens, table, cfg, causality_probe("sliding", cfg, M), causal_tol));
-    if (cfg.ttt_enabled)
+    if (cfg.ttt_enabled && !lora_mode)
       checks.push_back(check_causality(factory, val.tokens, table, cfg, causality_probe("ttt", cfg, M), causal_tol));
+    if (lora_mode)
+      checks.push_back(check_causality(factory, val.tokens, table, cfg,
+                                       lora_causality_probe(cfg, val.tokens, M, LoraOptions::from(cfg)), causal_tol));
     checks.push_back(check_normalization(*lm, val.tokens, cfg));
     checks.push_back(check_score_before_update(updates, cfg.ttt_enabled != 0));
     checks.push_back(check_single_pass(coverage));
     checks.push_back(check_document_isolation(*lm, val.tokens, cfg, isolation_tol));
+    if (lora_mode && !cfg.ttt_warm_start_a)  // warm-start A claims no document independence
+      checks.push_back(check_lora_document_isolation(factory, val.tokens, table, cfg, LoraOptions::from(cfg), isolation_tol));
     checks.push_back(check_byte_recount(val.tokens, M, table, tokenizer, val.sidecar));
   }
   const double compliance_seconds = since_start() - compliance_start;
@@ -267,7 +303,8 @@ int main(int argc, char** argv) {
   EvalArgs a;
   app.add_option("artifact", a.artifact, "artifact written by golf-pack (.golf)")->required()->check(CLI::ExistingFile);
   app.add_option("--out", a.out, "results JSON (default: eval.json beside the artifact)");
-  app.add_flag("--ttt", a.ttt, "score-first test-time training (also TTT_ENABLED=1)");
+  app.add_flag("--ttt", a.ttt, "score-first test-time training (also TTT_ENABLED=1); TTT_MODE picks which");
+  app.add_option("--ttt-mode", a.ttt_mode, "sgd (global SGD), lora (document LoRA) or phased (LoRA + global SGD phases); implies --ttt");
   app.add_flag("--no-plain", a.no_plain, "skip the plain (non-overlapping rows) evaluation");
   app.add_flag("--no-sliding", a.no_sliding, "skip the sliding-window evaluation");
   app.add_option("--stride", a.stride, "sliding-window stride (EVAL_STRIDE)");

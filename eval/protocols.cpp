@@ -1,5 +1,7 @@
 #include "eval/protocols.h"
 
+#include "eval/protocols_internal.h"
+
 #include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>
 #include <fmt/format.h>
@@ -7,6 +9,7 @@
 #include <chrono>
 #include <cstring>
 #include <cmath>
+#include <limits>
 #include <numbers>
 
 #include "core/error.h"
@@ -15,16 +18,13 @@
 
 namespace golf::eval {
 
-namespace {
+namespace detail {
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-// [lo, hi) of `n` items for this rank: contiguous shares, as the records split windows and rows.
-std::pair<int64_t, int64_t> share(int64_t n, const Ranks& ranks) {
-  return {n * ranks.rank / ranks.world, n * (ranks.rank + 1) / ranks.world};
-}
+std::pair<int64_t, int64_t> share(int64_t n, int rank, int world) { return {n * rank / world, n * (rank + 1) / world}; }
 
 void all_sum(at::Tensor& t, const Ranks& ranks) {
   if (ranks.world > 1) {
@@ -33,34 +33,58 @@ void all_sum(at::Tensor& t, const Ranks& ranks) {
   }
 }
 
-// Scores windows [lo, hi) of `windows`, EVAL_BATCH_SEQS rows per forward, into `acc`.
+int64_t all_max(int64_t v, const Ranks& ranks) {
+  if (ranks.world == 1) return v;
+  at::Tensor t = at::zeros({ranks.world}, at::kDouble);
+  t[ranks.rank] = static_cast<double>(v);
+  all_sum(t, ranks);
+  return static_cast<int64_t>(std::llround(t.max().item<double>()));
+}
+
 void score_range(LanguageModel& lm, const Stream& s, std::span<const Window> windows, int64_t lo, int64_t hi,
-                 int64_t batch, Totals& acc, Hooks& hooks, Progress* progress, int64_t progress_base) {
+                 int64_t batch, Totals& acc, Hooks& hooks, Progress* progress, int64_t progress_base, bool pack) {
   at::NoGradGuard no_grad;
   const std::span<const uint16_t> targets = s.score_targets.empty() ? s.tokens : s.score_targets;
   std::vector<int64_t> in, tg;
   for (int64_t b0 = lo; b0 < hi; b0 += batch) {
     const int64_t n = std::min(batch, hi - b0);
-    int64_t T = 0;
-    for (int64_t i = 0; i < n; ++i) T = std::max(T, windows[b0 + i].end - windows[b0 + i].begin);
-    in.assign(static_cast<size_t>(n * T), 0);  // padding sits after each row: causal, never scored
-    tg.assign(static_cast<size_t>(n * T), 0);
-    for (int64_t i = 0; i < n; ++i) {
-      const Window& w = windows[b0 + i];
-      for (int64_t t = 0; t < w.end - w.begin; ++t) {
-        in[static_cast<size_t>(i * T + t)] = s.tokens[static_cast<size_t>(w.begin + t)];
-        tg[static_cast<size_t>(i * T + t)] = targets[static_cast<size_t>(w.begin + t + 1)];
+    // Rows (R, T) of the forward, and where window i sits in it: row, column of its `begin`.
+    int64_t R = n, T = 0;
+    std::vector<std::pair<int64_t, int64_t>> at_(static_cast<size_t>(n));
+    if (pack) {  // consecutive windows as one sequence: [windows[b0].begin, windows[b0 + n − 1].end)
+      R = 1;
+      for (int64_t i = 0; i < n; ++i) {
+        const Window& w = windows[b0 + i];
+        if (i > 0 && w.begin != windows[b0 + i - 1].end) fail("internal: packed windows are not consecutive");
+        at_[static_cast<size_t>(i)] = {0, w.begin - windows[b0].begin};
+      }
+      T = windows[b0 + n - 1].end - windows[b0].begin;
+    } else {
+      for (int64_t i = 0; i < n; ++i) {
+        T = std::max(T, windows[b0 + i].end - windows[b0 + i].begin);
+        at_[static_cast<size_t>(i)] = {i, 0};
       }
     }
-    const at::Tensor inputs = at::from_blob(in.data(), {n, T}, at::kLong).to(lm.device());
-    const at::Tensor target = at::from_blob(tg.data(), {n, T, 1}, at::kLong).to(lm.device());
-    const at::Tensor log_probs = lm.log_probs(inputs);                                 // (n, T, V)
-    const at::Tensor nll = (-log_probs.gather(-1, target)).squeeze(-1).to(at::kDouble).cpu().contiguous();  // (n, T)
+    in.assign(static_cast<size_t>(R * T), 0);  // padding sits after each row: causal, never scored
+    tg.assign(static_cast<size_t>(R * T), 0);
+    for (int64_t i = 0; i < n; ++i) {
+      const Window& w = windows[b0 + i];
+      const auto [r, c] = at_[static_cast<size_t>(i)];
+      for (int64_t t = 0; t < w.end - w.begin; ++t) {
+        in[static_cast<size_t>(r * T + c + t)] = s.tokens[static_cast<size_t>(w.begin + t)];
+        tg[static_cast<size_t>(r * T + c + t)] = targets[static_cast<size_t>(w.begin + t + 1)];
+      }
+    }
+    const at::Tensor inputs = at::from_blob(in.data(), {R, T}, at::kLong).to(lm.device());
+    const at::Tensor target = at::from_blob(tg.data(), {R, T, 1}, at::kLong).to(lm.device());
+    const at::Tensor log_probs = lm.log_probs(inputs);                                 // (R, T, V)
+    const at::Tensor nll = (-log_probs.gather(-1, target)).squeeze(-1).to(at::kDouble).cpu().contiguous();  // (R, T)
     const double* v = nll.data_ptr<double>();
     for (int64_t i = 0; i < n; ++i) {
       const Window& w = windows[b0 + i];
+      const auto [r, c] = at_[static_cast<size_t>(i)];
       for (int64_t j = w.score_from; j < w.end; ++j) {
-        const double x = v[i * T + (j - w.begin)];
+        const double x = v[r * T + c + (j - w.begin)];
         acc.nll += x;
         acc.bytes += s.bytes(j, targets);
         ++acc.predictions;
@@ -75,7 +99,6 @@ void score_range(LanguageModel& lm, const Stream& s, std::span<const Window> win
   }
 }
 
-// Sums (nll, predictions, bytes, windows) across ranks in float64.
 void merge_totals(Totals& t, const Ranks& ranks) {
   if (ranks.world == 1) return;
   at::Tensor v = at::tensor({t.nll, static_cast<double>(t.predictions), static_cast<double>(t.bytes),
@@ -89,15 +112,73 @@ void merge_totals(Totals& t, const Ranks& ranks) {
   t.windows = static_cast<int64_t>(std::llround(p[3]));
 }
 
+// ---- SGD ---------------------------------------------------------------------------------------
+Sgd::Sgd(std::vector<at::Tensor> p, TttOptions::Sgd mode) : params(std::move(p)) {
+  for (auto& t : params) momentum.push_back(at::zeros_like(t));
+  fused = mode == TttOptions::Sgd::fused ||
+          (mode == TttOptions::Sgd::automatic && !params.empty() && params.front().is_cuda());
+}
+
+void Sgd::step(const std::vector<at::Tensor>& grads, double lr, double mu, double clip) {
+  at::NoGradGuard no_grad;
+  if (fused) {
+    // ‖g‖ over all tensors stays on the device: one _foreach_norm, one stack, no .item().
+    const at::Tensor total = at::stack(at::_foreach_norm(grads, 2)).norm();
+    const at::Tensor coef = (clip / (total + 1e-6)).clamp_max(1.0);
+    at::_foreach_mul_(grads, coef);
+    // The buffers start at zero, so every step (the first too) is buf = μ·buf + g.
+    at::_fused_sgd_(params, grads, momentum, /*weight_decay=*/0.0, mu, lr, /*dampening=*/0.0, /*nesterov=*/false,
+                    /*maximize=*/false, /*is_first_step=*/false);
+    return;
+  }
+  double sq = 0;
+  for (const auto& g : grads) sq += g.to(at::kDouble).pow(2).sum().item<double>();
+  const double norm = std::sqrt(sq), coef = clip / (norm + 1e-6);
+  for (size_t i = 0; i < params.size(); ++i) {
+    const at::Tensor g = coef < 1.0 ? grads[i] * coef : grads[i];
+    momentum[i].mul_(mu).add_(g);
+    params[i].sub_(momentum[i] * lr);
+  }
+}
+
+int64_t RowBatches::steps(const Ranks& ranks) const {
+  int64_t most = 0;
+  for (int r = 0; r < ranks.world; ++r) {
+    const auto [lo, hi] = share(rows, r, ranks.world);
+    most = std::max(most, hi - lo);
+  }
+  return (most + batch_seqs - 1) / batch_seqs;
+}
+
+std::pair<int64_t, int64_t> RowBatches::rows_of(int64_t step, int rank, int world) const {
+  const auto [lo, hi] = share(rows, rank, world);
+  return {std::min(hi, lo + step * batch_seqs), std::min(hi, lo + (step + 1) * batch_seqs)};
+}
+
+int64_t RowBatches::rows_in_step(int64_t step, int world) const {
+  int64_t n = 0;
+  for (int r = 0; r < world; ++r) {
+    const auto [a, b] = rows_of(step, r, world);
+    n += b - a;
+  }
+  return n;
+}
+
+}  // namespace detail
+
+using namespace detail;
+
+namespace {
+
 Totals score_all(LanguageModel& lm, const Stream& s, const std::vector<Window>& windows, const Config& cfg,
-                 const Ranks& ranks, Hooks hooks, const char* label) {
+                 const Ranks& ranks, Hooks hooks, const char* label, bool pack) {
   const auto t0 = std::chrono::steady_clock::now();
   Totals acc;
   const auto [lo, hi] = share(static_cast<int64_t>(windows.size()), ranks);
   std::unique_ptr<Progress> progress;
   if (hooks.progress) progress = std::make_unique<Progress>(label, hi - lo, "windows");
   if (hooks.ledger) hooks.ledger->tick();
-  score_range(lm, s, windows, lo, hi, cfg.eval_batch_seqs, acc, hooks, progress.get(), 0);
+  score_range(lm, s, windows, lo, hi, cfg.eval_batch_seqs, acc, hooks, progress.get(), 0, pack);
   if (progress) progress->finish();
   merge_totals(acc, ranks);
   acc.seconds = seconds_since(t0);
@@ -108,13 +189,20 @@ Totals score_all(LanguageModel& lm, const Stream& s, const std::vector<Window>& 
 
 // ---- the model adapter -----------------------------------------------------------------------
 ModelLM::ModelLM(std::shared_ptr<Model> model, int64_t freeze_blocks)
-    : model_(std::move(model)), looping_(model_->config().num_loops > 0), freeze_blocks_(freeze_blocks) {}
+    : model_(std::move(model)),
+      looping_(model_->config().num_loops > 0),
+      freeze_blocks_(freeze_blocks),
+      seq_len_cut_(model_->config().eval_seq_len) {}
 
 at::Tensor ModelLM::log_probs(const at::Tensor& inputs) {
-  return at::log_softmax(model_->logits(inputs, looping_), -1);
+  return at::log_softmax(model_->logits(inputs, looping_, nullptr, {seq_len_cut_, nullptr}), -1);
 }
 at::Tensor ModelLM::loss(const at::Tensor& inputs, const at::Tensor& targets) {
-  return model_->loss(inputs, targets, looping_);
+  return model_->loss(inputs, targets, looping_, {seq_len_cut_, nullptr});
+}
+at::Tensor ModelLM::lora_nll(const at::Tensor& inputs, const at::Tensor& targets, const LoraDelta& lora,
+                             int64_t seq_len_cut) {
+  return model_->token_losses(inputs, targets, looping_, nullptr, {seq_len_cut, &lora});
 }
 std::vector<at::Tensor> ModelLM::trainable() {
   std::vector<at::Tensor> out;
@@ -176,14 +264,14 @@ double Totals::loss() const { return predictions ? nll / static_cast<double>(pre
 double Totals::bpb() const { return bytes ? nll / (std::numbers::ln2 * static_cast<double>(bytes)) : 0.0; }
 
 Totals plain(LanguageModel& lm, const Stream& s, const Config& cfg, const Ranks& ranks, Hooks hooks) {
-  return score_all(lm, s, plain_rows(s.predictions, cfg.eval_seq_len), cfg, ranks, hooks, "plain");
+  return score_all(lm, s, plain_rows(s.predictions, cfg.eval_seq_len), cfg, ranks, hooks, "plain", /*pack=*/true);
 }
 
 Totals sliding(LanguageModel& lm, const Stream& s, const Config& cfg, const Ranks& ranks, Hooks hooks,
                bool legacy_tiling) {
   const auto windows = legacy_tiling ? legacy_sliding_windows(s.predictions, cfg.eval_seq_len, cfg.eval_stride)
                                      : sliding_windows(s.predictions, cfg.eval_seq_len, cfg.eval_stride);
-  return score_all(lm, s, windows, cfg, ranks, hooks, "sliding");
+  return score_all(lm, s, windows, cfg, ranks, hooks, "sliding", /*pack=*/false);
 }
 
 // ---- score-first TTT -------------------------------------------------------------------------
@@ -194,75 +282,86 @@ TttOptions TttOptions::from(const Config& cfg) {
   o.grad_clip = cfg.ttt_grad_clip;
   o.epochs = cfg.ttt_epochs;
   o.chunk_tokens = cfg.ttt_chunk_tokens;
+  o.batch_seqs = cfg.ttt_batch_seqs;
   return o;
 }
 
 namespace {
 
-// One SGD step per epoch on the chunk's rows: predictions [begin, end) cut into ⌊(end − begin)/L⌋
-// rows of L, shared contiguously across ranks; gradients are the mean over all rows of all ranks.
+// Trains on the chunk's rows: predictions [begin, end) cut into ⌊(end − begin)/L⌋ rows of L,
+// shared contiguously across ranks; per epoch, one SGD step per batch of up to TTT_BATCH_SEQS rows
+// per rank (the records' per-forward batch), the gradient being the mean over that step's rows on
+// all ranks. The ledger records, per step, the predictions of every rank's rows.
 void train_chunk(LanguageModel& lm, const Stream& s, int64_t begin, int64_t end, double lr, const TttOptions& o,
-                 const Config& cfg, const Ranks& ranks, std::vector<at::Tensor>& params,
-                 std::vector<at::Tensor>& momentum, Ledger* ledger) {
-  const int64_t L = cfg.eval_seq_len, rows = (end - begin) / L;
-  if (rows == 0) return;
-  const auto [lo, hi] = share(rows, ranks);
+                 const Config& cfg, const Ranks& ranks, Sgd& sgd, Ledger* ledger) {
+  const int64_t L = cfg.eval_seq_len;
+  const RowBatches rb{(end - begin) / L, o.batch_seqs};
+  if (rb.rows == 0) return;
+  // Rows read tokens [begin, begin + rows·L], i.e. the targets of predictions [begin − 1, begin + rows·L):
+  // their score times, merged across ranks once for the chunk.
+  const int64_t ub = std::max<int64_t>(begin - 1, 0), ue = begin + rb.rows * L;
+  at::Tensor times;
+  if (ledger) {
+    times = at::from_blob(ledger->score_times().data() + ub, {ue - ub}, at::kInt).clone();
+    all_sum(times, ranks);
+  }
   at::AutoGradMode grad_on(true);
   std::vector<int64_t> buf;
-  for (int64_t epoch = 0; epoch < o.epochs; ++epoch) {
-    if (ledger) ledger->tick();
-    for (auto& p : params)
-      if (p.mutable_grad().defined()) p.mutable_grad().zero_();
-    for (int64_t r0 = lo; r0 < hi; r0 += cfg.eval_batch_seqs) {
-      const int64_t n = std::min(cfg.eval_batch_seqs, hi - r0);
-      buf.resize(static_cast<size_t>(n * (L + 1)));
-      for (int64_t r = 0; r < n; ++r)
-        for (int64_t t = 0; t <= L; ++t)
-          buf[static_cast<size_t>(r * (L + 1) + t)] = s.tokens[static_cast<size_t>(begin + (r0 + r) * L + t)];
-      const at::Tensor batch = at::from_blob(buf.data(), {n, L + 1}, at::kLong).to(lm.device());
-      // Mean over this micro-batch, weighted so the sum over micro-batches and ranks is the mean over all rows.
-      const at::Tensor loss = lm.loss(batch.narrow(1, 0, L), batch.narrow(1, 1, L)) *
-                              (static_cast<double>(n) / static_cast<double>(rows));
-      loss.backward();
-    }
-    lm.after_backward();
-    at::NoGradGuard no_grad;
-    std::vector<at::Tensor> grads;
-    for (auto& p : params) {
-      if (!p.mutable_grad().defined()) p.mutable_grad() = at::zeros_like(p);
-      grads.push_back(p.mutable_grad());
-    }
-    if (ranks.world > 1) {
-      at::Tensor flat = at::cat([&] {
-        std::vector<at::Tensor> v;
-        for (auto& g : grads) v.push_back(g.reshape({-1}).to(at::kFloat));
-        return v;
-      }());
-      all_sum(flat, ranks);
-      int64_t off = 0;
-      for (auto& g : grads) {
-        g.copy_(flat.narrow(0, off, g.numel()).view(g.sizes()));
-        off += g.numel();
+  std::vector<at::Tensor>& params = sgd.params;
+  const int64_t steps = rb.steps(ranks);
+  for (int64_t epoch = 0; epoch < o.epochs; ++epoch)
+    for (int64_t k = 0; k < steps; ++k) {
+      if (ledger) ledger->tick();
+      for (auto& p : params)
+        if (p.mutable_grad().defined()) p.mutable_grad().zero_();
+      const auto [r0, r1] = rb.rows_of(k, ranks.rank, ranks.world);
+      const int64_t n = r1 - r0;
+      if (n > 0) {
+        buf.resize(static_cast<size_t>(n * (L + 1)));
+        for (int64_t r = 0; r < n; ++r)
+          for (int64_t t = 0; t <= L; ++t)
+            buf[static_cast<size_t>(r * (L + 1) + t)] = s.tokens[static_cast<size_t>(begin + (r0 + r) * L + t)];
+        const at::Tensor batch = at::from_blob(buf.data(), {n, L + 1}, at::kLong).to(lm.device());
+        // This rank's mean, weighted so that the sum over ranks is the mean over the step's rows.
+        const at::Tensor loss = lm.loss(batch.narrow(1, 0, L), batch.narrow(1, 1, L)) *
+                                (static_cast<double>(n) / static_cast<double>(rb.rows_in_step(k, ranks.world)));
+        loss.backward();
+      }
+      lm.after_backward();
+      std::vector<at::Tensor> grads;
+      {
+        at::NoGradGuard no_grad;
+        for (auto& p : params) {
+          if (!p.mutable_grad().defined()) p.mutable_grad() = at::zeros_like(p);
+          grads.push_back(p.mutable_grad());
+        }
+        if (ranks.world > 1) {
+          at::Tensor flat = at::cat([&] {
+            std::vector<at::Tensor> v;
+            for (auto& g : grads) v.push_back(g.reshape({-1}).to(at::kFloat));
+            return v;
+          }());
+          all_sum(flat, ranks);
+          int64_t off = 0;
+          for (auto& g : grads) {
+            g.copy_(flat.narrow(0, off, g.numel()).view(g.sizes()));
+            off += g.numel();
+          }
+        }
+      }
+      sgd.step(grads, lr, o.momentum, o.grad_clip);
+      if (ledger && ranks.rank == 0) {  // rank 0 records the whole step (every rank's rows) as one update
+        bool counted = false;
+        for (int r = 0; r < ranks.world; ++r) {
+          const auto [a, b] = rb.rows_of(k, r, ranks.world);
+          if (a == b) continue;
+          const int64_t ja = std::max<int64_t>(begin + a * L - 1, 0), jb = begin + b * L;
+          ledger->used(ja, jb, std::span<const int32_t>(times.data_ptr<int32_t>() + (ja - ub), static_cast<size_t>(jb - ja)),
+                       /*new_update=*/!counted);
+          counted = true;
+        }
       }
     }
-    // Global gradient-norm clip (as torch.nn.utils.clip_grad_norm_), then SGD with momentum
-    // (buf = μ·buf + g; p −= lr·buf), the momentum persisting across chunks.
-    double sq = 0;
-    for (auto& g : grads) sq += g.to(at::kDouble).pow(2).sum().item<double>();
-    const double norm = std::sqrt(sq), coef = o.grad_clip / (norm + 1e-6);
-    for (size_t i = 0; i < params.size(); ++i) {
-      at::Tensor g = coef < 1.0 ? grads[i] * coef : grads[i];
-      momentum[i].mul_(o.momentum).add_(g);
-      params[i].sub_(momentum[i] * lr);
-    }
-    if (ledger) {
-      // Rows read tokens [begin, begin + rows·L], i.e. the targets of predictions [begin − 1, begin + rows·L).
-      const int64_t ub = std::max<int64_t>(begin - 1, 0), ue = begin + rows * L;
-      at::Tensor times = at::from_blob(ledger->score_times().data() + ub, {ue - ub}, at::kInt).clone();
-      all_sum(times, ranks);
-      ledger->used(ub, ue, std::span<const int32_t>(times.data_ptr<int32_t>(), static_cast<size_t>(ue - ub)));
-    }
-  }
 }
 
 }  // namespace
@@ -280,12 +379,12 @@ Totals ttt(LanguageModel& lm, const Stream& s, const Config& cfg, const TttOptio
     first[static_cast<size_t>(c)] = static_cast<int64_t>(w);
   }
 
-  std::vector<at::Tensor> params = lm.trainable(), momentum;
-  for (auto& p : params) momentum.push_back(at::zeros_like(p));
+  Sgd sgd(lm.trainable(), o.sgd);
   if (ranks.rank == 0 && hooks.progress)
     fmt::print("ttt_sliding:start chunks={} chunk_tokens={} total_windows={} stride={} ttt_lr={} ttt_epochs={} "
-               "freeze_blocks={}\n",
-               K, T, windows.size(), cfg.eval_stride, o.lr, o.epochs, cfg.ttt_freeze_blocks);
+               "freeze_blocks={} batch_seqs={} sgd={}\n",
+               K, T, windows.size(), cfg.eval_stride, o.lr, o.epochs, cfg.ttt_freeze_blocks, o.batch_seqs,
+               sgd.fused ? "fused" : "loop");
   std::fflush(stdout);
 
   Totals acc;
@@ -296,14 +395,14 @@ Totals ttt(LanguageModel& lm, const Stream& s, const Config& cfg, const TttOptio
     const double lr = K > 1 ? o.lr * 0.5 * (1 + std::cos(std::numbers::pi * static_cast<double>(c) / static_cast<double>(K - 1))) : o.lr;
     const bool train = c < K - 1;  // the last chunk is never trained on
     if (o.train_before_score && train)
-      train_chunk(lm, s, begin, end, lr, o, cfg, ranks, params, momentum, hooks.ledger);
+      train_chunk(lm, s, begin, end, lr, o, cfg, ranks, sgd, hooks.ledger);
     if (hooks.ledger) hooks.ledger->tick();
     const int64_t n = first[static_cast<size_t>(c + 1)] - first[static_cast<size_t>(c)];
     const auto [lo, hi] = share(n, ranks);
     score_range(lm, s, windows, first[static_cast<size_t>(c)] + lo, first[static_cast<size_t>(c)] + hi,
                 cfg.eval_batch_seqs, acc, hooks, nullptr, 0);
     if (!o.train_before_score && train)
-      train_chunk(lm, s, begin, end, lr, o, cfg, ranks, params, momentum, hooks.ledger);
+      train_chunk(lm, s, begin, end, lr, o, cfg, ranks, sgd, hooks.ledger);
     if (progress)
       progress->update(c + 1, acc.bytes ? fmt::format("rank-local bpb {:.4f}", acc.nll / (std::numbers::ln2 * static_cast<double>(acc.bytes))) : "");
   }
@@ -324,6 +423,19 @@ void merge_ledger(Ledger& ledger, const Ranks& ranks) {
   at::Tensor times = at::from_blob(ledger.score_times().data(), {M}, at::kInt).clone();
   all_sum(times, ranks);
   std::memcpy(ledger.score_times().data(), times.data_ptr<int32_t>(), static_cast<size_t>(M) * sizeof(int32_t));
+  // Update evidence: each update is recorded on one rank only (its own LoRA steps; global SGD on
+  // rank 0), so counts add; the first violation and the closest gap are the smallest over ranks.
+  UpdateReport& u = ledger.mutable_updates();
+  at::Tensor counts3 = at::tensor({static_cast<double>(u.updates), static_cast<double>(u.uses),
+                                   static_cast<double>(u.violations)}, at::kDouble);
+  all_sum(counts3, ranks);
+  const int64_t first = u.first_violation < 0 ? M : u.first_violation;  // M: none
+  const int64_t worst_first = -all_max(-first, ranks), worst_gap = -all_max(-static_cast<int64_t>(u.min_gap), ranks);
+  u.updates = static_cast<int64_t>(counts3[0].item<double>());
+  u.uses = static_cast<int64_t>(counts3[1].item<double>());
+  u.violations = static_cast<int64_t>(counts3[2].item<double>());
+  u.first_violation = worst_first == M ? -1 : worst_first;
+  u.min_gap = static_cast<int32_t>(worst_gap);
 }
 
 }  // namespace golf::eval

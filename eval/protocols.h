@@ -1,4 +1,5 @@
-// eval/protocols.h — the scoring loops: plain rows, sliding window, score-first TTT.
+// eval/protocols.h — the scoring loops: plain rows, sliding window, score-first TTT (global SGD,
+// document-batched LoRA, phased = LoRA + global SGD over already-scored documents).
 //
 // Every protocol scores predictions j ∈ [0, M) of a token stream — prediction j predicts token j + 1
 // from tokens ≤ j — each exactly once, and accumulates in float64
@@ -6,13 +7,24 @@
 //     val_loss = S_nll / M,   val_bpb = S_nll / (ln 2 · B).
 // The work is a list of windows (predictions [begin, end) fed as one row, of which [score_from, end)
 // are scored), cut contiguously across ranks; sums are merged across ranks at the end.
-//   plain    rows of EVAL_SEQ_LEN = L, each scoring all its positions
+//   plain    rows of EVAL_SEQ_LEN = L, each scoring all its positions; EVAL_BATCH_SEQS consecutive
+//            rows are packed into one forward whose attention is cut only at the pack start, at
+//            each BOS and every L tokens counted from a document start (as the records' eval_val),
+//            so a row that begins mid-document keeps its context
 //   sliding  window starts ws = 0, s, 2s, … with ws + C < M (C = L − s); the first window scores
 //            all its positions, the others their last s — the tiling covers [0, M) exactly once
 //   ttt      the sliding windows grouped into chunks of TTT_CHUNK_TOKENS predictions (a window
 //            belongs to the chunk of its first scored prediction); per chunk: score it without
 //            gradients, then — except for the last chunk — train on the chunk's rows with SGD
-//            (momentum, cosine-decayed lr, TTT_EPOCHS passes, gradient-norm clip)
+//            (momentum, cosine-decayed lr, TTT_EPOCHS passes, gradient-norm clip), one step per
+//            batch of up to TTT_BATCH_SEQS rows per rank (the records' per-forward batch)
+//   lora     documents (split at BOS) in the records' length-sorted queue, TTT_BATCH_SIZE per
+//            batch, each with its own LoRA slice; per chunk of TTT_CHUNK_SIZE predictions: score,
+//            then one AdamW step on the chunk (a document's last chunk is never trained on)
+//   phased   lora, with global SGD on the base weights over already-scored documents between
+//            phases (eval/protocols_lora.cpp)
+// Evaluation forwards cut attention only where the records do (ForwardOptions::seq_len_cut =
+// EVAL_SEQ_LEN or TTT_EVAL_SEQ_LEN, never TRAIN_SEQ_LEN).
 #pragma once
 #include <ATen/core/Tensor.h>
 
@@ -28,6 +40,7 @@
 
 namespace golf {
 class Model;
+struct LoraDelta;
 }
 
 namespace golf::eval {
@@ -47,12 +60,16 @@ class LanguageModel {
 };
 
 // The golf model, with recurrence as the artifact's config says; TTT_FREEZE_BLOCKS = N leaves
-// the first N blocks (their bank rows and per-block tensors) untouched.
+// the first N blocks (their bank rows and per-block tensors) untouched. Attention is cut every
+// EVAL_SEQ_LEN tokens of a document (the model config's), never every TRAIN_SEQ_LEN.
 class ModelLM : public LanguageModel {
  public:
   ModelLM(std::shared_ptr<Model> model, int64_t freeze_blocks = 0);
   at::Tensor log_probs(const at::Tensor& inputs) override;
   at::Tensor loss(const at::Tensor& inputs, const at::Tensor& targets) override;
+  // Per-position nll (B, T) with test-time LoRA deltas (one slice per row), cut every seq_len_cut.
+  at::Tensor lora_nll(const at::Tensor& inputs, const at::Tensor& targets, const LoraDelta& lora,
+                      int64_t seq_len_cut);
   std::vector<at::Tensor> trainable() override;
   void after_backward() override;
   at::Device device() const override;
@@ -62,6 +79,7 @@ class ModelLM : public LanguageModel {
   std::shared_ptr<Model> model_;
   bool looping_;
   int64_t freeze_blocks_;
+  int64_t seq_len_cut_;
 };
 
 struct Window {
@@ -102,6 +120,7 @@ struct Ranks {
 struct Totals {
   double nll = 0, seconds = 0;
   int64_t predictions = 0, bytes = 0, windows = 0, chunks = 0;
+  int64_t documents = 0, batches = 0, phases = 0, global_steps = 0;  // LoRA / phased TTT
   double loss() const;
   double bpb() const;
 };
@@ -118,12 +137,62 @@ Totals sliding(LanguageModel& lm, const Stream& stream, const Config& cfg, const
 
 struct TttOptions {
   double lr = 0.005, momentum = 0.9, grad_clip = 1.0;
-  int64_t epochs = 3, chunk_tokens = 32768;
+  int64_t epochs = 3, chunk_tokens = 32768, batch_seqs = 32;
+  // SGD through at::_fused_sgd_ and one _foreach_norm for the clip (no host sync per step); the
+  // per-tensor loop is the reference. Default: fused on CUDA.
+  enum class Sgd { automatic, loop, fused } sgd = Sgd::automatic;
   bool train_before_score = false;  // planted violation (tests of the ledger only): train on a chunk, then score it
   static TttOptions from(const Config& cfg);
 };
 Totals ttt(LanguageModel& lm, const Stream& stream, const Config& cfg, const TttOptions& options, const Ranks& ranks,
            Hooks hooks = {});
+
+// ---- LoRA TTT and phased TTT (eval/protocols_lora.cpp) ---------------------------------------
+// A document: predictions [begin, end), i.e. tokens [begin, end] — from its BOS up to and including
+// the next document's BOS (so it also predicts that BOS); the first runs from the stream start,
+// the last ends at M. Documents without predictions are dropped.
+struct Document {
+  int64_t begin = 0, end = 0;
+  int64_t predictions() const { return end - begin; }
+};
+std::vector<Document> documents(const Stream& stream, int64_t bos_token_id);
+// The records' queue: documents sorted by predictions ascending (ties by position), cut into
+// batches of batch_size, batches ordered by descending longest document (ties by batch index).
+// Each batch lists document indices, shortest first.
+std::vector<std::vector<int64_t>> lora_queue(const std::vector<Document>& docs, int64_t batch_size);
+
+struct LoraOptions {
+  int64_t rank = 96, chunk = 48, seq_len = 2048, batch_size = 64, grad_steps = 1;
+  double alpha = 144, lr = 1e-4, weight_decay = 1.0, beta1 = 0.0, beta2 = 0.999, eps = 1e-10;
+  bool k = true, o = true, mlp = true, warm_start_a = false;
+  uint64_t seed = 1337;
+  // Phased TTT: after the queue has scored the batches holding the first b_k = ⌊prefix·k/phases⌋
+  // documents (queue order), global SGD on the base weights over b_k already-scored documents.
+  bool phased = false;
+  int64_t prefix_docs = 2000, num_phases = 3, global_chunk_tokens = 32768, global_epochs = 1, global_batch_seqs = 32;
+  double global_lr = 0.001, global_momentum = 0.9, global_grad_clip = 1.0;
+  TttOptions::Sgd sgd = TttOptions::Sgd::automatic;
+  // Planted violations, for the compliance tests only.
+  bool plant_train_before_score = false;  // step on a chunk, then score it
+  bool plant_leak_across_docs = false;    // never reset the LoRA / optimizer between batches
+  bool plant_unscored_in_phase = false;   // add the next, not yet scored document to each global SGD phase
+  static LoraOptions from(const Config& cfg);
+};
+// One clear error (golf::Error) when a setting cannot apply to this model: a LoRA rank larger than
+// a LoRA'd layer's smaller side, or MoA (no LoRA sites).
+void validate_lora(const Config& cfg, const LoraOptions& options);
+
+// Where each prediction stands in the declared evaluation order: (segment, batch) of its
+// document — a phase boundary separates segments. Predictions of a document share its place.
+struct QueuePlace {
+  std::vector<int64_t> doc_of;  // per prediction: document index (−1: none)
+  std::vector<int64_t> batch_of_doc, segment_of_doc;
+};
+QueuePlace lora_queue_places(const Stream& stream, const Config& cfg, const LoraOptions& options);
+
+// LoRA TTT, or phased TTT with options.phased. lm must be a ModelLM (the LoRA goes into its model).
+Totals lora_ttt(LanguageModel& lm, const Stream& stream, const Config& cfg, const LoraOptions& options,
+                const Ranks& ranks, Hooks hooks = {});
 
 // Merges a ledger's per-prediction state across ranks (element-wise sums); a no-op for one process.
 void merge_ledger(Ledger& ledger, const Ranks& ranks);

@@ -35,7 +35,8 @@ Per train-time variant V and seed S (RUN_ID = TAG_V_seedS, RUN_DIR = RUNS_ROOT/R
   golf-pack  RUN_DIR [<--pack-args>]
   golf-eval  RUN_DIR/final_model.golf --out RUN_DIR/eval.json --set ... [<--eval-args>]
      the --set values are the run's DATA_PATH, TOKENIZER_PATH, DEVICE, VAL_MAX_TOKENS, EVAL_*,
-     TTT_* (except TTT_ENABLED) and SMAT_ABLATION from RUN_DIR/config.json (as scripts/record.sh)
+     TTT_* (except TTT_ENABLED; TTT_MODE picks the TTT), PHASED_TTT_*, GLOBAL_TTT_* and SMAT_ABLATION from
+     RUN_DIR/config.json (as scripts/record.sh)
 An eval-time variant E@P writes PARENT_RUN_DIR/eval_E.json, with P's eval --set values then E's.
 Stage output goes to OUT/logs/RUN_ID.{train,pack,eval}.log (eval-time: RUN_ID = TAG_E_seedS).
 
@@ -419,7 +420,7 @@ def eval_sets_from_config(config: dict) -> list[str]:
     """The run's evaluation settings (record.sh's list, plus the eval-time SMAT_ABLATION)."""
     out = []
     for k, v in config.items():
-        if k in EVAL_KEYS or (k.startswith(("EVAL_", "TTT_")) and k != "TTT_ENABLED"):
+        if k in EVAL_KEYS or (k.startswith(("EVAL_", "TTT_", "PHASED_TTT_", "GLOBAL_TTT_")) and k != "TTT_ENABLED"):
             out.append(f"{k}={v if isinstance(v, str) else json.dumps(v)}")
     return out
 

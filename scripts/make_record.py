@@ -172,6 +172,10 @@ def _finish(s):
         "plain": _num(ev, "results", "plain", "val_bpb"), "sliding": _num(ev, "results", "sliding", "val_bpb"),
         "ttt": _num(ev, "results", "ttt", "val_bpb"),
     }
+    ttt = ((ev.get("results") or {}).get("ttt") or {}) if isinstance(ev.get("results"), dict) else {}
+    # Which TTT ran (golf-eval TTT_MODE: sgd = global score-first SGD, lora, phased) and its settings.
+    s["ttt_mode"] = (ttt.get("mode") or "sgd") if isinstance(ttt, dict) and ttt else None
+    s["ttt_settings"] = ttt.get("settings") if isinstance(ttt, dict) and isinstance(ttt.get("settings"), dict) else None
     s["pre_quant_val_loss"] = _num(pack, "pre_quant", "val_loss")
     for key in ("bytes_model", "bytes_code", "bytes_total"):
         s[key] = _num(pack, key) if _num(pack, key) is not None else _num(ev, key)
@@ -226,6 +230,9 @@ def _r(v, nd=None):
     return v if v is None or nd is None else round(v, nd)
 
 
+TTT_PROTOCOLS = {"sgd": "score_first_global_sgd_ttt", "lora": "document_lora_ttt", "phased": "phased_ttt"}
+
+
 def build_submission(args, seeds, sig) -> dict:
     ok = [s for s in seeds if s["status"] == "ok"]
     bpb_m, bpb_s = mean_std([s["val_bpb"] for s in ok])
@@ -235,6 +242,8 @@ def build_submission(args, seeds, sig) -> dict:
         "blurb": args.what_changed, "date": args.date, "track": args.track,
         "val_bpb": _r(bpb_m), "val_bpb_std": _r(bpb_s), "val_loss": _r(loss_m), "val_loss_std": _r(loss_s),
         "eval_protocol": ok[0]["protocol"] if ok else None,
+        "ttt_protocol": TTT_PROTOCOLS.get(ok[0]["ttt_mode"]) if ok and ok[0]["ttt_mode"] else None,
+        "ttt_settings": ok[0]["ttt_settings"] if ok else None,
         "seeds": [s["seed"] for s in seeds],
         "seeds_ok": len(ok), "seeds_failed": [s["seed"] for s in seeds if s["status"] != "ok"],
         "bytes_total": max((s["bytes_total"] for s in ok if s["bytes_total"] is not None), default=None),
@@ -318,6 +327,9 @@ def build_readme(args, seeds, sub, sig_line, plots, config_text, overrides, reso
     L += ["", f"Track `{args.track}` · {args.date} · {args.author} (@{args.github_id})"
           + (f" · {args.hardware}" if args.hardware else "")
           + (f" · golf {sub['golf_commit']}" if sub.get("golf_commit") else ""), ""]
+    if sub.get("ttt_protocol"):
+        settings = ", ".join(f"`{k}={v}`" for k, v in sorted((sub.get("ttt_settings") or {}).items()))
+        L += [f"Test-time training: **{sub['ttt_protocol']}** ({settings})", ""]
     L += ["## What changed", "", args.what_changed, ""]
 
     L += ["## Results", ""]

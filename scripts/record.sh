@@ -12,7 +12,8 @@
 #   golf-pack  RUN_DIR --val                                  (stdout → RUN_DIR/pack.log, stderr → pack.err)
 #   golf-eval  RUN_DIR/final_model.golf --ttt --out RUN_DIR/eval.json --set …   (stdout → RUN_DIR/eval.log,
 #              stderr → eval.err); the --set values are the run's DATA_PATH, TOKENIZER_PATH, DEVICE,
-#              VAL_MAX_TOKENS, EVAL_* and TTT_* (except TTT_ENABLED) from RUN_DIR/config.json, then yours.
+#              VAL_MAX_TOKENS, EVAL_*, TTT_* (except TTT_ENABLED; TTT_MODE=sgd|lora|phased picks the TTT), PHASED_TTT_*
+#              and GLOBAL_TTT_* from RUN_DIR/config.json, then yours.
 # A failed stage ends that seed only; the others still run, and make_record.py lists it as FAILED.
 # Then: make_record.py --out OUT_ROOT/TRACK/DATE_NAME --seed-run S=RUN_DIR … (its exit status is ours:
 # 0 all seeds ok, 3 record written with FAILED seeds, 2 bad input).
@@ -88,7 +89,7 @@ import json, sys
 cfg = json.load(open(sys.argv[1]))
 for k, v in cfg.items():
     if k in ("DATA_PATH", "TOKENIZER_PATH", "DEVICE", "VAL_MAX_TOKENS") or \
-       (k.startswith(("EVAL_", "TTT_")) and k != "TTT_ENABLED"):
+       (k.startswith(("EVAL_", "TTT_", "PHASED_TTT_", "GLOBAL_TTT_")) and k != "TTT_ENABLED"):
         print(f"{k}={v}")
 PY
 }

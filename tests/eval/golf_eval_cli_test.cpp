@@ -76,9 +76,10 @@ TEST_F(GolfEvalCli, ScoresPlainSlidingAndTttWithEveryComplianceCheckPassing) {
 
 TEST_F(GolfEvalCli, PlainEqualsTheIndependentScorerOfGolfPack) {
   // golf-pack --val scores the same artifact with train/validation (rows of TRAIN_SEQ_LEN = 128,
-  // the fused softcap cross-entropy); golf-eval's plain rows of EVAL_SEQ_LEN = 128 must agree.
+  // the fused softcap cross-entropy); golf-eval's plain rows of EVAL_SEQ_LEN = 128, one per forward
+  // (EVAL_BATCH_SEQS=1: packed rows would keep context across rows), must agree.
   const auto out = dir.path() / "plain.json";
-  const auto r = eval(quote(run_dir() / "final_model.golf") + " --no-sliding --out " + quote(out));
+  const auto r = eval(quote(run_dir() / "final_model.golf") + " --no-sliding --set EVAL_BATCH_SEQS=1 --out " + quote(out));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const auto mine = read_json(out)["results"]["plain"];
   const auto packed = read_json(run_dir() / "final_model.golf.json")["quantized"];
@@ -108,6 +109,48 @@ TEST_F(GolfEvalCli, TwoRanksScoreWhatOneRankScores) {
   EXPECT_NEAR(a["results"]["ttt"]["val_bpb"].get<double>(), b["results"]["ttt"]["val_bpb"].get<double>(), 1e-5);
   for (const auto& c : b["compliance"]) EXPECT_EQ(c["status"], "PASS") << c["check"] << ": " << c["detail"];
   EXPECT_FALSE(b["compliance"].empty());
+}
+
+TEST_F(GolfEvalCli, LoraAndPhasedTttOnTwoRanksEqualOneRank) {
+  // The queue's batches go to ranks round-robin; phases start at fixed points of the queue: one
+  // process and two score the same documents with the same states (global SGD sums the two
+  // halves' gradients in another order: equal to float rounding).
+  std::string sets;
+  for (const char* kv : {"TTT_LORA_RANK=4", "TTT_CHUNK_SIZE=16", "TTT_EVAL_SEQ_LEN=128", "TTT_BATCH_SIZE=4", "TTT_LORA_LR=0.003",
+                         "PHASED_TTT_PREFIX_DOCS=12", "PHASED_TTT_NUM_PHASES=2", "GLOBAL_TTT_CHUNK_TOKENS=256", "GLOBAL_TTT_LR=0.003"})
+    sets += std::string(" --set ") + kv;
+  for (const std::string mode : {"lora", "phased"}) {
+    const auto one = dir.path() / (mode + "1.json"), two = dir.path() / (mode + "2.json");
+    const std::string args = quote(run_dir() / "final_model.golf") + " --ttt-mode " + mode + " --no-plain --no-sliding" + sets + " --out ";
+    const auto r1 = eval(args + quote(one));
+    ASSERT_EQ(r1.exit_code, 0) << r1.output;
+    const auto r2 = eval(args + quote(two) + " --nproc 2");
+    ASSERT_EQ(r2.exit_code, 0) << r2.output;
+    EXPECT_NE(r1.output.find(mode == "lora" ? "quantized_ttt_lora val_loss:" : "quantized_ttt_phased val_loss:"), std::string::npos)
+        << r1.output;
+    const auto a = read_json(one)["results"]["ttt"], b = read_json(two)["results"]["ttt"];
+    EXPECT_EQ(a["mode"], mode);
+    EXPECT_EQ(a["tokens"], b["tokens"]);
+    EXPECT_EQ(a["bytes"], b["bytes"]);
+    EXPECT_NEAR(a["val_bpb"].get<double>(), b["val_bpb"].get<double>(), 1e-6) << mode;
+    if (mode == "phased") {
+      EXPECT_EQ(a["phases"], 2);
+      EXPECT_GT(a["global_steps"].get<int64_t>(), 0);
+    }
+    for (const auto* j : {&one, &two})
+      for (const auto& c : read_json(*j)["compliance"]) EXPECT_EQ(c["status"], "PASS") << mode << " " << c["check"] << ": " << c["detail"];
+    std::vector<std::string> checks;
+    for (const auto& c : read_json(one)["compliance"]) checks.push_back(c["check"]);
+    EXPECT_EQ(std::count(checks.begin(), checks.end(), "document_isolation"), 2) << "the model's and LoRA TTT's";
+  }
+}
+
+TEST_F(GolfEvalCli, ALoraRankLargerThanALayerIsOneErrorAndNoOutput) {
+  const auto out = dir.path() / "rank.json";
+  const auto r = eval(quote(run_dir() / "final_model.golf") + " --ttt-mode lora --set TTT_LORA_RANK=40 --out " + quote(out));
+  EXPECT_EQ(r.exit_code, 1) << r.output;  // MODEL_DIM 64, 2 of 4 KV heads: K/V are 64 → 32
+  EXPECT_NE(r.output.find("TTT_LORA_RANK=40 exceeds the K/V projection"), std::string::npos) << r.output;
+  EXPECT_FALSE(std::filesystem::exists(out));
 }
 
 TEST_F(GolfEvalCli, SmatAblationsRunAtEvaluationTimeWithTheArtifactsGateMeans) {

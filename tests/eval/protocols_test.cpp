@@ -1,6 +1,9 @@
 // eval/protocols.h as a specification: the tilings score every prediction exactly once, sliding
-// with stride = context is the plain evaluation, TTT with lr 0 is the sliding evaluation, and a
-// training TTT changes the score (so that comparison can fail).
+// with stride = context is the plain evaluation of one row per forward, plain packs its rows and
+// cuts attention only where the records do (document starts, every EVAL_SEQ_LEN of a document —
+// never every TRAIN_SEQ_LEN), TTT with lr 0 is the sliding evaluation, a training TTT changes the
+// score (so that comparison can fail), TTT steps once per batch of TTT_BATCH_SEQS rows, and the
+// fused SGD equals the per-tensor loop.
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
@@ -41,10 +44,11 @@ TEST(Tiling, TheEarlyImplementationScoresTheTailTwice) {
   EXPECT_EQ(c.never, 0);
 }
 
-TEST(Protocols, SlidingWithStrideEqualToContextIsPlain) {
+TEST(Protocols, SlidingWithStrideEqualToContextIsPlainWithOneRowPerForward) {
   test::EvalFixture f;
   Config cfg = f.cfg;
   cfg.eval_stride = cfg.eval_seq_len;
+  cfg.eval_batch_seqs = 1;  // plain packs the rows of a forward: one row each keeps them apart
   auto lm = f.make_lm();
   const Totals a = plain(*lm, f.stream(), cfg, Ranks{});
   const Totals b = sliding(*lm, f.stream(), cfg, Ranks{});
@@ -64,6 +68,112 @@ TEST(Protocols, SlidingScoresWithMoreContextThanPlain) {
   EXPECT_EQ(a.bytes, b.bytes);
   EXPECT_NE(a.nll, b.nll);  // different context per prediction, so different numbers
   EXPECT_GT(b.windows, a.windows);
+}
+
+// Where prediction j's document starts inside a forward that begins at `from`: the last BOS at or
+// before j, else `from`.
+int64_t document_start(const std::vector<uint16_t>& tokens, int64_t from, int64_t j, int64_t bos) {
+  for (int64_t p = j; p > from; --p)
+    if (tokens[static_cast<size_t>(p)] == bos) return p;
+  return from;
+}
+
+// Per-prediction nll from one forward over tokens [start, j] for each j (the reference). The model
+// cuts that row every EVAL_SEQ_LEN tokens (the SmearGate still reads the token before a cut, as the
+// records' packed forward does).
+double reference_nll(LanguageModel& lm, const std::vector<uint16_t>& tokens, int64_t start, int64_t j) {
+  at::NoGradGuard no_grad;
+  std::vector<int64_t> row(tokens.begin() + start, tokens.begin() + j + 1);
+  const at::Tensor lp = lm.log_probs(at::from_blob(row.data(), {1, j + 1 - start}, at::kLong));
+  return -lp[0][j - start][tokens[static_cast<size_t>(j + 1)]].item<double>();
+}
+
+TEST(Protocols, PlainPacksItsRowsAndCutsOnlyAtDocumentStartsAndEveryEvalSeqLen) {
+  // Rows of 32 in forwards of 4 rows: a row that begins mid-document keeps that document's context
+  // (up to 32 tokens from the document start, then a cut), as the records' eval_val. TRAIN_SEQ_LEN
+  // = 8 must not cut anything.
+  test::EvalFixture f;
+  const auto ref_lm = f.make_lm();  // the reference: TRAIN_SEQ_LEN = EVAL_SEQ_LEN = 32
+  f.cfg.train_seq_len = 8;
+  auto lm = f.make_lm();
+  std::vector<double> nll(static_cast<size_t>(f.predictions), std::nan(""));
+  Hooks h;
+  h.nll = &nll;
+  const Totals t = plain(*lm, f.stream(), f.cfg, Ranks{}, h);
+  EXPECT_EQ(t.predictions, f.predictions);
+  const int64_t L = f.cfg.eval_seq_len, pack = f.cfg.eval_batch_seqs * L;
+  double worst = 0;
+  int64_t mid_document_rows = 0;
+  for (int64_t j = 0; j < f.predictions; ++j) {
+    const int64_t from = j / pack * pack;
+    if (j % L == 0 && j % pack != 0 && f.tokens[static_cast<size_t>(j)] != f.cfg.bos_token_id) ++mid_document_rows;
+    const double ref = reference_nll(*ref_lm, f.tokens, document_start(f.tokens, from, j, f.cfg.bos_token_id), j);
+    worst = std::max(worst, std::abs(ref - nll[static_cast<size_t>(j)]));
+  }
+  EXPECT_GT(mid_document_rows, 2) << "the fixture has rows that begin mid-document";
+  EXPECT_LE(worst, 1e-5);
+}
+
+TEST(Protocols, SlidingCutsOnlyAtDocumentStartsNeverEveryTrainSeqLen) {
+  test::EvalFixture f;
+  const auto ref_lm = f.make_lm();  // the reference: TRAIN_SEQ_LEN = EVAL_SEQ_LEN = 32
+  f.cfg.train_seq_len = 8;          // shorter than the windows (32): evaluation must not cut at 8
+  auto lm = f.make_lm();
+  std::vector<double> nll(static_cast<size_t>(f.predictions), std::nan(""));
+  Hooks h;
+  h.nll = &nll;
+  sliding(*lm, f.stream(), f.cfg, Ranks{}, h);
+  double worst = 0;
+  for (const auto& w : sliding_windows(f.predictions, f.cfg.eval_seq_len, f.cfg.eval_stride))
+    for (int64_t j = w.score_from; j < w.end; ++j) {
+      const int64_t start = document_start(f.tokens, w.begin, j, f.cfg.bos_token_id);
+      worst = std::max(worst, std::abs(reference_nll(*ref_lm, f.tokens, start, j) - nll[static_cast<size_t>(j)]));
+    }
+  EXPECT_LE(worst, 1e-5);
+}
+
+TEST(Protocols, TttStepsOncePerBatchOfRowsPerRank) {
+  // 128-prediction chunks = 4 rows of 32; TTT_BATCH_SEQS 1, 3 and 4 give 4, 2 and 1 steps per epoch.
+  test::EvalFixture f;
+  f.cfg.ttt_chunk_tokens = 128;
+  const int64_t K = (f.predictions + 127) / 128;  // 3 chunks, the last not trained on
+  std::map<int64_t, double> nll;
+  for (const auto& [batch, steps] : std::vector<std::pair<int64_t, int64_t>>{{1, 4}, {3, 2}, {4, 1}}) {
+    TttOptions o = TttOptions::from(f.cfg);
+    o.batch_seqs = batch;
+    o.lr = 0.02;
+    auto lm = f.make_lm();
+    Ledger ledger(f.predictions);
+    const Totals t = ttt(*lm, f.stream(), f.cfg, o, Ranks{}, {&ledger});
+    EXPECT_EQ(ledger.updates().updates, (K - 1) * o.epochs * steps) << "TTT_BATCH_SEQS=" << batch;
+    EXPECT_TRUE(ledger.updates().ok());
+    nll[batch] = t.nll;
+  }
+  EXPECT_GT(std::abs(nll[1] - nll[4]), 1e-6 * nll[4]) << "more, smaller steps train differently";
+}
+
+TEST(Protocols, FusedSgdEqualsThePerTensorLoop) {
+  test::EvalFixture f;
+  std::vector<double> nll[2];
+  std::map<std::string, at::Tensor> weights[2];
+  for (const int fused : {0, 1}) {
+    TttOptions o = TttOptions::from(f.cfg);
+    o.lr = 0.05;
+    o.grad_clip = 0.05;  // small enough that the clip acts
+    o.sgd = fused ? TttOptions::Sgd::fused : TttOptions::Sgd::loop;
+    auto lm = f.make_lm();
+    nll[fused].assign(static_cast<size_t>(f.predictions), 0);
+    Hooks h;
+    h.nll = &nll[fused];
+    ttt(*lm, f.stream(), f.cfg, o, Ranks{}, h);
+    weights[fused] = dynamic_cast<ModelLM&>(*lm).model().state();
+  }
+  double worst_nll = 0, worst_w = 0;
+  for (size_t j = 0; j < nll[0].size(); ++j) worst_nll = std::max(worst_nll, std::abs(nll[0][j] - nll[1][j]));
+  for (const auto& [name, w] : weights[0]) worst_w = std::max(worst_w, (w - weights[1].at(name)).abs().max().item<double>());
+  EXPECT_LE(worst_nll, 1e-5);
+  EXPECT_LE(worst_w, 1e-5);
+  EXPECT_GT((weights[0].at("qo_bank") - f.weights.at("qo_bank")).abs().max().item<double>(), 1e-4) << "the weights moved";
 }
 
 TEST(Protocols, TttWithZeroLearningRateIsSliding) {

@@ -35,7 +35,7 @@ def config(seed, run_id, **overrides):
            "TOKENIZER_PATH": "./data/tokenizers/fineweb_8192_bpe.model", "DEVICE": "auto", "VOCAB_SIZE": 8192,
            "NUM_LAYERS": 11, "MODEL_DIM": 512, "MATRIX_LR": 0.026, "ITERATIONS": 20000,
            "MAX_WALLCLOCK_SECONDS": 600.0, "EVAL_STRIDE": 64, "TTT_ENABLED": 0, "TTT_LR": 0.005,
-           "VAL_MAX_TOKENS": 0}
+           "VAL_MAX_TOKENS": 0, "TTT_MODE": "phased", "PHASED_TTT_NUM_PHASES": 3, "GLOBAL_TTT_LR": 0.001}
     cfg.update(overrides)
     return cfg
 

@@ -380,6 +380,8 @@ class Orchestration(unittest.TestCase):
         self.assertIn("EVAL_SEQ_LEN=128", e)
         self.assertIn(f"DATA_PATH={fake_runs.config(1, 'x')['DATA_PATH']}", e)
         self.assertIn("TTT_LR=0.005", e)
+        for kv in ("TTT_MODE=phased", "PHASED_TTT_NUM_PHASES=3", "GLOBAL_TTT_LR=0.001"):  # the TTT protocol
+            self.assertIn(kv, e)
         self.assertNotIn("TTT_ENABLED=0", e)
         self.assertNotIn("NUM_LAYERS=11", e)
         self.assertEqual(e[-1], "--no-compliance")

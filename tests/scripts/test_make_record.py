@@ -115,6 +115,25 @@ class MakeRecord(unittest.TestCase):
                          load(os.path.join(self.runs[2025], "eval.json")))
         self.assertEqual(self.leftovers(), [])
 
+    def test_the_ttt_protocol_and_its_settings_are_named(self):
+        code, _, err = self.make()
+        self.assertEqual(code, 0, err)
+        sub = load(os.path.join(self.out, "submission.json"))
+        self.assertEqual(sub["ttt_protocol"], "score_first_global_sgd_ttt")  # an eval.json without "mode"
+        settings = {"TTT_MODE": "phased", "TTT_LORA_RANK": 96, "PHASED_TTT_NUM_PHASES": 3}
+        for d in self.runs.values():
+            ev = load(os.path.join(d, "eval.json"))
+            ev["results"]["ttt"].update(mode="phased", settings=settings)
+            write(os.path.join(d, "eval.json"), json.dumps(ev), "w")
+        out = self.out + "_phased"
+        code, _, err = self.make(out=out)
+        self.assertEqual(code, 0, err)
+        sub = load(os.path.join(out, "submission.json"))
+        self.assertEqual(sub["ttt_protocol"], "phased_ttt")
+        self.assertEqual(sub["ttt_settings"], settings)
+        self.assertIn("Test-time training: **phased_ttt** (`PHASED_TTT_NUM_PHASES=3`, `TTT_LORA_RANK=96`, "
+                      "`TTT_MODE=phased`)", load(os.path.join(out, "README.md")))
+
     def test_failed_seed_is_reported_not_dropped(self):
         os.remove(os.path.join(self.runs[1337], "eval.json"))
         code, out, err = self.make()

@@ -119,6 +119,8 @@ class RecordSh(unittest.TestCase):
         self.assertIn("TOKENIZER_PATH=./data/tokenizers/fineweb_8192_bpe.model", sets)
         self.assertIn("TTT_LR=0.005", sets)
         self.assertIn("EVAL_STRIDE=64", sets)
+        for kv in ("TTT_MODE=phased", "PHASED_TTT_NUM_PHASES=3", "GLOBAL_TTT_LR=0.001"):  # the TTT protocol
+            self.assertIn(kv, sets)
         self.assertEqual(sets[-1], "MATRIX_LR=0.022")
         self.assertFalse(any(s.startswith("TTT_ENABLED=") for s in sets))
         with open(os.path.join(self.tmp, "runs", "2026-05-01_mytest_seed42", "eval.log")) as f:
