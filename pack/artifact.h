@@ -132,13 +132,16 @@ Header read_header(std::span<const uint8_t> bytes, const std::string& source = "
 
 // The payload layer alone (no header, shuffle or compression); deserialize() and serialize() use
 // these, the fuzzer drives decode_payload directly.
-//   4      1     format version: 1, or 2 when the artifact needs it (a tensor of kind 3, or a
-//                compressor other than brotli). The writer uses the lowest version that holds the
-//                artifact, so plain artifacts keep their version-1 bytes; a version-1 reader
-//                refuses a version-2 file, naming the version.
-//   5      1     encoding: low 4 bits the shuffle stride s ∈ {1, 2, 4, 8} (1 = no shuffle), high
-//                4 bits the compressor c (COMPRESSOR): 0 brotli, 1 pergroup, 2 golf (c ≠ 0 only
-//                in version 2). Files written before compressors existed hold c = 0.
+// Where encode_payload put one quantized tensor's codes: rows × cols bytes from `offset`.
+struct CodeSpan {
+  size_t offset = 0;
+  uint32_t rows = 0, cols = 0;
+  std::string name;
+};
+std::vector<uint8_t> encode_payload(const Artifact& a, std::vector<CodeSpan>* code_spans = nullptr);
+// `version`: the file's format version (kind 3 is refused in a version-1 payload).
+Artifact decode_payload(std::span<const uint8_t> payload, const std::string& source = "artifact",
+                        uint8_t version = kFormatVersion);
 
 // Throws golf::Error "<where>: tensor '<name>': <what>" unless `t` is representable: non-empty
 // name of ≤ 65535 bytes, dims in [0, 2^32), kind known, bits in range, data sizes matching the
