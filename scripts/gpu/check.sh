@@ -142,6 +142,8 @@ run_row() {  # NAME GPU_LIMIT CPU_LIMIT FUNCTION [ARGS...]
     return
   fi
   ((limit > left)) && limit=$left
+  # Test hook (tests/scripts/test_gpu_kit.py): this row crashes, to prove the others still run.
+  [ "${GOLF_CHECK_CRASH_ROW:-}" = "$name" ] && fn=crash_row
   ROW=$name ROW_LOG="$WORK/logs/$name.log" ROW_DEADLINE=$((SECONDS + limit))
   ("$fn" "$@") >"$ROW_LOG" 2>&1
   rc=$?
@@ -154,6 +156,8 @@ run_row() {  # NAME GPU_LIMIT CPU_LIMIT FUNCTION [ARGS...]
   fi
   say "$name $(row_status "$name") ($((SECONDS - t))s)"
 }
+
+crash_row() { echo "crashing on purpose (GOLF_CHECK_CRASH_ROW)"; exit 3; }
 
 # One gtest case (or filter) from the bundle; the status follows gtest's verdict (SKIP without a GPU).
 gtest_row() {  # BINARY FILTER
