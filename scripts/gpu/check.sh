@@ -14,7 +14,8 @@
 # TIMEOUT, else 1.
 #
 # --cpu: the same flow on a CPU machine (CI: tests/scripts/tests.cmake): CUDA rows SKIP, and a
-# tiny model (2 × 64) stands in for the record configuration; nothing reads the build folder.
+# tiny model (2 × 64, 2,048-token batches of 128-token rows) stands in for the record
+# configuration; nothing reads the build folder.
 #
 # Rows (docs/gpu/README.md says what each means): env.* (GPU, torch, binaries load, SDPA backend),
 # the GPU test cases (fused softcap CE kernel, GPU tensor save, GPTQ in ATen, bf16 model vs fp32
@@ -92,9 +93,9 @@ if ((CPU)); then
   # A tiny model (the twin bench's --tiny) and batch: the same flow in about a minute.
   MODEL=(NUM_LAYERS=2 MODEL_DIM=64 NUM_HEADS=4 NUM_KV_HEADS=2 ROPE_DIMS=8 XSA_LAST_N=2 PARALLEL_START_LAYER=1
     LOOP_START=0 LOOP_END=0 NUM_LOOPS=1)
-  BATCH=(TRAIN_SEQ_LEN=256 TRAIN_BATCH_TOKENS=4096 ITERATIONS=4 VAL_MAX_TOKENS=8192 VAL_BATCH_TOKENS=4096)
-  EVAL=(EVAL_SEQ_LEN=256 EVAL_STRIDE=64 EVAL_BATCH_SEQS=8 TTT_CHUNK_TOKENS=2048 TTT_EPOCHS=1 VAL_MAX_TOKENS=8192)
-  TWIN=(--tiny --device cpu --tokens 4096 --seq 256 --steps 2 --warmup 1)
+  BATCH=(TRAIN_SEQ_LEN=128 TRAIN_BATCH_TOKENS=2048 ITERATIONS=4 VAL_MAX_TOKENS=4096 VAL_BATCH_TOKENS=2048)
+  EVAL=(EVAL_SEQ_LEN=128 EVAL_STRIDE=32 EVAL_BATCH_SEQS=8 TTT_CHUNK_TOKENS=1024 TTT_EPOCHS=1 VAL_MAX_TOKENS=4096)
+  TWIN=(--tiny --device cpu --tokens 2048 --seq 128 --steps 2 --warmup 1)
   TWIN_COMPILE_BACKEND=eager  # dynamo's tracing without inductor's C++ compile: CI time
 else
   MODEL=()
@@ -141,6 +142,8 @@ run_row() {  # NAME GPU_LIMIT CPU_LIMIT FUNCTION [ARGS...]
     return
   fi
   ((limit > left)) && limit=$left
+  # Test hook (tests/scripts/test_gpu_kit.py): this row crashes, to prove the others still run.
+  [ "${GOLF_CHECK_CRASH_ROW:-}" = "$name" ] && fn=crash_row
   ROW=$name ROW_LOG="$WORK/logs/$name.log" ROW_DEADLINE=$((SECONDS + limit))
   ("$fn" "$@") >"$ROW_LOG" 2>&1
   rc=$?
@@ -153,6 +156,8 @@ run_row() {  # NAME GPU_LIMIT CPU_LIMIT FUNCTION [ARGS...]
   fi
   say "$name $(row_status "$name") ($((SECONDS - t))s)"
 }
+
+crash_row() { echo "crashing on purpose (GOLF_CHECK_CRASH_ROW)"; exit 3; }
 
 # One gtest case (or filter) from the bundle; the status follows gtest's verdict (SKIP without a GPU).
 gtest_row() {  # BINARY FILTER
@@ -271,6 +276,7 @@ row_pack() {
   cp "$WORK/artifact.golf" "$OUT_DIR/artifact.golf"
   local q b t
   read -r q b t < <("${REPORT_PY[@]}" json-get "$WORK/artifact.golf.json" quantize_seconds bytes_model bytes_total | tr '\n' ' ')
+  q="$(printf '%.2f' "$q")"
   result OK "golf-pack of run $run → artifact.golf (GPTQ ${q}s)" "quantize_seconds=$q" "bytes_model=$b" "bytes_total=$t" "run=$run"
 }
 
@@ -290,7 +296,7 @@ row_eval() {
   else
     result_as eval.compliance FAIL "golf-eval exit $rc; failed checks: $failed"
   fi
-  result OK "golf-eval --ttt (sliding ${EVAL[*]})" "${figs[@]}"
+  result OK "golf-eval --ttt --no-plain: sliding window and TTT ($(printf '%s\n' "${EVAL[@]}" | grep VAL_MAX_TOKENS))" "${figs[@]}"
 }
 
 row_twin_check() {

@@ -150,6 +150,21 @@ class BundleAndCpuCheck(unittest.TestCase):
             for f in ("artifact.golf", "logs.tar.xz", "gpu-report.md"):
                 self.assertTrue(os.path.exists(os.path.join(out, f)), f)
 
+            # Isolation and the budget: a row that crashes is reported FAIL and the next rows run;
+            # rows past the budget are SKIPPED; the table is still printed last; the exit status is 1.
+            out2 = os.path.join(d, "out2")
+            env.update(GOLF_CHECK_CRASH_ROW="env.torch")
+            r = subprocess.run([os.path.join(box, "scripts", "gpu", "check.sh"), "--cpu", "--out", out2, "--budget", "45"],
+                               cwd=box, env=env, capture_output=True, text=True, timeout=300)
+            self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+            self.assertTrue(r.stdout.strip().split("\n")[-1].startswith("totals:"), r.stdout)
+            rows = {row["row"]: row for row in json.load(open(os.path.join(out2, "gpu-report.json")))["rows"]}
+            self.assertEqual(rows["env.torch"]["status"], "FAIL")
+            self.assertIn("without a result (exit 3", rows["env.torch"]["summary"])
+            self.assertEqual(rows["env.binaries"]["status"], "PASS")
+            self.assertEqual(rows["twin.compile"]["status"], "SKIP")
+            self.assertIn("out of time", rows["twin.compile"]["summary"])
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)

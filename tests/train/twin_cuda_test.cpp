@@ -10,6 +10,7 @@
 // 3× those figures, and still catch real faults: a missing or wrong-sign gradient has a relative
 // RMS error of 1 or 2, a wrong mask or layer order moves logits by O(max |logit|).
 #include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
 #include <nlohmann/json.hpp>
 #include <torch/cuda.h>
 

@@ -48,7 +48,7 @@ TEST_P(GroupOfOne, DistributedStepEqualsThePlainStep) {
   ASSERT_EQ(comm.backend(), cuda ? "nccl" : "gloo");
 
   at::manual_seed(11);
-  const at::Tensor tokens = at::randint(4, test::small_model_config().vocab_size, {2, 49}, at::kLong);
+  at::Tensor tokens = at::randint(4, test::small_model_config().vocab_size, {2, 49}, at::kLong);
   tokens.index_put_({0, 20}, 1);  // a document boundary inside row 0
   const auto plain = one_step(device, nullptr, tokens);
   const auto grouped = one_step(device, &comm, tokens);
