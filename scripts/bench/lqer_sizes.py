@@ -2,17 +2,19 @@
 """scripts/bench/lqer_sizes.py — artifact bytes and quantization error with and without LQER, on
 the same trained weights of a full-size 11 × 512 model (the frontier_0427 stack, briefly trained).
 
-  lqer_sizes.py [--steps 12] [--work DIR] [--build-dir build] [--compressors brotli[,pergroup]]
-                [--keep] [--json OUT.json]
+  lqer_sizes.py [--steps 4] [--tokens 2048] [--val] [--work DIR] [--build-dir build]
+                [--compressors brotli[,pergroup]] [--keep] [--json OUT.json]
 
 1. Shards: Tiny Shakespeare (../shared/data) with the challenge's 8192-piece tokenizer, 90/10 split.
 2. golf-train --config train/configs/frontier_0427.json, full size (11 × 512, vocab 8192), on CPU,
-   --steps optimizer steps of 4,096 tokens (512-token segments), then the calibration Hessians.
-3. golf-pack of that one run for each LQER setting × compressor, with --val (pre- and post-quant
-   val bpb on the first 16,384 val tokens) and ARTIFACT_BUDGET lifted (a benchmark, not a submission).
+   --steps optimizer steps of --tokens tokens (256-token segments), then the calibration Hessians
+   (2 batches).
+3. golf-pack of that one run for each LQER setting × compressor, ARTIFACT_BUDGET lifted (a
+   benchmark, not a submission); with --val also the pre- and post-quant val bpb on the first
+   4,096 val tokens.
 Reported per row: artifact bytes (model and total with counted code), the relative quantization
 error sqrt(Σ‖W − Ŵ‖²_F / Σ‖W‖²_F) over all GPTQ matrices (Ŵ with the LQER correction where
-present), the three corrected tensors' ‖W − Ŵ‖_F before → after, and the quantized val bpb gap.
+present), the three corrected tensors' ‖W − Ŵ‖_F before → after, and (--val) the val bpb gap.
 
 Column hook for per-group compression: --compressors takes a comma-separated list; "brotli" is
 golf-pack's current single stream (no setting passed); any other name is passed as
@@ -47,7 +49,9 @@ def sh(cmd, log):
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--steps", type=int, default=12)
+    ap.add_argument("--steps", type=int, default=4)
+    ap.add_argument("--tokens", type=int, default=2048, help="tokens per training step")
+    ap.add_argument("--val", action="store_true", help="also measure val bpb before/after quantization")
     ap.add_argument("--work", help="work folder (default: a temporary one, removed unless --keep)")
     ap.add_argument("--build-dir", default=os.environ.get("GOLF_BUILD_DIR", os.path.join(ROOT, "build")))
     ap.add_argument("--compressors", default="brotli")
@@ -77,9 +81,9 @@ def main() -> None:
         if not os.path.exists(os.path.join(run, "hessians.safetensors")):
             sets = {"DATA_PATH": data, "TOKENIZER_PATH": tok, "OUTPUT_DIR": os.path.join(work, "runs"), "RUN_ID": "full",
                     "DEVICE": "cpu", "MAX_WALLCLOCK_SECONDS": 0, "ITERATIONS": a.steps, "WARMUP_STEPS": 0,
-                    "TRAIN_SEQ_LEN": 512, "TRAIN_BATCH_TOKENS": 4096, "GRAD_ACCUM_STEPS": 1, "VAL_LOSS_EVERY": 0,
-                    "VAL_MAX_TOKENS": 16384, "VAL_BATCH_TOKENS": 8192, "CHECKPOINT_EVERY": 0,
-                    "GPTQ_CALIBRATION_BATCHES": 4, "TRAIN_LOG_EVERY": 1}
+                    "TRAIN_SEQ_LEN": 256, "TRAIN_BATCH_TOKENS": a.tokens, "GRAD_ACCUM_STEPS": 1, "VAL_LOSS_EVERY": 0,
+                    "VAL_MAX_TOKENS": 4096, "VAL_BATCH_TOKENS": 4096, "CHECKPOINT_EVERY": 0,
+                    "GPTQ_CALIBRATION_BATCHES": 2, "TRAIN_LOG_EVERY": 1}
             cmd = [train_bin, "--config", os.path.join(ROOT, "train", "configs", "frontier_0427.json")]
             for k, v in sets.items():
                 cmd += ["--set", f"{k}={v}"]
@@ -93,8 +97,8 @@ def main() -> None:
         for lqer in (0, 1):
             for comp in a.compressors.split(","):
                 out = os.path.join(work, f"lqer{lqer}_{comp}.golf")
-                cmd = [pack_bin, run, "--out", out, "--val", "--set", f"LQER_ENABLED={lqer}",
-                       "--set", "ARTIFACT_BUDGET=1000000000"]
+                cmd = [pack_bin, run, "--out", out, "--set", f"LQER_ENABLED={lqer}",
+                       "--set", "ARTIFACT_BUDGET=1000000000"] + (["--val"] if a.val else [])
                 if comp != "brotli":
                     cmd += ["--set", f"COMPRESSOR={comp}"]
                 secs = sh(cmd, out + ".log")
@@ -114,9 +118,11 @@ def main() -> None:
                     norm2 += float(weights[name].double().pow(2).sum())
                 rows.append({"lqer": lqer, "compressor": comp, "bytes_model": rep["bytes_model"],
                              "bytes_total": rep["bytes_total"], "rel_error": math.sqrt(err2 / norm2),
-                             "pre_bpb": rep["pre_quant"]["val_bpb"], "post_bpb": rep["quantized"]["val_bpb"],
+                             "pre_bpb": rep.get("pre_quant", {}).get("val_bpb", math.nan),
+                             "post_bpb": rep.get("quantized", {}).get("val_bpb", math.nan),
                              "corrected": corrected, "pack_seconds": round(secs, 1)})
-        print(f"# 11 × 512 frontier_0427 model, {a.steps} CPU training steps ({train_s:.0f} s), work {work}")
+        print(f"# 11 × 512 frontier_0427 model, {a.steps} CPU training steps of {a.tokens} tokens "
+              f"({train_s:.0f} s), work {work}")
         print(f"{'LQER':>4} {'compressor':<10} {'model bytes':>12} {'total bytes':>12} {'rel ‖W−Ŵ‖':>10} "
               f"{'pre bpb':>8} {'quant bpb':>9} {'gap':>8} {'pack s':>7}")
         for r in rows:

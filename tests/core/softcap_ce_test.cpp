@@ -54,7 +54,7 @@ TEST(SoftcapCe, ReferenceGradientEqualsTheAnalyticGradient) {
 TEST(SoftcapCe, EqualsTheRecordsSigmoidFormAtCap30) {
   const auto b = random_batch(9, 257, at::kDouble, at::kCPU);
   const at::Tensor z = b.z.clone().requires_grad_(true);
-  const at::Tensor ours = softcap_cross_entropy_reference(z.to(at::kFloat), b.targets, 30.0).to(at::kDouble);
+  const at::Tensor ours = ops::softcap_cross_entropy_reference(z.to(at::kFloat), b.targets, 30.0).to(at::kDouble);
   const at::Tensor zhat = 60 * at::sigmoid(b.z / 15);
   const at::Tensor theirs = at::logsumexp(zhat, 1) - zhat.gather(1, b.targets.unsqueeze(1)).squeeze(1);
   EXPECT_TRUE(at::allclose(ours, theirs, 1e-5, 1e-5));

@@ -458,7 +458,14 @@ TEST(ArtifactDamage, ForgedPayloadFieldsAreRejected) {
     return payload_error(p);
   };
   EXPECT_TRUE(contains(edited(32, 2), "tensor 'a': code 2 at element 0 is outside ±1 (2-bit)")) << edited(32, 2);
-  EXPECT_TRUE(contains(edited(11, 3), "tensor 'a': unknown kind 3"));
+  EXPECT_TRUE(contains(edited(11, 4), "tensor 'a': unknown kind 4"));
+  {  // kind 3 (grouped) is version 2's: refused in a version-1 payload, read as grouped in version 2
+    Bytes p = good;
+    p[11] = 3;
+    EXPECT_TRUE(contains(test::error_of([&] { decode_payload(p, "p.gpak", 1); }),
+                         "tensor 'a': kind 3 (grouped) needs format version 2, the file says version 1"));
+    EXPECT_FALSE(payload_error(p).empty());  // the table entry then lacks its group field
+  }
   EXPECT_TRUE(contains(edited(12, 9), "bits 9 is outside 2..8"));
   EXPECT_TRUE(contains(edited(26, 1), "float16 tensor has bits 1"));
   EXPECT_TRUE(contains(edited(24, 'a'), "tensor 'a' follows 'a': names must be unique and in ascending order"));
