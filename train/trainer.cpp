@@ -77,10 +77,12 @@ class Trainer {
   }
 
   void set_run_dir(std::filesystem::path dir) { run_dir_ = std::move(dir); }
+  void set_data_check(std::string line) { data_check_ = std::move(line); }
 
   TrainResult run(const std::optional<std::filesystem::path>& resume_dir) {
     for (const auto& line : split_lines(describe(cfg_))) log(line);
     log(fmt::format("world_size:{} grad_accum_steps:{}", comm_.world_size(), accum_));
+    if (!data_check_.empty()) log(data_check_);
     // Same seed on every rank: identical initial weights without a broadcast.
     at::manual_seed(cfg_.seed);
     model_ = std::make_unique<Model>(cfg_, device_);
@@ -276,6 +278,7 @@ class Trainer {
   dist::Comm& comm_;
   at::Device device_;
   std::filesystem::path run_dir_;
+  std::string data_check_;  // rank 0's shard scan, logged after the configuration
   int64_t accum_ = 1;
   LoaderOptions loader_options_;
   double budget_ms_ = 0;
@@ -360,9 +363,9 @@ TrainResult train(Config config, const std::optional<std::filesystem::path>& res
   comm.broadcast(ok, 0);
   if (!run_error.empty()) throw Error(run_error);
   if (ok[0] == 0) fail("rank 0 refused the data or could not create the run directory (its error is in rank 0's output)");
-  if (run) run->log(data_check);
   Trainer trainer(config, run ? &*run : nullptr, comm, device);
   trainer.set_run_dir(run ? run->path() : std::filesystem::path(config.output_dir) / config.run_id);
+  trainer.set_data_check(data_check);
   return trainer.run(resume_dir);
 }
 

@@ -38,11 +38,11 @@ class CaseOpsEval : public ::testing::Test {
     test::write_file(*dir / "val.jsonl", val);
     const std::string data = std::string("'") + GOLF_DATA_BIN + "' ", d = dir->path().string();
     const std::string model = " VOCAB_SIZE=512 NUM_LAYERS=2 MODEL_DIM=32 NUM_HEADS=2 NUM_KV_HEADS=1 ROPE_DIMS=8 NUM_LOOPS=0"
-                              " PARALLEL_START_LAYER=2 XSA_LAST_N=2 TRAIN_SEQ_LEN=128 TRAIN_BATCH_TOKENS=1024"
+                              " PARALLEL_START_LAYER=1 XSA_LAST_N=2 TRAIN_SEQ_LEN=128 TRAIN_BATCH_TOKENS=1024"
                               " GRAD_ACCUM_STEPS=1 MAX_WALLCLOCK_SECONDS=0 ITERATIONS=20 WARMUP_STEPS=0 VAL_LOSS_EVERY=0"
                               " VAL_MAX_TOKENS=4096 CHECKPOINT_EVERY=0 GPTQ_CALIBRATION_BATCHES=2";
     const std::string cmd =
-        "cd " + quote(*dir) + " && " + data + "tokenizer --input train.txt --vocab 512 --caseops --out c.model" +
+        "cd " + quote(dir->path()) + " && " + data + "tokenizer --input train.txt --vocab 512 --caseops --out c.model" +
         " && " + data + "tokenizer --input val.jsonl --vocab 512 --caseops --out other.model" +
         " && " + data + "tokenizer --input train.txt --vocab 512 --out plain.model" +
         " && " + data + "tokenizer --input train.txt --vocab 600 --caseops --out c600.model" +
@@ -161,7 +161,7 @@ TEST_F(CaseOpsEval, AnArtifactWithoutTokenizerIdentityIsAcceptedWithAWarning) {
   config.erase("TOKENIZER_KIND");
   test::write_file(old_run / "config.json", config.dump(2));
   fs::remove(old_run / "final_model.golf");
-  const auto p = test::run("cd " + quote(*dir) + " && env DATA_PATH=data '" + std::string(GOLF_PACK_BIN) + "' " + quote(old_run));
+  const auto p = test::run("cd " + quote(dir->path()) + " && env DATA_PATH=data '" + std::string(GOLF_PACK_BIN) + "' " + quote(old_run));
   ASSERT_EQ(p.exit_code, 0) << p.output;
   const auto r = eval(*dir / "data", *dir / "c.model", "--no-sliding", old_run / "final_model.golf");
   ASSERT_EQ(r.exit_code, 0) << r.output;

@@ -42,7 +42,7 @@ class DataCheck : public ::testing::Test {
     return test::run("env DATA_PATH=" + quote(data) + " TOKENIZER_PATH=" + quote(*dir / "tok.model") +
                      " OUTPUT_DIR=" + quote(*dir / "runs") + " RUN_ID=" + run_id +
                      " VOCAB_SIZE=512 NUM_LAYERS=2 MODEL_DIM=32 NUM_HEADS=2 NUM_KV_HEADS=1 ROPE_DIMS=8 NUM_LOOPS=0"
-                     " PARALLEL_START_LAYER=2 XSA_LAST_N=2 TRAIN_SEQ_LEN=64 TRAIN_BATCH_TOKENS=512 GRAD_ACCUM_STEPS=1"
+                     " PARALLEL_START_LAYER=1 XSA_LAST_N=2 TRAIN_SEQ_LEN=64 TRAIN_BATCH_TOKENS=512 GRAD_ACCUM_STEPS=1"
                      " MAX_WALLCLOCK_SECONDS=0 ITERATIONS=2 WARMUP_STEPS=0 VAL_LOSS_EVERY=0 VAL_MAX_TOKENS=1024"
                      " CHECKPOINT_EVERY=0 GPTQ_CALIBRATION_BATCHES=1 " + extra + " '" + GOLF_TRAIN_BIN + "'");
   }
