@@ -4,7 +4,8 @@
 # score-first SGD TTT, LoRA TTT and phased TTT, with the time each took. Prints a markdown table.
 #   scripts/bench/eval_protocols.sh [OUT_DIR]     (default out/bench_eval_protocols)
 # Env: GOLF_BUILD_DIR (build/), GOLF_PYTHON, GOLF_DATA_DIR, GOLF_TOKENIZER_DIR, VAL_MAX_TOKENS (32768),
-#      TRAIN_DOCS (documents of Gutenberg train to tokenize, 1500).
+#      TRAIN_DOCS (documents of Gutenberg train to tokenize, 1500), ITERATIONS (the config's 120),
+#      EVAL_ARGS (extra golf-eval arguments, e.g. --no-compliance).
 # The LoRA settings are scaled to the model: its K/V projections are 128→64, so TTT_LORA_RANK is 16
 # (α/r = 1.5 as the records' 144/96) and the LoRA context is the model's EVAL_SEQ_LEN (256).
 set -euo pipefail
@@ -33,7 +34,7 @@ evaluate() {  # NAME ARGS...
   local name=$1; shift
   env DATA_PATH="$SHARDS" TOKENIZER_PATH="$TOKENIZER" VAL_MAX_TOKENS="$VAL_MAX_TOKENS" EVAL_SEQ_LEN=256 EVAL_STRIDE=64 \
     EVAL_BATCH_SEQS=16 TTT_CHUNK_TOKENS=4096 TTT_EPOCHS=1 \
-    "$BUILD_DIR/eval/golf-eval" "$RUN/final_model.golf" --out "$OUT/eval_$name.json" "$@" >"$OUT/eval_$name.log"
+    "$BUILD_DIR/eval/golf-eval" "$RUN/final_model.golf" --out "$OUT/eval_$name.json" "$@" ${EVAL_ARGS:-} >"$OUT/eval_$name.log"
 }
 LORA=(--set TTT_LORA_RANK=16 --set TTT_LORA_ALPHA=24 --set TTT_EVAL_SEQ_LEN=256 --set TTT_BATCH_SIZE=8
       --set PHASED_TTT_PREFIX_DOCS=16 --set GLOBAL_TTT_CHUNK_TOKENS=4096)
@@ -52,6 +53,6 @@ for mode, label in (("sgd", "global score-first SGD TTT"), ("lora", "LoRA TTT"),
     rows.append((label, ev["results"]["ttt"], ev["compliance"]))
 print(f"{'protocol':<28} {'val_bpb':>11} {'val_loss':>11} {'tokens':>7} {'time':>8}  compliance")
 for label, r, checks in rows:
-    c = "" if checks is None else ("all PASS" if all(x["passed"] for x in checks) else "FAIL: " + ",".join(x["check"] for x in checks if not x["passed"]))
+    c = "" if not checks else ("all PASS" if all(x["passed"] for x in checks) else "FAIL: " + ",".join(x["check"] for x in checks if not x["passed"]))
     print(f"{label:<28} {r['val_bpb']:>11.6f} {r['val_loss']:>11.6f} {r['tokens']:>7} {r['seconds']:>7.1f}s  {c}")
 PY
