@@ -382,7 +382,7 @@ Totals ttt(LanguageModel& lm, const Stream& s, const Config& cfg, const TttOptio
   Sgd sgd(lm.trainable(), o.sgd);
   if (ranks.rank == 0 && hooks.progress)
     fmt::print("ttt_sliding:start chunks={} chunk_tokens={} total_windows={} stride={} ttt_lr={} ttt_epochs={} "
-               "freeze_blocks={} batch_seqs={} sgd={}\n",
+               "freeze_blocks={}\nttt_sgd: batch_seqs={} sgd={}\n",  // the records' line, then golf's
                K, T, windows.size(), cfg.eval_stride, o.lr, o.epochs, cfg.ttt_freeze_blocks, o.batch_seqs,
                sgd.fused ? "fused" : "loop");
   std::fflush(stdout);

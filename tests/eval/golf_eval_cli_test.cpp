@@ -137,10 +137,11 @@ TEST_F(GolfEvalCli, LoraAndPhasedTttOnTwoRanksEqualOneRank) {
       EXPECT_EQ(a["phases"], 2);
       EXPECT_GT(a["global_steps"].get<int64_t>(), 0);
     }
-    for (const auto* j : {&one, &two})
-      for (const auto& c : read_json(*j)["compliance"]) EXPECT_EQ(c["status"], "PASS") << mode << " " << c["check"] << ": " << c["detail"];
+    const auto ja = read_json(one), jb = read_json(two);  // (kept: a range-for over a temporary's member dangles)
+    for (const auto* j : {&ja, &jb})
+      for (const auto& c : (*j)["compliance"]) EXPECT_EQ(c["status"], "PASS") << mode << " " << c["check"] << ": " << c["detail"];
     std::vector<std::string> checks;
-    for (const auto& c : read_json(one)["compliance"]) checks.push_back(c["check"]);
+    for (const auto& c : ja["compliance"]) checks.push_back(c["check"]);
     EXPECT_EQ(std::count(checks.begin(), checks.end(), "document_isolation"), 2) << "the model's and LoRA TTT's";
   }
 }

@@ -267,3 +267,21 @@ TEST(LoraCompliance, CausalityHoldsInStreamAndQueueOrderForLoraAndInQueueOrderFo
 
 }  // namespace
 }  // namespace golf::eval
+namespace golf::eval {
+// A document of two predictions (its first chunk is trained on, its second scored) beside a long
+// one: the case the CLI fixture's first document hits.
+TEST(LoraCompliance, DocumentIsolationWithATwoPredictionDocument) {
+  test::EvalFixture f;
+  const LmFactory make = [&] { return f.make_lm(); };
+  LoraOptions o = small_options(f.cfg);
+  std::vector<uint16_t> t = {1, 7};
+  for (int i = 0; i < 27; ++i) t.push_back(static_cast<uint16_t>(i == 0 ? 1 : 4 + (i * 7) % 50));
+  t.push_back(1);
+  t.push_back(9);
+  t.push_back(1);
+  {
+    const CheckResult ok = check_lora_document_isolation(make, t, f.table, f.cfg, o, 1e-5);
+    EXPECT_EQ(ok.status, "PASS") << ok.detail;
+  }
+}
+}  // namespace golf::eval
