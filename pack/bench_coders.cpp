@@ -1,11 +1,11 @@
 // golf-coder-bench — every compressor on the same quantized weights (issue 16 §1 benchmark).
 //
-//   golf-coder-bench F.golf [--skip-pergroup] [--json OUT.json]
+//   golf-coder-bench F.golf [--skip-pergroup] [--all-brotli] [--json OUT.json]
 //
 // Reads an artifact (any compressor), then writes its tensors again with: today's byte-shuffled
 // Brotli-11 (window 24, GENERIC: golf's fixed setting before the per-artifact choice), Brotli at
-// windows 22 and 23 and in TEXT mode (the per-artifact choice is the smallest of its candidates),
-// COMPRESSOR=pergroup and COMPRESSOR=golf; each is decoded back and
+// window 22 (and with --all-brotli 23 and TEXT mode; the per-artifact choice is the smallest of
+// its candidates), COMPRESSOR=pergroup and COMPRESSOR=golf; each is decoded back and
 // compared bit for bit. Prints bytes, encode and decode seconds per coder, bytes per code group,
 // and the order-0 entropy of each group's codes as the reference line.
 #include <fmt/format.h>
@@ -19,6 +19,8 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include <sys/resource.h>
+
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "pack/artifact.h"
@@ -30,6 +32,13 @@ using namespace golf::pack;
 
 namespace {
 
+// CPU seconds of the whole process (all threads): on a shared machine wall time says little.
+double cpu_seconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + 1e-6 * static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
+}
+
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
@@ -37,7 +46,7 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 struct Run {
   std::string name;
   int64_t bytes = 0;
-  double encode_s = 0, decode_s = 0;
+  double encode_s = 0, decode_s = 0, encode_cpu = 0, decode_cpu = 0;  // wall and process CPU seconds
   std::map<int, int64_t> group_bytes;  // grouped coders: bytes per code group
   int64_t rest_bytes = 0;
   std::string note;
@@ -47,13 +56,16 @@ struct Run {
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::fprintf(stderr, "usage: %s F.golf [--skip-pergroup] [--json OUT.json]\n", argv[0]);
+    std::fprintf(stderr, "usage: %s F.golf [--skip-pergroup] [--all-brotli] [--json OUT.json]\n", argv[0]);
     return 2;
   }
-  bool skip_pergroup = false;
+  bool skip_pergroup = false, all_brotli = false;
+  std::string only;  // run just this coder ("golf", "brotli w24", "brotli w22", "pergroup", "groups")
   std::string json_out;
   for (int i = 2; i < argc; ++i) {
     if (std::strcmp(argv[i], "--skip-pergroup") == 0) skip_pergroup = true;
+    else if (std::strcmp(argv[i], "--all-brotli") == 0) all_brotli = true;
+    else if (std::strcmp(argv[i], "--only") == 0 && i + 1 < argc) only = argv[++i];
     else if (std::strcmp(argv[i], "--json") == 0 && i + 1 < argc) json_out = argv[++i];
     else {
       std::fprintf(stderr, "unknown argument %s\n", argv[i]);
@@ -95,15 +107,20 @@ int main(int argc, char** argv) {
 
     std::vector<Run> runs;
     const auto measure = [&](const std::string& name, const PackOptions& o, const std::string& note) {
-      Run r{name, 0, 0, 0, {}, 0, note};
+      if (!only.empty() && only != name) return;
+      Run r{name, 0, 0, 0, 0, 0, {}, 0, note};
       auto t0 = std::chrono::steady_clock::now();
+      double c0 = cpu_seconds();
       GroupedReport report;
       const Bytes file = serialize(a, o, &report);
       r.encode_s = seconds_since(t0);
+      r.encode_cpu = cpu_seconds() - c0;
       r.bytes = static_cast<int64_t>(file.size());
       t0 = std::chrono::steady_clock::now();
+      c0 = cpu_seconds();
       const Artifact back = deserialize(file, name);
       r.decode_s = seconds_since(t0);
+      r.decode_cpu = cpu_seconds() - c0;
       if (back != a) fail("{}: the round trip changed the artifact", name);
       if (o.compressor != Compressor::Brotli) {
         for (const GroupChoice& g : report.groups) r.group_bytes[g.group] = g.bytes;
@@ -116,37 +133,52 @@ int main(int argc, char** argv) {
       } else {
         r.note += fmt::format(" (window {})", brotli_stream_window(std::span(file).subspan(kHeaderBytes)));
       }
-      fmt::print("  {:<16} {:>12} bytes  encode {:6.1f} s  decode {:5.2f} s  {}\n", name, with_commas(r.bytes), r.encode_s,
-                 r.decode_s, r.note);
+      fmt::print("  {:<16} {:>12} bytes  encode {:6.1f} s (cpu {:6.1f} s)  decode {:5.2f} s (cpu {:5.2f} s)  {}\n", name,
+                 with_commas(r.bytes), r.encode_s, r.encode_cpu, r.decode_s, r.decode_cpu, r.note);
       std::fflush(stdout);
       runs.push_back(r);
     };
-    // Brotli: each setting alone (today's is window 24 GENERIC); the per-artifact choice is the
-    // smallest of its candidates, so its size is read off these runs.
-    for (const BrotliSetting b : std::vector<BrotliSetting>{{24, 0}, {22, 0}, {23, 0}, {22, 1}}) {
+    // golf first (fast), then Brotli: each setting alone (today's is window 24 GENERIC; the
+    // per-artifact choice is the smallest of its candidates, so its size is read off these
+    // runs), then pergroup (slow: every group through Brotli and xz in two layouts).
+    PackOptions golf_coder;
+    golf_coder.compressor = Compressor::Golf;
+    measure("golf", golf_coder, "");
+    std::vector<BrotliSetting> settings = {{24, 0}, {22, 0}};
+    if (all_brotli) settings.insert(settings.end(), {{23, 0}, {22, 1}});
+    for (const BrotliSetting b : settings) {
       PackOptions o;
       o.brotli_candidates = {b};
       measure(fmt::format("brotli w{}{}", b.window, b.mode == 1 ? " text" : ""), o,
               b.window == 24 && b.mode == 0 ? "today: byte-shuffled Brotli-11, window 24, GENERIC" : "");
     }
-    const auto smallest = [&](std::initializer_list<size_t> which) {
-      size_t best = *which.begin();
-      for (const size_t i : which)
-        if (runs[i].bytes < runs[best].bytes) best = i;
-      return best;
-    };
-    const size_t chosen_default = smallest({1, 0}), chosen_all = smallest({1, 0, 2, 3});
-    fmt::print("  brotli, golf's default candidates (w22, w24 GENERIC): {} bytes ({})\n", with_commas(runs[chosen_default].bytes),
-               runs[chosen_default].name);
-    fmt::print("  brotli, all four tried: {} bytes ({})\n", with_commas(runs[chosen_all].bytes), runs[chosen_all].name);
     if (!skip_pergroup) {
       PackOptions pg;
       pg.compressor = Compressor::PerGroup;
-      measure("pergroup", pg, "");
+      pg.brotli_candidates = {{22, 0}};  // one Brotli setting per group: the CPU here is shared five ways
+      measure("pergroup", pg, "(Brotli w22 only)");
     }
-    PackOptions golf_coder;
-    golf_coder.compressor = Compressor::Golf;
-    measure("golf", golf_coder, "");
+    if (!only.empty() && only != "groups") {
+      if (!json_out.empty() && !runs.empty()) {
+        const Run& r = runs[0];
+        nlohmann::json j = {{"name", r.name}, {"bytes", r.bytes}, {"encode_s", r.encode_s}, {"decode_s", r.decode_s},
+                            {"encode_cpu_s", r.encode_cpu}, {"decode_cpu_s", r.decode_cpu}, {"note", r.note}, {"rest_bytes", r.rest_bytes}};
+        for (const auto& [g, b] : r.group_bytes) j["groups"][code_group_name(g)] = b;
+        write_file_atomic(json_out, j.dump(2) + "\n");
+      }
+      return 0;
+    }
+    const auto find = [&](const std::string& name) -> const Run* {
+      for (const Run& r : runs)
+        if (r.name == name) return &r;
+      return nullptr;
+    };
+    const Run* today = find("brotli w24");
+    const Run* w22 = find("brotli w22");
+    const Run* chosen = today && w22 ? (w22->bytes < today->bytes ? w22 : today) : nullptr;
+    if (chosen)
+      fmt::print("  brotli with golf's default candidates (w22, w24 GENERIC): {} bytes ({})\n", with_commas(chosen->bytes),
+                 chosen->name);
 
     // Per group: the codes alone through Brotli (best of the default candidates), the grouped
     // coders' choices, and the order-0 entropy.
@@ -187,16 +219,13 @@ int main(int argc, char** argv) {
                with_commas(std::llround(entropy_per_group)), entropy_per_group * 8 / static_cast<double>(codes),
                with_commas(std::llround(entropy_bytes(all))));
 
-    const Run& base = runs[0];
-    const Run* pergroup = nullptr;
-    const Run* golf_run = nullptr;
-    for (const Run& r : runs) {
-      if (r.name == "pergroup") pergroup = &r;
-      if (r.name == "golf") golf_run = &r;
+    const Run* pergroup = find("pergroup");
+    const Run* golf_run = find("golf");
+    if (golf_run && today && chosen) {
+      fmt::print("\nratios: golf / brotli today = {:.4f} (goal ≤ 0.97)", static_cast<double>(golf_run->bytes) / static_cast<double>(today->bytes));
+      if (pergroup) fmt::print(", golf / pergroup = {:.4f} (goal ≤ 0.99)", static_cast<double>(golf_run->bytes) / static_cast<double>(pergroup->bytes));
+      fmt::print(", brotli default choice / today = {:.4f}\n", static_cast<double>(chosen->bytes) / static_cast<double>(today->bytes));
     }
-    fmt::print("\nratios: golf / brotli today = {:.4f} (goal ≤ 0.97)", static_cast<double>(golf_run->bytes) / static_cast<double>(base.bytes));
-    if (pergroup) fmt::print(", golf / pergroup = {:.4f} (goal ≤ 0.99)", static_cast<double>(golf_run->bytes) / static_cast<double>(pergroup->bytes));
-    fmt::print(", brotli default choice / today = {:.4f}\n", static_cast<double>(runs[chosen_default].bytes) / static_cast<double>(base.bytes));
 
     if (!json_out.empty()) {
       nlohmann::json j = {{"artifact", argv[1]}, {"codes", codes}, {"entropy_bytes_per_group", entropy_per_group},
