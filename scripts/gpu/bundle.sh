@@ -166,7 +166,7 @@ rm "$STAGE"/*.shards.json
 
 # ---- Debian packages for scripts/gpu/build-there.sh (the fallback that builds on the GPU machine) --
 DEBS=(libbrotli-dev libbrotli1 libsentencepiece-dev libsentencepiece0 libfmt-dev libfmt9 libcli11-dev
-  nlohmann-json3-dev libeigen3-dev libgtest-dev libgmock-dev liblzma-dev liblzma5 pkgconf pkgconf-bin libpkgconf3)
+  nlohmann-json3-dev libeigen3-dev libssl-dev libssl3 libgtest-dev libgmock-dev liblzma-dev liblzma5 pkgconf pkgconf-bin libpkgconf3)
 mkdir -p "$GOLF_CACHE/debs" "$STAGE/debs"
 missing_debs=()
 for d in "${DEBS[@]}"; do ls "$GOLF_CACHE/debs/${d}_"*.deb >/dev/null 2>&1 || missing_debs+=("$d"); done
