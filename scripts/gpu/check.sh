@@ -45,7 +45,9 @@ while (($#)); do
   shift
 done
 BUDGET="${BUDGET:-$((CPU ? 900 : 400))}"
+MODE=$([ $CPU = 1 ] && echo cpu || echo gpu)
 T0=$SECONDS
+T_START=$SECONDS
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/golf-gpukit.XXXXXX")"
 [ -n "$OUT_DIR" ] || OUT_DIR="$WORK/out"
 mkdir -p "$OUT_DIR" "$WORK"/{rows,logs,runs}
@@ -155,6 +157,8 @@ run_row() {  # NAME GPU_LIMIT CPU_LIMIT FUNCTION [ARGS...]
     fi
   fi
   say "$name $(row_status "$name") ($((SECONDS - t))s)"
+  # The report so far, so that a command cut off by the device tool's limit still leaves one.
+  "${REPORT_PY[@]}" finish "$WORK/rows" --json "$REPORT" --meta "partial=true" --meta "mode=$MODE" >/dev/null 2>&1
 }
 
 crash_row() { echo "crashing on purpose (GOLF_CHECK_CRASH_ROW)"; exit 3; }
@@ -331,7 +335,8 @@ if ((!CPU)) && command -v nvidia-smi >/dev/null; then
   nvidia-smi --query-gpu=timestamp,memory.used,utilization.gpu --format=csv -lms 500 >"$WORK/logs/nvidia-smi.csv" 2>&1 &
   MEM_PID=$!
 fi
-say "mode $([ $CPU = 1 ] && echo cpu || echo gpu), budget ${BUDGET}s, bundle $BUNDLE, torch from $TORCH_VENV"
+say "mode $MODE, budget ${BUDGET}s, bundle $BUNDLE, torch from $TORCH_VENV"
+T0=$SECONDS  # the budget counts from the first row (the set-up above imports torch once)
 
 run_row env.gpu 30 30 row_env_gpu
 run_row env.torch 60 60 row_env_torch
@@ -364,9 +369,9 @@ card="$(row_field env.gpu gpu)"
 commit="$(git -C "$ROOT" rev-parse --short=12 HEAD 2>/dev/null || "${REPORT_PY[@]}" json-get "$BUNDLE/manifest.json" commit | cut -c1-12)"
 tar -C "$WORK" -cJf "$OUT_DIR/logs.tar.xz" logs rows 2>/dev/null
 "${REPORT_PY[@]}" finish "$WORK/rows" --json "$REPORT" --md "${REPORT%.json}.md" \
-  --meta "date=$(date -u +%Y-%m-%dT%H:%M:%SZ)" --meta "mode=$([ $CPU = 1 ] && echo cpu || echo gpu)" \
+  --meta "date=$(date -u +%Y-%m-%dT%H:%M:%SZ)" --meta "mode=$MODE" \
   --meta "card=${card:-none}" --meta "commit=$commit" --meta "bundle_commit=$("${REPORT_PY[@]}" json-get "$BUNDLE/manifest.json" commit | cut -c1-12)" \
-  --meta "torch=$(row_field env.torch torch)" --meta "wall_seconds=$((SECONDS - T0))" --meta "budget_seconds=$BUDGET" \
+  --meta "torch=$(row_field env.torch torch)" --meta "wall_seconds=$((SECONDS - T_START))" --meta "budget_seconds=$BUDGET" \
   --meta "out=$OUT_DIR"
 bad=$(grep -lE '"status": "(FAIL|OOM|TIMEOUT)"' "$WORK"/rows/*.json 2>/dev/null | wc -l)
 rm -rf "$WORK"

@@ -36,6 +36,11 @@ def copy_tree_without_build(dst: str) -> None:
             shutil.copy2(src, os.path.join(dst, rel))
 
 
+def load_json(path: str):
+    with open(path) as f:
+        return json.load(f)
+
+
 def bundle(out: str, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([os.path.join(ROOT, "scripts", "gpu", "bundle.sh"), "--tiny", "--out", out, *args],
                           capture_output=True, text=True, timeout=600)
@@ -86,7 +91,7 @@ class ReportParsers(unittest.TestCase):
             with self.assertRaises(subprocess.CalledProcessError):
                 self.run_report("row", rows, "c", "MAYBE", "not a status")
             table = self.run_report("finish", rows, "--json", os.path.join(d, "r.json"), "--meta", "card=X")
-            report = json.load(open(os.path.join(d, "r.json")))
+            report = load_json(os.path.join(d, "r.json"))
         self.assertEqual([r["row"] for r in report["rows"]], ["a.first", "b.second"])
         self.assertEqual(report["rows"][1]["ms_per_step"], 12.5)
         self.assertEqual(report["counts"]["OOM"], 1)
@@ -113,7 +118,7 @@ class BundleAndCpuCheck(unittest.TestCase):
             self.assertEqual(r.returncode, 0, r.stderr)
             self.assertRegex(r.stdout, r"bundle: .* MiB \(\d+ bytes, limit 40 MiB\)")
             b = os.path.join(box, ".gpubundle")
-            manifest = json.load(open(os.path.join(b, "manifest.json")))
+            manifest = load_json(os.path.join(b, "manifest.json"))
             self.assertEqual(manifest["mode"], "tiny")
             self.assertLessEqual(manifest["bytes"], 40 * 2**20)
             self.assertGreaterEqual(manifest["train_tokens"], 98305)
@@ -129,7 +134,7 @@ class BundleAndCpuCheck(unittest.TestCase):
                                env=env, capture_output=True, text=True, timeout=900)
             self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
             self.assertTrue(r.stdout.strip().split("\n")[-1].startswith("totals:"), r.stdout)
-            report = json.load(open(os.path.join(out, "gpu-report.json")))
+            report = load_json(os.path.join(out, "gpu-report.json"))
             status = {row["row"]: row["status"] for row in report["rows"]}
             want = {
                 "env.gpu": "SKIP", "env.torch": "PASS", "env.binaries": "PASS", "env.sdpa_backend": "SKIP",
@@ -158,7 +163,7 @@ class BundleAndCpuCheck(unittest.TestCase):
                                cwd=box, env=env, capture_output=True, text=True, timeout=300)
             self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
             self.assertTrue(r.stdout.strip().split("\n")[-1].startswith("totals:"), r.stdout)
-            rows = {row["row"]: row for row in json.load(open(os.path.join(out2, "gpu-report.json")))["rows"]}
+            rows = {row["row"]: row for row in load_json(os.path.join(out2, "gpu-report.json"))["rows"]}
             self.assertEqual(rows["env.torch"]["status"], "FAIL")
             self.assertIn("without a result (exit 3", rows["env.torch"]["summary"])
             self.assertEqual(rows["env.binaries"]["status"], "PASS")
