@@ -170,12 +170,13 @@ struct GroupStats {
 };
 
 // "embedding" (tok_emb.*), "attention" (*.attn.*), "mlp" (*.mlp.*), "other quantized" for
-// quantized tensors; every float16 tensor is "fp16 passthrough" whatever its name. Scales belong
+// quantized tensors; every grouped tensor is "lqer factors" and every float16 tensor "fp16
+// passthrough", whatever its name. Scales belong
 // to their matrix's group.
 std::string group_of(const std::string& tensor_name, Tensor::Kind kind = Tensor::Kind::Quantized);
 
-// One entry per non-empty group, in the order embedding, attention, mlp, other quantized, fp16
-// passthrough.
+// One entry per non-empty group, in the order embedding, attention, mlp, other quantized, lqer
+// factors, fp16 passthrough.
 std::vector<GroupStats> group_stats(const Artifact& a, const PackOptions& o = {});
 
 // Human-readable report: header fields of `file_bytes` (skipped when empty), the tensor table and

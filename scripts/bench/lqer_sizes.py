@@ -52,6 +52,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=4)
     ap.add_argument("--tokens", type=int, default=2048, help="tokens per training step")
     ap.add_argument("--val", action="store_true", help="also measure val bpb before/after quantization")
+    ap.add_argument("--ema-decay", type=float, help="EMA_DECAY (default: the config's 0.9965, which after a few "
+                    "steps leaves the packed EMA weights close to the init; 0 packs the raw trained weights)")
     ap.add_argument("--work", help="work folder (default: a temporary one, removed unless --keep)")
     ap.add_argument("--build-dir", default=os.environ.get("GOLF_BUILD_DIR", os.path.join(ROOT, "build")))
     ap.add_argument("--compressors", default="brotli")
@@ -84,6 +86,8 @@ def main() -> None:
                     "TRAIN_SEQ_LEN": 256, "TRAIN_BATCH_TOKENS": a.tokens, "GRAD_ACCUM_STEPS": 1, "VAL_LOSS_EVERY": 0,
                     "VAL_MAX_TOKENS": 4096, "VAL_BATCH_TOKENS": 4096, "CHECKPOINT_EVERY": 0,
                     "GPTQ_CALIBRATION_BATCHES": 2, "TRAIN_LOG_EVERY": 1}
+            if a.ema_decay is not None:
+                sets["EMA_DECAY"] = a.ema_decay
             cmd = [train_bin, "--config", os.path.join(ROOT, "train", "configs", "frontier_0427.json")]
             for k, v in sets.items():
                 cmd += ["--set", f"{k}={v}"]
