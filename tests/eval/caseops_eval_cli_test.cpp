@@ -88,7 +88,7 @@ class CaseOpsEval : public ::testing::Test {
 };
 
 TEST_F(CaseOpsEval, ScoresThroughTheSidecarAndAuditsIt) {
-  const auto r = eval(*dir / "data", *dir / "c.model", "--check-compliance --no-sliding");
+  const auto r = eval(*dir / "data", *dir / "c.model", "--check-compliance");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("val_bpb:byte_sidecar:enabled files:1"), std::string::npos) << r.output;
   const auto j = nlohmann::json::parse(test::read_file(out));
@@ -102,6 +102,7 @@ TEST_F(CaseOpsEval, ScoresThroughTheSidecarAndAuditsIt) {
   int64_t sum = 0;
   for (int64_t i = 1; i <= M; ++i) sum += sidecar[static_cast<size_t>(i)];
   EXPECT_EQ(j["results"]["plain"]["bytes"].get<int64_t>(), sum);
+  EXPECT_EQ(j["results"]["sliding"]["bytes"].get<int64_t>(), sum);
   bool recount = false;
   for (const auto& c : j["compliance"])
     if (c["check"] == "byte_recount") {
