@@ -14,13 +14,13 @@ at::Tensor rms_norm_fused(const at::Tensor& x) {
 at::Tensor leaky_relu_sq_reference(const at::Tensor& x) { return at::leaky_relu(x, 0.5).square(); }
 
 namespace {
-// The CPU (and any non-CUDA) formula: where() keeps x's dtype and picks per element, so the
-// forward equals leaky_relu(x, 0.5)² up to the rounding of 0.5·x (exact in binary floating point).
-at::Tensor forward_aten(const at::Tensor& x) {
-  const at::Tensor l = at::where(x > 0, x, x * 0.5);
-  return l * l;
+// The CPU (and any non-CUDA) path: the chain's own kernels, so values and gradients are those of
+// the chain bit for bit (square's backward is dy·2l, then LeakyReLU's), with only x saved and l
+// recomputed in backward.
+at::Tensor forward_aten(const at::Tensor& x) { return at::leaky_relu(x, 0.5).square(); }
+at::Tensor backward_aten(const at::Tensor& x, const at::Tensor& dy) {
+  return at::leaky_relu_backward(dy * (2 * at::leaky_relu(x, 0.5)), x, 0.5, /*self_is_result=*/false);
 }
-at::Tensor backward_aten(const at::Tensor& x, const at::Tensor& dy) { return dy * at::where(x > 0, x * 2, x * 0.5); }
 
 struct LeakyReluSq : torch::autograd::Function<LeakyReluSq> {
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x) {

@@ -6,8 +6,8 @@
 //   leaky_relu_sq(x)       = LeakyReLU(0.5)(x)²: y = x² (x > 0), 0.25·x² (x ≤ 0);
 //                            dy/dx = 2x (x > 0), 0.5·x (x ≤ 0). One autograd op that saves only x
 //                            (the chain saves x and the LeakyReLU output, and its pow backward
-//                            reads both); on CUDA one kernel each way, elsewhere the same formula
-//                            in ATen.
+//                            reads both); on CUDA one kernel each way, elsewhere the chain's
+//                            own ATen kernels with LeakyReLU recomputed in backward.
 //   leaky_relu_sq_reference(x) = at::leaky_relu(x, 0.5).square(), the chain it replaces.
 #pragma once
 
