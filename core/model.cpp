@@ -10,8 +10,10 @@
 
 #include "core/error.h"
 #include "core/moa.h"
+#include "core/ops/fused.h"
 #include "core/ops/softcap_ce.h"
 #include "core/variants.h"
+#include "core/varlen.h"
 
 namespace golf {
 
@@ -85,13 +87,16 @@ at::Tensor segment_attention(const at::Tensor& q, const at::Tensor& k, const at:
 
 namespace {
 // Partial RoPE on the first `dims` dims of each head, half-split pairing, rotation by −θ.
-at::Tensor rope(const at::Tensor& x, const at::Tensor& pos, const Config& cfg) {
+// The cos/sin tables (B, T, 1, r/2) depend only on the positions: computed once per forward.
+std::pair<at::Tensor, at::Tensor> rope_tables(const at::Tensor& pos, const Config& cfg, at::ScalarType dtype) {
   const int64_t r = cfg.rope_dims, half = r / 2;
   const at::Tensor inv_freq =
-      at::pow(cfg.rope_base, at::arange(half, x.options().dtype(at::kFloat)) * (-2.0 / static_cast<double>(r)));
-  const at::Tensor ang = pos.to(at::kFloat).unsqueeze(-1) * inv_freq;          // (B, T, r/2)
-  const at::Tensor cos = ang.cos().unsqueeze(2).to(x.scalar_type());            // (B, T, 1, r/2)
-  const at::Tensor sin = ang.sin().unsqueeze(2).to(x.scalar_type());
+      at::pow(cfg.rope_base, at::arange(half, pos.options().dtype(at::kFloat)) * (-2.0 / static_cast<double>(r)));
+  const at::Tensor ang = pos.to(at::kFloat).unsqueeze(-1) * inv_freq;  // (B, T, r/2)
+  return {ang.cos().unsqueeze(2).to(dtype), ang.sin().unsqueeze(2).to(dtype)};
+}
+at::Tensor apply_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin, int64_t r) {
+  const int64_t half = r / 2;
   const at::Tensor x1 = x.narrow(-1, 0, half), x2 = x.narrow(-1, half, half);
   const at::Tensor rest = x.narrow(-1, r, x.size(-1) - r);
   return at::cat({x1 * cos + x2 * sin, -x1 * sin + x2 * cos, rest}, -1);
@@ -140,7 +145,10 @@ void Model::add_param(const std::string& name, at::Tensor value) {
 }
 
 Model::Model(const Config& cfg, at::Device device)
-    : cfg_(cfg), device_(device), compute_dtype_(device.is_cuda() ? at::kBFloat16 : at::kFloat) {
+    : cfg_(cfg),
+      device_(device),
+      compute_dtype_(device.is_cuda() ? at::kBFloat16 : at::kFloat),
+      fast_(fast_paths_from_env(device.is_cuda())) {
   validate(cfg_);
   const int64_t L = cfg.num_layers, d = cfg.model_dim, H = cfg.num_heads;
   const int64_t kv = cfg.num_kv_heads * (d / H), F = static_cast<int64_t>(cfg.mlp_mult * static_cast<double>(d));
@@ -325,8 +333,41 @@ int Model::num_skip_rows() const {
   return static_cast<int>(std::min(enc.size(), dec.size()));
 }
 
+void Model::set_fast_paths(const FastPaths& f) {
+  fast_ = f;
+  if (!device_.is_cuda() && (f.attn == AttnBackend::flash || f.attn == AttnBackend::cudnn)) fast_.attn = AttnBackend::sdpa;
+}
+
 at::Tensor Model::w(const std::string& name) const { return param(name).to(compute_dtype_); }
-at::Tensor Model::bank(const std::string& name, int64_t index) const { return param(name)[index].to(compute_dtype_); }
+at::Tensor Model::bank(const std::string& name, int64_t index) const {
+  // GOLF_BANK_UNBIND: a view of the bank cast once per forward, so backward stacks one bank-sized
+  // gradient per forward instead of a zero-filled bank (select_backward) per use.
+  const auto it = bank_views_.find(name);
+  if (it != bank_views_.end()) return it->second[static_cast<size_t>(index)];
+  return param(name)[index].to(compute_dtype_);
+}
+
+at::Tensor Model::rms(const at::Tensor& x) const { return fast_.fused_ops ? ops::rms_norm_fused(x) : rms_norm(x); }
+
+at::Tensor Model::rope(const at::Tensor& x, const Segs& s) const {
+  if (x.scalar_type() == s.cos.scalar_type()) return apply_rope(x, s.cos, s.sin, cfg_.rope_dims);
+  return apply_rope(x, s.cos.to(x.scalar_type()), s.sin.to(x.scalar_type()), cfg_.rope_dims);
+}
+
+Model::Segs Model::make_segs(const at::Tensor& tokens, const ForwardOptions& options) const {
+  Segs s;
+  s.seg_len = options.seq_len_cut > 0 ? options.seq_len_cut : cfg_.train_seq_len;
+  std::tie(s.seg, s.pos) = segments(tokens, cfg_, s.seg_len);
+  std::tie(s.cos, s.sin) = rope_tables(s.pos, cfg_, compute_dtype_);
+  if (fast_.attn != AttnBackend::sdpa) {
+    // Given by the caller (computed on the CPU side), or computed here from a host copy of the tokens.
+    const at::Tensor& given = options.cu_seqlens;
+    const at::Tensor cu = given.defined() ? given : varlen_segments(tokens.cpu(), cfg_, 64, s.seg_len).cu_seqlens;
+    s.cu_seqlens = cu.to(tokens.device(), at::kInt, /*non_blocking=*/true);
+    s.max_len = std::min(tokens.size(1), s.seg_len);
+  }
+  return s;
+}
 
 // ---- forward ---------------------------------------------------------------------------------
 at::Tensor Model::embed(const at::Tensor& tokens, HessianCollector* hessians) const {
@@ -334,7 +375,7 @@ at::Tensor Model::embed(const at::Tensor& tokens, HessianCollector* hessians) co
   at::Tensor e = at::embedding(w("tok_emb.weight"), tokens);  // (B, T, d)
   if (cfg_.bigram_hash) e = e + bigram(tokens, hessians);
   const bool smear = cfg_.smear_gate_enabled;
-  if (!smear || cfg_.smear_input == "normed") e = rms_norm(e);
+  if (!smear || cfg_.smear_input == "normed") e = rms(e);
   if (smear) {
     // g_t = λ σ(w · e_t[:12]); zero at t = 0 and wherever the current token is BOS, so a document
     // never takes in the last token of the one before it.
@@ -343,7 +384,7 @@ at::Tensor Model::embed(const at::Tensor& tokens, HessianCollector* hessians) co
     g = at::cat({at::zeros_like(g.narrow(1, 0, 1)), g.narrow(1, 1, T - 1)}, 1);
     const at::Tensor prev = at::cat({at::zeros_like(e.narrow(1, 0, 1)), e.narrow(1, 0, T - 1)}, 1);
     e = e + g * prev;
-    if (cfg_.smear_input == "raw") e = rms_norm(e);
+    if (cfg_.smear_input == "raw") e = rms(e);
   }
   return e;
 }
@@ -404,9 +445,17 @@ const std::vector<double>& Model::calibrate_smat_gate_means(const std::vector<at
   return smat_gate_means_;
 }
 
-at::Tensor Model::attention(int i, const at::Tensor& u, const at::Tensor& seg, const at::Tensor& pos,
-                            at::Tensor& v_first, HessianCollector* hessians, int64_t seg_len,
-                            const LoraVisit* lora) const {
+// ---- attention, step by step ----------------------------------------------------------------
+at::Tensor Model::attention(int i, const at::Tensor& u, const Segs& s, at::Tensor& v_first,
+                            HessianCollector* hessians, const LoraVisit* lora) const {
+  Qkv qkv = project_qkv(i, u, hessians, lora);
+  mix_values(i, qkv, v_first);
+  at::Tensor y = attend(i, u, qkv, s, hessians);  // (B, T, H, Dh)
+  y = attn_gates(i, u, qkv, std::move(y), hessians);
+  return attn_out(i, y, hessians, lora);
+}
+
+Model::Qkv Model::project_qkv(int i, const at::Tensor& u, HessianCollector* hessians, const LoraVisit* lora) const {
   const int64_t L = cfg_.num_layers, B = u.size(0), T = u.size(1), d = u.size(2);
   const int64_t H = cfg_.num_heads, Hkv = cfg_.num_kv_heads, Dh = d / H;
   if (hessians) hessians->add(block(i, "attn.c_q.weight"), u);  // shared by Q, K and V
@@ -416,46 +465,66 @@ at::Tensor Model::attention(int i, const at::Tensor& u, const at::Tensor& seg, c
   if (lora && lora->q.defined()) q = q + lora->q.apply(u);  // test-time LoRA (ForwardOptions::lora)
   if (lora && lora->k.defined()) k = k + lora->k.apply(u);
   if (lora && lora->v.defined()) v = v + lora->v.apply(u);
-  q = q.view({B, T, H, Dh});
-  k = k.view({B, T, Hkv, Dh});
-  v = v.view({B, T, Hkv, Dh});
-  if (cfg_.value_residual) {  // v0: the first visit's raw value (layer 0); layers ≥ 1 mix it in
-    if (!v_first.defined()) v_first = v;
-    else if (i > 0) {
-      const at::Tensor ab = w(block(i, "attn.vr_lambda"));
-      v = ab[0] * v_first + ab[1] * v;
-    }
-  }
-  at::Tensor y;
-  if (cfg_.moa_enabled) {  // MoA's metric MHA branch: −α·D(q, k) logits on the RoPE'd raw q, k
-    y = metric_attention(i, "mha", rope(q, pos, cfg_), rope(k, pos, cfg_), v, seg, seg_len);
-  } else {
-    q = rope(rms_norm(q), pos, cfg_) * w(block(i, "attn.q_gain")).view({1, 1, H, 1});
-    k = rope(rms_norm(k), pos, cfg_);
+  return {q.view({B, T, H, Dh}), k.view({B, T, Hkv, Dh}), v.view({B, T, Hkv, Dh})};
+}
 
-    // SMAT: û (B, T, d_s) from the block input; the gate scales the (mixed) values, λS joins the logits.
-    auto ablated = [&](std::string_view item) { return variants::smat_ablation_has(cfg_, item); };
-    at::Tensor uhat;
-    if (has_smat_ws()) {
-      if (hessians && param(block(i, "attn.smat_ws.weight")).numel() > cfg_.passthrough_max_numel)
-        hessians->add(block(i, "attn.smat_ws.weight"), u);
-      uhat = ablated("random_s") ? variants::smat_random_unit(u, smat_dim(), i)
-                                    : variants::smat_unit(u, w(block(i, "attn.smat_ws.weight")));
-    }
-    at::Tensor v_att = v;
-    if (cfg_.smat_use_g) v_att = v * smat_gate(i, u, uhat, pos).unsqueeze(-1);  // G (B, T, 1, 1)
-    if (cfg_.smat_use_s && !ablated("lambda0") && !ablated("no_s")) {
-      const at::Tensor lambda = at::softplus(w(block(i, "attn.smat_lambda_raw")));
-      const auto [qf, kf] = variants::smat_fold(q, k, uhat, lambda);          // (B, T, H|Hkv, Dh + d_s)
-      const at::Tensor vf = at::constant_pad_nd(v_att, {0, qf.size(-1) - Dh});  // equal head dims for any backend
-      y = segment_attention(qf, kf, vf, seg, seg_len, 1.0 / std::sqrt(static_cast<double>(Dh))).narrow(-1, 0, Dh);
-    } else {
-      y = segment_attention(q, k, v_att, seg, seg_len);  // (B, T, H, Dh)
-    }
+void Model::mix_values(int i, Qkv& qkv, at::Tensor& v_first) const {
+  if (!cfg_.value_residual) return;
+  // v0: the first visit's raw value (layer 0); layers ≥ 1 mix it in
+  if (!v_first.defined()) v_first = qkv.v;
+  else if (i > 0) {
+    const at::Tensor ab = w(block(i, "attn.vr_lambda"));
+    qkv.v = ab[0] * v_first + ab[1] * qkv.v;
   }
+}
+
+// Causal attention inside segments with the backend chosen once (GOLF_ATTN): q (B, T, H, Dh),
+// k/v (B, T, Hkv, Dh) → (B, T, H, Dh). The varlen backends see the B rows as one packed stream
+// (a view: (B, T, ·, Dh) and (B·T, ·, Dh) share their layout).
+at::Tensor Model::attend_core(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const Segs& s) const {
+  if (fast_.attn == AttnBackend::sdpa) return segment_attention(q, k, v, s.seg, s.seg_len);
+  const int64_t B = q.size(0), T = q.size(1);
+  auto packed = [&](const at::Tensor& x) { return x.reshape({B * T, x.size(2), x.size(3)}); };
+  return varlen_attention(packed(q), packed(k), packed(v), s.cu_seqlens, s.max_len, fast_.attn).view(q.sizes());
+}
+
+at::Tensor Model::attend(int i, const at::Tensor& u, const Qkv& qkv, const Segs& s, HessianCollector* hessians) const {
+  const int64_t H = cfg_.num_heads, Dh = qkv.q.size(3);
+  if (cfg_.moa_enabled)  // MoA's metric MHA branch: −α·D(q, k) logits on the RoPE'd raw q, k
+    return metric_attention(i, "mha", rope(qkv.q, s), rope(qkv.k, s), qkv.v, s.seg, s.seg_len);
+  const at::Tensor q = rope(rms(qkv.q), s) * w(block(i, "attn.q_gain")).view({1, 1, H, 1});
+  const at::Tensor k = rope(rms(qkv.k), s);
+
+  // SMAT: û (B, T, d_s) from the block input; the gate scales the (mixed) values, λS joins the logits.
+  auto ablated = [&](std::string_view item) { return variants::smat_ablation_has(cfg_, item); };
+  at::Tensor uhat;
+  if (has_smat_ws()) {
+    if (hessians && param(block(i, "attn.smat_ws.weight")).numel() > cfg_.passthrough_max_numel)
+      hessians->add(block(i, "attn.smat_ws.weight"), u);
+    uhat = ablated("random_s") ? variants::smat_random_unit(u, smat_dim(), i)
+                               : variants::smat_unit(u, w(block(i, "attn.smat_ws.weight")));
+  }
+  at::Tensor v_att = qkv.v;
+  if (cfg_.smat_use_g) v_att = qkv.v * smat_gate(i, u, uhat, s.pos).unsqueeze(-1);  // G (B, T, 1, 1)
+  if (cfg_.smat_use_s && !ablated("lambda0") && !ablated("no_s")) {
+    // Folded head dim Dh + d_s and its own scale: the masked reference serves it whatever GOLF_ATTN.
+    const at::Tensor lambda = at::softplus(w(block(i, "attn.smat_lambda_raw")));
+    const auto [qf, kf] = variants::smat_fold(q, k, uhat, lambda);          // (B, T, H|Hkv, Dh + d_s)
+    const at::Tensor vf = at::constant_pad_nd(v_att, {0, qf.size(-1) - Dh});  // equal head dims for any backend
+    return segment_attention(qf, kf, vf, s.seg, s.seg_len, 1.0 / std::sqrt(static_cast<double>(Dh))).narrow(-1, 0, Dh);
+  }
+  return attend_core(q, k, v_att, s);  // (B, T, H, Dh)
+}
+
+// Output-side gates, each optional, applied in order to y (B, T, H, Dh); a new gate is one more
+// block here.
+at::Tensor Model::attn_gates(int i, const at::Tensor& u, const Qkv& qkv, at::Tensor y, HessianCollector* hessians) const {
+  const int64_t L = cfg_.num_layers, B = y.size(0), T = y.size(1), H = y.size(2), Dh = y.size(3);
+  const int64_t Hkv = qkv.v.size(2);
   if (i >= L - cfg_.xsa_last_n) {
     // XSA: remove from each head's output its component along the token's own value vector
     // (the un-gated v: invariant to G, and finite where G = 0).
+    const at::Tensor& v = qkv.v;
     const at::Tensor vn = (v / v.norm(2, -1, /*keepdim=*/true).clamp_min(1e-12)).unsqueeze(3);  // (B,T,Hkv,1,Dh)
     const at::Tensor yg = y.view({B, T, Hkv, H / Hkv, Dh});
     y = (yg - (yg * vn).sum(-1, /*keepdim=*/true) * vn).view({B, T, H, Dh});
@@ -474,9 +543,13 @@ at::Tensor Model::attention(int i, const at::Tensor& u, const at::Tensor& seg, c
   }
   if (cfg_.sparse_attn_gate_enabled)  // exclusive with the two gates above (validate())
     y = y * sparse_attn_gate(u, w(block(i, "attn.attn_gate_w")), cfg_.gate_width, cfg_.sparse_attn_gate_scale);
-  const at::Tensor out_in = y.reshape({B, T, d});
+  return y;
+}
+
+at::Tensor Model::attn_out(int i, const at::Tensor& y, HessianCollector* hessians, const LoraVisit* lora) const {
+  const at::Tensor out_in = y.reshape({y.size(0), y.size(1), y.size(2) * y.size(3)});  // (B, T, d)
   if (hessians) hessians->add(block(i, "attn.proj.weight"), out_in);
-  const at::Tensor out = at::matmul(out_in, bank("qo_bank", L + i).t());
+  const at::Tensor out = at::matmul(out_in, bank("qo_bank", cfg_.num_layers + i).t());
   return lora && lora->o.defined() ? out + lora->o.apply(out_in) : out;
 }
 
@@ -513,8 +586,8 @@ at::Tensor Model::moa_routing(int i, const at::Tensor& u) const {
 }
 
 // Σ_b π_b · g_b · ((1 + γ_b) ⊙ o_b + β_b) over the branches (core/moa.h).
-at::Tensor Model::moa_mixer(int i, const at::Tensor& u, const at::Tensor& seg, const at::Tensor& pos,
-                            at::Tensor& v_first, HessianCollector* hessians, int64_t seg_len) const {
+at::Tensor Model::moa_mixer(int i, const at::Tensor& u, const Segs& s, at::Tensor& v_first,
+                            HessianCollector* hessians) const {
   const int64_t B = u.size(0), T = u.size(1), d = u.size(2), H = cfg_.num_heads, Dh = d / H;
   auto name = [&](const char* n) { return fmt::format("blocks.{}.moa.{}", i, n); };
   const std::vector<std::string> branches = moa::branches(cfg_);
@@ -530,14 +603,14 @@ at::Tensor Model::moa_mixer(int i, const at::Tensor& u, const at::Tensor& seg, c
     const std::string& branch = branches[static_cast<size_t>(b)];
     at::Tensor o;
     if (branch == "conv") {
-      o = linear(name("conv_proj.weight"), moa::local_conv(u, w(name("conv.weight")), pos), hessians);
+      o = linear(name("conv_proj.weight"), moa::local_conv(u, w(name("conv.weight")), s.pos), hessians);
     } else if (branch == "mha") {
-      o = attention(i, u, seg, pos, v_first, hessians, seg_len);
+      o = attention(i, u, s, v_first, hessians);
     } else if (branch == "mqa") {
       const at::Tensor q = linear(name("mqa_q.weight"), u, hessians).view({B, T, H, Dh});
       const at::Tensor kv = linear(name("mqa_kv.weight"), u, hessians).view({B, T, 2, Dh});
       const at::Tensor k = kv.select(2, 0).unsqueeze(2), v = kv.select(2, 1).unsqueeze(2);  // (B, T, 1, Dh)
-      const at::Tensor y = metric_attention(i, "mqa", rope(q, pos, cfg_), rope(k, pos, cfg_), v, seg, seg_len);
+      const at::Tensor y = metric_attention(i, "mqa", rope(q, s), rope(k, s), v, s.seg, s.seg_len);
       o = linear(name("mqa_o.weight"), y.reshape({B, T, d}), hessians);
     } else {  // chan
       o = linear(name("chan_proj.weight"), at::gelu(linear(name("chan_fc.weight"), u, hessians)), hessians);
@@ -550,7 +623,8 @@ at::Tensor Model::moa_mixer(int i, const at::Tensor& u, const at::Tensor& seg, c
 }
 
 at::Tensor Model::mlp(int i, const at::Tensor& u, HessianCollector* hessians, const LoraVisit* lora) const {
-  const at::Tensor h = at::leaky_relu(at::matmul(u, bank("mlp_up_bank", i).t()), 0.5).square();  // (B, T, F)
+  const at::Tensor pre = at::matmul(u, bank("mlp_up_bank", i).t());  // (B, T, F)
+  const at::Tensor h = fast_.fused_ops ? ops::leaky_relu_sq(pre) : ops::leaky_relu_sq_reference(pre);
   if (hessians) {
     hessians->add(block(i, "mlp.fc.weight"), u);
     hessians->add(block(i, "mlp.proj.weight"), h);
@@ -561,8 +635,7 @@ at::Tensor Model::mlp(int i, const at::Tensor& u, HessianCollector* hessians, co
 
 at::Tensor Model::hidden(const at::Tensor& tokens, bool looping, HessianCollector* hessians,
                          const ForwardOptions& options) const {
-  const int64_t seg_len = options.seq_len_cut > 0 ? options.seq_len_cut : cfg_.train_seq_len;
-  const auto [seg, pos] = segments(tokens, cfg_, seg_len);
+  const Segs segs = make_segs(tokens, options);
   // Test-time LoRA: visit n (encoder then decoder order) uses options.lora->visits[n].
   const LoraVisit* lora = nullptr;
   int visit = 0;
@@ -575,12 +648,18 @@ at::Tensor Model::hidden(const at::Tensor& tokens, bool looping, HessianCollecto
     ++visit;
   };
   if (options.lora && cfg_.moa_enabled) fail("test-time LoRA is not available with MOA_ENABLED=1");
+  struct BankViews {  // GOLF_BANK_UNBIND: banks cast once for this forward
+    std::map<std::string, std::vector<at::Tensor>>& views;
+    ~BankViews() { views.clear(); }
+  } bank_views{bank_views_};
+  if (fast_.bank_unbind)
+    for (const char* b : {"qo_bank", "kv_bank", "mlp_up_bank", "mlp_down_bank"})
+      bank_views_[b] = param(b).to(compute_dtype_).unbind(0);
   const at::Tensor x0 = embed(tokens, hessians);
   at::Tensor x = x0;
   at::Tensor v_first;  // VALUE_RESIDUAL's v0
   auto attn = [&](int i, const at::Tensor& u) {
-    return cfg_.moa_enabled ? moa_mixer(i, u, seg, pos, v_first, hessians, seg_len)
-                            : attention(i, u, seg, pos, v_first, hessians, seg_len, lora);
+    return cfg_.moa_enabled ? moa_mixer(i, u, segs, v_first, hessians) : attention(i, u, segs, v_first, hessians, lora);
   };
   auto ln = [&](int i) { return cfg_.ln_scale ? 1.0 / std::sqrt(i + 1.0) : 1.0; };
   auto attn_in = [&](int i, const at::Tensor& lane) {  // x_in = m0 ⊙ x + m1 ⊙ x0
@@ -589,12 +668,12 @@ at::Tensor Model::hidden(const at::Tensor& tokens, bool looping, HessianCollecto
   };
   auto sequential = [&](int i, const at::Tensor& x) {
     const at::Tensor x_in = attn_in(i, x);
-    const at::Tensor x1 = x_in + w(block(i, "attn_scale")) * attn(i, rms_norm(x_in) * ln(i));
-    return x1 + w(block(i, "mlp_scale")) * mlp(i, rms_norm(x1) * ln(i), hessians, lora);
+    const at::Tensor x1 = x_in + w(block(i, "attn_scale")) * attn(i, rms(x_in) * ln(i));
+    return x1 + w(block(i, "mlp_scale")) * mlp(i, rms(x1) * ln(i), hessians, lora);
   };
   auto gptj = [&](int i, const at::Tensor& x) {
     const at::Tensor x_in = attn_in(i, x);
-    const at::Tensor u = rms_norm(x_in) * ln(i);
+    const at::Tensor u = rms(x_in) * ln(i);
     return x_in + w(block(i, "attn_scale")) * attn(i, u) +
            w(block(i, "mlp_scale")) * mlp(i, u, hessians, lora);
   };
@@ -628,8 +707,8 @@ at::Tensor Model::hidden(const at::Tensor& tokens, bool looping, HessianCollecto
       else lanes[0] = inject(static_cast<int>(j), lanes[0], skip);
     }
     if (parallel && cfg_.parallel_mode == "two_lane") {
-      const at::Tensor a = w(block(i, "attn_scale")) * attn(i, rms_norm(attn_in(i, lanes[0])) * ln(i));
-      const at::Tensor f = w(block(i, "mlp_scale")) * mlp(i, rms_norm(lanes[1]) * ln(i), hessians, lora);
+      const at::Tensor a = w(block(i, "attn_scale")) * attn(i, rms(attn_in(i, lanes[0])) * ln(i));
+      const at::Tensor f = w(block(i, "mlp_scale")) * mlp(i, rms(lanes[1]) * ln(i), hessians, lora);
       const at::Tensor rho = w("parallel_resid_lambdas")[i], pi = w("parallel_post_lambdas")[i];  // (2), (2 src, 2 dst)
       lanes = {rho[0] * lanes[0] + pi[0][0] * a + pi[1][0] * f, rho[1] * lanes[1] + pi[0][1] * a + pi[1][1] * f};
     } else if (parallel) {
@@ -640,7 +719,7 @@ at::Tensor Model::hidden(const at::Tensor& tokens, bool looping, HessianCollecto
     }
   }
   if (!lanes.empty()) x = 0.5 * (lanes[0] + lanes[1]);
-  return rms_norm(x);
+  return rms(x);
 }
 
 at::Tensor Model::logits(const at::Tensor& tokens, bool looping, HessianCollector* hessians,

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "core/config.h"
+#include "core/fast_paths.h"
 
 namespace golf {
 
@@ -49,9 +50,12 @@ struct LoraDelta {
 // Per-forward settings. seq_len_cut: attention segments restart every this many tokens counted from
 // each document start (and at each BOS, with DOC_MASK=1); 0 = TRAIN_SEQ_LEN (training). Evaluation
 // passes its own length (EVAL_SEQ_LEN, TTT_EVAL_SEQ_LEN) so it cuts only where the records do.
+// cu_seqlens: for the varlen attention backends (GOLF_ATTN=flash|cudnn), the batch's packed
+// segment bounds from varlen_segments (core/varlen.h) with the same cut, computed on the CPU side.
 struct ForwardOptions {
   int64_t seq_len_cut = 0;
   const LoraDelta* lora = nullptr;
+  at::Tensor cu_seqlens;
 };
 
 // Accumulates XᵀX of every quantized matrix's input during forward passes (GPTQ calibration).
@@ -72,6 +76,10 @@ class Model {
   Model(const Config& config, at::Device device);
 
   // (B, T) int64 tokens → softcapped logits (B, T, V), fp32.
+  // options: the evaluation cut length, test-time LoRA deltas, and (varlen attention backends)
+  // the batch's packed segment bounds from varlen_segments (core/varlen.h) computed on the CPU by
+  // the caller, so the forward needs no device sync; without them the model computes the bounds
+  // from the tokens (one device→host copy).
   at::Tensor logits(const at::Tensor& tokens, bool looping, HessianCollector* hessians = nullptr,
                     const ForwardOptions& options = {}) const;
   // Per-position cross-entropy (B, T), fp32 (for bpb) and its mean (for training).
@@ -79,6 +87,10 @@ class Model {
                           HessianCollector* hessians = nullptr, const ForwardOptions& options = {}) const;
   at::Tensor loss(const at::Tensor& tokens, const at::Tensor& targets, bool looping,
                   const ForwardOptions& options = {}) const;
+
+  // The speed switches (core/fast_paths.h); read from the environment at construction.
+  const FastPaths& fast_paths() const { return fast_; }
+  void set_fast_paths(const FastPaths& f);
 
   // Parameters in a fixed order, by record name.
   const std::vector<std::string>& names() const { return names_; }
@@ -107,20 +119,41 @@ class Model {
   int num_skip_rows() const;
 
  private:
+  // What every attention visit of one forward shares: segment ids/positions (B, T), RoPE cos/sin
+  // (B, T, 1, r/2) in the compute dtype (computed once per forward), the cut length (the longest
+  // segment), and for the varlen backends the packed segment bounds on the device.
+  struct Segs {
+    at::Tensor seg, pos, cos, sin, cu_seqlens;
+    int64_t seg_len = 0, max_len = 0;
+  };
+  Segs make_segs(const at::Tensor& tokens, const ForwardOptions& options) const;
   at::Tensor hidden(const at::Tensor& tokens, bool looping, HessianCollector* hessians,
                     const ForwardOptions& options = {}) const;
   at::Tensor embed(const at::Tensor& tokens, HessianCollector* hessians) const;
+  // Attention is a fixed sequence of steps; a variant or a fast path plugs into one of them:
+  //   project_qkv → mix_values → attend (QK-norm, RoPE, q gain, SMAT, the backend) →
+  //   attn_gates (XSA, gated attention, AttnOutGate) → attn_out.
   // v_first: VALUE_RESIDUAL's v0, set by the first attention visit of a forward, read by the rest.
-  // seg_len: the longest segment (the forward's seq_len_cut); lora: this visit's deltas or null.
-  at::Tensor attention(int layer, const at::Tensor& u, const at::Tensor& seg, const at::Tensor& pos,
-                       at::Tensor& v_first, HessianCollector* hessians, int64_t seg_len,
-                       const LoraVisit* lora = nullptr) const;
+  struct Qkv {
+    at::Tensor q, k, v;  // (B, T, H, Dh), (B, T, Hkv, Dh), (B, T, Hkv, Dh)
+  };
+  // lora: this visit's test-time LoRA deltas (Q, K, V at project_qkv, O at attn_out), or null.
+  at::Tensor attention(int layer, const at::Tensor& u, const Segs& s, at::Tensor& v_first,
+                       HessianCollector* hessians, const LoraVisit* lora = nullptr) const;
+  Qkv project_qkv(int layer, const at::Tensor& u, HessianCollector* hessians, const LoraVisit* lora = nullptr) const;
+  void mix_values(int layer, Qkv& qkv, at::Tensor& v_first) const;
+  at::Tensor attend(int layer, const at::Tensor& u, const Qkv& qkv, const Segs& s, HessianCollector* hessians) const;
+  at::Tensor attend_core(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const Segs& s) const;
+  at::Tensor attn_gates(int layer, const at::Tensor& u, const Qkv& qkv, at::Tensor y, HessianCollector* hessians) const;
+  at::Tensor attn_out(int layer, const at::Tensor& y, HessianCollector* hessians, const LoraVisit* lora = nullptr) const;
+  at::Tensor rope(const at::Tensor& x, const Segs& s) const;
+  at::Tensor rms(const at::Tensor& x) const;  // golf::rms_norm or the fused at::rms_norm (GOLF_FUSED_OPS)
   at::Tensor smat_gate(int layer, const at::Tensor& u, const at::Tensor& uhat, const at::Tensor& pos) const;
   at::Tensor bigram(const at::Tensor& tokens, HessianCollector* hessians) const;
   at::Tensor mlp(int layer, const at::Tensor& u, HessianCollector* hessians, const LoraVisit* lora = nullptr) const;
   // MoA (core/moa.h): the mixer that replaces attention, and one metric attention branch (mha | mqa).
-  at::Tensor moa_mixer(int layer, const at::Tensor& u, const at::Tensor& seg, const at::Tensor& pos,
-                       at::Tensor& v_first, HessianCollector* hessians, int64_t seg_len) const;
+  at::Tensor moa_mixer(int layer, const at::Tensor& u, const Segs& s, at::Tensor& v_first,
+                       HessianCollector* hessians) const;
   at::Tensor metric_attention(int layer, const std::string& branch, const at::Tensor& q, const at::Tensor& k,
                               const at::Tensor& v, const at::Tensor& seg, int64_t seg_len) const;
   // x Wᵀ for a variant matrix, recording x for the Hessians when the matrix is large enough to be quantized.
@@ -141,6 +174,9 @@ class Model {
   std::vector<double> smat_gate_means_;                        // Ḡ_ℓ for SMAT_ABLATION=g_mean
   mutable std::vector<std::pair<double, int64_t>>* gate_record_ = nullptr;  // (Σ G, count) per layer, calibrating
   mutable std::vector<at::Tensor>* ti_terms_ = nullptr;  // MoA triangle penalties of a loss() forward
+  FastPaths fast_;
+  // GOLF_BANK_UNBIND: each bank cast once per forward and unbind-ed (set by hidden(), cleared after).
+  mutable std::map<std::string, std::vector<at::Tensor>> bank_views_;
 };
 
 // Segment id and position inside the segment for every token (both (B, T) int64): a segment starts

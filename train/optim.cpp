@@ -99,11 +99,39 @@ Optimizer::Optimizer(Model& model, const Config& cfg, dist::Comm* comm)
   // Largest bank first (stable), so its communication starts earliest and overlaps the most.
   std::stable_sort(banks_.begin(), banks_.end(),
                    [](const Bank& a, const Bank& b) { return a.grads.numel() > b.grads.numel(); });
+  foreach_ = model.fast_paths().foreach_optim;
+  if (foreach_) {
+    adam_groups_.resize(2);
+    adam_groups_[0].base_lr = cfg_.tied_embed_lr, adam_groups_[0].wd = cfg_.embed_wd;
+    adam_groups_[1].base_lr = cfg_.scalar_lr, adam_groups_[1].wd = cfg_.adam_wd;
+    for (const auto& [name, m] : adam_m_) {
+      const bool embedding = name == "tok_emb.weight" || name == "bigram.embed.weight";
+      AdamGroup& g = adam_groups_[embedding ? 0 : 1];
+      g.names.push_back(name);
+      g.steps.push_back(at::zeros({}, m.options().dtype(at::kFloat)));
+    }
+    for (AdamGroup& g : adam_groups_) g.lr = at::zeros({}, model.param(model.names().front()).options().dtype(at::kFloat));
+  }
 }
 
 Optimizer::~Optimizer() = default;
 
+at::Tensor Optimizer::clip_gradients_async() {
+  if (!foreach_) return at::scalar_tensor(clip_gradients(), at::kFloat);
+  at::NoGradGuard no_grad;
+  std::vector<at::Tensor> grads;
+  for (const auto& name : model_.names())
+    if (model_.param(name).grad().defined()) grads.push_back(model_.param(name).mutable_grad());
+  if (grads.empty()) return at::zeros({}, at::kFloat);
+  // ‖g‖ = ‖(‖g_i‖)_i‖; norms accumulate in fp32 like the plain path's g.to(kFloat).pow(2).sum().
+  const at::Tensor norm = at::linalg_vector_norm(at::stack(at::_foreach_norm(grads, 2, at::kFloat)), 2);
+  if (cfg_.grad_clip_norm > 0)  // coef = min(1, clip / (norm + 1e-6)), applied on the device always
+    at::_foreach_mul_(grads, (cfg_.grad_clip_norm / (norm + 1e-6)).clamp_max(1.0).to(grads.front().scalar_type()));
+  return norm;
+}
+
 double Optimizer::clip_gradients() {
+  if (foreach_) return clip_gradients_async().item<double>();
   at::NoGradGuard no_grad;
   std::vector<at::Tensor> squares;
   for (const auto& name : model_.names()) {
@@ -146,8 +174,27 @@ void Optimizer::step(int64_t step, double lr_mul) {
   adam_step(lr_mul);
 }
 
+void Optimizer::adam_step_fused(double lr_mul) {
+  for (AdamGroup& g : adam_groups_) {
+    if (g.names.empty()) continue;
+    std::vector<at::Tensor> params, grads, m, v;
+    for (const auto& name : g.names) {
+      at::Tensor& p = model_.param(name);
+      if (!p.grad().defined()) fail("AdamW: parameter {} has no gradient", name);
+      params.push_back(p), grads.push_back(p.grad()), m.push_back(adam_m_.at(name)), v.push_back(adam_v_.at(name));
+    }
+    g.lr.fill_(g.base_lr * lr_mul);  // a device write, no sync
+    at::_foreach_add_(g.steps, 1.0);
+    // Decoupled weight decay p ← p(1 − lr·wd), then Adam with bias corrections: the same update
+    // as adam_step below (PyTorch's AdamW).
+    at::_fused_adamw_(params, grads, m, v, /*max_exp_avg_sqs=*/{}, g.steps, g.lr, cfg_.beta1, cfg_.beta2, g.wd,
+                      cfg_.adam_eps, /*amsgrad=*/false, /*maximize=*/false);
+  }
+}
+
 void Optimizer::adam_step(double lr_mul) {
   adam_steps_ += 1;
+  if (foreach_) return adam_step_fused(lr_mul);
   const auto t = static_cast<double>(adam_steps_);
   const double bias1 = 1 - std::pow(cfg_.beta1, t), bias2 = 1 - std::pow(cfg_.beta2, t);
   for (auto& [name, m] : adam_m_) {
@@ -272,16 +319,24 @@ void Optimizer::load_state(const std::map<std::string, at::Tensor>& s) {
   for (auto& [name, m] : adam_m_) take("adam_m/" + name, m);
   for (auto& [name, v] : adam_v_) take("adam_v/" + name, v);
   adam_steps_ = find("adam_steps").item<int64_t>();
+  for (AdamGroup& g : adam_groups_)
+    for (at::Tensor& t : g.steps) t.fill_(static_cast<double>(adam_steps_));
 }
 
 // ---- EMA -------------------------------------------------------------------------------------
-Ema::Ema(const Model& model, double decay) : decay_(decay) {
+Ema::Ema(const Model& model, double decay) : decay_(decay), foreach_(model.fast_paths().foreach_optim) {
   at::NoGradGuard no_grad;
   for (const auto& name : model.names()) shadow_[name] = model.param(name).detach().to(at::kFloat).clone();
 }
 
 void Ema::update(const Model& model) {
   at::NoGradGuard no_grad;
+  if (foreach_) {  // e ← e + (1 − decay)(p − e): the same average, one multi-tensor kernel
+    std::vector<at::Tensor> shadow, params;
+    for (auto& [name, e] : shadow_) shadow.push_back(e), params.push_back(model.param(name).detach().to(at::kFloat));
+    at::_foreach_lerp_(shadow, params, 1 - decay_);
+    return;
+  }
   for (auto& [name, e] : shadow_) e.mul_(decay_).add_(model.param(name).detach().to(at::kFloat), 1 - decay_);
 }
 

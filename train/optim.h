@@ -55,6 +55,9 @@ class Optimizer {
   // Scales all (local) gradients so that their global L2 norm is at most GRAD_CLIP_NORM (0: no
   // clipping); returns the norm before clipping.
   double clip_gradients();
+  // The same without a host sync when GOLF_FOREACH_OPTIM=1 (_foreach_norm, a device-side
+  // coefficient, _foreach_mul_): returns the norm as a 0-dim fp32 tensor on the device.
+  at::Tensor clip_gradients_async();
   // One step of every group; `step` counts optimizer steps from 0, `lr_mul` is the schedule.
   void step(int64_t step, double lr_mul);
   void zero_grad();
@@ -79,6 +82,7 @@ class Optimizer {
   };
   void step_distributed(int64_t step, double lr_mul);
   void adam_step(double lr_mul);
+  void adam_step_fused(double lr_mul);  // GOLF_FOREACH_OPTIM: one _fused_adamw_ per group
   // Momentum, Nesterov, MuonEq-R row normalisation and Newton–Schulz of (n, r, c) gradients.
   at::Tensor muon_update(const at::Tensor& grad, at::Tensor& momentum, double mu) const;
   void apply_muon(at::Tensor& param, const at::Tensor& update, double lr_mul) const;
@@ -89,18 +93,29 @@ class Optimizer {
   std::map<std::string, at::Tensor> momentum_, adam_m_, adam_v_;
   std::vector<Bank> banks_;     // distributed only, largest bank first
   int64_t adam_steps_ = 0;
+  bool foreach_ = false;        // GOLF_FOREACH_OPTIM (from the model's fast paths)
+  // _fused_adamw_ state: per group (0 embedding, 1 scalars) the parameter names, a device
+  // learning rate and per-parameter device step counts (fp32, as the kernel reads them).
+  struct AdamGroup {
+    std::vector<std::string> names;
+    at::Tensor lr;
+    std::vector<at::Tensor> steps;
+    double base_lr = 0, wd = 0;
+  };
+  std::vector<AdamGroup> adam_groups_;
 };
 
 // Exponential moving average of the weights (fp32), updated after every optimizer step.
 class Ema {
  public:
-  Ema(const Model& model, double decay);
+  Ema(const Model& model, double decay);  // GOLF_FOREACH_OPTIM: update() is one _foreach_lerp_
   void update(const Model& model);
   const std::map<std::string, at::Tensor>& weights() const { return shadow_; }
   void load(const std::map<std::string, at::Tensor>& weights);
 
  private:
   double decay_;
+  bool foreach_ = false;
   std::map<std::string, at::Tensor> shadow_;
 };
 

@@ -12,10 +12,12 @@
 #include "core/byte_sidecar.h"
 #include "core/dist/comm.h"
 #include "core/error.h"
+#include "core/fast_paths.h"
 #include "core/model.h"
 #include "core/progress.h"
 #include "core/shard.h"
 #include "core/tokenizer.h"
+#include "core/varlen.h"
 #include "train/calibration.h"
 #include "train/loader.h"
 #include "train/optim.h"
@@ -45,10 +47,25 @@ void synchronize(at::Device device) {
   if (device.is_cuda()) torch::cuda::synchronize();
 }
 
-// (rows, cols + 1) token windows → int64 tensor on the device.
-at::Tensor to_tensor(const TokenBatch& b, at::Device device) {
-  std::vector<int64_t> ids(b.tokens.begin(), b.tokens.end());
-  return at::from_blob(ids.data(), {b.rows, b.cols + 1}, at::kLong).to(device, /*non_blocking=*/false, /*copy=*/true);
+// (rows, cols + 1) token windows → int64 tensor on the device, plus (varlen attention) the input
+// columns' packed segment bounds, computed here on the CPU from the token ids. With GOLF_NO_SYNC
+// both are staged in pinned memory and copied without blocking (the caching host allocator keeps
+// a pinned block alive until its copy has run).
+struct DeviceBatch {
+  at::Tensor tokens;      // (rows, cols + 1) int64, device
+  at::Tensor cu_seqlens;  // int32 CPU (pinned on CUDA), or undefined for the masked reference
+};
+DeviceBatch to_device(const TokenBatch& b, at::Device device, const Config& cfg, const FastPaths& fast) {
+  const bool async = fast.no_sync && device.is_cuda();
+  at::Tensor host = at::empty({b.rows, b.cols + 1}, at::TensorOptions().dtype(at::kLong).pinned_memory(async));
+  std::copy(b.tokens.begin(), b.tokens.end(), host.mutable_data_ptr<int64_t>());
+  DeviceBatch out;
+  if (fast.attn != AttnBackend::sdpa) {
+    out.cu_seqlens = varlen_segments(host.narrow(1, 0, b.cols), cfg).cu_seqlens;
+    if (async) out.cu_seqlens = out.cu_seqlens.pin_memory();
+  }
+  out.tokens = host.to(device, /*non_blocking=*/async, /*copy=*/true);
+  return out;
 }
 
 std::map<std::string, at::Tensor> clone_all(const std::map<std::string, at::Tensor>& m) {
@@ -86,6 +103,8 @@ class Trainer {
     // Same seed on every rank: identical initial weights without a broadcast.
     at::manual_seed(cfg_.seed);
     model_ = std::make_unique<Model>(cfg_, device_);
+    no_sync_ = model_->fast_paths().no_sync;
+    log(describe(model_->fast_paths()));
     optimizer_ = std::make_unique<Optimizer>(*model_, cfg_, &comm_);
     ema_ = std::make_unique<Ema>(*model_, cfg_.ema_decay);
     validation_ = std::make_unique<Validation>(cfg_);
@@ -112,6 +131,7 @@ class Trainer {
       if (cfg_.val_loss_every > 0) validate_and_log();
     }
 
+    double loss = 0;  // the last mean training loss read from the device
     std::optional<Progress> progress;
     if (::isatty(STDERR_FILENO)) progress.emplace("train", budget_ms_ > 0 ? int64_t(budget_ms_) : cfg_.iterations, budget_ms_ > 0 ? "ms" : "steps");
     for (;;) {
@@ -123,25 +143,38 @@ class Trainer {
       const double lr_mul = lr_multiplier(frac, cfg_);
       const auto t0 = Clock::now();
       profile_.begin_step();
-      const double loss = train_step(*loader_, looping_, step_, lr_mul, /*update_ema=*/true);
+      const at::Tensor loss_sum = train_step(*loader_, looping_, step_, lr_mul, /*update_ema=*/true);
       profile_.end_step();
-      synchronize(device_);
+      // GOLF_NO_SYNC: the host runs ahead of the device by at most the launch queue (< one step),
+      // so host time is the train time except at steps that log, which drain the device first.
+      const bool log_due = step_ + 1 <= 10 || (step_ + 1) % cfg_.train_log_every == 0;
+      if (!no_sync_ || log_due) synchronize(device_);
       train_ms_ += ms_since(t0);
+      if (no_sync_ && budget_ms_ > 0 && train_ms_ >= budget_ms_ && !log_due) {  // the clock is up: count the tail
+        const auto t1 = Clock::now();
+        synchronize(device_);
+        train_ms_ += ms_since(t1);
+      }
       // The schedule, recurrence switch and stop depend on the clock: rank 0's counts for all.
       if (comm_.distributed() && budget_ms_ > 0) {
         std::vector<double> clock{train_ms_};
         comm_.broadcast(clock, 0);
         train_ms_ = clock[0];
       }
-      if (!std::isfinite(loss))
-        fail("non-finite train_loss ({}) at step {}; the last good checkpoint is in {}", loss, step_ + 1,
-             (run_dir_ / "checkpoint").string());
       ++step_;
       const bool last = step_ >= cfg_.iterations || (budget_ms_ > 0 && train_ms_ >= budget_ms_);
-      if (step_ <= 10 || step_ % cfg_.train_log_every == 0 || last) log_train(loss, lr_mul);
+      // The loss is read (and checked) every step without GOLF_NO_SYNC, else at log and checkpoint
+      // steps only: a non-finite loss then stops the run at the next such step (never checkpointed).
+      const bool log_now = step_ <= 10 || step_ % cfg_.train_log_every == 0 || last;
+      const bool checkpoint_due = !last && cfg_.checkpoint_every > 0 && step_ % cfg_.checkpoint_every == 0;
+      if (!no_sync_ || log_now || checkpoint_due) loss = mean_loss(loss_sum);
+      if (!std::isfinite(loss))
+        fail("non-finite train_loss ({}) at step {}; the last good checkpoint is in {}", loss, step_,
+             (run_dir_ / "checkpoint").string());
+      if (log_now) log_train(loss, lr_mul);
       if (progress) progress->update(budget_ms_ > 0 ? int64_t(train_ms_) : step_, fmt::format("step {} loss {:.4f}", step_, loss));
       if (!last && cfg_.val_loss_every > 0 && step_ % cfg_.val_loss_every == 0) validate_and_log();
-      if (!last && cfg_.checkpoint_every > 0 && step_ % cfg_.checkpoint_every == 0) checkpoint();
+      if (checkpoint_due) checkpoint();
       if (last) break;
     }
     if (progress) progress->finish();
@@ -168,30 +201,42 @@ class Trainer {
     if (run_) run_->metrics(event);
   }
 
-  // One optimizer step over `accum_` micro-batches on every rank; returns the mean training loss
-  // over all ranks' micro-batches.
-  double train_step(Loader& loader, bool looping, int64_t step, double lr_mul, bool update_ema) {
+  // One optimizer step over `accum_` micro-batches on every rank; returns this rank's training
+  // loss (the mean over its micro-batches) as a 0-dim device tensor: reading it is mean_loss().
+  at::Tensor train_step(Loader& loader, bool looping, int64_t step, double lr_mul, bool update_ema) {
     optimizer_->zero_grad();
-    double total = 0;
+    at::Tensor total;
     for (int64_t a = 0; a < accum_; ++a) {
-      const at::Tensor batch = to_tensor(loader.next(), device_);
-      const int64_t T = batch.size(1) - 1;
-      const at::Tensor loss = model_->loss(batch.narrow(1, 0, T), batch.narrow(1, 1, T), looping) / static_cast<double>(accum_);
+      const DeviceBatch batch = to_device(loader.next(), device_, cfg_, model_->fast_paths());
+      const int64_t T = batch.tokens.size(1) - 1;
+      ForwardOptions forward;
+      forward.cu_seqlens = batch.cu_seqlens;
+      const at::Tensor loss =
+          model_->loss(batch.tokens.narrow(1, 0, T), batch.tokens.narrow(1, 1, T), looping, forward) /
+          static_cast<double>(accum_);
       profile_.mark(StepProfile::kForward);
       loss.backward();
       profile_.mark(StepProfile::kBackward);
-      total += loss.item<double>();
+      total = total.defined() ? total + loss.detach() : loss.detach();
+      if (!no_sync_) total.item<double>();  // the plain path's per-micro-batch sync, kept for A/B timing
     }
+    // local, before averaging (as the records); no host sync with GOLF_FOREACH_OPTIM
+    optimizer_->clip_gradients_async();
+    optimizer_->step(step, lr_mul);
+    if (update_ema) ema_->update(*model_);
+    profile_.mark(StepProfile::kOptimizer);
+    return total;
+  }
+
+  // The mean over all ranks of train_step's loss (a collective: every rank calls it at the same steps).
+  double mean_loss(const at::Tensor& loss) {
+    double total = loss.item<double>();
     if (comm_.distributed()) {
       std::vector<double> sum{total};
       comm_.all_reduce_sum(sum);
       total = sum[0] / comm_.world_size();
       profile_.mark(StepProfile::kComm);
     }
-    optimizer_->clip_gradients();  // local, before averaging (as the records)
-    optimizer_->step(step, lr_mul);
-    if (update_ema) ema_->update(*model_);
-    profile_.mark(StepProfile::kOptimizer);
     return total;
   }
 
@@ -291,6 +336,7 @@ class Trainer {
   int64_t step_ = 0;
   double train_ms_ = 0;
   bool looping_ = false;
+  bool no_sync_ = false;  // GOLF_NO_SYNC
 };
 
 // Everything that can be checked before a run directory exists, so a bad DATA_PATH, shard or

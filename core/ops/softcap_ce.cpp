@@ -25,9 +25,15 @@ struct FusedSoftcapCe : torch::autograd::Function<FusedSoftcapCe> {
   }
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grad_loss) {
-    const at::Tensor dz = ctx->get_saved_variables()[0];                              // (N, V)
-    const at::Tensor dz_scaled = (dz.to(at::kFloat) * grad_loss[0].unsqueeze(1)).to(dz.scalar_type());
-    return {dz_scaled, at::Tensor(), at::Tensor()};
+    // dz (N, V) is scaled in place: one pass and no N×V temporaries at the moment every activation
+    // is still alive. The in-place mul computes in fp32 (the upstream gradient is fp32) and rounds
+    // once to dz's dtype: the same values as (dz.float() · g).to(dz.dtype). dz is consumed, so a
+    // second backward through this node (retain_graph) is refused rather than silently wrong.
+    TORCH_CHECK(!ctx->saved_data.count("consumed"), "softcap_cross_entropy: backward ran twice through one forward");
+    ctx->saved_data["consumed"] = true;
+    at::Tensor dz = ctx->get_saved_variables()[0];  // (N, V)
+    dz.mul_(grad_loss[0].to(at::kFloat).unsqueeze(1));
+    return {dz, at::Tensor(), at::Tensor()};
   }
 };
 }  // namespace

@@ -80,6 +80,22 @@ TEST(SoftcapCe, FusedKernelMatchesReferenceOnGpu) {
   }
 }
 
+// The autograd backward scales the kernel's dz in place by the upstream gradient: it must equal the
+// out-of-place fp32 product rounded once (bit-equal), for an arbitrary per-row upstream gradient.
+TEST(SoftcapCe, InPlaceBackwardScalingEqualsTheOutOfPlaceProductOnGpu) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  for (const auto dtype : {at::kFloat, at::kBFloat16}) {
+    const auto b = random_batch(64, 8192, dtype, at::kCUDA);
+    const at::Tensor w = at::rand({64}, at::TensorOptions().device(at::kCUDA));
+    const at::Tensor z = b.z.clone().requires_grad_(true);
+    (ops::softcap_cross_entropy(z, b.targets, kCap) * w).sum().backward();
+    at::Tensor loss, dz;
+    ops::softcap_cross_entropy_cuda(b.z, b.targets, kCap, loss, dz);
+    const at::Tensor want = (dz.to(at::kFloat) * w.unsqueeze(1)).to(dtype);
+    EXPECT_TRUE(at::equal(z.grad(), want)) << dtype;
+  }
+}
+
 TEST(SoftcapCe, TorchAndSentencepieceShareAProcess) {
   GOLF_REQUIRE_FILE(test::challenge_tokenizer());
   const auto tokenizer = Tokenizer::load(test::challenge_tokenizer());

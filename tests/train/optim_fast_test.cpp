@@ -1,0 +1,108 @@
+// The optimizer's fast paths (GOLF_FOREACH_OPTIM) against its plain path on the CPU, where the
+// same multi-tensor kernels exist: clipping by _foreach_norm + device coefficient + _foreach_mul_,
+// AdamW by _fused_adamw_ with a device learning rate, EMA by _foreach_lerp_. Two copies of one
+// live model get the same gradient; after three rounds of clip, optimizer step and EMA update on
+// that gradient, their weights, optimizer state and EMA must agree. (The fixed gradient isolates
+// the optimizer: the twin tests already cover fast paths through full training steps.)
+#include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
+
+#include "core/fast_paths.h"
+#include "core/model.h"
+#include "tests/live_model.h"
+#include "tests/test_util.h"
+#include "train/optim.h"
+
+namespace golf {
+namespace {
+
+struct TrainRun {
+  std::map<std::string, at::Tensor> weights, state, ema;
+  std::vector<double> norms;
+};
+
+TrainRun train(bool foreach_optim, double clip) {
+  Config c = test::small_model_config();
+  c.grad_clip_norm = clip;
+  c.adam_wd = 0.02, c.embed_wd = 0.01;  // exercise the decoupled decay in both groups
+  Model m = test::live_model(c);
+  FastPaths f = plain_paths();
+  f.foreach_optim = foreach_optim;
+  m.set_fast_paths(f);
+  train::Optimizer opt(m, c);
+  train::Ema ema(m, 0.9);
+  TrainRun r;
+  at::manual_seed(99);
+  const at::Tensor x = at::randint(4, 300, {2, 33}, at::kLong);
+  m.loss(x.narrow(1, 0, 32), x.narrow(1, 1, 32), true).backward();
+  for (int64_t step = 0; step < 3; ++step) {
+    r.norms.push_back(opt.clip_gradients());
+    opt.step(step, step == 2 ? 0.5 : 1.0);
+    ema.update(m);
+  }
+  r.weights = m.state();
+  r.state = opt.state();
+  r.ema = ema.weights();
+  return r;
+}
+
+double rel(const at::Tensor& a, const at::Tensor& b) {
+  return ((a - b).abs().max() / b.abs().max().clamp_min(1e-6)).item<double>();
+}
+
+// Tolerances: each fused kernel rounds differently from the ATen chain (lerp vs mul+add, fused
+// bias corrections): ~1 ulp per step on O(1) values. The gradient norm is an fp32 sum over ~10⁵
+// squares in a different order (norm of per-tensor norms vs one sum of per-tensor sums): observed
+// 1.2e-6 relative, bounded here by 1e-5 (≈ √n·ε_fp32·few); the clip coefficient inherits it, so
+// every clipped gradient, Adam moment and Muon update differs by ~1e-6 relative: 1e-5 relative of
+// each tensor's scale (the twin tests' optimizer bar).
+void expect_equal(const std::map<std::string, at::Tensor>& a, const std::map<std::string, at::Tensor>& b,
+                  const char* what) {
+  ASSERT_EQ(a.size(), b.size()) << what;
+  for (const auto& [name, t] : a) EXPECT_LE(rel(t.to(at::kDouble), b.at(name).to(at::kDouble)), 1e-5) << what << " " << name;
+}
+
+TEST(OptimizerFastPath, ForeachClipFusedAdamWAndLerpEmaEqualThePlainPath) {
+  for (const double clip : {0.0, 0.3}) {  // 0.3 is below the live model's gradient norm: clipping bites
+    const TrainRun plain = train(false, clip), fast = train(true, clip);
+    for (size_t i = 0; i < plain.norms.size(); ++i) EXPECT_NEAR(fast.norms[i], plain.norms[i], 1e-5 * plain.norms[0]);
+    if (clip > 0) EXPECT_GT(plain.norms[0], clip) << "the test must clip";
+    expect_equal(fast.weights, plain.weights, "weights");
+    expect_equal(fast.state, plain.state, "optimizer state");
+    expect_equal(fast.ema, plain.ema, "ema");
+  }
+}
+
+TEST(OptimizerFastPath, AsyncClipReturnsTheNormAsADeviceTensor) {
+  Config c = test::small_model_config();
+  c.grad_clip_norm = 0.3;
+  Model m = test::live_model(c);
+  train::Optimizer opt(m, c);
+  const at::Tensor x = at::randint(4, 300, {1, 17}, at::kLong);
+  m.loss(x.narrow(1, 0, 16), x.narrow(1, 1, 16), false).backward();
+  double before = 0;
+  for (const auto& name : m.names()) before += m.param(name).grad().pow(2).sum().item<double>();
+  const at::Tensor norm = opt.clip_gradients_async();
+  EXPECT_EQ(norm.dim(), 0);
+  EXPECT_NEAR(norm.item<double>(), std::sqrt(before), 1e-5 * std::sqrt(before));
+  double after = 0;
+  for (const auto& name : m.names()) after += m.param(name).grad().pow(2).sum().item<double>();
+  EXPECT_NEAR(std::sqrt(after), std::min(0.3, std::sqrt(before)), 1e-5);
+}
+
+TEST(OptimizerFastPath, ResumedFusedAdamContinuesFromTheCheckpointedStep) {
+  // The device step counts follow adam_steps through state()/load_state().
+  const Config c = test::small_model_config();
+  Model a = test::live_model(c), b = test::live_model(c);
+  train::Optimizer oa(a, c), ob(b, c);
+  const at::Tensor x = at::randint(4, 300, {1, 17}, at::kLong);
+  for (Model* m : {&a, &b}) m->loss(x.narrow(1, 0, 16), x.narrow(1, 1, 16), false).backward();
+  oa.step(0, 1.0), oa.step(1, 1.0);
+  ob.load_state(oa.state());
+  b.load_state(a.state());
+  oa.step(2, 1.0), ob.step(2, 1.0);
+  for (const auto& name : a.names()) EXPECT_TRUE(at::equal(a.param(name), b.param(name))) << name;
+}
+
+}  // namespace
+}  // namespace golf
