@@ -96,6 +96,26 @@ TEST_F(GolfPackCli, PackingIsDeterministicAndInspectable) {
   EXPECT_NE(r.output.find("embedding"), std::string::npos) << r.output;
 }
 
+TEST_F(GolfPackCli, EveryCompressorWritesTheSameTensorsAndAnUnknownOneWritesNothing) {
+  ASSERT_EQ(pack(quote(run_dir()) + " --out " + quote(*dir / "c-brotli.golf")).exit_code, 0);
+  const auto reference = pack::deserialize(pack::read_file_bytes(*dir / "c-brotli.golf"));
+  for (const char* c : {"pergroup", "golf"}) {
+    const auto out = *dir / (std::string("c-") + c + ".golf");
+    const auto r = pack(quote(run_dir()) + " --out " + quote(out) + " --set COMPRESSOR=" + c);
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    EXPECT_NE(r.output.find(std::string("compressed with COMPRESSOR=") + c), std::string::npos) << r.output;
+    EXPECT_EQ(pack::deserialize(pack::read_file_bytes(out)), reference) << c;
+    const auto inspect = pack("inspect " + quote(out));
+    ASSERT_EQ(inspect.exit_code, 0) << inspect.output;
+    EXPECT_NE(inspect.output.find(std::string("-byte ") + c + " stream"), std::string::npos) << inspect.output;
+  }
+  const auto r = pack(quote(run_dir()) + " --out " + quote(*dir / "c-zstd.golf") + " --set COMPRESSOR=zstd");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("COMPRESSOR"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("zstd"), std::string::npos) << r.output;
+  EXPECT_FALSE(std::filesystem::exists(*dir / "c-zstd.golf"));
+}
+
 TEST_F(GolfPackCli, TheLimitHoldsAtItsEdgeAndNothingIsWrittenWhenOver) {
   ASSERT_EQ(pack(quote(run_dir()) + " --out " + quote(*dir / "edge.golf")).exit_code, 0);
   const auto report = nlohmann::json::parse(test::read_file(*dir / "edge.golf.json"));
