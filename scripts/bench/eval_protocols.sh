@@ -3,7 +3,7 @@
 # scored by every golf-eval protocol on the shared Gutenberg val set: plain, sliding window, global
 # score-first SGD TTT, LoRA TTT and phased TTT, with the time each took. Prints a markdown table.
 #   scripts/bench/eval_protocols.sh [OUT_DIR]     (default out/bench_eval_protocols)
-# Env: GOLF_BUILD_DIR (build/), GOLF_PYTHON, GOLF_DATA_DIR, GOLF_TOKENIZER_DIR, VAL_MAX_TOKENS (32768),
+# Env: GOLF_BUILD_DIR (build/), GOLF_PYTHON, GOLF_DATA_DIR, GOLF_TOKENIZER_DIR, VAL_MAX_TOKENS (8192),
 #      TRAIN_DOCS (documents of Gutenberg train to tokenize, 1500), ITERATIONS (the config's 120),
 #      EVAL_ARGS (extra golf-eval arguments, e.g. --no-compliance).
 # The LoRA settings are scaled to the model: its K/V projections are 128→64, so TTT_LORA_RANK is 16
@@ -15,7 +15,7 @@ PYTHON="${GOLF_PYTHON:-${GOLF_CACHE:-$HOME/.cache/golf}/venv-torch-2.11.0/bin/py
 DATA="${GOLF_DATA_DIR:-$ROOT/../shared/data}"
 TOKENIZER="${GOLF_TOKENIZER_DIR:-$ROOT/../shared/tokenizers}/fineweb_8192_bpe.model"
 OUT="${1:-$ROOT/out/bench_eval_protocols}"
-VAL_MAX_TOKENS="${VAL_MAX_TOKENS:-32768}"
+VAL_MAX_TOKENS="${VAL_MAX_TOKENS:-8192}"
 mkdir -p "$OUT"
 SHARDS="$OUT/datasets/fineweb10B_sp8192"
 if [ ! -f "$SHARDS/fineweb_val_000000.bin" ]; then
@@ -36,11 +36,13 @@ evaluate() {  # NAME ARGS...
     EVAL_BATCH_SEQS=16 TTT_CHUNK_TOKENS=4096 TTT_EPOCHS=1 \
     "$BUILD_DIR/eval/golf-eval" "$RUN/final_model.golf" --out "$OUT/eval_$name.json" "$@" ${EVAL_ARGS:-} >"$OUT/eval_$name.log"
 }
-LORA=(--set TTT_LORA_RANK=16 --set TTT_LORA_ALPHA=24 --set TTT_EVAL_SEQ_LEN=256 --set TTT_BATCH_SIZE=8
-      --set PHASED_TTT_PREFIX_DOCS=16 --set GLOBAL_TTT_CHUNK_TOKENS=4096)
+LORA=(--set TTT_LORA_RANK=16 --set TTT_LORA_ALPHA=24 --set TTT_EVAL_SEQ_LEN=256)
+# Phased: one document per batch and phases after the queue's 1st and 2nd documents, so that the
+# first 8,192 predictions (4 Gutenberg documents) hold documents scored after each phase.
+PHASED=(--set TTT_BATCH_SIZE=1 --set PHASED_TTT_PREFIX_DOCS=2 --set GLOBAL_TTT_CHUNK_TOKENS=1024)
 evaluate sgd --ttt --ttt-mode sgd
-evaluate lora --ttt-mode lora --no-plain --no-sliding "${LORA[@]}"
-evaluate phased --ttt-mode phased --no-plain --no-sliding "${LORA[@]}"
+evaluate lora --ttt-mode lora --no-plain --no-sliding "${LORA[@]}" --set TTT_BATCH_SIZE=8
+evaluate phased --ttt-mode phased --no-plain --no-sliding "${LORA[@]}" "${PHASED[@]}"
 "$PYTHON" - "$OUT" <<'PY'
 import json, os, sys
 out = sys.argv[1]
