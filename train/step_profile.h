@@ -10,8 +10,9 @@
 // the time since the previous mark belongs to the part named by the mark. On CUDA a mark records
 // an event on the current stream — no host wait inside the step; finished steps are read when the
 // next step begins and the rest at the end — so the times are GPU times between the marks. On the
-// CPU a mark reads the wall clock. `comm` is the loss all-reduce of a distributed step; the
-// optimizer's own collectives (Parallel Muon) are counted in `optimizer`.
+// CPU a mark reads the wall clock. The optimizer's own collectives (Parallel Muon) are counted in
+// `optimizer`; `comm` would be the loss all-reduce, which since GOLF_NO_SYNC runs after the step
+// (at log steps only), outside the timed window, so it reads 0 in today's trainer.
 #pragma once
 #include <c10/core/Device.h>
 
