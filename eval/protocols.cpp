@@ -26,6 +26,27 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 
 std::pair<int64_t, int64_t> share(int64_t n, int rank, int world) { return {n * rank / world, n * (rank + 1) / world}; }
 
+std::vector<at::Tensor> summed_grads(std::vector<at::Tensor>& params, const Ranks& ranks) {
+  at::NoGradGuard no_grad;
+  std::vector<at::Tensor> grads;
+  for (auto& p : params) {
+    if (!p.mutable_grad().defined()) p.mutable_grad() = at::zeros_like(p);
+    grads.push_back(p.mutable_grad());
+  }
+  if (ranks.world > 1) {
+    std::vector<at::Tensor> v;
+    for (auto& g : grads) v.push_back(g.reshape({-1}).to(at::kFloat));
+    at::Tensor flat = at::cat(v);
+    all_sum(flat, ranks);
+    int64_t off = 0;
+    for (auto& g : grads) {
+      g.copy_(flat.narrow(0, off, g.numel()).view(g.sizes()));
+      off += g.numel();
+    }
+  }
+  return grads;
+}
+
 void all_sum(at::Tensor& t, const Ranks& ranks) {
   if (ranks.world > 1) {
     if (!ranks.sum) fail("{} ranks but no collective to merge their results", ranks.world);
@@ -328,27 +349,7 @@ void train_chunk(LanguageModel& lm, const Stream& s, int64_t begin, int64_t end,
         loss.backward();
       }
       lm.after_backward();
-      std::vector<at::Tensor> grads;
-      {
-        at::NoGradGuard no_grad;
-        for (auto& p : params) {
-          if (!p.mutable_grad().defined()) p.mutable_grad() = at::zeros_like(p);
-          grads.push_back(p.mutable_grad());
-        }
-        if (ranks.world > 1) {
-          at::Tensor flat = at::cat([&] {
-            std::vector<at::Tensor> v;
-            for (auto& g : grads) v.push_back(g.reshape({-1}).to(at::kFloat));
-            return v;
-          }());
-          all_sum(flat, ranks);
-          int64_t off = 0;
-          for (auto& g : grads) {
-            g.copy_(flat.narrow(0, off, g.numel()).view(g.sizes()));
-            off += g.numel();
-          }
-        }
-      }
+      const std::vector<at::Tensor> grads = summed_grads(params, ranks);
       sgd.step(grads, lr, o.momentum, o.grad_clip);
       if (ledger && ranks.rank == 0) {  // rank 0 records the whole step (every rank's rows) as one update
         bool counted = false;

@@ -23,6 +23,9 @@ std::pair<int64_t, int64_t> share(int64_t n, int rank, int world);
 inline std::pair<int64_t, int64_t> share(int64_t n, const Ranks& ranks) { return share(n, ranks.rank, ranks.world); }
 
 void all_sum(at::Tensor& t, const Ranks& ranks);
+// Each parameter's gradient after a backward (zeros where none flowed), summed across ranks in one
+// float32 all-reduce: the step's gradient when every rank's loss was weighted by its share of rows.
+std::vector<at::Tensor> summed_grads(std::vector<at::Tensor>& params, const Ranks& ranks);
 // The largest of one value per rank (an all-reduce SUM of a one-hot vector).
 int64_t all_max(int64_t v, const Ranks& ranks);
 

@@ -313,25 +313,7 @@ int64_t global_sgd(ModelLM& lm, const Stream& s, const std::vector<Document>& do
           loss.backward();
         }
         lm.after_backward();
-        std::vector<at::Tensor> grads;
-        {
-          at::NoGradGuard no_grad;
-          for (auto& p : params) {
-            if (!p.mutable_grad().defined()) p.mutable_grad() = at::zeros_like(p);
-            grads.push_back(p.mutable_grad());
-          }
-          if (ranks.world > 1) {
-            std::vector<at::Tensor> v;
-            for (auto& g : grads) v.push_back(g.reshape({-1}).to(at::kFloat));
-            at::Tensor flat = at::cat(v);
-            all_sum(flat, ranks);
-            int64_t off = 0;
-            for (auto& g : grads) {
-              g.copy_(flat.narrow(0, off, g.numel()).view(g.sizes()));
-              off += g.numel();
-            }
-          }
-        }
+        const std::vector<at::Tensor> grads = summed_grads(params, ranks);
         sgd.step(grads, lr, o.global_momentum, o.global_grad_clip);
         ++steps_taken;
         if (ledger && ranks.rank == 0) {  // rank 0 records every rank's rows, as one update
