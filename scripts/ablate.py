@@ -34,9 +34,10 @@ Per train-time variant V and seed S (RUN_ID = TAG_V_seedS, RUN_DIR = RUNS_ROOT/R
      MAX_WALLCLOCK_SECONDS=0 (neither: the config decides)
   golf-pack  RUN_DIR [<--pack-args>]
   golf-eval  RUN_DIR/final_model.golf --out RUN_DIR/eval.json --set ... [<--eval-args>]
-     the --set values are the run's DATA_PATH, TOKENIZER_PATH, DEVICE, VAL_MAX_TOKENS, EVAL_*,
-     TTT_* (except TTT_ENABLED; TTT_MODE picks the TTT), PHASED_TTT_*, GLOBAL_TTT_* and SMAT_ABLATION from
-     RUN_DIR/config.json (as scripts/record.sh)
+     the --set values are the eval stage's settings (golf-train --print-config --stage eval: DATA_PATH,
+     TOKENIZER_PATH, DEVICE, SEED, VAL_MAX_TOKENS, DIST_TIMEOUT_SECONDS, SMAT_ABLATION, EVAL_*, TTT_*
+     except TTT_ENABLED, PHASED_TTT_*, GLOBAL_TTT_*; TTT_MODE picks the TTT) from RUN_DIR/config.json
+     (as scripts/record.py, through scripts/golf_pipeline.py)
 An eval-time variant E@P writes PARENT_RUN_DIR/eval_E.json, with P's eval --set values then E's.
 Stage output goes to OUT/logs/RUN_ID.{train,pack,eval}.log (eval-time: RUN_ID = TAG_E_seedS).
 
@@ -69,17 +70,13 @@ import re
 import shlex
 import subprocess
 import sys
-import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
+import golf_pipeline as gp  # noqa: E402  (the tools, the run directory, the tools' JSON)
 import significance  # noqa: E402
-from make_record import _num, _read_json, mean_std  # noqa: E402  (one reader of the tools' JSON)
-
-PER_RUN_KEYS = ("SEED", "RUN_ID", "OUTPUT_DIR")
-NAME_RE = re.compile(r"^[A-Za-z0-9._-]+$")
+from golf_pipeline import NAME_RE, PER_RUN_KEYS, atomic_write, mean_std  # noqa: E402,F401  (atomic_write: tests)
 KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 SPLIT_RE = re.compile(r",(?=[A-Za-z_][A-Za-z0-9_]*=)")
 
@@ -176,25 +173,25 @@ def parse_set(kv: str, opt: str = "--set") -> tuple[str, str]:
 
 def read_result(run: dict) -> dict:
     """Fill run's numbers from its eval JSON (and the pack JSON); a problem makes it FAILED."""
-    ev, why = _read_json(run["eval_json"])
+    ev, why = gp.read_json(run["eval_json"])
     if why:
         return fail(run, why)
     if not isinstance(ev, dict):
         return fail(run, f"{os.path.basename(run['eval_json'])} is not a JSON object")
-    run["val_bpb"], run["val_loss"] = _num(ev, "final", "val_bpb"), _num(ev, "final", "val_loss")
+    run["val_bpb"], run["val_loss"] = gp.num(ev, "final", "val_bpb"), gp.num(ev, "final", "val_loss")
     run["protocol"] = ev["final"].get("protocol") if isinstance(ev.get("final"), dict) else None
     for proto in ("plain", "sliding", "ttt"):
-        run[f"{proto}_val_bpb"] = _num(ev, "results", proto, "val_bpb")
-    pack, _ = _read_json(os.path.join(run["run_dir"], "final_model.golf.json"))
+        run[f"{proto}_val_bpb"] = gp.num(ev, "results", proto, "val_bpb")
+    pack, _ = gp.read_json(gp.RunDir(run["run_dir"]).pack_report)
     for key in ("bytes_total", "bytes_model", "bytes_code"):
-        v = _num(ev, key)
+        v = gp.num(ev, key)
         if v is None and isinstance(pack, dict):
-            v = _num(pack, key)
+            v = gp.num(pack, key)
         run[key] = None if v is None else int(v)
     if isinstance(pack, dict):
-        run["pre_quant_val_bpb"] = _num(pack, "pre_quant", "val_bpb")
-        run["quantized_val_bpb"] = _num(pack, "quantized", "val_bpb")
-        limit = _num(pack, "limit")
+        run["pre_quant_val_bpb"] = gp.num(pack, "pre_quant", "val_bpb")
+        run["quantized_val_bpb"] = gp.num(pack, "quantized", "val_bpb")
+        limit = gp.num(pack, "limit")
         if limit is not None and run["bytes_total"] is not None and run["bytes_total"] > limit:
             run.setdefault("notes", []).append(
                 f"artifact {run['bytes_total']:,} bytes is over the {int(limit):,} limit")
@@ -253,7 +250,7 @@ def compare(runs, variant, reference, seeds, min_delta_nats=0.005, alpha=0.01):
                                                 [b[s]["val_bpb"] for s in seeds if s in b],
                                                 min_delta_nats=min_delta_nats, alpha=alpha,
                                                 nats_per_bpb=math.fsum(ratios) / len(ratios), unit="bpb")
-            out["significance"] = significance._json_safe(res)
+            out["significance"] = gp.json_safe(res)
             out["significance_note"] = (f"{'SIGNIFICANT' if res['significant'] else 'not significant'} "
                                         f"(t={res['t']:.2f}, p={_p(res['p'])})")
         except (ValueError, ZeroDivisionError) as e:
@@ -333,20 +330,6 @@ def render_table(rows, baseline, min_delta_nats=0.005, alpha=0.01) -> str:
 
 # ---- outputs ---------------------------------------------------------------------------------------
 
-def atomic_write(path, data: bytes | str):
-    d = os.path.dirname(os.path.abspath(path))
-    os.makedirs(d, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", dir=d)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data.encode() if isinstance(data, str) else data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def plot(rows, runs, seeds, baseline, path, title=None):
     import io
     import matplotlib
@@ -405,25 +388,13 @@ def write_outputs(out_dir, meta, variants, baseline, runs, seeds, min_delta_nats
                           "spec": v["spec"]} for v in variants],
                runs=runs, summary=rows, table_markdown=table)
     atomic_write(os.path.join(out_dir, "ablation.json"),
-                 json.dumps(significance._json_safe(doc), indent=2, allow_nan=False) + "\n")
+                 json.dumps(gp.json_safe(doc), indent=2, allow_nan=False) + "\n")
     atomic_write(os.path.join(out_dir, "ablation.md"), table)
     plot(rows, runs, seeds, baseline, os.path.join(out_dir, "ablation.png"), title=meta.get("title"))
     return rows, table
 
 
 # ---- running ---------------------------------------------------------------------------------------
-
-EVAL_KEYS = ("DATA_PATH", "TOKENIZER_PATH", "DEVICE", "VAL_MAX_TOKENS", "SMAT_ABLATION")
-
-
-def eval_sets_from_config(config: dict) -> list[str]:
-    """The run's evaluation settings (record.sh's list, plus the eval-time SMAT_ABLATION)."""
-    out = []
-    for k, v in config.items():
-        if k in EVAL_KEYS or (k.startswith(("EVAL_", "TTT_", "PHASED_TTT_", "GLOBAL_TTT_")) and k != "TTT_ENABLED"):
-            out.append(f"{k}={v if isinstance(v, str) else json.dumps(v)}")
-    return out
-
 
 def _sets(pairs):
     return [a for k, v in pairs for a in ("--set", f"{k}={v}")]
@@ -451,12 +422,7 @@ def plan(args, variants, seeds, base_sets, budget):
 
 
 def _log_tail(path, n=1):
-    try:
-        with open(path, errors="replace") as f:
-            lines = [ln.strip() for ln in f.read().replace("\r", "\n").splitlines() if ln.strip()]
-    except OSError:
-        return ""
-    return " | ".join(lines[-n:])[:400]
+    return " | ".join(gp.last_lines(path, n))[:400]
 
 
 def run_stage(run, stage, cmd, log_dir, dry_run):
@@ -484,15 +450,16 @@ def run_stage(run, stage, cmd, log_dir, dry_run):
     return True
 
 
-def execute(args, runs, tools, log_dir):
+def execute(args, runs, tools, log_dir, eval_keys=()):
+    """Runs the plan; eval_keys: the eval stage's settings (gp.stage_settings), carried from each
+    run's config.json to golf-eval."""
     by_id = {}
     for i, run in enumerate(runs, 1):
         print(f"[{i}/{len(runs)}] {run['variant']} seed {run['seed']} → {run['run_dir']}", file=sys.stderr)
         by_id[run["run_id"]] = run
         rd = run["run_dir"]
         if run["parent_run_id"] is None:
-            if os.path.isfile(os.path.join(rd, "ema_model.safetensors")) and \
-                    os.path.isfile(os.path.join(rd, "hessians.safetensors")):
+            if gp.RunDir(rd).trained:
                 run["stages"]["train"] = {"skipped": "done already (--reuse)"}
                 print("   train: done already (--reuse)", file=sys.stderr)
             elif os.path.isdir(rd) and not args.dry_run:
@@ -521,15 +488,16 @@ def execute(args, runs, tools, log_dir):
         else:
             esets = []
             if not args.dry_run:
-                cfg, why = _read_json(os.path.join(rd, "config.json"))
-                if why or not isinstance(cfg, dict):
-                    fail(run, f"{rd}/config.json: {why or 'not a JSON object'}")
+                try:
+                    cfg = gp.RunDir(rd).read_config()
+                except gp.PipelineError as e:
+                    fail(run, str(e))
                     continue
                 mine = {a.split("=", 1)[0] for a in run["eval_overrides"][1::2]}  # the variant's win
-                esets = [a for kv in eval_sets_from_config(cfg) if kv.split("=", 1)[0] not in mine
-                         for a in ("--set", kv)]
+                esets = gp.as_set_args([kv for kv in gp.eval_sets(cfg, list(eval_keys))
+                                        if kv.split("=", 1)[0] not in mine])
             else:
-                esets = ["--set", "<DATA_PATH, TOKENIZER_PATH, DEVICE, VAL_MAX_TOKENS, EVAL_*, TTT_* from config.json>"]
+                esets = ["--set", "<the eval stage's settings (DATA_PATH, TOKENIZER_PATH, EVAL_*, TTT_*, …) from config.json>"]
             if not run_stage(run, "eval", [tools["eval"], os.path.join(rd, "final_model.golf"), "--out",
                                            run["eval_json"]] + esets + run["eval_overrides"] + args.eval_args,
                              log_dir, args.dry_run):
@@ -623,13 +591,16 @@ def main(argv=None) -> int:
             raise SpecError(f"--pack-args/--eval-args: {e}")
         if "--out" in args.eval_args:
             raise SpecError("--eval-args: --out is chosen per run by ablate.py")
-        build = args.build_dir or os.environ.get("GOLF_BUILD_DIR") or os.path.join(ROOT, "build")
-        tools = {"train": os.path.join(build, "train", "golf-train"), "pack": os.path.join(build, "pack", "golf-pack"),
-                 "eval": os.path.join(build, "eval", "golf-eval")}
+        binaries = gp.Tools.from_build_dir(gp.build_dir(args.build_dir))
+        tools = {"train": binaries.train, "pack": binaries.pack, "eval": binaries.eval}
+        eval_keys = []
         if not args.dry_run:
-            for t in tools.values():
-                if not os.access(t, os.X_OK):
-                    raise SpecError(f"{t} not built (--build-dir / GOLF_BUILD_DIR)")
+            for t in binaries.missing():
+                raise SpecError(f"{t} not built (--build-dir / GOLF_BUILD_DIR)")
+            try:
+                eval_keys = gp.stage_settings(binaries, "eval")
+            except gp.PipelineError as e:
+                raise SpecError(str(e)) from None
         runs = plan(args, variants, seeds, base_sets, budget)
         if not args.reuse and not args.dry_run:
             for r in runs:
@@ -641,7 +612,7 @@ def main(argv=None) -> int:
 
     out_dir = args.out or os.path.join(args.runs_root, args.tag)
     t0 = time.monotonic()
-    execute(args, runs, tools, os.path.join(out_dir, "logs"))
+    execute(args, runs, tools, os.path.join(out_dir, "logs"), eval_keys)
     if args.dry_run:
         return 0
     meta = {"created": dt.datetime.now().isoformat(timespec="seconds"), "config": args.config,

@@ -67,7 +67,7 @@ step "train → pack → eval (sliding + TTT + compliance), seeds 42 and 1337 �
 rm -rf "$OUT/runs" "$OUT/records"
 # The significance line compares against the challenge's naive baseline (1.22436570 bpb on FineWeb
 # sp1024): a different dataset, so it shows the mechanics, not a claim.
-GOLF_BUILD_DIR="$BUILD_DIR" GOLF_PYTHON="$PYTHON" "$ROOT/scripts/record.sh" "$ROOT/train/configs/demo_cpu.json" demo_cpu \
+GOLF_BUILD_DIR="$BUILD_DIR" GOLF_PYTHON="$PYTHON" "$PYTHON" "$ROOT/scripts/record.py" "$ROOT/train/configs/demo_cpu.json" demo_cpu \
   --seeds "42 1337" --track track_demo_cpu --set "DATA_PATH=$SHARDS" --set "TOKENIZER_PATH=$TOKENIZER" \
   --out-root "$OUT/records" --runs-root "$OUT/runs" --best 1.22436570 --best-unit bpb \
   --hardware "CPU, $(nproc) cores (scripts/demo.sh)" \

@@ -6,7 +6,7 @@
                  --seed-run SEED=RUN_DIR [--seed-run ...] [--best FLOAT|RECORD_DIR [--best-unit nats|bpb]]
                  [--hardware TEXT] [--date YYYY-MM-DD] [--overwrite]
 
-Each RUN_DIR is a golf-train run after golf-pack --val and golf-eval (scripts/record.sh makes them):
+Each RUN_DIR is a golf-train run after golf-pack --val and golf-eval (scripts/record.py makes them):
   config.json            resolved settings (SEED must match the --seed-run seed)
   train.log              copied as train_seed{S}.log
   metrics.jsonl          steps, ms/step, train time; loss curves (scripts/plot_runs.py)
@@ -39,11 +39,13 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import golf_pipeline as gp  # noqa: E402
 import plot_runs  # noqa: E402
 import significance  # noqa: E402
+from golf_pipeline import mean_std  # noqa: E402
 
 # Settings that legitimately differ between the seeds of one record.
-PER_SEED_KEYS = {"SEED", "RUN_ID", "OUTPUT_DIR"}
+PER_SEED_KEYS = set(gp.PER_RUN_KEYS)
 TIME_LIMIT_S = 600.0
 
 
@@ -52,30 +54,6 @@ class InputError(Exception):
 
 
 # ---- reading one seed's run ---------------------------------------------------------------------
-
-def _read_json(path):
-    """(object, None) or (None, reason)."""
-    try:
-        with open(path) as f:
-            return json.load(f), None
-    except FileNotFoundError:
-        return None, f"no {os.path.basename(path)}"
-    except (OSError, UnicodeDecodeError) as e:
-        return None, f"{os.path.basename(path)}: cannot read: {e}"
-    except json.JSONDecodeError as e:
-        return None, f"{os.path.basename(path)}: malformed JSON ({e})"
-
-
-def _num(obj, *keys):
-    """obj[k1][k2]… as a finite float, or None."""
-    for k in keys:
-        if not isinstance(obj, dict) or k not in obj:
-            return None
-        obj = obj[k]
-    if isinstance(obj, bool) or not isinstance(obj, (int, float)) or not math.isfinite(obj):
-        return None
-    return float(obj)
-
 
 def read_seed(seed: int, run_dir: str) -> dict:
     s = {"seed": seed, "run_dir": run_dir, "reasons": [], "run": None, "config": None,
@@ -91,7 +69,7 @@ def read_seed(seed: int, run_dir: str) -> dict:
     if "train.log" not in s["files"]:
         fail("no train.log")
 
-    config, why = _read_json(os.path.join(run_dir, "config.json"))
+    config, why = gp.read_json(os.path.join(run_dir, "config.json"))
     if why:
         fail(why)
     elif not isinstance(config, dict):
@@ -111,19 +89,19 @@ def read_seed(seed: int, run_dir: str) -> dict:
         s["train_time_s"] = max(e[1] for e in events)
         s["step_avg_ms"] = 1000 * s["train_time_s"] / s["steps"] if s["steps"] > 0 else None
 
-    pack, why = _read_json(os.path.join(run_dir, "final_model.golf.json"))
+    pack, why = gp.read_json(os.path.join(run_dir, "final_model.golf.json"))
     if why:
         fail(why + " (golf-pack did not finish" + _stderr_tail(run_dir, "pack.err") + ")" if why.startswith("no ") else why)
     else:
         s["pack"] = pack
         for key in ("bytes_model", "bytes_code", "bytes_total"):
-            if _num(pack, key) is None:
+            if gp.num(pack, key) is None:
                 fail(f"final_model.golf.json: no numeric {key}")
-        limit, total = _num(pack, "limit"), _num(pack, "bytes_total")
+        limit, total = gp.num(pack, "limit"), gp.num(pack, "bytes_total")
         if limit is not None and total is not None and total > limit:
             fail(f"artifact {int(total):,} bytes is over the {int(limit):,}-byte limit")
 
-    ev, why = _read_json(os.path.join(run_dir, "eval.json"))
+    ev, why = gp.read_json(os.path.join(run_dir, "eval.json"))
     if why:
         fail(why + " (golf-eval did not finish" + _stderr_tail(run_dir, "eval.err") + ")" if why.startswith("no ") else why)
     elif not isinstance(ev, dict):
@@ -131,7 +109,7 @@ def read_seed(seed: int, run_dir: str) -> dict:
     else:
         s["eval"] = ev
         s["files"]["eval.json"] = os.path.join(run_dir, "eval.json")
-        if _num(ev, "final", "val_bpb") is None or _num(ev, "final", "val_loss") is None:
+        if gp.num(ev, "final", "val_bpb") is None or gp.num(ev, "final", "val_loss") is None:
             fail("eval.json: no final val_bpb/val_loss")
         if ev.get("train_data_read") is not False:
             fail(f"eval.json: train_data_read is {ev.get('train_data_read')!r} (evaluation must not read training data)")
@@ -146,14 +124,14 @@ def read_seed(seed: int, run_dir: str) -> dict:
                     fail(f"compliance check {name} failed" + (f": {detail}" if detail else ""))
         if isinstance(pack, dict):
             for key in ("bytes_model", "bytes_code"):
-                a, b = _num(pack, key), _num(ev, key)
+                a, b = gp.num(pack, key), gp.num(ev, key)
                 if a is not None and b is not None and a != b:
                     fail(f"eval.json {key} {int(b):,} differs from golf-pack's {int(a):,}: another artifact was scored")
     return _finish(s)
 
 
 def _stderr_tail(run_dir, name):
-    """': <last line>' of a stage's stderr file that record.sh keeps (the tool's error message), or ''."""
+    """': <last line>' of a stage's stderr file that record.py keeps (the tool's error message), or ''."""
     try:
         with open(os.path.join(run_dir, name), errors="replace") as f:
             lines = [line.strip() for line in f.read().replace("\r", "\n").splitlines() if line.strip()]
@@ -165,24 +143,24 @@ def _stderr_tail(run_dir, name):
 def _finish(s):
     s["status"] = "FAILED" if s["reasons"] else "ok"
     ev, pack = s["eval"] or {}, s["pack"] or {}
-    s["val_bpb"], s["val_loss"] = _num(ev, "final", "val_bpb"), _num(ev, "final", "val_loss")
+    s["val_bpb"], s["val_loss"] = gp.num(ev, "final", "val_bpb"), gp.num(ev, "final", "val_loss")
     s["protocol"] = (ev.get("final") or {}).get("protocol") if isinstance(ev.get("final"), dict) else None
     s["bpb"] = {
-        "pre_quant": _num(pack, "pre_quant", "val_bpb"), "quantized": _num(pack, "quantized", "val_bpb"),
-        "plain": _num(ev, "results", "plain", "val_bpb"), "sliding": _num(ev, "results", "sliding", "val_bpb"),
-        "ttt": _num(ev, "results", "ttt", "val_bpb"),
+        "pre_quant": gp.num(pack, "pre_quant", "val_bpb"), "quantized": gp.num(pack, "quantized", "val_bpb"),
+        "plain": gp.num(ev, "results", "plain", "val_bpb"), "sliding": gp.num(ev, "results", "sliding", "val_bpb"),
+        "ttt": gp.num(ev, "results", "ttt", "val_bpb"),
     }
     ttt = ((ev.get("results") or {}).get("ttt") or {}) if isinstance(ev.get("results"), dict) else {}
     # Which TTT ran (golf-eval TTT_MODE: sgd = global score-first SGD, lora, phased) and its settings.
     s["ttt_mode"] = (ttt.get("mode") or "sgd") if isinstance(ttt, dict) and ttt else None
     s["ttt_settings"] = ttt.get("settings") if isinstance(ttt, dict) and isinstance(ttt.get("settings"), dict) else None
-    s["pre_quant_val_loss"] = _num(pack, "pre_quant", "val_loss")
+    s["pre_quant_val_loss"] = gp.num(pack, "pre_quant", "val_loss")
     for key in ("bytes_model", "bytes_code", "bytes_total"):
-        s[key] = _num(pack, key) if _num(pack, key) is not None else _num(ev, key)
+        s[key] = gp.num(pack, key) if gp.num(pack, key) is not None else gp.num(ev, key)
         if s[key] is not None:
             s[key] = int(s[key])
-    s["eval_time_s"] = _num(ev, "time", "total_seconds")
-    s["eval_time_8gpu_s"] = _num(ev, "time", "projected_8gpu_seconds")
+    s["eval_time_s"] = gp.num(ev, "time", "total_seconds")
+    s["eval_time_8gpu_s"] = gp.num(ev, "time", "projected_8gpu_seconds")
     s["checks"] = [c for c in ev.get("compliance", []) if isinstance(c, dict)] if isinstance(
         ev.get("compliance"), list) else []
     for key in ("steps", "train_time_s", "step_avg_ms"):
@@ -191,16 +169,6 @@ def _finish(s):
 
 
 # ---- summary ------------------------------------------------------------------------------------
-
-def mean_std(values):
-    values = [v for v in values if v is not None]
-    if not values:
-        return None, None
-    m = math.fsum(values) / len(values)
-    if len(values) < 2:
-        return m, None
-    return m, math.sqrt(math.fsum((v - m) ** 2 for v in values) / (len(values) - 1))
-
 
 def compliance_summary(ok):
     """Challenge-style booleans over the successful seeds (None when nothing to judge)."""
@@ -283,7 +251,7 @@ def build_submission(args, seeds, sig) -> dict:
         })
         sub["seed_results"][str(s["seed"])] = r
     if sig is not None:
-        sub["significance"] = significance._json_safe(sig)
+        sub["significance"] = gp.json_safe(sig)
     return sub
 
 

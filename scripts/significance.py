@@ -49,6 +49,9 @@ import os
 import sys
 from typing import Iterable, Sequence
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import golf_pipeline as gp  # noqa: E402
+
 
 
 # ---- Student-t distribution -----------------------------------------------------------------------
@@ -307,16 +310,6 @@ def compare_records(record_dir: str, best: str | float, unit: str = "nats", min_
     return result
 
 
-def _json_safe(obj):
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None if math.isnan(obj) else ("inf" if obj > 0 else "-inf")
-    if isinstance(obj, dict):
-        return {k: _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_json_safe(v) for v in obj]
-    return obj
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                  epilog="Exit 0: significant; 1: not significant; 2: bad input / n < 2.")
@@ -351,7 +344,7 @@ def main(argv=None) -> int:
     print(r["verdict"])
     if args.json:
         with open(args.json, "w") as f:
-            json.dump(_json_safe(result), f, indent=2)
+            json.dump(gp.json_safe(result), f, indent=2)
             f.write("\n")
     return 0 if r["significant"] else 1
 

@@ -17,11 +17,31 @@ STAND_IN_PREAMBLE = f"""#!{sys.executable}
 import json, os, sys
 sys.path.insert(0, {HERE!r})
 import fake_runs
+if sys.argv[1:] == ["--print-config", "--stage", "eval", "--json"]:  # scripts/golf_pipeline.py asks once; not logged
+    print(json.dumps(fake_runs.print_config_stage_eval()))
+    sys.exit(0)
 with open(os.environ["FAKE_CALLS"], "a") as f:
     f.write(json.dumps([os.path.basename(sys.argv[0])] + sys.argv[1:]) + "\\n")
 def sets(argv):
     return dict(argv[i + 1].split("=", 1) for i, a in enumerate(argv) if a == "--set")
 """
+
+# golf-train's eval stage (core/config.cpp's stage table), as `golf-train --print-config --stage eval
+# --json` prints it; tests/scripts/test_golf_pipeline.py checks it against the real binary when built.
+EVAL_STAGE = ("SEED", "DATA_PATH", "TOKENIZER_PATH", "DEVICE", "SMAT_ABLATION", "VAL_MAX_TOKENS",
+              "DIST_TIMEOUT_SECONDS", "EVAL_SEQ_LEN", "EVAL_STRIDE", "EVAL_BATCH_SEQS", "TTT_ENABLED", "TTT_LR",
+              "TTT_MOMENTUM", "TTT_EPOCHS", "TTT_CHUNK_TOKENS", "TTT_GRAD_CLIP", "TTT_FREEZE_BLOCKS",
+              "EVAL_TIME_LIMIT", "TTT_BATCH_SEQS", "TTT_MODE", "TTT_LORA_RANK", "TTT_LORA_ALPHA", "TTT_LORA_LR",
+              "TTT_CHUNK_SIZE", "TTT_EVAL_SEQ_LEN", "TTT_BATCH_SIZE", "TTT_GRAD_STEPS", "TTT_WEIGHT_DECAY",
+              "TTT_BETA1", "TTT_BETA2", "TTT_K_LORA", "TTT_O_LORA", "TTT_MLP_LORA", "TTT_WARM_START_A",
+              "PHASED_TTT_PREFIX_DOCS", "PHASED_TTT_NUM_PHASES", "GLOBAL_TTT_LR", "GLOBAL_TTT_MOMENTUM",
+              "GLOBAL_TTT_CHUNK_TOKENS", "GLOBAL_TTT_EPOCHS")
+
+
+def print_config_stage_eval():
+    """What the stand-in golf-train prints for --print-config --stage eval --json (values are not read)."""
+    return {k: {"value": None, "stages": ["eval"], "help": ""} for k in EVAL_STAGE}
+
 
 # nats per bpb = ln 2 · bytes/token; sp8192 on the official val split has 3.72663 bytes/token.
 BYTES_PER_TOKEN = 3.72663

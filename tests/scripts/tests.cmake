@@ -1,7 +1,7 @@
-# tests of scripts/ (significance, plots, record assembly, record.sh): Python unittest files run
+# tests of scripts/ (significance, plots, record assembly, record.py, the pipeline module): Python unittest files run
 # with the pinned venv's python (GOLF_PYTHON), which has scipy (the significance reference values)
-# and matplotlib. No build products needed; record.sh runs against stand-in tools.
-foreach(name significance plot_runs make_record record_sh)
+# and matplotlib. No build products needed; record.py runs against stand-in tools.
+foreach(name significance plot_runs make_record record)
   add_test(NAME scripts.${name}
            COMMAND "${GOLF_PYTHON}" -W error::ResourceWarning "${CMAKE_CURRENT_SOURCE_DIR}/scripts/test_${name}.py"
            WORKING_DIRECTORY "${CMAKE_CURRENT_SOURCE_DIR}/scripts")
@@ -20,3 +20,9 @@ add_test(NAME scripts.gpu_kit
          WORKING_DIRECTORY "${CMAKE_CURRENT_SOURCE_DIR}/scripts")
 set_tests_properties(scripts.gpu_kit PROPERTIES TIMEOUT 900 FIXTURES_REQUIRED twin ENVIRONMENT
   "OMP_NUM_THREADS=1;GOLF_BUILD_DIR=${CMAKE_BINARY_DIR};GOLF_PYTHON=${GOLF_PYTHON};GOLF_DATA_DIR=${GOLF_SHARED_DIR}/data;GOLF_TOKENIZER_DIR=${GOLF_SHARED_DIR}/tokenizers")
+# scripts/golf_pipeline.py (the module the scripts share): helpers, the stage table read from golf-train
+# (the real one from this build when it is built; else those tests skip), no private imports across scripts.
+add_test(NAME scripts.golf_pipeline
+         COMMAND "${GOLF_PYTHON}" -W error::ResourceWarning "${CMAKE_CURRENT_SOURCE_DIR}/scripts/test_golf_pipeline.py"
+         WORKING_DIRECTORY "${CMAKE_CURRENT_SOURCE_DIR}/scripts")
+set_tests_properties(scripts.golf_pipeline PROPERTIES TIMEOUT 120 ENVIRONMENT "GOLF_BUILD_DIR=${CMAKE_BINARY_DIR}")

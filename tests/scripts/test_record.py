@@ -1,4 +1,4 @@
-"""tests/scripts/test_record_sh.py — scripts/record.sh with stand-in golf-train/golf-pack/golf-eval.
+"""tests/scripts/test_record.py — scripts/record.py with stand-in golf-train/golf-pack/golf-eval.
 
 The stand-ins (Python, written into a fake GOLF_BUILD_DIR) log their arguments and leave the files
 the real tools leave (tests/scripts/fake_runs.py); one seed's training and another's evaluation
@@ -16,7 +16,7 @@ import unittest
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import fake_runs  # noqa: E402
-RECORD_SH = os.path.join(HERE, "..", "..", "scripts", "record.sh")
+RECORD_PY = os.path.join(HERE, "..", "..", "scripts", "record.py")
 
 COMMON = fake_runs.STAND_IN_PREAMBLE
 TRAIN = COMMON + """
@@ -52,7 +52,7 @@ print("ttt val_bpb:1.08")
 """
 
 
-class RecordSh(unittest.TestCase):
+class RecordPy(unittest.TestCase):
     def setUp(self):
         self.tmp = tempfile.mkdtemp()
         self.build = os.path.join(self.tmp, "build")
@@ -73,7 +73,7 @@ class RecordSh(unittest.TestCase):
     def record(self, *args, **env):
         e = dict(os.environ, GOLF_BUILD_DIR=self.build, GOLF_PYTHON=sys.executable, FAKE_CALLS=self.calls,
                  MPLBACKEND="Agg", **env)
-        p = subprocess.run(["bash", RECORD_SH, self.config, "mytest", "--date", "2026-05-01", "--author", "A",
+        p = subprocess.run([sys.executable, RECORD_PY, self.config, "mytest", "--date", "2026-05-01", "--author", "A",
                             "--github-id", "a", "--runs-root", "runs", "--out-root", "recs", *args],
                            cwd=self.tmp, env=e, capture_output=True, text=True, timeout=120)
         return p.returncode, p.stdout, p.stderr
