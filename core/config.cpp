@@ -188,6 +188,73 @@ std::vector<ConfigField> build_field_table() {
   };
 }
 
+// Which stages read each field (core/config.h, "stages"), as groups of fields with the same
+// stages, in field order. config_fields() order and this table are checked against each other by
+// tests/core/config_test.cpp; a new field must be added here too.
+struct StageGroup {
+  std::vector<std::string> stages, fields;
+};
+std::vector<StageGroup> build_stage_table() {
+  return {
+      {{"train"}, {"RUN_ID", "OUTPUT_DIR"}},
+      {{"train", "eval"}, {"SEED"}},  // golf-eval: LoRA TTT initialization
+      {{"data", "train", "quant", "eval"}, {"DATA_PATH"}},  // golf-pack --val
+      {{"data", "train", "eval"}, {"TOKENIZER_PATH"}},
+      {{"train", "quant", "eval"}, {"DEVICE"}},
+      {{"data", "model", "train"}, {"TOKENIZER_SHA256", "TOKENIZER_KIND"}},  // golf-eval checks them (pinned)
+      // model: the architecture, stored in the artifact (pack/pack_model.cpp model_config_json)
+      {{"model", "train"},
+       {"VOCAB_SIZE", "NUM_LAYERS", "MODEL_DIM", "NUM_HEADS", "NUM_KV_HEADS", "MLP_MULT"}},
+      {{"train"}, {"TIED_EMBED_INIT_STD"}},
+      {{"model", "train"}, {"ROPE_BASE", "ROPE_DIMS", "QK_GAIN_INIT"}},
+      {{"model", "train"},
+       {"LN_SCALE", "XSA_LAST_N", "ATTN_OUT_GATE_ENABLED", "GATE_WIDTH", "SMEAR_GATE_ENABLED", "SMEAR_INPUT",
+        "BOS_TOKEN_ID", "SMEAR_BOS_MASK", "SKIP_GATES_ENABLED", "PARALLEL_START_LAYER", "PARALLEL_MODE",
+        "NUM_LOOPS", "LOOP_START", "LOOP_END"}},
+      {{"train"}, {"ENABLE_LOOPING_AT"}},
+      {{"model", "train"}, {"LOGIT_SOFTCAP", "TRAIN_SEQ_LEN", "DOC_MASK", "SPARSE_ATTN_GATE_ENABLED"}},
+      {{"train"}, {"SPARSE_ATTN_GATE_INIT_STD"}},
+      {{"model", "train"},
+       {"SPARSE_ATTN_GATE_SCALE", "SMAT_USE_S", "SMAT_USE_G", "SMAT_DIM", "SMAT_CENTRALITY",
+        "SMAT_GONLY_CENTRALITY"}},
+      {{"train"}, {"SMAT_BETA_INIT", "SMAT_LAMBDA_RAW_INIT"}},
+      {{"eval"}, {"SMAT_ABLATION"}},  // an eval-time override of the model, checked against the artifact's
+      {{"model", "train"},
+       {"VALUE_RESIDUAL", "GATED_ATTENTION", "BIGRAM_HASH", "BIGRAM_BUCKETS", "BIGRAM_DIM", "MOA_ENABLED",
+        "MOA_BRANCHES", "MOA_METRIC", "MOA_ROUTER_HIDDEN"}},
+      {{"train"}, {"MOA_ALPHA_INIT"}},
+      {{"model", "train"}, {"MOA_BIAS_GATE", "MOA_CONV_KERNEL", "MOA_CHAN_MULT", "MOA_BALL"}},
+      {{"train"}, {"MOA_RADIUS_INIT"}},
+      {{"model", "train"}, {"MOA_BALL_KAPPA", "MOA_BALL_TAU"}},
+      {{"train"}, {"MOA_TI_WEIGHT", "MOA_TI_TRIPLES"}},  // the training-only penalty
+      // training and optimizers
+      {{"train"},
+       {"ITERATIONS", "MAX_WALLCLOCK_SECONDS", "GPTQ_RESERVE_SECONDS", "WARMUP_STEPS", "TRAIN_BATCH_TOKENS",
+        "GRAD_ACCUM_STEPS", "LOADER", "VAL_BATCH_TOKENS", "VAL_LOSS_EVERY"}},
+      {{"train", "eval"}, {"VAL_MAX_TOKENS"}},
+      {{"train"}, {"TRAIN_LOG_EVERY", "CHECKPOINT_EVERY", "GPTQ_CALIBRATION_BATCHES"}},
+      {{"train", "eval"}, {"DIST_TIMEOUT_SECONDS"}},
+      {{"train"},
+       {"MATRIX_LR", "SCALAR_LR", "TIED_EMBED_LR", "MUON_WD", "ADAM_WD", "EMBED_WD", "BETA1", "BETA2", "ADAM_EPS",
+        "MUON_MOMENTUM", "MUON_MOMENTUM_WARMUP_START", "MUON_MOMENTUM_WARMUP_STEPS", "MUON_BACKEND_STEPS",
+        "MUON_POLAR_EXPRESS", "MUON_ROW_NORMALIZE", "GRAD_CLIP_NORM", "EMA_DECAY", "WARMDOWN_FRAC", "MIN_LR"}},
+      // golf-pack
+      {{"quant"},
+       {"MATRIX_BITS", "EMBED_BITS", "ATTN_CLIP_SIGMAS", "MLP_CLIP_SIGMAS", "EMBED_CLIP_SIGMAS",
+        "MATRIX_CLIP_SIGMAS", "HESSIAN_CLIP_LAMBDA", "GPTQ_ENABLED", "PASSTHROUGH_MAX_NUMEL", "SHUFFLE_STRIDE",
+        "ARTIFACT_BUDGET", "GATED_ATTN_QUANT_GATE", "LQER_ENABLED", "LQER_RANK", "LQER_TOP_K",
+        "LQER_FACTOR_BITS", "LQER_ASYM_ENABLED", "LQER_ASYM_GROUP", "COMPRESSOR"}},
+      // golf-eval
+      {{"eval"},
+       {"EVAL_SEQ_LEN", "EVAL_STRIDE", "EVAL_BATCH_SEQS", "TTT_ENABLED", "TTT_LR", "TTT_MOMENTUM", "TTT_EPOCHS",
+        "TTT_CHUNK_TOKENS", "TTT_GRAD_CLIP", "TTT_FREEZE_BLOCKS", "EVAL_TIME_LIMIT", "TTT_BATCH_SEQS",
+        "TTT_MODE", "TTT_LORA_RANK", "TTT_LORA_ALPHA", "TTT_LORA_LR", "TTT_CHUNK_SIZE", "TTT_EVAL_SEQ_LEN",
+        "TTT_BATCH_SIZE", "TTT_GRAD_STEPS", "TTT_WEIGHT_DECAY", "TTT_BETA1", "TTT_BETA2", "TTT_K_LORA",
+        "TTT_O_LORA", "TTT_MLP_LORA", "TTT_WARM_START_A", "PHASED_TTT_PREFIX_DOCS", "PHASED_TTT_NUM_PHASES",
+        "GLOBAL_TTT_LR", "GLOBAL_TTT_MOMENTUM", "GLOBAL_TTT_CHUNK_TOKENS", "GLOBAL_TTT_EPOCHS"}},
+  };
+}
+
 // ---- names ------------------------------------------------------------------------------------
 
 // Strings are shown JSON-quoted so that empty values and stray spaces are visible.
@@ -611,6 +678,37 @@ std::string describe(const Config& config) {
   for (const auto& field : config_fields())
     text += fmt::format("{:<{}} = {}\n", field.name, width, values.at(field.name).dump());
   return text;
+}
+
+// ---- stages -----------------------------------------------------------------------------------
+
+const std::vector<std::string>& config_stages() {
+  static const std::vector<std::string> stages = {"data", "model", "train", "quant", "eval"};
+  return stages;
+}
+
+const std::vector<std::string>& field_stages(const std::string& name) {
+  static const std::map<std::string, std::vector<std::string>> by_field = [] {
+    std::map<std::string, std::vector<std::string>> m;
+    for (auto& group : build_stage_table())
+      for (auto& field : group.fields) m[field] = group.stages;
+    return m;
+  }();
+  if (const auto it = by_field.find(name); it != by_field.end()) return it->second;
+  if (find_field(name)) throw std::logic_error("config field " + name + " has no stage in build_stage_table()");
+  fail("{} is not a setting", name);
+}
+
+std::vector<std::string> stage_fields(const std::string& stage) {
+  const auto& stages = config_stages();
+  if (std::find(stages.begin(), stages.end(), stage) == stages.end())
+    fail("unknown stage {} (stages: {})", json_quoted(stage), fmt::join(stages, ", "));
+  std::vector<std::string> names;
+  for (const auto& field : config_fields()) {
+    const auto& of = field_stages(field.name);
+    if (std::find(of.begin(), of.end(), stage) != of.end()) names.push_back(field.name);
+  }
+  return names;
 }
 
 }  // namespace golf

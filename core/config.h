@@ -216,4 +216,18 @@ Config config_from_json(const nlohmann::json& j);       // strict: unknown keys 
 // Human-readable "KEY = value" lines, one per field, for the top of train.log.
 std::string describe(const Config& config);
 
+// ---- stages: which stage tool reads each setting (the one list; scripts read it through
+// `golf-train --print-config --stage S --json`, golf-pack stores the model stage in the artifact) ----
+//   data   where the tokens and the tokenizer are, and the tokenizer's identity
+//   model  what rebuilds the model from its weights: stored in the artifact, pinned by golf-eval
+//   train  read by golf-train (the model settings, inits, schedule, optimizers, validation)
+//   quant  read by golf-pack to quantize, compress and size the artifact
+//   eval   read by golf-eval from its own sources (not the artifact): data, device, protocols, TTT
+// A setting may belong to several stages; every field belongs to at least one (core/config_test).
+const std::vector<std::string>& config_stages();  // {"data", "model", "train", "quant", "eval"}
+// The stages of field `name`; throws golf::Error for a name that is not a field.
+const std::vector<std::string>& field_stages(const std::string& name);
+// The fields of `stage`, in field order; throws golf::Error naming the stages for an unknown one.
+std::vector<std::string> stage_fields(const std::string& stage);
+
 }  // namespace golf

@@ -178,21 +178,10 @@ void load_model_weights(Model& model, TensorMap weights) {
 }
 
 const std::vector<std::string>& model_setting_keys() {
-  static const std::vector<std::string> keys = {
-      "VOCAB_SIZE", "NUM_LAYERS", "MODEL_DIM", "NUM_HEADS", "NUM_KV_HEADS", "MLP_MULT", "ROPE_BASE", "ROPE_DIMS",
-      "QK_GAIN_INIT", "LN_SCALE", "XSA_LAST_N", "ATTN_OUT_GATE_ENABLED", "GATE_WIDTH", "SMEAR_GATE_ENABLED",
-      "SMEAR_INPUT", "BOS_TOKEN_ID", "SKIP_GATES_ENABLED", "PARALLEL_START_LAYER", "PARALLEL_MODE", "NUM_LOOPS",
-      "LOOP_START", "LOOP_END", "LOGIT_SOFTCAP", "TRAIN_SEQ_LEN", "DOC_MASK", "SMEAR_BOS_MASK",
-      // seed attention variants (core/variants.h); SMAT_ABLATION is an eval-time override, not a setting
-      "SMAT_USE_S", "SMAT_USE_G", "SMAT_DIM", "SMAT_CENTRALITY", "SMAT_GONLY_CENTRALITY", "VALUE_RESIDUAL",
-      "GATED_ATTENTION", "BIGRAM_HASH", "BIGRAM_BUCKETS", "BIGRAM_DIM",
-      // MoA (core/moa.h); the inits and the training-only penalty (MOA_TI_*) are not model settings
-      "MOA_ENABLED", "MOA_BRANCHES", "MOA_METRIC", "MOA_ROUTER_HIDDEN", "MOA_BIAS_GATE", "MOA_CONV_KERNEL",
-      "MOA_CHAN_MULT", "MOA_BALL", "MOA_BALL_KAPPA", "MOA_BALL_TAU",
-      // R29's sparse attention gate (its init std is not a model setting)
-      "SPARSE_ATTN_GATE_ENABLED", "SPARSE_ATTN_GATE_SCALE",
-      // the tokenizer the model was trained with (golf-eval refuses another); absent in older runs
-      "TOKENIZER_SHA256", "TOKENIZER_KIND"};
+  // The "model" stage of core/config.cpp's stage table: the architecture and the tokenizer identity;
+  // inits (QK gains are weights, but *_INIT of gates and MoA are not settings), the training-only
+  // penalty (MOA_TI_*) and the eval-time SMAT_ABLATION are not model settings.
+  static const std::vector<std::string> keys = stage_fields("model");
   return keys;
 }
 

@@ -3,12 +3,16 @@
 //   NUM_LAYERS=11 MATRIX_LR=0.026 golf-train [--config F.json]... [--set KEY=VALUE]...
 //   golf-train --resume runs/RUN_ID
 //   golf-train --print-config        (the resolved configuration as JSON, then exit)
+//   golf-train --print-config --stage eval [--json]
+//                                    (only the settings golf-eval reads; --json: each as
+//                                     {"value", "stages", "help"}, for scripts/golf_pipeline.py)
 //   golf-train --nproc 8 [--nnodes M --node-rank K --master-addr A --master-port P] ...
 //                                    (distributed: N workers per node, see core/dist/launcher.h;
 //                                     also runs as a worker under torchrun / Slurm)
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cstdio>
 
 #include "core/config.h"
@@ -17,17 +21,43 @@
 #include "core/error.h"
 #include "train/trainer.h"
 
+namespace {
+// --print-config: {"KEY": value, ...}, all fields or one stage's; with --json each value becomes
+// {"value": v, "stages": [...], "help": "..."} (the stage table of core/config.h, read by scripts).
+nlohmann::json print_settings(const golf::Config& config, const std::string& stage, bool detailed) {
+  const nlohmann::json values = golf::to_json(config);
+  std::vector<std::string> names;
+  if (stage.empty())
+    for (const auto& field : golf::config_fields()) names.push_back(field.name);
+  else
+    names = golf::stage_fields(stage);
+  nlohmann::json out = nlohmann::json::object();
+  for (const auto& field : golf::config_fields()) {
+    if (std::find(names.begin(), names.end(), field.name) == names.end()) continue;
+    out[field.name] = detailed ? nlohmann::json{{"value", values.at(field.name)},
+                                                {"stages", golf::field_stages(field.name)},
+                                                {"help", field.help}}
+                               : values.at(field.name);
+  }
+  return out;
+}
+}  // namespace
+
 int main(int argc, char** argv) {
   CLI::App app{"golf-train: train the Parameter Golf record model (hyperparameters from the environment, "
                "--config files and --set, in increasing priority)"};
   golf::ConfigSources sources;
   std::optional<std::filesystem::path> resume;
-  bool print_config = false;
+  bool print_config = false, print_json = false;
+  std::string print_stage;
   app.add_option("--config", sources.json_files, "JSON file of {\"KEY\": value} settings (repeatable)")
       ->check(CLI::ExistingFile);
   app.add_option("--set", sources.overrides, "KEY=VALUE override (repeatable)");
   app.add_option("--resume", resume, "continue the run in this directory from its last checkpoint");
   app.add_flag("--print-config", print_config, "print the resolved configuration as JSON and exit");
+  app.add_option("--stage", print_stage, "with --print-config: only the settings this stage reads "
+                 "(data | model | train | quant | eval)");
+  app.add_flag("--json", print_json, "with --print-config: each setting as {\"value\", \"stages\", \"help\"}");
   golf::dist::LaunchOptions launch;
   golf::dist::add_launch_options(app, launch);
   CLI11_PARSE(app, argc, argv);
@@ -35,9 +65,10 @@ int main(int argc, char** argv) {
     sources.environment = golf::current_environment();
     if (resume && (!sources.json_files.empty() || !sources.overrides.empty()))
       golf::fail("--resume takes the run's own config.json; --config and --set cannot change a resumed run");
+    if (!print_config && (!print_stage.empty() || print_json)) golf::fail("--stage and --json go with --print-config");
     const golf::Config config = golf::resolve_config(sources);
     if (print_config) {
-      std::puts(golf::to_json(config).dump(2).c_str());
+      std::puts(print_settings(config, print_stage, print_json).dump(2).c_str());
       return 0;
     }
     // The launcher checks the configuration first (above), so a bad value is one error, not one

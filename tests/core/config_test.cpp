@@ -2,6 +2,7 @@
 // and their precedence, strict parsing of every value type, the invariants, and the renderings.
 #include "core/config.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <functional>
 #include <nlohmann/json.hpp>
@@ -102,6 +103,71 @@ TEST(ConfigFields, EachEntrySetsExactlyItsOwnKey) {
       if (defaults.at(key) != value) differing.push_back(key);
     EXPECT_EQ(differing, std::vector<std::string>{field.name});
   }
+}
+
+// ---- stages ---------------------------------------------------------------------------------------
+
+// Every field belongs to at least one stage, each named once, all of them known stages.
+TEST(ConfigStages, EveryFieldHasKnownStages) {
+  const auto& stages = config_stages();
+  EXPECT_EQ(stages, (std::vector<std::string>{"data", "model", "train", "quant", "eval"}));
+  for (const auto& field : config_fields()) {
+    std::vector<std::string> of;
+    ASSERT_NO_THROW(of = field_stages(field.name)) << field.name;
+    EXPECT_FALSE(of.empty()) << field.name;
+    EXPECT_EQ(std::set<std::string>(of.begin(), of.end()).size(), of.size()) << field.name << " repeats a stage";
+    for (const auto& stage : of)
+      EXPECT_NE(std::find(stages.begin(), stages.end(), stage), stages.end()) << field.name << ": " << stage;
+  }
+}
+
+// A stage's fields are exactly the fields that name it, in field order.
+TEST(ConfigStages, StageFieldsAreTheFieldsThatNameTheStage) {
+  for (const auto& stage : config_stages()) {
+    std::vector<std::string> expected;
+    for (const auto& field : config_fields()) {
+      const auto& of = field_stages(field.name);
+      if (std::find(of.begin(), of.end(), stage) != of.end()) expected.push_back(field.name);
+    }
+    EXPECT_EQ(stage_fields(stage), expected) << stage;
+    EXPECT_FALSE(expected.empty()) << stage;
+  }
+}
+
+// The model stage is the artifact's stored key set: changing it changes every artifact, so it is
+// written out here (as golf-pack stored it before the stage table existed).
+TEST(ConfigStages, ModelStageIsTheArtifactKeySet) {
+  const std::vector<std::string> model = stage_fields("model");
+  const std::set<std::string> expected = {
+      "VOCAB_SIZE", "NUM_LAYERS", "MODEL_DIM", "NUM_HEADS", "NUM_KV_HEADS", "MLP_MULT", "ROPE_BASE", "ROPE_DIMS",
+      "QK_GAIN_INIT", "LN_SCALE", "XSA_LAST_N", "ATTN_OUT_GATE_ENABLED", "GATE_WIDTH", "SMEAR_GATE_ENABLED",
+      "SMEAR_INPUT", "BOS_TOKEN_ID", "SKIP_GATES_ENABLED", "PARALLEL_START_LAYER", "PARALLEL_MODE", "NUM_LOOPS",
+      "LOOP_START", "LOOP_END", "LOGIT_SOFTCAP", "TRAIN_SEQ_LEN", "DOC_MASK", "SMEAR_BOS_MASK", "SMAT_USE_S",
+      "SMAT_USE_G", "SMAT_DIM", "SMAT_CENTRALITY", "SMAT_GONLY_CENTRALITY", "VALUE_RESIDUAL", "GATED_ATTENTION",
+      "BIGRAM_HASH", "BIGRAM_BUCKETS", "BIGRAM_DIM", "MOA_ENABLED", "MOA_BRANCHES", "MOA_METRIC",
+      "MOA_ROUTER_HIDDEN", "MOA_BIAS_GATE", "MOA_CONV_KERNEL", "MOA_CHAN_MULT", "MOA_BALL", "MOA_BALL_KAPPA",
+      "MOA_BALL_TAU", "SPARSE_ATTN_GATE_ENABLED", "SPARSE_ATTN_GATE_SCALE", "TOKENIZER_SHA256", "TOKENIZER_KIND"};
+  EXPECT_EQ(std::set<std::string>(model.begin(), model.end()), expected);
+  EXPECT_EQ(model.size(), expected.size());
+}
+
+// golf-eval's own settings: the data, the device, the protocols and TTT; never a model setting
+// (those are pinned by the artifact) and never a training-only one.
+TEST(ConfigStages, EvalStageHoldsTheDataAndTheProtocolsButNoModelSetting) {
+  const auto eval = stage_fields("eval");
+  const std::set<std::string> names(eval.begin(), eval.end());
+  for (const char* key : {"DATA_PATH", "TOKENIZER_PATH", "DEVICE", "VAL_MAX_TOKENS", "SMAT_ABLATION", "EVAL_STRIDE",
+                          "TTT_MODE", "PHASED_TTT_NUM_PHASES", "GLOBAL_TTT_LR"})
+    EXPECT_TRUE(names.count(key)) << key;
+  for (const auto& key : stage_fields("model")) EXPECT_FALSE(names.count(key)) << key;
+  for (const char* key : {"MATRIX_LR", "ITERATIONS", "MATRIX_BITS", "RUN_ID"}) EXPECT_FALSE(names.count(key)) << key;
+}
+
+TEST(ConfigStages, UnknownStagesAndFieldsAreErrors) {
+  const std::string stage = error_of([] { stage_fields("evaluation"); });
+  EXPECT_TRUE(contains(stage, "unknown stage \"evaluation\"")) << stage;
+  EXPECT_TRUE(contains(stage, "data, model, train, quant, eval")) << stage;
+  EXPECT_TRUE(contains(error_of([] { field_stages("NOT_A_FIELD"); }), "NOT_A_FIELD is not a setting"));
 }
 
 // ---- defaults and sources -----------------------------------------------------------------------

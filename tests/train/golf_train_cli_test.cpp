@@ -6,7 +6,9 @@
 
 #include <cmath>
 #include <fstream>
+#include <set>
 
+#include "core/config.h"
 #include "core/shard.h"
 
 #include "tests/test_util.h"
@@ -99,6 +101,39 @@ TEST_F(GolfTrainCli, NonFiniteLossStopsNamingTheStepAndKeepsTheLastGoodCheckpoin
   const auto at = r.output.find("at step ");
   ASSERT_NE(at, std::string::npos);
   EXPECT_EQ(state["step"].get<int>() + 1, std::stoi(r.output.substr(at + 8))) << "checkpoint = the step before";
+}
+
+// --print-config --stage S [--json]: the stage's settings only (the list scripts/golf_pipeline.py
+// reads), with --json each as {value, stages, help} from core/config.cpp's tables.
+TEST(GolfTrainPrintConfig, StageAndJsonPrintTheStageTable) {
+  const std::string bin = std::string("'") + GOLF_TRAIN_BIN + "'";
+  const auto plain = test::run(bin + " --print-config --stage eval --set TTT_LR=0.25");
+  ASSERT_EQ(plain.exit_code, 0) << plain.output;
+  const auto values = nlohmann::json::parse(plain.output);
+  std::vector<std::string> keys;
+  for (const auto& [k, v] : values.items()) keys.push_back(k);
+  const auto expected = stage_fields("eval");
+  EXPECT_EQ(std::set<std::string>(keys.begin(), keys.end()), std::set<std::string>(expected.begin(), expected.end()));
+  EXPECT_EQ(values["TTT_LR"], 0.25);
+  EXPECT_FALSE(values.contains("NUM_LAYERS"));
+
+  const auto detailed = test::run(bin + " --print-config --stage model --json");
+  ASSERT_EQ(detailed.exit_code, 0) << detailed.output;
+  const auto table = nlohmann::json::parse(detailed.output);
+  EXPECT_EQ(table.size(), stage_fields("model").size());
+  EXPECT_EQ(table["NUM_LAYERS"]["value"], 11);
+  EXPECT_EQ(table["NUM_LAYERS"]["stages"], nlohmann::json({"model", "train"}));
+  EXPECT_EQ(table["ROPE_DIMS"]["help"], "rotated dims per head");
+
+  const auto all = nlohmann::json::parse(test::run(bin + " --print-config --json").output);
+  EXPECT_EQ(all.size(), config_fields().size());
+
+  const auto bad = test::run(bin + " --print-config --stage evaluation");
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_NE(bad.output.find("unknown stage \"evaluation\""), std::string::npos) << bad.output;
+  const auto alone = test::run(bin + " --stage eval");
+  EXPECT_EQ(alone.exit_code, 1);
+  EXPECT_NE(alone.output.find("--stage and --json go with --print-config"), std::string::npos) << alone.output;
 }
 
 TEST_F(GolfTrainCli, ShippedConfigsResolveAndValidate) {
