@@ -215,7 +215,7 @@ row_env_binaries() {
   if [ -n "$missing" ]; then result FAIL "$missing"; else result PASS "all $n binaries load (no missing library), golf-* --help runs" "binaries=$n"; fi
 }
 
-# Which SDPA backend golf's blocked attention call gets (docs/shared gpu-readiness §2.2: expect 3, cuDNN).
+# Which SDPA backend golf's blocked attention call gets (docs/reference/gpu-readiness.md §2.2: expect 3, cuDNN).
 row_env_sdpa() {
   ((CPU)) && { result SKIP "cpu mode"; return; }
   local c

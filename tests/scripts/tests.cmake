@@ -26,3 +26,8 @@ add_test(NAME scripts.golf_pipeline
          COMMAND "${GOLF_PYTHON}" -W error::ResourceWarning "${CMAKE_CURRENT_SOURCE_DIR}/scripts/test_golf_pipeline.py"
          WORKING_DIRECTORY "${CMAKE_CURRENT_SOURCE_DIR}/scripts")
 set_tests_properties(scripts.golf_pipeline PROPERTIES TIMEOUT 120 ENVIRONMENT "GOLF_BUILD_DIR=${CMAKE_BINARY_DIR}")
+# Every docs/… path and reference-note name cited in the tree names a file of the repository.
+add_test(NAME scripts.doc_citations
+         COMMAND "${GOLF_PYTHON}" -W error::ResourceWarning "${CMAKE_CURRENT_SOURCE_DIR}/scripts/test_doc_citations.py"
+         WORKING_DIRECTORY "${CMAKE_CURRENT_SOURCE_DIR}/scripts")
+set_tests_properties(scripts.doc_citations PROPERTIES TIMEOUT 60)
