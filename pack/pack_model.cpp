@@ -186,16 +186,16 @@ const std::vector<std::string>& model_setting_keys() {
 }
 
 namespace {
-// Variant settings are written only when they differ from the default, so artifacts of models
-// without the variants keep their bytes (a missing key reads back as its default).
-bool written_only_when_changed(const std::string& key) {
-  static const std::set<std::string> keys = {"SMAT_USE_S",     "SMAT_USE_G",      "SMAT_DIM",    "SMAT_CENTRALITY",
-                                             "SMAT_GONLY_CENTRALITY", "VALUE_RESIDUAL", "GATED_ATTENTION",
-                                             "BIGRAM_HASH",    "BIGRAM_BUCKETS",  "BIGRAM_DIM",
-                                             "MOA_ENABLED", "MOA_BRANCHES", "MOA_METRIC", "MOA_ROUTER_HIDDEN",
-                                             "MOA_BIAS_GATE", "MOA_CONV_KERNEL", "MOA_CHAN_MULT", "MOA_BALL",
-                                             "MOA_BALL_KAPPA", "MOA_BALL_TAU", "SPARSE_ATTN_GATE_ENABLED",
-                                             "SPARSE_ATTN_GATE_SCALE", "TOKENIZER_SHA256", "TOKENIZER_KIND"};
+// The first artifacts' key set (the record stack) is always written. Every model setting added since
+// (seed variants, MoA, the sparse gate, the tokenizer identity — and any later one) is written only
+// when it differs from its default, so artifacts of models without it keep their bytes (a missing
+// key reads back as its default). A new model setting therefore needs no edit here.
+bool always_written(const std::string& key) {
+  static const std::set<std::string> keys = {
+      "VOCAB_SIZE", "NUM_LAYERS", "MODEL_DIM", "NUM_HEADS", "NUM_KV_HEADS", "MLP_MULT", "ROPE_BASE", "ROPE_DIMS",
+      "QK_GAIN_INIT", "LN_SCALE", "XSA_LAST_N", "ATTN_OUT_GATE_ENABLED", "GATE_WIDTH", "SMEAR_GATE_ENABLED",
+      "SMEAR_INPUT", "BOS_TOKEN_ID", "SKIP_GATES_ENABLED", "PARALLEL_START_LAYER", "PARALLEL_MODE", "NUM_LOOPS",
+      "LOOP_START", "LOOP_END", "LOGIT_SOFTCAP", "TRAIN_SEQ_LEN", "DOC_MASK", "SMEAR_BOS_MASK"};
   return keys.count(key) > 0;
 }
 }  // namespace
@@ -204,7 +204,7 @@ std::string model_config_json(const Config& cfg) {
   const nlohmann::json all = to_json(cfg), defaults = to_json(Config{});
   nlohmann::json model = nlohmann::json::object();
   for (const auto& key : model_setting_keys())
-    if (!written_only_when_changed(key) || all.at(key) != defaults.at(key)) model[key] = all.at(key);
+    if (always_written(key) || all.at(key) != defaults.at(key)) model[key] = all.at(key);
   return model.dump();
 }
 

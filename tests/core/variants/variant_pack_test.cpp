@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cmath>
+#include <set>
 
 #include "core/model.h"
 #include "pack/pack_model.h"
@@ -126,6 +127,15 @@ TEST(VariantPack, MoaModelRoundTripsWithItsSettingsAndSmallTensorsInFp16) {
 
 TEST(VariantPack, ArtifactConfigOfAModelWithoutVariantsHasNoVariantKeys) {
   const std::string plain = pack::model_config_json(Config{});
+  // Exactly the first artifacts' key set: every model setting added since is left out at its default.
+  std::set<std::string> keys;
+  for (const auto& [k, v] : nlohmann::json::parse(plain).items()) keys.insert(k);
+  EXPECT_EQ(keys, (std::set<std::string>{
+                      "VOCAB_SIZE", "NUM_LAYERS", "MODEL_DIM", "NUM_HEADS", "NUM_KV_HEADS", "MLP_MULT", "ROPE_BASE",
+                      "ROPE_DIMS", "QK_GAIN_INIT", "LN_SCALE", "XSA_LAST_N", "ATTN_OUT_GATE_ENABLED", "GATE_WIDTH",
+                      "SMEAR_GATE_ENABLED", "SMEAR_INPUT", "BOS_TOKEN_ID", "SKIP_GATES_ENABLED", "PARALLEL_START_LAYER",
+                      "PARALLEL_MODE", "NUM_LOOPS", "LOOP_START", "LOOP_END", "LOGIT_SOFTCAP", "TRAIN_SEQ_LEN",
+                      "DOC_MASK", "SMEAR_BOS_MASK"}));
   for (const char* key : {"SMAT_USE_S", "VALUE_RESIDUAL", "GATED_ATTENTION", "BIGRAM_HASH", "SMAT_ABLATION", "MOA_ENABLED",
                           "MOA_BRANCHES", "MOA_METRIC", "MOA_BALL", "MOA_TI_WEIGHT"})
     EXPECT_EQ(plain.find(key), std::string::npos) << key;
