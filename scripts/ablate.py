@@ -62,6 +62,7 @@ Binaries: --build-dir, else GOLF_BUILD_DIR, else ROOT/build. OUT default: RUNS_R
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import json
 import math
@@ -71,6 +72,8 @@ import shlex
 import subprocess
 import sys
 import time
+from dataclasses import dataclass, field
+from typing import Optional
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -169,34 +172,69 @@ def parse_set(kv: str, opt: str = "--set") -> tuple[str, str]:
     return k, v
 
 
+# ---- one run ---------------------------------------------------------------------------------------
+
+@dataclass
+class AblationRun:
+    """One (variant, seed): where it runs, what ran (stages: stage → {cmd, rc, seconds, log} or
+    {skipped}), and the numbers read from its eval JSON and pack report (read_result)."""
+    variant: str
+    seed: int
+    run_id: str
+    run_dir: str                          # the training run's directory (the parent's for eval-time variants)
+    eval_json: str
+    parent_run_id: Optional[str] = None   # eval-time variant: the train-time run whose artifact it scores
+    train_sets: Optional[list] = None     # golf-train --set arguments (None: eval-time)
+    eval_overrides: list = field(default_factory=list)
+    status: str = "pending"               # pending | ok | FAILED | dry-run
+    reason: Optional[str] = None
+    log: Optional[str] = None             # the failed stage's log
+    stages: dict = field(default_factory=dict)
+    notes: list = field(default_factory=list)
+    val_bpb: Optional[float] = None       # the final protocol's (eval JSON "final")
+    val_loss: Optional[float] = None
+    protocol: Optional[str] = None
+    plain_val_bpb: Optional[float] = None
+    sliding_val_bpb: Optional[float] = None
+    ttt_val_bpb: Optional[float] = None
+    bytes_total: Optional[int] = None
+    bytes_model: Optional[int] = None
+    bytes_code: Optional[int] = None
+    pre_quant_val_bpb: Optional[float] = None
+    quantized_val_bpb: Optional[float] = None
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+
 # ---- reading results -----------------------------------------------------------------------------------
 
-def read_result(run: dict) -> dict:
+def read_result(run: AblationRun) -> AblationRun:
     """Fill run's numbers from its eval JSON (and the pack JSON); a problem makes it FAILED."""
-    ev, why = gp.read_json(run["eval_json"])
+    ev, why = gp.read_json(run.eval_json)
     if why:
         return fail(run, why)
     if not isinstance(ev, dict):
-        return fail(run, f"{os.path.basename(run['eval_json'])} is not a JSON object")
-    run["val_bpb"], run["val_loss"] = gp.num(ev, "final", "val_bpb"), gp.num(ev, "final", "val_loss")
-    run["protocol"] = ev["final"].get("protocol") if isinstance(ev.get("final"), dict) else None
+        return fail(run, f"{os.path.basename(run.eval_json)} is not a JSON object")
+    run.val_bpb, run.val_loss = gp.num(ev, "final", "val_bpb"), gp.num(ev, "final", "val_loss")
+    run.protocol = ev["final"].get("protocol") if isinstance(ev.get("final"), dict) else None
     for proto in ("plain", "sliding", "ttt"):
-        run[f"{proto}_val_bpb"] = gp.num(ev, "results", proto, "val_bpb")
-    pack, _ = gp.read_json(gp.RunDir(run["run_dir"]).pack_report)
+        setattr(run, f"{proto}_val_bpb", gp.num(ev, "results", proto, "val_bpb"))
+    pack, _ = gp.read_json(gp.RunDir(run.run_dir).pack_report)
     for key in ("bytes_total", "bytes_model", "bytes_code"):
         v = gp.num(ev, key)
         if v is None and isinstance(pack, dict):
             v = gp.num(pack, key)
-        run[key] = None if v is None else int(v)
+        setattr(run, key, None if v is None else int(v))
     if isinstance(pack, dict):
-        run["pre_quant_val_bpb"] = gp.num(pack, "pre_quant", "val_bpb")
-        run["quantized_val_bpb"] = gp.num(pack, "quantized", "val_bpb")
+        run.pre_quant_val_bpb = gp.num(pack, "pre_quant", "val_bpb")
+        run.quantized_val_bpb = gp.num(pack, "quantized", "val_bpb")
         limit = gp.num(pack, "limit")
-        if limit is not None and run["bytes_total"] is not None and run["bytes_total"] > limit:
-            run.setdefault("notes", []).append(
-                f"artifact {run['bytes_total']:,} bytes is over the {int(limit):,} limit")
-    if run["val_bpb"] is None or run["val_loss"] is None:
-        return fail(run, f"{os.path.basename(run['eval_json'])}: no final val_bpb/val_loss")
+        if limit is not None and run.bytes_total is not None and run.bytes_total > limit:
+            run.notes.append(
+                f"artifact {run.bytes_total:,} bytes is over the {int(limit):,} limit")
+    if run.val_bpb is None or run.val_loss is None:
+        return fail(run, f"{os.path.basename(run.eval_json)}: no final val_bpb/val_loss")
     if ev.get("train_data_read") is True:
         return fail(run, "eval read training data (train_data_read: true)")
     checks = ev.get("compliance", [])
@@ -206,20 +244,20 @@ def read_result(run: dict) -> dict:
             return fail(run, "; ".join(
                 f"compliance check {c.get('check', '?')} failed" + (f": {c['detail']}" if c.get("detail") else "")
                 if isinstance(c, dict) else f"compliance entry {c!r}" for c in bad))
-    run["status"] = "ok"
+    run.status = "ok"
     return run
 
 
-def fail(run: dict, reason: str) -> dict:
-    run["status"] = "FAILED"
-    run["reason"] = reason
+def fail(run: AblationRun, reason: str) -> AblationRun:
+    run.status = "FAILED"
+    run.reason = reason
     return run
 
 
 # ---- summary ---------------------------------------------------------------------------------------
 
 def _ok(runs, variant):
-    return {r["seed"]: r for r in runs if r["variant"] == variant and r["status"] == "ok"}
+    return {r.seed: r for r in runs if r.variant == variant and r.status == "ok"}
 
 
 def compare(runs, variant, reference, seeds, min_delta_nats=0.005, alpha=0.01):
@@ -227,16 +265,16 @@ def compare(runs, variant, reference, seeds, min_delta_nats=0.005, alpha=0.01):
     v, b = _ok(runs, variant), _ok(runs, reference)
     out = {"reference": reference, "delta_bpb": None, "delta_nats": None, "paired_delta_bpb": None,
            "seed_wins": None, "seeds_compared": 0, "significance": None, "significance_note": None}
-    mv, mb = mean_std([r["val_bpb"] for r in v.values()])[0], mean_std([r["val_bpb"] for r in b.values()])[0]
+    mv, mb = mean_std([r.val_bpb for r in v.values()])[0], mean_std([r.val_bpb for r in b.values()])[0]
     if mv is not None and mb is not None:
         out["delta_bpb"] = mv - mb
-        out["delta_nats"] = (mean_std([r["val_loss"] for r in v.values()])[0]
-                             - mean_std([r["val_loss"] for r in b.values()])[0])
+        out["delta_nats"] = (mean_std([r.val_loss for r in v.values()])[0]
+                             - mean_std([r.val_loss for r in b.values()])[0])
     common = [s for s in seeds if s in v and s in b]
     out["seeds_compared"] = len(common)
     if common:
-        out["seed_wins"] = sum(v[s]["val_bpb"] < b[s]["val_bpb"] for s in common)
-        out["paired_delta_bpb"] = math.fsum(v[s]["val_bpb"] - b[s]["val_bpb"] for s in common) / len(common)
+        out["seed_wins"] = sum(v[s].val_bpb < b[s].val_bpb for s in common)
+        out["paired_delta_bpb"] = math.fsum(v[s].val_bpb - b[s].val_bpb for s in common) / len(common)
     if variant == reference:
         out["significance_note"] = "baseline"
     elif not b:
@@ -244,10 +282,10 @@ def compare(runs, variant, reference, seeds, min_delta_nats=0.005, alpha=0.01):
     elif len(v) < 2:
         out["significance_note"] = "n<2: no test"
     else:
-        ratios = [r["val_loss"] / r["val_bpb"] for r in list(b.values()) + list(v.values()) if r["val_bpb"] > 0]
+        ratios = [r.val_loss / r.val_bpb for r in list(b.values()) + list(v.values()) if r.val_bpb > 0]
         try:
-            res = significance.test_improvement([v[s]["val_bpb"] for s in seeds if s in v],
-                                                [b[s]["val_bpb"] for s in seeds if s in b],
+            res = significance.test_improvement([v[s].val_bpb for s in seeds if s in v],
+                                                [b[s].val_bpb for s in seeds if s in b],
                                                 min_delta_nats=min_delta_nats, alpha=alpha,
                                                 nats_per_bpb=math.fsum(ratios) / len(ratios), unit="bpb")
             out["significance"] = gp.json_safe(res)
@@ -265,18 +303,18 @@ def _p(p):
 def summarize(variants, baseline, runs, seeds, min_delta_nats=0.005, alpha=0.01) -> list[dict]:
     rows = []
     for v in variants:
-        mine = [r for r in runs if r["variant"] == v["name"]]
-        ok = [r for r in mine if r["status"] == "ok"]
-        m, s = mean_std([r["val_bpb"] for r in ok])
+        mine = [r for r in runs if r.variant == v["name"]]
+        ok = [r for r in mine if r.status == "ok"]
+        m, s = mean_std([r.val_bpb for r in ok])
         row = {"variant": v["name"], "kind": "eval" if v["parent"] else "train", "parent": v["parent"],
                "overrides": dict(v["overrides"]), "n": len(mine), "n_ok": len(ok),
-               "failed": [{"seed": r["seed"], "reason": r.get("reason"), "log": r.get("log")}
-                          for r in mine if r["status"] != "ok"],
+               "failed": [{"seed": r.seed, "reason": r.reason, "log": r.log}
+                          for r in mine if r.status != "ok"],
                "mean_bpb": m, "std_bpb": s,
-               "mean_loss": mean_std([r["val_loss"] for r in ok])[0],
-               "std_loss": mean_std([r["val_loss"] for r in ok])[1],
-               "bytes_total_mean": mean_std([r.get("bytes_total") for r in ok])[0],
-               "protocols": sorted({str(r.get("protocol")) for r in ok})}
+               "mean_loss": mean_std([r.val_loss for r in ok])[0],
+               "std_loss": mean_std([r.val_loss for r in ok])[1],
+               "bytes_total_mean": mean_std([r.bytes_total for r in ok])[0],
+               "protocols": sorted({str(r.protocol) for r in ok})}
         row.update(compare(runs, v["name"], baseline, seeds, min_delta_nats, alpha))
         if v["parent"]:
             row["vs_parent"] = compare(runs, v["name"], v["parent"], seeds, min_delta_nats, alpha)
@@ -350,9 +388,9 @@ def plot(rows, runs, seeds, baseline, path, title=None):
 
     for x, r in zip(xs, rows):
         for i, s in enumerate(seeds):
-            run = next((q for q in runs if q["variant"] == r["variant"] and q["seed"] == s), None)
-            if run is not None and run["status"] == "ok":
-                ax.plot(x + offsets[s], run["val_bpb"], "o", color=cmap(i % 10), alpha=0.8, label=label(f"seed {s}"))
+            run = next((q for q in runs if q.variant == r["variant"] and q.seed == s), None)
+            if run is not None and run.status == "ok":
+                ax.plot(x + offsets[s], run.val_bpb, "o", color=cmap(i % 10), alpha=0.8, label=label(f"seed {s}"))
         if r["mean_bpb"] is not None:
             ax.errorbar(x + 0.3, r["mean_bpb"], yerr=r["std_bpb"] or 0, fmt="s", color="black", capsize=4,
                         label=label("mean ± std"))
@@ -386,7 +424,7 @@ def write_outputs(out_dir, meta, variants, baseline, runs, seeds, min_delta_nats
     doc = dict(meta, baseline=baseline, seeds=seeds, min_delta_nats=min_delta_nats, alpha=alpha,
                variants=[{"name": v["name"], "parent": v["parent"], "overrides": dict(v["overrides"]),
                           "spec": v["spec"]} for v in variants],
-               runs=runs, summary=rows, table_markdown=table)
+               runs=[r.to_json() for r in runs], summary=rows, table_markdown=table)
     atomic_write(os.path.join(out_dir, "ablation.json"),
                  json.dumps(gp.json_safe(doc), indent=2, allow_nan=False) + "\n")
     atomic_write(os.path.join(out_dir, "ablation.md"), table)
@@ -408,16 +446,14 @@ def plan(args, variants, seeds, base_sets, budget):
             run_id = f"{args.tag}_{v['name']}_seed{s}"
             parent = v["parent"]
             train_dir = os.path.join(args.runs_root, f"{args.tag}_{parent or v['name']}_seed{s}")
-            runs.append({
-                "variant": v["name"], "seed": s, "run_id": run_id, "run_dir": train_dir,
-                "parent_run_id": f"{args.tag}_{parent}_seed{s}" if parent else None,
-                "eval_json": os.path.join(train_dir, f"eval_{v['name']}.json" if parent else "eval.json"),
-                "train_sets": None if parent else _sets(
+            runs.append(AblationRun(
+                variant=v["name"], seed=s, run_id=run_id, run_dir=train_dir,
+                parent_run_id=f"{args.tag}_{parent}_seed{s}" if parent else None,
+                eval_json=os.path.join(train_dir, f"eval_{v['name']}.json" if parent else "eval.json"),
+                train_sets=None if parent else _sets(
                     [("SEED", s), ("RUN_ID", run_id), ("OUTPUT_DIR", args.runs_root)] + budget + base_sets
                     + v["overrides"]),
-                "eval_overrides": _sets(v["overrides"]) if parent else [],
-                "status": "pending", "reason": None, "stages": {},
-            })
+                eval_overrides=_sets(v["overrides"]) if parent else []))
     return runs
 
 
@@ -426,10 +462,10 @@ def _log_tail(path, n=1):
 
 
 def run_stage(run, stage, cmd, log_dir, dry_run):
-    log = os.path.join(log_dir, f"{run['run_id']}.{stage}.log")
+    log = os.path.join(log_dir, f"{run.run_id}.{stage}.log")
     print(f"   {stage}: {shlex.join(cmd)}", file=sys.stderr)
     if dry_run:
-        run["stages"][stage] = {"cmd": cmd, "dry_run": True}
+        run.stages[stage] = {"cmd": cmd, "dry_run": True}
         return True
     os.makedirs(log_dir, exist_ok=True)
     t0 = time.monotonic()
@@ -440,12 +476,12 @@ def run_stage(run, stage, cmd, log_dir, dry_run):
             f.write(f"cannot run {cmd[0]}: {e}\n")
             rc = 127
     secs = time.monotonic() - t0
-    run["stages"][stage] = {"cmd": cmd, "rc": rc, "seconds": round(secs, 3), "log": log}
+    run.stages[stage] = {"cmd": cmd, "rc": rc, "seconds": round(secs, 3), "log": log}
     print(f"   {stage}: exit {rc} in {secs:.1f} s", file=sys.stderr)
     if rc != 0:
         what = "a compliance check failed (exit 3)" if stage == "eval" and rc == 3 else f"exit {rc}"
         fail(run, f"golf-{stage} {what}: {_log_tail(log) or 'no output'}")
-        run["log"] = log
+        run.log = log
         return False
     return True
 
@@ -455,35 +491,35 @@ def execute(args, runs, tools, log_dir, eval_keys=()):
     run's config.json to golf-eval."""
     by_id = {}
     for i, run in enumerate(runs, 1):
-        print(f"[{i}/{len(runs)}] {run['variant']} seed {run['seed']} → {run['run_dir']}", file=sys.stderr)
-        by_id[run["run_id"]] = run
-        rd = run["run_dir"]
-        if run["parent_run_id"] is None:
+        print(f"[{i}/{len(runs)}] {run.variant} seed {run.seed} → {run.run_dir}", file=sys.stderr)
+        by_id[run.run_id] = run
+        rd = run.run_dir
+        if run.parent_run_id is None:
             if gp.RunDir(rd).trained:
-                run["stages"]["train"] = {"skipped": "done already (--reuse)"}
+                run.stages["train"] = {"skipped": "done already (--reuse)"}
                 print("   train: done already (--reuse)", file=sys.stderr)
             elif os.path.isdir(rd) and not args.dry_run:
                 if not run_stage(run, "train", [tools["train"], "--resume", rd], log_dir, False):
                     continue
-            elif not run_stage(run, "train", [tools["train"], "--config", args.config] + run["train_sets"],
+            elif not run_stage(run, "train", [tools["train"], "--config", args.config] + run.train_sets,
                                log_dir, args.dry_run):
                 continue
             if os.path.isfile(os.path.join(rd, "final_model.golf.json")) and \
                     os.path.isfile(os.path.join(rd, "final_model.golf")):
-                run["stages"]["pack"] = {"skipped": "done already (--reuse)"}
+                run.stages["pack"] = {"skipped": "done already (--reuse)"}
                 print("   pack: done already (--reuse)", file=sys.stderr)
             elif not run_stage(run, "pack", [tools["pack"], rd] + args.pack_args, log_dir, args.dry_run):
                 continue
         else:
             # needs the parent's artifact, not its score: a parent whose own eval failed still counts
-            parent = by_id.get(run["parent_run_id"])
-            broken = parent is None or any(parent["stages"].get(st, {}).get("rc", 0) != 0 for st in ("train", "pack"))
+            parent = by_id.get(run.parent_run_id)
+            broken = parent is None or any(parent.stages.get(st, {}).get("rc", 0) != 0 for st in ("train", "pack"))
             if broken or (not args.dry_run and not os.path.isfile(os.path.join(rd, "final_model.golf"))):
-                fail(run, f"parent run {run['parent_run_id']} has no artifact"
-                     + (f": {parent['reason']}" if parent and parent.get("reason") else ""))
+                fail(run, f"parent run {run.parent_run_id} has no artifact"
+                     + (f": {parent.reason}" if parent and parent.reason else ""))
                 continue
-        if os.path.isfile(run["eval_json"]):
-            run["stages"]["eval"] = {"skipped": "done already (--reuse)"}
+        if os.path.isfile(run.eval_json):
+            run.stages["eval"] = {"skipped": "done already (--reuse)"}
             print("   eval: done already (--reuse)", file=sys.stderr)
         else:
             esets = []
@@ -493,28 +529,28 @@ def execute(args, runs, tools, log_dir, eval_keys=()):
                 except gp.PipelineError as e:
                     fail(run, str(e))
                     continue
-                mine = {a.split("=", 1)[0] for a in run["eval_overrides"][1::2]}  # the variant's win
+                mine = {a.split("=", 1)[0] for a in run.eval_overrides[1::2]}  # the variant's win
                 esets = gp.as_set_args([kv for kv in gp.eval_sets(cfg, list(eval_keys))
                                         if kv.split("=", 1)[0] not in mine])
             else:
                 esets = ["--set", "<the eval stage's settings (DATA_PATH, TOKENIZER_PATH, EVAL_*, TTT_*, …) from config.json>"]
             if not run_stage(run, "eval", [tools["eval"], os.path.join(rd, "final_model.golf"), "--out",
-                                           run["eval_json"]] + esets + run["eval_overrides"] + args.eval_args,
+                                           run.eval_json] + esets + run.eval_overrides + args.eval_args,
                              log_dir, args.dry_run):
-                if os.path.isfile(run["eval_json"]):  # exit 3 leaves the JSON: add the failing checks
-                    reason = run["reason"]
+                if os.path.isfile(run.eval_json):  # exit 3 leaves the JSON: add the failing checks
+                    reason = run.reason
                     read_result(run)
-                    fail(run, reason if run["status"] == "ok" else f"{reason}; {run['reason']}")
+                    fail(run, reason if run.status == "ok" else f"{reason}; {run.reason}")
                 continue
         if args.dry_run:
-            run["status"] = "dry-run"
+            run.status = "dry-run"
             continue
         read_result(run)
-        if run["status"] == "ok":
-            print(f"   {run['variant']} seed {run['seed']}: val_bpb {run['val_bpb']:.5f} ({run['protocol']})",
+        if run.status == "ok":
+            print(f"   {run.variant} seed {run.seed}: val_bpb {run.val_bpb:.5f} ({run.protocol})",
                   file=sys.stderr)
         else:
-            print(f"   {run['variant']} seed {run['seed']}: FAILED: {run['reason']}", file=sys.stderr)
+            print(f"   {run.variant} seed {run.seed}: FAILED: {run.reason}", file=sys.stderr)
     return runs
 
 
@@ -604,8 +640,8 @@ def main(argv=None) -> int:
         runs = plan(args, variants, seeds, base_sets, budget)
         if not args.reuse and not args.dry_run:
             for r in runs:
-                if r["parent_run_id"] is None and os.path.exists(r["run_dir"]):
-                    raise SpecError(f"{r['run_dir']} exists: --reuse to continue it, or another --tag")
+                if r.parent_run_id is None and os.path.exists(r.run_dir):
+                    raise SpecError(f"{r.run_dir} exists: --reuse to continue it, or another --tag")
     except SpecError as e:
         print(f"ablate.py: error: {e}", file=sys.stderr)
         return 2
@@ -624,7 +660,7 @@ def main(argv=None) -> int:
     print(table)
     print(f"outputs: {os.path.join(out_dir, 'ablation.json')}, ablation.png, ablation.md; logs in "
           f"{os.path.join(out_dir, 'logs')}; time {time.monotonic() - t0:.0f} s")
-    return 3 if any(r["status"] != "ok" for r in runs) else 0
+    return 3 if any(r.status != "ok" for r in runs) else 0
 
 
 if __name__ == "__main__":

@@ -29,9 +29,10 @@ NPB = fake_runs.NATS_PER_BPB
 
 
 def run(variant, seed, bpb=None, status="ok", reason=None, bytes_total=1_000_000):
-    r = {"variant": variant, "seed": seed, "status": status, "reason": reason, "run_dir": f"runs/{variant}_{seed}"}
+    r = ablate.AblationRun(variant=variant, seed=seed, run_id=f"{variant}_{seed}", run_dir=f"runs/{variant}_{seed}",
+                           eval_json=f"runs/{variant}_{seed}/eval.json", status=status, reason=reason)
     if bpb is not None:
-        r.update(val_bpb=bpb, val_loss=bpb * NPB, bytes_total=bytes_total, protocol="sliding")
+        r.val_bpb, r.val_loss, r.bytes_total, r.protocol = bpb, bpb * NPB, bytes_total, "sliding"
     return r
 
 
@@ -258,29 +259,29 @@ class ReadResult(unittest.TestCase):
         self.addCleanup(shutil.rmtree, self.tmp)
 
     def read(self, path):
-        return ablate.read_result({"run_dir": path, "eval_json": os.path.join(path, "eval.json"),
-                                   "status": "pending", "reason": None})
+        return ablate.read_result(ablate.AblationRun(variant="v", seed=0, run_id="v_0", run_dir=path,
+                                                     eval_json=os.path.join(path, "eval.json")))
 
     def test_ok_and_failures(self):
         ok = self.read(fake_runs.make_run(os.path.join(self.tmp, "ok"), 42, 1.08))
-        self.assertEqual(ok["status"], "ok")
-        self.assertAlmostEqual(ok["val_bpb"], 1.08)
-        self.assertAlmostEqual(ok["val_loss"], 1.08 * NPB)
-        self.assertEqual(ok["protocol"], "ttt")
-        self.assertEqual(ok["bytes_total"], 15_890_042 + 21_234)
+        self.assertEqual(ok.status, "ok")
+        self.assertAlmostEqual(ok.val_bpb, 1.08)
+        self.assertAlmostEqual(ok.val_loss, 1.08 * NPB)
+        self.assertEqual(ok.protocol, "ttt")
+        self.assertEqual(ok.bytes_total, 15_890_042 + 21_234)
 
         bad = self.read(fake_runs.make_run(os.path.join(self.tmp, "bad"), 1, 1.08, compliance_ok=False))
-        self.assertEqual(bad["status"], "FAILED")
-        self.assertIn("compliance check single_pass failed: prediction 17 scored twice", bad["reason"])
+        self.assertEqual(bad.status, "FAILED")
+        self.assertIn("compliance check single_pass failed: prediction 17 scored twice", bad.reason)
 
         gone = fake_runs.make_run(os.path.join(self.tmp, "gone"), 2, 1.08)
         os.remove(os.path.join(gone, "eval.json"))
-        self.assertEqual(self.read(gone)["reason"], "no eval.json")
+        self.assertEqual(self.read(gone).reason, "no eval.json")
 
         broken = fake_runs.make_run(os.path.join(self.tmp, "broken"), 3, 1.08)
         with open(os.path.join(broken, "eval.json"), "w") as f:
             f.write("{")
-        self.assertIn("malformed JSON", self.read(broken)["reason"])
+        self.assertIn("malformed JSON", self.read(broken).reason)
 
         leak = fake_runs.make_run(os.path.join(self.tmp, "leak"), 4, 1.08)
         with open(os.path.join(leak, "eval.json")) as f:
@@ -288,7 +289,7 @@ class ReadResult(unittest.TestCase):
         ev["train_data_read"] = True
         del ev["final"]["val_loss"]
         fake_runs.write_json(os.path.join(leak, "eval.json"), ev)
-        self.assertIn("no final val_bpb/val_loss", self.read(leak)["reason"])
+        self.assertIn("no final val_bpb/val_loss", self.read(leak).reason)
 
 
 # Stand-in tools: log their argv, leave the files the real ones leave (fake_runs), fail on request.
