@@ -77,8 +77,9 @@ _stage_cache: dict[tuple[str, str], list[str]] = {}
 
 
 def stage_settings(tools: Tools, stage: str) -> list[str]:
-    """The names of the settings `stage` reads (data | model | train | quant | eval), in field order,
-    from `golf-train --print-config --stage STAGE --json` (core/config.cpp's stage table)."""
+    """The names of the settings `stage` reads (data | model | train | quant | eval), sorted by name as
+    golf-train prints them, from `golf-train --print-config --stage STAGE --json` (core/config.cpp's
+    stage table)."""
     key = (tools.train, stage)
     if key not in _stage_cache:
         cmd = [tools.train, "--print-config", "--stage", stage, "--json"]

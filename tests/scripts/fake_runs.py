@@ -11,7 +11,7 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
-# The start of every stand-in tool script (golf-train/pack/eval stand-ins for record.sh and
+# The start of every stand-in tool script (golf-train/pack/eval stand-ins for record.py and
 # ablate.py tests): logs its argv to $FAKE_CALLS and parses --set KEY=VALUE pairs.
 STAND_IN_PREAMBLE = f"""#!{sys.executable}
 import json, os, sys
