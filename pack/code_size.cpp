@@ -66,8 +66,10 @@ std::vector<std::string> manifest_files(const fs::path& repo_root, const fs::pat
   std::vector<std::string> files;
   std::string raw;
   for (int line_no = 1; std::getline(in, raw); ++line_no) {
-    const std::string pattern = trim(raw);
+    std::string pattern = trim(raw);
     if (pattern.empty() || pattern.starts_with('#')) continue;
+    const bool exclude = pattern.starts_with('!');
+    if (exclude) pattern = trim(pattern.substr(1));
     const std::string where = fmt::format("{}:{}: pattern '{}'", manifest.string(), line_no, pattern);
     if (pattern.starts_with('/')) fail("{} is absolute; patterns are relative to the repo root {}", where, repo_root.string());
     std::vector<std::string> components;
@@ -81,7 +83,13 @@ std::vector<std::string> manifest_files(const fs::path& repo_root, const fs::pat
     if (components.empty()) fail("{} names no file", where);
     const auto matched = expand(repo_root, components);
     if (matched.empty()) fail("{} matches no file under {}", where, repo_root.string());
-    files.insert(files.end(), matched.begin(), matched.end());
+    if (!exclude) {
+      files.insert(files.end(), matched.begin(), matched.end());
+      continue;
+    }
+    const auto before = files.size();
+    std::erase_if(files, [&](const std::string& f) { return std::find(matched.begin(), matched.end(), f) != matched.end(); });
+    if (files.size() == before) fail("{} excludes no file listed above it", where);
   }
   if (in.bad()) fail("{}: read error", manifest.string());
   std::sort(files.begin(), files.end());

@@ -45,8 +45,10 @@ std::vector<uint8_t> compress_code(const std::string& compressor, std::span<cons
 // Manifest: one path or glob per line, relative to `repo_root` and matched with fnmatch(3) and
 // FNM_PATHNAME, one path component at a time ('*' never crosses '/'); only regular files count.
 // Lines starting with '#' (after leading blanks) and blank lines are ignored; surrounding blanks
-// are trimmed. A pattern that is absolute, contains a ".." component, or matches no file is a
-// golf::Error naming the manifest line.
+// are trimmed. A line "!pattern" removes the files it matches from those listed above it (so a
+// glob can count a directory, new files included, less a few named ones). A pattern that is
+// absolute, contains a ".." component, or matches no file, and an exclusion that removes nothing,
+// is a golf::Error naming the manifest line.
 //
 // The archive is, per file in sorted order: path, '\0', decimal size, '\0', contents, where the
 // contents of C++/CUDA sources are minify_cpp(file) (pack/minify.h) and other files are verbatim.

@@ -22,6 +22,7 @@
 #include "core/tensor_io.h"
 #include "pack/artifact.h"
 #include "pack/code_size.h"
+#include "pack/minify.h"
 #include "pack/pack_model.h"
 #include "train/calibration.h"
 #include "train/validation.h"
@@ -188,6 +189,8 @@ int main(int argc, char** argv) {
   bool marginal = false;
   auto* code = app.add_subcommand("code", "the counted code: per-file table (raw, minified, compressed) and total");
   code->add_flag("--marginal", marginal, "also measure each file's marginal bytes (one compression per file)");
+  fs::path minified_dir;
+  code->add_option("--write-minified", minified_dir, "also write the counted files as archived (minified) under this directory");
   auto* inspect = app.add_subcommand("inspect", "describe an artifact: header, tensors, bytes per group, entropy");
   inspect->add_option("artifact", artifact_path)->required()->check(CLI::ExistingFile);
   auto* unpack = app.add_subcommand("unpack", "write the dequantized weights (as evaluation uses them) as safetensors");
@@ -198,7 +201,15 @@ int main(int argc, char** argv) {
   try {
     if (*code) {
       if (a.manifest.empty()) a.manifest = a.repo_root / "pack" / "code_manifest.txt";
-      std::fputs(pack::code_table(pack::counted_code(a.repo_root, a.manifest, marginal)).c_str(), stdout);
+      const pack::CodeSize counted = pack::counted_code(a.repo_root, a.manifest, marginal);
+      std::fputs(pack::code_table(counted).c_str(), stdout);
+      for (const std::string& file : counted.files) {  // for scripts/check_minified.py, which compiles them
+        if (minified_dir.empty()) break;
+        const auto bytes = pack::read_file_bytes(a.repo_root / file);
+        const std::string text(bytes.begin(), bytes.end());
+        fs::create_directories((minified_dir / file).parent_path());
+        write_file_atomic(minified_dir / file, pack::is_cpp_source(file) ? pack::minify_cpp(text, file) : text);
+      }
       return 0;
     }
     if (*inspect || *unpack) {

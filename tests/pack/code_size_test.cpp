@@ -46,6 +46,18 @@ TEST(CodeManifest, GlobsMatchPerComponentSortedAndDeduplicated) {
   EXPECT_EQ(files, (std::vector<std::string>{"a/.hidden.h", "a/b/z.h", "a/x.h", "a/y.h", "c.txt"}));
 }
 
+TEST(CodeManifest, ExclusionsRemoveFilesListedAbove) {
+  TempDir dir;
+  make_tree(dir);
+  test::write_file(dir / "manifest.txt", "a/*.h\n!a/.*.h\n  ! a/y.h\nc.txt\n");
+  EXPECT_EQ(manifest_files(dir.path(), dir / "manifest.txt"), (std::vector<std::string>{"a/x.h", "c.txt"}));
+  // An exclusion must remove something listed above it, and match a file at all.
+  test::write_file(dir / "manifest.txt", "a/x.h\n!a/y.h\n");
+  EXPECT_TRUE(contains(manifest_error(dir.path(), dir / "manifest.txt"), "manifest.txt:2: pattern 'a/y.h' excludes no file listed above it"));
+  test::write_file(dir / "manifest.txt", "a/x.h\n!a/nope.h\n");
+  EXPECT_TRUE(contains(manifest_error(dir.path(), dir / "manifest.txt"), "manifest.txt:2: pattern 'a/nope.h' matches no file"));
+}
+
 TEST(CodeManifest, PatternMatchingNothingNamesTheLine) {
   TempDir dir;
   make_tree(dir);
