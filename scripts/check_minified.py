@@ -8,7 +8,8 @@ counted translation unit (a .cpp in build/compile_commands.json) is compiled fro
 translation units (.cu) are not compiled here (nvcc has no syntax-only mode); the token check in
 tests/pack/minify_test.cpp covers them.
 
-    scripts/check_minified.py [--build build] [--jobs 2] [FILE.cpp ...]   (default: every counted .cpp)
+    scripts/check_minified.py [--build build] [--jobs 2] [--manifest M] [FILE.cpp ...]
+                                                  (default: every counted .cpp)
 
 Exit status 0 when all compile; otherwise 1, with the compiler's messages of each failure.
 """
@@ -48,6 +49,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--build", default=os.path.join(repo, "build"))
     p.add_argument("--jobs", type=int, default=2)
+    p.add_argument("--manifest", help="counted-code manifest (default pack/code_manifest.txt)")
     p.add_argument("files", nargs="*", help="counted .cpp files (relative to the repo root)")
     a = p.parse_args()
     build = os.path.abspath(a.build)
@@ -55,7 +57,8 @@ def main():
     with open(os.path.join(build, "compile_commands.json")) as f:
         entries = {os.path.relpath(e["file"], repo): e for e in json.load(f)}
     with tempfile.TemporaryDirectory(prefix="golf-minified-") as tree:
-        listing = subprocess.run([golf_pack, "--repo-root", repo, "code", "--write-minified", tree],
+        manifest = ["--manifest", os.path.abspath(a.manifest)] if a.manifest else []
+        listing = subprocess.run([golf_pack, "--repo-root", repo, *manifest, "code", "--write-minified", tree],
                                  capture_output=True, text=True)
         if listing.returncode != 0:
             sys.exit(f"check_minified: golf-pack code failed:\n{listing.stdout}{listing.stderr}")
