@@ -52,8 +52,6 @@ double inverse_softplus(double y);  // x with softplus(x) = y, y > 0
 // Depthwise causal conv that restarts at every segment start: y_t = Σ_{m<k, m ≤ pos_t} w[:, k−1−m] ⊙ x_{t−m}
 // for x (B, T, d), weight (d, k) (PyTorch Conv1d's tap order), pos (B, T) the position in the segment.
 at::Tensor local_conv(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& pos);
-// The reference: at::conv1d (groups = d, left pad k−1) run on every segment separately. For tests.
-at::Tensor local_conv_naive(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& seg);
 
 // D(x, y) over the last dim (broadcasting): l2 ‖x−y‖², cosine 1 − cos, diag_mahalanobis Σ w (x−y)²
 // (w broadcast against x; undefined for the other metrics).
@@ -65,11 +63,6 @@ at::Tensor distance(const at::Tensor& x, const at::Tensor& y, const std::string&
 // bias_j + (a term constant along j, which softmax ignores). Attend with scale 1.
 std::pair<at::Tensor, at::Tensor> metric_fold(const at::Tensor& q, const at::Tensor& k, const at::Tensor& alpha,
                                               const std::string& metric, const at::Tensor& w, const at::Tensor& bias);
-// The naive reference: softmax over j of −α D(q_i, k_j) + bias_j, restricted to j ≤ i in i's
-// segment, times v (B, T, H, Dh) → (B, T, H, Dh). O(T²) memory. For tests.
-at::Tensor metric_attention_naive(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& alpha,
-                                  const std::string& metric, const at::Tensor& w, const at::Tensor& bias,
-                                  const at::Tensor& seg);
 
 // Ball pruning's soft key bias (B, T, H): −κ·softplus((‖k_j − o_h‖ − r_h)/τ), k (B, T, H, Dh),
 // origin (H, Dh), radius (H) > 0.

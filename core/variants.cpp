@@ -56,16 +56,6 @@ at::Tensor smat_centrality(const at::Tensor& uhat, const at::Tensor& pos, const 
   return (uhat.to(at::kFloat) * prefix).sum(-1) / centrality_divisor(pos, cfg);
 }
 
-at::Tensor smat_centrality_naive(const at::Tensor& uhat, const at::Tensor& seg, const at::Tensor& pos,
-                                 const Config& cfg) {
-  const int64_t T = uhat.size(1);
-  const at::Tensor u = uhat.to(at::kFloat);
-  const at::Tensor S = at::matmul(u, u.transpose(1, 2));                                     // (B, T, T)
-  const at::Tensor causal = at::ones({T, T}, seg.options().dtype(at::kBool)).tril();
-  const at::Tensor allowed = (seg.unsqueeze(2) == seg.unsqueeze(1)).logical_and(causal);
-  return (S * allowed.to(at::kFloat)).sum(-1) / centrality_divisor(pos, cfg);
-}
-
 std::pair<at::Tensor, at::Tensor> smat_fold(const at::Tensor& q, const at::Tensor& k, const at::Tensor& uhat,
                                             const at::Tensor& lambda) {
   const int64_t B = q.size(0), T = q.size(1), H = q.size(2), Dh = q.size(3), Hkv = k.size(2), ds = uhat.size(-1);

@@ -47,9 +47,6 @@ at::Tensor segment_prefix_sum(const at::Tensor& x, const at::Tensor& pos);
 // Causal semantic centrality c_j = û_j · (Σ_{l ≤ j in j's segment} û_l) / n_j (B, T) fp32, with
 // n_j = TRAIN_SEQ_LEN (SMAT_CENTRALITY=seq) or pos_j + 1 (count). O(T·d_s).
 at::Tensor smat_centrality(const at::Tensor& uhat, const at::Tensor& pos, const Config& config);
-// The O(T²) definition: explicit S = ûûᵀ, masked to same segment and l ≤ j, row sums / n_j. For tests.
-at::Tensor smat_centrality_naive(const at::Tensor& uhat, const at::Tensor& seg, const at::Tensor& pos,
-                                 const Config& config);
 
 // Folds λS into the attention logits: q (B, T, H, Dh), k (B, T, Hkv, Dh), û (B, T, d_s), λ scalar
 // tensor → q' = [q, λ√Dh·û] (B, T, H, Dh+d_s), k' = [k, û] (B, T, Hkv, Dh+d_s). Attention over

@@ -3,6 +3,7 @@
 //   golf-pack RUN_DIR [--out F.golf] [--set MATRIX_BITS=6]... [--calib-batches N] [--val]
 //   golf-pack inspect F.golf
 //   golf-pack unpack F.golf --out weights.safetensors     (the dequantized weights eval uses)
+//   golf-pack code [--marginal]                            (the counted code, per file)
 //
 // Settings come from the run's config.json, then --config files, the environment and --set (as in
 // golf-train); only quantization/packing settings may differ from the run's model.
@@ -21,6 +22,7 @@
 #include "core/tensor_io.h"
 #include "pack/artifact.h"
 #include "pack/code_size.h"
+#include "pack/minify.h"
 #include "pack/pack_model.h"
 #include "train/calibration.h"
 #include "train/validation.h"
@@ -77,6 +79,17 @@ std::string tensor_table(const pack::QuantizeResult& r) {
   return out;
 }
 
+// The counted-code table for the JSON report: compressor, totals and one row per file.
+nlohmann::json code_json(const pack::CodeSize& code) {
+  nlohmann::json j = {{"compressor", code.compressor}, {"compressed_bytes", code.compressed_bytes},
+                      {"raw_bytes", code.raw_bytes}, {"minified_bytes", code.minified_bytes}};
+  for (const auto& [name, bytes] : code.candidates) j["candidates"][name] = bytes;
+  for (const auto& r : code.rows)
+    j["files"].push_back({{"path", r.path}, {"raw_bytes", r.raw_bytes}, {"minified_bytes", r.minified_bytes},
+                          {"alone_bytes", r.alone_bytes}});
+  return j;
+}
+
 int run_pack(PackArgs& a) {
   Config cfg = resolve_pack_config(a);
   if (a.out.empty()) a.out = a.run_dir / "final_model.golf";
@@ -118,6 +131,7 @@ int run_pack(PackArgs& a) {
   std::fputs(tensor_table(q).c_str(), stdout);
   fmt::print("quantized {} tensors in {:.1f}s\n", q.tensors.size(), q.seconds);
   fmt::print("compressed with COMPRESSOR={} in {:.1f}s\n", cfg.compressor, pack_seconds);
+  std::fputs(pack::code_table(code).c_str(), stdout);
   std::fputs(pack::budget_report(budget, groups).c_str(), stdout);
   if (!budget.fits()) {
     fmt::print(stderr, "golf-pack: error: {} bytes is over the {}-byte limit by {}; no artifact written\n",
@@ -129,7 +143,8 @@ int run_pack(PackArgs& a) {
 
   nlohmann::json report = {{"artifact", a.out.string()}, {"bytes_model", budget.artifact_bytes},
                            {"bytes_code", budget.code_bytes}, {"bytes_total", budget.total()}, {"limit", budget.limit},
-                           {"code_files", code.files.size()}, {"quantize_seconds", q.seconds},
+                           {"code_files", code.files.size()}, {"code", code_json(code)},
+                           {"quantize_seconds", q.seconds},
                            {"compressor", cfg.compressor}, {"compress_seconds", pack_seconds}};
   for (const auto& t : q.tensors)
     report["tensors"].push_back({{"name", t.name}, {"group", t.group}, {"bits", t.bits}, {"clip_sigmas", t.clip_sigmas},
@@ -171,6 +186,11 @@ int main(int argc, char** argv) {
   app.add_flag("--val", a.val, "also report validation bpb before and after quantization (reads DATA_PATH val shards)");
 
   fs::path artifact_path, unpack_out;
+  bool marginal = false;
+  auto* code = app.add_subcommand("code", "the counted code: per-file table (raw, minified, compressed) and total");
+  code->add_flag("--marginal", marginal, "also measure each file's marginal bytes (one compression per file)");
+  fs::path minified_dir;
+  code->add_option("--write-minified", minified_dir, "also write the counted files as archived (minified) under this directory");
   auto* inspect = app.add_subcommand("inspect", "describe an artifact: header, tensors, bytes per group, entropy");
   inspect->add_option("artifact", artifact_path)->required()->check(CLI::ExistingFile);
   auto* unpack = app.add_subcommand("unpack", "write the dequantized weights (as evaluation uses them) as safetensors");
@@ -179,6 +199,19 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   try {
+    if (*code) {
+      if (a.manifest.empty()) a.manifest = a.repo_root / "pack" / "code_manifest.txt";
+      const pack::CodeSize counted = pack::counted_code(a.repo_root, a.manifest, marginal);
+      std::fputs(pack::code_table(counted).c_str(), stdout);
+      for (const std::string& file : counted.files) {  // for scripts/check_minified.py, which compiles them
+        if (minified_dir.empty()) break;
+        const auto bytes = pack::read_file_bytes(a.repo_root / file);
+        const std::string text(bytes.begin(), bytes.end());
+        fs::create_directories((minified_dir / file).parent_path());
+        write_file_atomic(minified_dir / file, pack::is_cpp_source(file) ? pack::minify_cpp(text, file) : text);
+      }
+      return 0;
+    }
     if (*inspect || *unpack) {
       const auto bytes = pack::read_file_bytes(artifact_path);
       const pack::Artifact artifact = pack::deserialize(bytes, artifact_path.string());

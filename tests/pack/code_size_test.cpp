@@ -1,4 +1,5 @@
-// Counted code (manifest globs → deterministic archive → xz -9e) and the 16,000,000-byte budget.
+// Counted code (manifest globs → minified deterministic archive → the smallest compressor), its
+// per-file table, and the 16,000,000-byte budget.
 #include "pack/code_size.h"
 
 #include <lzma.h>
@@ -43,6 +44,18 @@ TEST(CodeManifest, GlobsMatchPerComponentSortedAndDeduplicated) {
   const auto files = manifest_files(dir.path(), dir / "manifest.txt");
   // '*' never crosses '/', matches a leading '.' (plain fnmatch), and directories never count.
   EXPECT_EQ(files, (std::vector<std::string>{"a/.hidden.h", "a/b/z.h", "a/x.h", "a/y.h", "c.txt"}));
+}
+
+TEST(CodeManifest, ExclusionsRemoveFilesListedAbove) {
+  TempDir dir;
+  make_tree(dir);
+  test::write_file(dir / "manifest.txt", "a/*.h\n!a/.*.h\n  ! a/y.h\nc.txt\n");
+  EXPECT_EQ(manifest_files(dir.path(), dir / "manifest.txt"), (std::vector<std::string>{"a/x.h", "c.txt"}));
+  // An exclusion must remove something listed above it, and match a file at all.
+  test::write_file(dir / "manifest.txt", "a/x.h\n!a/y.h\n");
+  EXPECT_TRUE(contains(manifest_error(dir.path(), dir / "manifest.txt"), "manifest.txt:2: pattern 'a/y.h' excludes no file listed above it"));
+  test::write_file(dir / "manifest.txt", "a/x.h\n!a/nope.h\n");
+  EXPECT_TRUE(contains(manifest_error(dir.path(), dir / "manifest.txt"), "manifest.txt:2: pattern 'a/nope.h' matches no file"));
 }
 
 TEST(CodeManifest, PatternMatchingNothingNamesTheLine) {
@@ -102,12 +115,57 @@ TEST(CodeSize, CountsTheCompressedArchiveDeterministically) {
   const CodeSize first = counted_code(dir.path(), dir / "manifest.txt");
   EXPECT_EQ(first.files, (std::vector<std::string>{"a/.hidden.h", "a/x.h", "a/y.h", "c.txt"}));
   EXPECT_EQ(first.raw_bytes, 7 + 7 + 7 + 2);
-  EXPECT_EQ(first.compressed_bytes, static_cast<int64_t>(xz_compress(code_archive(dir.path(), first.files)).size()));
+  EXPECT_EQ(first.minified_bytes, 7 + 7 + 7 + 2);  // "int x;\n" is already minified; c.txt is not C++
+  // The smallest of the compressors tried, each on the same archive, is what counts.
+  const auto archive = code_archive(dir.path(), first.files);
+  ASSERT_EQ(first.candidates.size(), code_compressors().size());
+  int64_t smallest = INT64_MAX;
+  for (size_t c = 0; c < first.candidates.size(); ++c) {
+    EXPECT_EQ(first.candidates[c].first, code_compressors()[c]);
+    EXPECT_EQ(first.candidates[c].second, static_cast<int64_t>(compress_code(code_compressors()[c], archive).size()));
+    smallest = std::min(smallest, first.candidates[c].second);
+  }
+  EXPECT_EQ(first.compressed_bytes, smallest);
+  EXPECT_EQ(static_cast<int64_t>(compress_code(first.compressor, archive).size()), smallest);
+  ASSERT_EQ(first.rows.size(), first.files.size());
+  for (size_t k = 0; k < first.rows.size(); ++k) {
+    EXPECT_EQ(first.rows[k].path, first.files[k]);
+    EXPECT_EQ(first.rows[k].marginal_bytes, -1);  // not measured unless asked
+    EXPECT_GT(first.rows[k].alone_bytes, 0);
+  }
   const CodeSize second = counted_code(dir.path(), dir / "manifest.txt");
   EXPECT_EQ(second.compressed_bytes, first.compressed_bytes);
   // One more byte of code changes what is counted.
   test::write_file(dir / "c.txt", "cc\n");
   EXPECT_EQ(counted_code(dir.path(), dir / "manifest.txt").raw_bytes, first.raw_bytes + 1);
+}
+
+TEST(CodeArchive, CppSourcesAreMinifiedOtherFilesAreNot) {
+  TempDir dir;
+  test::write_file(dir / "a.cpp", "int  x; // x\n");
+  test::write_file(dir / "b.txt", "keep  // this\n");
+  const auto minified = code_archive(dir.path(), {"a.cpp", "b.txt"});
+  EXPECT_EQ(std::string(minified.begin(), minified.end()), std::string("a.cpp\0" "7\0" "int x;\n" "b.txt\0" "14\0" "keep  // this\n", 38));
+  const auto raw = code_archive(dir.path(), {"a.cpp"}, /*minify=*/false);
+  EXPECT_EQ(std::string(raw.begin(), raw.end()), std::string("a.cpp\0" "13\0" "int  x; // x\n", 22));
+}
+
+TEST(CodeSize, MarginalBytesAreWhatTheArchiveLosesWithoutTheFile) {
+  TempDir dir;
+  test::write_file(dir / "a.h", "int alpha_beta_gamma = 1;\n");
+  test::write_file(dir / "b.h", "int alpha_beta_gamma_delta = 2; double epsilon;\n");
+  test::write_file(dir / "manifest.txt", "*.h\n");
+  const CodeSize code = counted_code(dir.path(), dir / "manifest.txt", /*marginal=*/true);
+  ASSERT_EQ(code.rows.size(), 2u);
+  for (size_t k = 0; k < 2; ++k) {
+    const auto without = code_archive(dir.path(), {code.files[1 - k]});
+    EXPECT_EQ(code.rows[k].marginal_bytes, code.compressed_bytes - static_cast<int64_t>(compress_code(code.compressor, without).size()));
+  }
+  const std::string table = code_table(code);
+  EXPECT_TRUE(contains(table, "marginal")) << table;
+  EXPECT_TRUE(contains(table, fmt::format("counted code: {} bytes ({}", with_commas(code.compressed_bytes), code.compressor))) << table;
+  EXPECT_TRUE(contains(table, "total: 2 files")) << table;
+  EXPECT_TRUE(contains(test::error_of([] { compress_code("zip", {}); }), "unknown code compressor 'zip'"));
 }
 
 TEST(CodeSize, RealManifestOfThisRepo) {
@@ -118,8 +176,8 @@ TEST(CodeSize, RealManifestOfThisRepo) {
   EXPECT_TRUE(std::is_sorted(code.files.begin(), code.files.end()));
   EXPECT_GT(code.compressed_bytes, 1000);
   EXPECT_LT(code.compressed_bytes, code.raw_bytes / 2);
-  std::printf("counted code: %zu files, %s raw bytes -> %s bytes xz -9e\n", code.files.size(),
-              with_commas(code.raw_bytes).c_str(), with_commas(code.compressed_bytes).c_str());
+  EXPECT_LT(code.minified_bytes, code.raw_bytes);
+  std::fputs(code_table(code).c_str(), stdout);
 }
 
 // ---- budget -----------------------------------------------------------------------------------

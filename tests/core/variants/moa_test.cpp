@@ -11,6 +11,7 @@
 #include "core/model.h"
 #include "core/moa.h"
 #include "tests/live_model.h"
+#include "tests/core/variants/naive.h"
 #include "tests/test_util.h"
 #include "train/optim.h"
 

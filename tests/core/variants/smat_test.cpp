@@ -7,6 +7,7 @@
 
 #include "core/model.h"
 #include "core/variants.h"
+#include "tests/core/variants/naive.h"
 #include "tests/test_util.h"
 
 namespace golf {
