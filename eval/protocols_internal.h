@@ -22,6 +22,11 @@ double seconds_since(std::chrono::steady_clock::time_point t0);
 std::pair<int64_t, int64_t> share(int64_t n, int rank, int world);
 inline std::pair<int64_t, int64_t> share(int64_t n, const Ranks& ranks) { return share(n, ranks.rank, ranks.world); }
 
+// A host tensor on `device` without a stream synchronisation (a blocking host→device copy waits
+// for the stream): staged through pinned memory, whose caching allocator keeps the block until the
+// copy is done, then copied non-blocking. On the CPU: the tensor itself.
+at::Tensor to_device_async(const at::Tensor& host, at::Device device);
+
 void all_sum(at::Tensor& t, const Ranks& ranks);
 // Each parameter's gradient after a backward (zeros where none flowed), summed across ranks in one
 // float32 all-reduce: the step's gradient when every rank's loss was weighted by its share of rows.

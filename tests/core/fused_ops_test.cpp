@@ -148,7 +148,7 @@ TEST(FastPaths, SwitchesReadZeroAndOne) {
   EXPECT_FALSE(f.no_sync);
   EXPECT_TRUE(f.bank_unbind);
   EXPECT_EQ(f.attn, AttnBackend::varlen_ref);
-  EXPECT_EQ(describe(f), "fast_paths: attn:varlen_ref fused_ops:0 bank_unbind:1 foreach_optim:1 no_sync:0");
+  EXPECT_EQ(describe(f), "fast_paths: attn:varlen_ref fused_ops:0 bank_unbind:1 foreach_optim:1 no_sync:0 fused_qk:0 clock_sync_every:16 cuda_graphs:0");
 }
 
 TEST(FastPaths, ABadValueNamesTheVariable) {
