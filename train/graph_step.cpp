@@ -38,7 +38,7 @@ struct GraphedMicroStep::Impl {
   int64_t rows, cols, capacity;
   at::Tensor tokens, cu;  // static inputs on the device
   Mode modes[2];
-  at::cuda::MempoolId_t pool;
+  c10::MempoolId_t pool;
   c10::cuda::CUDAStream stream;
 };
 

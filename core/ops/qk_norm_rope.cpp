@@ -80,10 +80,15 @@ CudaArgs cuda_args(const at::Tensor& x, const at::Tensor& cos, const at::Tensor&
           gain.defined() ? gain.to(at::kFloat).contiguous() : at::Tensor()};
 }
 
+// LibTorch's custom functions record every tensor input's device, so "no gain" enters the
+// autograd function as an empty tensor (it takes no gradient) and is undefined again inside.
+at::Tensor gain_or_none(const at::Tensor& g) { return g.numel() == 0 ? at::Tensor() : g; }
+
 struct QkNormRope : torch::autograd::Function<QkNormRope> {
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x, const at::Tensor& cos,
-                            const at::Tensor& sin, const at::Tensor& gain, int64_t r) {
-    ctx->save_for_backward({x, cos, sin, gain});
+                            const at::Tensor& sin, const at::Tensor& gain_in, int64_t r) {
+    ctx->save_for_backward({x, cos, sin, gain_in});
+    const at::Tensor gain = gain_or_none(gain_in);
     ctx->saved_data["r"] = r;
     if (!x.is_cuda()) return forward_aten(x, cos, sin, gain, r);
     const CudaArgs a = cuda_args(x, cos, sin, gain);
@@ -92,7 +97,8 @@ struct QkNormRope : torch::autograd::Function<QkNormRope> {
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grads) {
     const auto saved = ctx->get_saved_variables();
-    const at::Tensor &x = saved[0], &cos = saved[1], &sin = saved[2], &gain = saved[3];
+    const at::Tensor &x = saved[0], &cos = saved[1], &sin = saved[2];
+    const at::Tensor gain = gain_or_none(saved[3]);
     const int64_t r = ctx->saved_data["r"].toInt();
     at::Tensor dx, dgain;
     if (!x.is_cuda()) {
@@ -112,7 +118,7 @@ struct QkNormRope : torch::autograd::Function<QkNormRope> {
 at::Tensor qk_norm_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin, const at::Tensor& gain,
                         int64_t rope_dims) {
   check_shapes(x, cos, sin, gain, rope_dims);
-  return QkNormRope::apply(x, cos, sin, gain, rope_dims);
+  return QkNormRope::apply(x, cos, sin, gain.defined() ? gain : at::empty({0}, x.options()), rope_dims);
 }
 
 at::Tensor qk_norm_rope_reference(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,

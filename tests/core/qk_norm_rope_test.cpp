@@ -66,7 +66,9 @@ TEST(QkNormRope, EqualsTheChainForwardAndBothGradients) {
         EXPECT_EQ(a.y.scalar_type(), dtype) << what;
         EXPECT_LE(rel(a.y, b.y), tol) << what;
         EXPECT_LE(rel(a.dx, b.dx), 10 * tol) << what;
-        if (with_gain) EXPECT_LE(rel(a.dgain, b.dgain), 10 * tol) << what;
+        if (with_gain) {
+          EXPECT_LE(rel(a.dgain, b.dgain), 10 * tol) << what;
+        }
       }
 }
 
@@ -138,7 +140,9 @@ TEST(QkNormRope, CudaKernelsEqualTheCpuOpOnGpu) {
         EXPECT_EQ(g.y.scalar_type(), dtype) << what;
         EXPECT_LE(rel(g.y.cpu(), c.y), tol) << what;
         EXPECT_LE(rel(g.dx.cpu(), c.dx), 2 * tol) << what;
-        if (with_gain) EXPECT_LE(rel(g.dgain.cpu(), c.dgain), 2 * tol) << what;
+        if (with_gain) {
+          EXPECT_LE(rel(g.dgain.cpu(), c.dgain), 2 * tol) << what;
+        }
       }
 }
 

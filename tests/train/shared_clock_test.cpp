@@ -13,16 +13,16 @@ namespace {
 
 // A run of rank 0's step times: the training loop of train/trainer.cpp with only the clock.
 // Returns (the step the run stops at, the steps that broadcast, the largest |shared − real| clock).
-struct Run {
+struct ClockRun {
   int64_t stop = 0;
   std::vector<int64_t> broadcasts;
   double worst_error = 0;
 };
-Run simulate(int64_t every, double budget_ms, const std::vector<double>& step_ms) {
+ClockRun simulate(int64_t every, double budget_ms, const std::vector<double>& step_ms) {
   SharedClock clock(every, budget_ms);
   clock.set(0, 0);
   double real = 0;
-  Run r;
+  ClockRun r;
   for (int64_t step = 1; step <= static_cast<int64_t>(step_ms.size()); ++step) {
     real += step_ms[static_cast<size_t>(step - 1)];
     double shared;
@@ -51,8 +51,8 @@ std::vector<double> jittery_steps(int64_t n, double ms, double jitter) {
 
 TEST(SharedClock, BroadcastsEveryNStepsAndStopsWhereEveryStepWould) {
   const auto steps = jittery_steps(2000, 100.0, 5.0);
-  const Run every_step = simulate(1, 60000, steps);
-  const Run every16 = simulate(16, 60000, steps);
+  const ClockRun every_step = simulate(1, 60000, steps);
+  const ClockRun every16 = simulate(16, 60000, steps);
   ASSERT_GT(every_step.stop, 0);
   EXPECT_EQ(every16.stop, every_step.stop);
   EXPECT_EQ(every_step.broadcasts.size(), static_cast<size_t>(every_step.stop));
@@ -70,7 +70,7 @@ TEST(SharedClock, ASuddenlySlowerStepNearTheEndStillStopsOnTheRealClock) {
   // requires every stopping value to be broadcast.
   std::vector<double> steps(300, 100.0);
   for (size_t i = 260; i < steps.size(); ++i) steps[i] = 1000.0;
-  const Run a = simulate(1, 30000, steps), b = simulate(8, 30000, steps);
+  const ClockRun a = simulate(1, 30000, steps), b = simulate(8, 30000, steps);
   EXPECT_GT(a.stop, 0);
   EXPECT_GE(b.stop, a.stop);  // never earlier than the real clock says
   EXPECT_LE(b.stop, a.stop + 8);
