@@ -35,7 +35,10 @@ std::vector<at::Tensor> summed_grads(std::vector<at::Tensor>& params, const Rank
 int64_t all_max(int64_t v, const Ranks& ranks);
 
 // Scores windows [lo, hi) of `windows`, `batch` rows per forward, into `acc`. pack: the batch's
-// windows are consecutive rows of the stream, fed as one sequence (plain evaluation).
+// windows are consecutive rows of the stream, fed as one sequence (plain evaluation). The rows go
+// to the model with their host copy (cu_seqlens without a device sync); the scored values stay on
+// the device and are read back once at the end (or every 2¹⁸ values), then added in scoring order:
+// the totals, ledger and per-prediction hooks are those of a per-batch read, bit for bit.
 void score_range(LanguageModel& lm, const Stream& s, std::span<const Window> windows, int64_t lo, int64_t hi,
                  int64_t batch, Totals& acc, Hooks& hooks, Progress* progress, int64_t progress_base, bool pack = false);
 
