@@ -34,13 +34,25 @@ FastPaths fast_paths_from_env(bool cuda) {
   f.bank_unbind = flag("GOLF_BANK_UNBIND", true);
   f.foreach_optim = flag("GOLF_FOREACH_OPTIM", true);
   f.no_sync = flag("GOLF_NO_SYNC", true);
+  f.fused_qk = flag("GOLF_FUSED_QK", false);
+  f.cuda_graphs = flag("GOLF_CUDA_GRAPHS", false) && cuda;  // the CPU falls back to the eager step
+  if (const std::string_view v = env("GOLF_CLOCK_SYNC_EVERY"); !v.empty()) {
+    const std::string text(v);
+    char* end = nullptr;
+    const long long n = std::strtoll(text.c_str(), &end, 10);
+    if (end == text.c_str() || *end != '\0' || n < 1 || n > 1000000)
+      fail("GOLF_CLOCK_SYNC_EVERY={}: expected a whole number of steps ≥ 1", v);
+    f.clock_sync_every = n;
+  }
   return f;
 }
 
 FastPaths plain_paths() {
   FastPaths f;
   f.attn = AttnBackend::sdpa;
-  f.fused_ops = f.bank_unbind = f.foreach_optim = f.no_sync = false;
+  f.fused_ops = f.bank_unbind = f.foreach_optim = f.no_sync = f.fused_qk = false;
+  f.clock_sync_every = 1;
+  f.cuda_graphs = false;
   return f;
 }
 
@@ -55,8 +67,9 @@ std::string attn_backend_name(AttnBackend b) {
 }
 
 std::string describe(const FastPaths& f) {
-  return fmt::format("fast_paths: attn:{} fused_ops:{:d} bank_unbind:{:d} foreach_optim:{:d} no_sync:{:d}",
-                     attn_backend_name(f.attn), f.fused_ops, f.bank_unbind, f.foreach_optim, f.no_sync);
+  return fmt::format("fast_paths: attn:{} fused_ops:{:d} bank_unbind:{:d} foreach_optim:{:d} no_sync:{:d} fused_qk:{:d} clock_sync_every:{} cuda_graphs:{:d}",
+                     attn_backend_name(f.attn), f.fused_ops, f.bank_unbind, f.foreach_optim, f.no_sync, f.fused_qk,
+                     f.clock_sync_every, f.cuda_graphs);
 }
 
 }  // namespace golf

@@ -21,8 +21,19 @@
 //   GOLF_NO_SYNC       1 | 0 (default 1): golf-train's step keeps the loss on the device (read at
 //                      log steps only), copies batches from pinned memory without blocking, and
 //                      synchronises the device only at log steps.
+//   GOLF_FUSED_QK      1 | 0 (default 0 until the GPU kit measures it): QK-RMSNorm + partial RoPE +
+//                      q gain as one autograd op saving only its inputs (core/ops/qk_norm_rope.h;
+//                      CUDA kernel on CUDA, the same formulas in ATen elsewhere).
+//   GOLF_CLOCK_SYNC_EVERY  N ≥ 1 (default 16): distributed golf-train broadcasts rank 0's clock
+//                      every N steps (and every step near the budget), the same estimate on every
+//                      rank in between (train/shared_clock.h); 1 = every step (the plain path).
+//   GOLF_CUDA_GRAPHS   1 | 0 (default 0 until the GPU kit measures it): golf-train captures the
+//                      micro-step's forward + backward as a CUDA graph per recurrence mode and
+//                      replays it (train/graph_step.h); CUDA only, GRAD_ACCUM_STEPS=1 only; on the
+//                      CPU it resolves to 0.
 // A bad value is an error naming the variable and the value.
 #pragma once
+#include <cstdint>
 #include <string>
 
 namespace golf {
@@ -35,6 +46,9 @@ struct FastPaths {
   bool bank_unbind = true;
   bool foreach_optim = true;
   bool no_sync = true;
+  bool fused_qk = false;
+  int64_t clock_sync_every = 16;
+  bool cuda_graphs = false;  // as resolved for the device (never on the CPU)
 };
 
 // Reads the GOLF_* switches above for a model on CUDA (`cuda`) or the CPU.

@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "core/moa.h"
 #include "core/ops/fused.h"
+#include "core/ops/qk_norm_rope.h"
 #include "core/ops/softcap_ce.h"
 #include "core/variants.h"
 #include "core/varlen.h"
@@ -492,8 +493,14 @@ at::Tensor Model::attend(int i, const at::Tensor& u, const Qkv& qkv, const Segs&
   const int64_t H = cfg_.num_heads, Dh = qkv.q.size(3);
   if (cfg_.moa_enabled)  // MoA's metric MHA branch: −α·D(q, k) logits on the RoPE'd raw q, k
     return metric_attention(i, "mha", rope(qkv.q, s), rope(qkv.k, s), qkv.v, s.seg, s.seg_len);
-  const at::Tensor q = rope(rms(qkv.q), s) * w(block(i, "attn.q_gain")).view({1, 1, H, 1});
-  const at::Tensor k = rope(rms(qkv.k), s);
+  at::Tensor q, k;
+  if (fast_.fused_qk) {  // GOLF_FUSED_QK: the same chain as one op (core/ops/qk_norm_rope.h)
+    q = ops::qk_norm_rope(qkv.q, s.cos, s.sin, w(block(i, "attn.q_gain")), cfg_.rope_dims);
+    k = ops::qk_norm_rope(qkv.k, s.cos, s.sin, at::Tensor(), cfg_.rope_dims);
+  } else {
+    q = rope(rms(qkv.q), s) * w(block(i, "attn.q_gain")).view({1, 1, H, 1});
+    k = rope(rms(qkv.k), s);
+  }
 
   // SMAT: û (B, T, d_s) from the block input; the gate scales the (mixed) values, λS joins the logits.
   auto ablated = [&](std::string_view item) { return variants::smat_ablation_has(cfg_, item); };

@@ -15,6 +15,7 @@
 #include "core/error.h"
 #include "core/model.h"
 #include "core/progress.h"
+#include "core/varlen.h"
 
 namespace golf::eval {
 
@@ -47,6 +48,11 @@ std::vector<at::Tensor> summed_grads(std::vector<at::Tensor>& params, const Rank
   return grads;
 }
 
+at::Tensor to_device_async(const at::Tensor& host, at::Device device) {
+  if (!device.is_cuda()) return host.to(device);
+  return host.pin_memory().to(device, /*non_blocking=*/true);
+}
+
 void all_sum(at::Tensor& t, const Ranks& ranks) {
   if (ranks.world > 1) {
     if (!ranks.sum) fail("{} ranks but no collective to merge their results", ranks.world);
@@ -66,7 +72,37 @@ void score_range(LanguageModel& lm, const Stream& s, std::span<const Window> win
                  int64_t batch, Totals& acc, Hooks& hooks, Progress* progress, int64_t progress_base, bool pack) {
   at::NoGradGuard no_grad;
   const std::span<const uint16_t> targets = s.score_targets.empty() ? s.tokens : s.score_targets;
-  std::vector<int64_t> in, tg;
+  // The scored values stay on the device, batch after batch, and are read back once per range (per
+  // chunk in TTT) or every kFlushValues values: no device→host sync per forward. The flush then adds
+  // them up in the order the windows score them, exactly as a per-batch read would (same doubles,
+  // same order: bit-identical totals).
+  constexpr int64_t kFlushValues = int64_t{1} << 18;
+  std::vector<at::Tensor> pending;  // per batch: (scored predictions,) float64 on the device
+  int64_t pending_values = 0, pending_from = lo, pending_to = lo;
+  auto flush = [&] {
+    if (pending.empty()) return;
+    const at::Tensor values = at::cat(pending).to(at::kCPU).contiguous();
+    const double* v = values.const_data_ptr<double>();
+    for (int64_t i = pending_from; i < pending_to; ++i) {
+      const Window& w = windows[i];
+      for (int64_t j = w.score_from; j < w.end; ++j) {
+        const double x = *v++;
+        acc.nll += x;
+        acc.bytes += s.bytes(j, targets);
+        ++acc.predictions;
+        if (hooks.ledger) hooks.ledger->scored(j);
+        if (hooks.nll) (*hooks.nll)[static_cast<size_t>(j)] = x;
+      }
+    }
+    acc.windows += pending_to - pending_from;
+    pending.clear();
+    pending_values = 0;
+    pending_from = pending_to;
+    if (progress)
+      progress->update(progress_base + pending_to - lo,
+                       acc.predictions ? fmt::format("running bpb {:.4f}", acc.nll / (std::log(2.0) * static_cast<double>(acc.bytes))) : "");
+  };
+  std::vector<int64_t> in, tg, pick;
   for (int64_t b0 = lo; b0 < hi; b0 += batch) {
     const int64_t n = std::min(batch, hi - b0);
     // Rows (R, T) of the forward, and where window i sits in it: row, column of its `begin`.
@@ -88,6 +124,7 @@ void score_range(LanguageModel& lm, const Stream& s, std::span<const Window> win
     }
     in.assign(static_cast<size_t>(R * T), 0);  // padding sits after each row: causal, never scored
     tg.assign(static_cast<size_t>(R * T), 0);
+    pick.clear();  // flat (R·T) index of every scored prediction, in scoring order
     for (int64_t i = 0; i < n; ++i) {
       const Window& w = windows[b0 + i];
       const auto [r, c] = at_[static_cast<size_t>(i)];
@@ -95,29 +132,21 @@ void score_range(LanguageModel& lm, const Stream& s, std::span<const Window> win
         in[static_cast<size_t>(r * T + c + t)] = s.tokens[static_cast<size_t>(w.begin + t)];
         tg[static_cast<size_t>(r * T + c + t)] = targets[static_cast<size_t>(w.begin + t + 1)];
       }
+      for (int64_t j = w.score_from; j < w.end; ++j) pick.push_back(r * T + c + (j - w.begin));
     }
-    const at::Tensor inputs = at::from_blob(in.data(), {R, T}, at::kLong).to(lm.device());
-    const at::Tensor target = at::from_blob(tg.data(), {R, T, 1}, at::kLong).to(lm.device());
-    const at::Tensor log_probs = lm.log_probs(inputs);                                 // (R, T, V)
-    const at::Tensor nll = (-log_probs.gather(-1, target)).squeeze(-1).to(at::kDouble).cpu().contiguous();  // (R, T)
-    const double* v = nll.data_ptr<double>();
-    for (int64_t i = 0; i < n; ++i) {
-      const Window& w = windows[b0 + i];
-      const auto [r, c] = at_[static_cast<size_t>(i)];
-      for (int64_t j = w.score_from; j < w.end; ++j) {
-        const double x = v[r * T + c + (j - w.begin)];
-        acc.nll += x;
-        acc.bytes += s.bytes(j, targets);
-        ++acc.predictions;
-        if (hooks.ledger) hooks.ledger->scored(j);
-        if (hooks.nll) (*hooks.nll)[static_cast<size_t>(j)] = x;
-      }
-    }
-    acc.windows += n;
-    if (progress)
-      progress->update(progress_base + b0 + n - lo,
-                       acc.predictions ? fmt::format("running bpb {:.4f}", acc.nll / (std::log(2.0) * static_cast<double>(acc.bytes))) : "");
+    const at::Tensor host_inputs = at::from_blob(in.data(), {R, T}, at::kLong);
+    const at::Tensor inputs = to_device_async(host_inputs, lm.device());
+    const at::Tensor target = to_device_async(at::from_blob(tg.data(), {R, T, 1}, at::kLong), lm.device());
+    const at::Tensor index =
+        to_device_async(at::from_blob(pick.data(), {static_cast<int64_t>(pick.size())}, at::kLong), lm.device());
+    const at::Tensor log_probs = lm.log_probs_of_rows(inputs, host_inputs);  // (R, T, V)
+    const at::Tensor nll = (-log_probs.gather(-1, target)).squeeze(-1).to(at::kDouble);  // (R, T)
+    pending.push_back(nll.reshape({-1}).index_select(0, index));
+    pending_values += index.size(0);
+    pending_to = b0 + n;
+    if (pending_values >= kFlushValues) flush();
   }
+  flush();
 }
 
 void merge_totals(Totals& t, const Ranks& ranks) {
@@ -215,15 +244,37 @@ ModelLM::ModelLM(std::shared_ptr<Model> model, int64_t freeze_blocks)
       freeze_blocks_(freeze_blocks),
       seq_len_cut_(model_->config().eval_seq_len) {}
 
-at::Tensor ModelLM::log_probs(const at::Tensor& inputs) {
-  return at::log_softmax(model_->logits(inputs, looping_, nullptr, {seq_len_cut_, nullptr}), -1);
+namespace {
+// The forward options for a cut length. With a varlen attention backend, the packed segment bounds
+// come from the rows the protocol built on the host (core/varlen.h), pinned on CUDA so their copy
+// is asynchronous; without host rows the model derives them from a host copy of the tokens.
+ForwardOptions forward_options(const Model& model, int64_t seq_len_cut, const LoraDelta* lora,
+                               const at::Tensor& host_inputs) {
+  ForwardOptions o{seq_len_cut, lora, {}};
+  if (host_inputs.defined() && model.fast_paths().attn != AttnBackend::sdpa) {
+    o.cu_seqlens = varlen_segments(host_inputs, model.config(), 64, seq_len_cut).cu_seqlens;
+    if (model.device().is_cuda()) o.cu_seqlens = o.cu_seqlens.pin_memory();
+  }
+  return o;
 }
-at::Tensor ModelLM::loss(const at::Tensor& inputs, const at::Tensor& targets) {
-  return model_->loss(inputs, targets, looping_, {seq_len_cut_, nullptr});
+}  // namespace
+
+at::Tensor ModelLM::log_probs(const at::Tensor& inputs) { return log_probs_of_rows(inputs, {}); }
+at::Tensor ModelLM::log_probs_of_rows(const at::Tensor& inputs, const at::Tensor& host_inputs) {
+  return at::log_softmax(model_->logits(inputs, looping_, nullptr, forward_options(*model_, seq_len_cut_, nullptr, host_inputs)),
+                         -1);
+}
+at::Tensor ModelLM::loss(const at::Tensor& inputs, const at::Tensor& targets) { return loss_of_rows(inputs, targets, {}); }
+at::Tensor ModelLM::loss_of_rows(const at::Tensor& inputs, const at::Tensor& targets, const at::Tensor& host_inputs) {
+  return loss_cut(inputs, targets, seq_len_cut_, host_inputs);
+}
+at::Tensor ModelLM::loss_cut(const at::Tensor& inputs, const at::Tensor& targets, int64_t seq_len_cut,
+                             const at::Tensor& host_inputs) {
+  return model_->loss(inputs, targets, looping_, forward_options(*model_, seq_len_cut, nullptr, host_inputs));
 }
 at::Tensor ModelLM::lora_nll(const at::Tensor& inputs, const at::Tensor& targets, const LoraDelta& lora,
-                             int64_t seq_len_cut) {
-  return model_->token_losses(inputs, targets, looping_, nullptr, {seq_len_cut, &lora});
+                             int64_t seq_len_cut, const at::Tensor& host_inputs) {
+  return model_->token_losses(inputs, targets, looping_, nullptr, forward_options(*model_, seq_len_cut, &lora, host_inputs));
 }
 std::vector<at::Tensor> ModelLM::trainable() {
   std::vector<at::Tensor> out;
@@ -342,9 +393,10 @@ void train_chunk(LanguageModel& lm, const Stream& s, int64_t begin, int64_t end,
         for (int64_t r = 0; r < n; ++r)
           for (int64_t t = 0; t <= L; ++t)
             buf[static_cast<size_t>(r * (L + 1) + t)] = s.tokens[static_cast<size_t>(begin + (r0 + r) * L + t)];
-        const at::Tensor batch = at::from_blob(buf.data(), {n, L + 1}, at::kLong).to(lm.device());
+        const at::Tensor host = at::from_blob(buf.data(), {n, L + 1}, at::kLong);
+        const at::Tensor batch = to_device_async(host, lm.device());
         // This rank's mean, weighted so that the sum over ranks is the mean over the step's rows.
-        const at::Tensor loss = lm.loss(batch.narrow(1, 0, L), batch.narrow(1, 1, L)) *
+        const at::Tensor loss = lm.loss_of_rows(batch.narrow(1, 0, L), batch.narrow(1, 1, L), host.narrow(1, 0, L)) *
                                 (static_cast<double>(n) / static_cast<double>(rb.rows_in_step(k, ranks.world)));
         loss.backward();
       }

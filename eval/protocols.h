@@ -57,6 +57,17 @@ class LanguageModel {
   virtual std::vector<at::Tensor> trainable() = 0;
   virtual void after_backward() {}  // e.g. zero the gradients of frozen blocks
   virtual at::Device device() const = 0;
+  // The same calls for rows the protocol built on the host: host_inputs is `inputs` as a CPU
+  // tensor, so a model can derive its attention segments there (once per batch) instead of
+  // copying the tokens back from the device every forward. Default: the calls above.
+  virtual at::Tensor log_probs_of_rows(const at::Tensor& inputs, const at::Tensor& host_inputs) {
+    (void)host_inputs;
+    return log_probs(inputs);
+  }
+  virtual at::Tensor loss_of_rows(const at::Tensor& inputs, const at::Tensor& targets, const at::Tensor& host_inputs) {
+    (void)host_inputs;
+    return loss(inputs, targets);
+  }
 };
 
 // The golf model, with recurrence as the artifact's config says; TTT_FREEZE_BLOCKS = N leaves
@@ -68,8 +79,14 @@ class ModelLM : public LanguageModel {
   at::Tensor log_probs(const at::Tensor& inputs) override;
   at::Tensor loss(const at::Tensor& inputs, const at::Tensor& targets) override;
   // Per-position nll (B, T) with test-time LoRA deltas (one slice per row), cut every seq_len_cut.
+  // host_inputs: as in log_probs_of_rows (optional).
   at::Tensor lora_nll(const at::Tensor& inputs, const at::Tensor& targets, const LoraDelta& lora,
-                      int64_t seq_len_cut);
+                      int64_t seq_len_cut, const at::Tensor& host_inputs = {});
+  at::Tensor log_probs_of_rows(const at::Tensor& inputs, const at::Tensor& host_inputs) override;
+  at::Tensor loss_of_rows(const at::Tensor& inputs, const at::Tensor& targets, const at::Tensor& host_inputs) override;
+  // Mean loss cut every seq_len_cut tokens (phased TTT's global SGD rows), host_inputs as above.
+  at::Tensor loss_cut(const at::Tensor& inputs, const at::Tensor& targets, int64_t seq_len_cut,
+                      const at::Tensor& host_inputs = {});
   std::vector<at::Tensor> trainable() override;
   void after_backward() override;
   at::Device device() const override;

@@ -22,6 +22,11 @@ double seconds_since(std::chrono::steady_clock::time_point t0);
 std::pair<int64_t, int64_t> share(int64_t n, int rank, int world);
 inline std::pair<int64_t, int64_t> share(int64_t n, const Ranks& ranks) { return share(n, ranks.rank, ranks.world); }
 
+// A host tensor on `device` without a stream synchronisation (a blocking host→device copy waits
+// for the stream): staged through pinned memory, whose caching allocator keeps the block until the
+// copy is done, then copied non-blocking. On the CPU: the tensor itself.
+at::Tensor to_device_async(const at::Tensor& host, at::Device device);
+
 void all_sum(at::Tensor& t, const Ranks& ranks);
 // Each parameter's gradient after a backward (zeros where none flowed), summed across ranks in one
 // float32 all-reduce: the step's gradient when every rank's loss was weighted by its share of rows.
@@ -30,7 +35,10 @@ std::vector<at::Tensor> summed_grads(std::vector<at::Tensor>& params, const Rank
 int64_t all_max(int64_t v, const Ranks& ranks);
 
 // Scores windows [lo, hi) of `windows`, `batch` rows per forward, into `acc`. pack: the batch's
-// windows are consecutive rows of the stream, fed as one sequence (plain evaluation).
+// windows are consecutive rows of the stream, fed as one sequence (plain evaluation). The rows go
+// to the model with their host copy (cu_seqlens without a device sync); the scored values stay on
+// the device and are read back once at the end (or every 2¹⁸ values), then added in scoring order:
+// the totals, ledger and per-prediction hooks are those of a per-batch read, bit for bit.
 void score_range(LanguageModel& lm, const Stream& s, std::span<const Window> windows, int64_t lo, int64_t hi,
                  int64_t batch, Totals& acc, Hooks& hooks, Progress* progress, int64_t progress_base, bool pack = false);
 

@@ -305,10 +305,11 @@ int64_t global_sgd(ModelLM& lm, const Stream& s, const std::vector<Document>& do
               in[static_cast<size_t>(r * L + t)] = s.tokens[static_cast<size_t>(j)];
               tg[static_cast<size_t>(r * L + t)] = s.tokens[static_cast<size_t>(j + 1)];
             }
-          const at::Tensor inputs = at::from_blob(in.data(), {n, L}, at::kLong).to(lm.device());
-          const at::Tensor targets = at::from_blob(tg.data(), {n, L}, at::kLong).to(lm.device());
+          const at::Tensor host_inputs = at::from_blob(in.data(), {n, L}, at::kLong);
+          const at::Tensor inputs = to_device_async(host_inputs, lm.device());
+          const at::Tensor targets = to_device_async(at::from_blob(tg.data(), {n, L}, at::kLong), lm.device());
           // Rows join documents; attention restarts at each BOS (a document start) as in training.
-          const at::Tensor loss = lm.model().loss(inputs, targets, lm.model().config().num_loops > 0, {L, nullptr}) *
+          const at::Tensor loss = lm.loss_cut(inputs, targets, L, host_inputs) *
                                   (static_cast<double>(n) / static_cast<double>(rb.rows_in_step(k, ranks.world)));
           loss.backward();
         }
@@ -454,16 +455,17 @@ Totals lora_ttt(LanguageModel& base_lm, const Stream& s, const Config& cfg, cons
         if (c < chunks[static_cast<size_t>(slots[static_cast<size_t>(r)])] - 1)
           for (int64_t j = cs[r]; j < ce[r]; ++j) mk[r * T + (j - ws[r])] = 1.0f / static_cast<float>(ce[r] - cs[r]);
       }
-      const at::Tensor inputs = at::from_blob(in.data(), {R, T}, at::kLong).to(lm.device());
-      const at::Tensor targets = at::from_blob(tg.data(), {R, T}, at::kLong).to(lm.device());
-      const at::Tensor scored_targets = at::from_blob(sc.data(), {R, T}, at::kLong).to(lm.device());
-      const at::Tensor weights = mask.to(lm.device());
-      const at::Tensor idx = at::tensor(slots, at::kLong).to(lm.device());
+      const at::Tensor host_inputs = at::from_blob(in.data(), {R, T}, at::kLong);
+      const at::Tensor inputs = to_device_async(host_inputs, lm.device());
+      const at::Tensor targets = to_device_async(at::from_blob(tg.data(), {R, T}, at::kLong), lm.device());
+      const at::Tensor scored_targets = to_device_async(at::from_blob(sc.data(), {R, T}, at::kLong), lm.device());
+      const at::Tensor weights = to_device_async(mask, lm.device());
+      const at::Tensor idx = to_device_async(at::tensor(slots, at::kLong), lm.device());
 
       // One AdamW step on the chunk: Σ over training documents of the mean nll of their chunk.
       auto train_step = [&](const at::Tensor* nll_with_grad) {
         at::AutoGradMode grad_on(true);
-        at::Tensor nll = nll_with_grad ? *nll_with_grad : lm.lora_nll(inputs, targets, lora.delta(idx), o.seq_len);
+        at::Tensor nll = nll_with_grad ? *nll_with_grad : lm.lora_nll(inputs, targets, lora.delta(idx), o.seq_len, host_inputs);
         (nll * weights).sum().backward();
         if (ledger) ledger->tick();
         lora.step();
@@ -486,12 +488,12 @@ Totals lora_ttt(LanguageModel& base_lm, const Stream& s, const Config& cfg, cons
       at::Tensor nll;
       {
         at::AutoGradMode grad_mode(train && !o.plant_train_before_score && !probe);
-        nll = lm.lora_nll(inputs, targets, lora.delta(idx), o.seq_len);  // (R, T)
+        nll = lm.lora_nll(inputs, targets, lora.delta(idx), o.seq_len, host_inputs);  // (R, T)
       }
       at::Tensor score_nll = nll;
       if (probe) {
         at::NoGradGuard no_grad;
-        score_nll = lm.lora_nll(inputs, scored_targets, lora.delta(idx), o.seq_len);
+        score_nll = lm.lora_nll(inputs, scored_targets, lora.delta(idx), o.seq_len, host_inputs);
       }
       const at::Tensor v = score_nll.detach().to(at::kDouble).cpu().contiguous();
       const double* pv = v.data_ptr<double>();

@@ -19,9 +19,11 @@
 #include "core/tokenizer.h"
 #include "core/varlen.h"
 #include "train/calibration.h"
+#include "train/graph_step.h"
 #include "train/loader.h"
 #include "train/optim.h"
 #include "train/run_dir.h"
+#include "train/shared_clock.h"
 #include "train/step_profile.h"
 
 namespace golf::train {
@@ -104,6 +106,7 @@ class Trainer {
     at::manual_seed(cfg_.seed);
     model_ = std::make_unique<Model>(cfg_, device_);
     no_sync_ = model_->fast_paths().no_sync;
+    clock_ = SharedClock(model_->fast_paths().clock_sync_every, budget_ms_);
     log(describe(model_->fast_paths()));
     optimizer_ = std::make_unique<Optimizer>(*model_, cfg_, &comm_);
     ema_ = std::make_unique<Ema>(*model_, cfg_.ema_decay);
@@ -121,7 +124,7 @@ class Trainer {
       optimizer_->load_state(ck->optimizer);
       ema_->load(ck->ema);
       step_ = ck->state.at("step").get<int64_t>();
-      train_ms_ = ck->state.at("train_ms").get<double>();
+      train_ms_ = local_ms_ = ck->state.at("train_ms").get<double>();
       looping_ = ck->state.at("looping").get<bool>();
       loader_ = Loader::create(cfg_.loader, loader_options_, &ck->state.at("loader"));
       log(fmt::format("resumed from step {} (train_time:{:.0f}ms looping:{})", step_, train_ms_, looping_));
@@ -131,6 +134,7 @@ class Trainer {
       if (cfg_.val_loss_every > 0) validate_and_log();
     }
 
+    clock_.set(step_, train_ms_);  // 0 or the resumed clock
     double loss = 0;  // the last mean training loss read from the device
     std::optional<Progress> progress;
     if (::isatty(STDERR_FILENO)) progress.emplace("train", budget_ms_ > 0 ? int64_t(budget_ms_) : cfg_.iterations, budget_ms_ > 0 ? "ms" : "steps");
@@ -149,17 +153,25 @@ class Trainer {
       // so host time is the train time except at steps that log, which drain the device first.
       const bool log_due = step_ + 1 <= 10 || (step_ + 1) % cfg_.train_log_every == 0;
       if (!no_sync_ || log_due) synchronize(device_);
-      train_ms_ += ms_since(t0);
-      if (no_sync_ && budget_ms_ > 0 && train_ms_ >= budget_ms_ && !log_due) {  // the clock is up: count the tail
+      local_ms_ += ms_since(t0);
+      if (no_sync_ && budget_ms_ > 0 && local_ms_ >= budget_ms_ && !log_due) {  // the clock is up: count the tail
         const auto t1 = Clock::now();
         synchronize(device_);
-        train_ms_ += ms_since(t1);
+        local_ms_ += ms_since(t1);
       }
-      // The schedule, recurrence switch and stop depend on the clock: rank 0's counts for all.
+      // The schedule, recurrence switch and stop depend on the clock: rank 0's counts for all,
+      // broadcast every GOLF_CLOCK_SYNC_EVERY steps and every step near the budget, the same
+      // estimate on every rank in between (train/shared_clock.h).
+      train_ms_ = local_ms_;
       if (comm_.distributed() && budget_ms_ > 0) {
-        std::vector<double> clock{train_ms_};
-        comm_.broadcast(clock, 0);
-        train_ms_ = clock[0];
+        if (clock_.due(step_ + 1)) {
+          std::vector<double> clock{local_ms_};
+          comm_.broadcast(clock, 0);
+          clock_.set(step_ + 1, clock[0]);
+          train_ms_ = clock[0];
+        } else {
+          train_ms_ = clock_.estimate(step_ + 1);
+        }
       }
       ++step_;
       const bool last = step_ >= cfg_.iterations || (budget_ms_ > 0 && train_ms_ >= budget_ms_);
@@ -208,6 +220,12 @@ class Trainer {
     at::Tensor total;
     for (int64_t a = 0; a < accum_; ++a) {
       const DeviceBatch batch = to_device(loader.next(), device_, cfg_, model_->fast_paths());
+      if (const at::Tensor padded_cu = graph_fit(batch); padded_cu.defined()) {  // GOLF_CUDA_GRAPHS
+        const at::Tensor loss = graph_->run(*model_, batch.tokens, padded_cu, looping);  // accum_ is 1
+        profile_.mark(StepProfile::kBackward);  // one replay: forward + backward count as backward
+        total = loss;
+        continue;
+      }
       const int64_t T = batch.tokens.size(1) - 1;
       ForwardOptions forward;
       forward.cu_seqlens = batch.cu_seqlens;
@@ -226,6 +244,30 @@ class Trainer {
     if (update_ema) ema_->update(*model_);
     profile_.mark(StepProfile::kOptimizer);
     return total;
+  }
+
+  // GOLF_CUDA_GRAPHS: the static cu_seqlens of a batch the graphed micro-step can run (created at
+  // the first batch, whose shape the loader keeps), else undefined (the eager step).
+  at::Tensor graph_fit(const DeviceBatch& batch) {
+    if (!model_->fast_paths().cuda_graphs) return {};
+    if (accum_ != 1) {
+      if (!graph_note_) log(fmt::format("cuda_graphs: off (GRAD_ACCUM_STEPS={}: a graph replay overwrites the gradients)", accum_));
+      graph_note_ = true;
+      return {};
+    }
+    if (!graph_) {
+      const int64_t rows = batch.tokens.size(0), cols = batch.tokens.size(1) - 1;
+      // Room for one segment per 256 tokens (FineWeb documents average ≈800 tokens), in steps of 64.
+      const int64_t capacity =
+          model_->fast_paths().attn == AttnBackend::sdpa ? 0 : (std::max(rows, rows * cols / 256) + 63) / 64 * 64;
+      graph_ = std::make_unique<GraphedMicroStep>(*model_, rows, cols, capacity);
+      log(fmt::format("cuda_graphs: on rows:{} cols:{} segment_capacity:{}", rows, cols, capacity));
+    }
+    at::Tensor padded = graph_->fit(batch.tokens, batch.cu_seqlens);
+    if (!padded.defined() && eager_batches_++ == 0)
+      log(fmt::format("cuda_graphs: a batch does not fit the graph (shape or more than {} segments): eager step",
+                      graph_->segment_capacity()));
+    return padded;
   }
 
   // The mean over all ranks of train_step's loss (a collective: every rank calls it at the same steps).
@@ -334,9 +376,14 @@ class Trainer {
   std::unique_ptr<Loader> loader_;
   StepProfile profile_;  // GOLF_PROFILE_STEPS=1: where the step time goes (train/step_profile.h)
   int64_t step_ = 0;
-  double train_ms_ = 0;
+  double train_ms_ = 0;  // the clock every rank agrees on (rank 0's, or the shared estimate)
+  double local_ms_ = 0;  // this rank's own measured train time
+  SharedClock clock_{1, 0};
   bool looping_ = false;
   bool no_sync_ = false;  // GOLF_NO_SYNC
+  std::unique_ptr<GraphedMicroStep> graph_;  // GOLF_CUDA_GRAPHS, created at the first batch
+  bool graph_note_ = false;
+  int64_t eager_batches_ = 0;  // batches that did not fit the graph
 };
 
 // Everything that can be checked before a run directory exists, so a bad DATA_PATH, shard or

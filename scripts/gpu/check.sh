@@ -113,7 +113,8 @@ fi
 # "name|SETTING ..." changes one switch from the defaults and runs after the twin rows, as long as
 # the budget lasts (GPU only). A row whose switch golf-train does not know (issue 13 not merged
 # into this build) is SKIPPED, so the list can name switches before they land.
-FASTPATH_PLAIN="GOLF_ATTN=sdpa GOLF_FUSED_OPS=0 GOLF_BANK_UNBIND=0 GOLF_FOREACH_OPTIM=0 GOLF_NO_SYNC=0"
+FASTPATH_PLAIN="GOLF_ATTN=sdpa GOLF_FUSED_OPS=0 GOLF_BANK_UNBIND=0 GOLF_FOREACH_OPTIM=0 GOLF_NO_SYNC=0 GOLF_FUSED_QK=0
+  GOLF_CUDA_GRAPHS=0 GOLF_CLOCK_SYNC_EVERY=1"
 FASTPATHS=(
   "attn_sdpa|GOLF_ATTN=sdpa"             # blocked, masked SDPA (the reference) instead of varlen flash
   "attn_cudnn|GOLF_ATTN=cudnn"           # cuDNN ragged attention instead of varlen flash
@@ -121,6 +122,8 @@ FASTPATHS=(
   "bank_unbind_off|GOLF_BANK_UNBIND=0"   # select + cast of a bank matrix at every use
   "foreach_optim_off|GOLF_FOREACH_OPTIM=0"  # per-tensor clip / EMA / AdamW with host syncs
   "no_sync_off|GOLF_NO_SYNC=0"           # loss .item() and blocking batch copies every step
+  "fused_qk_on|GOLF_FUSED_QK=1"          # QK-norm + partial RoPE + q gain as one kernel (default off)
+  "cuda_graphs_on|GOLF_CUDA_GRAPHS=1"    # the micro-step replayed from a CUDA graph (default off)
 )
 
 # ---- rows -------------------------------------------------------------------------------------
@@ -343,6 +346,8 @@ run_row env.torch 60 60 row_env_torch
 run_row env.binaries 60 60 row_env_binaries
 run_row env.sdpa_backend 60 60 row_env_sdpa
 run_row kernel.softcap_ce 90 120 gtest_row core_torch_tests 'SoftcapCe.FusedKernelMatchesReferenceOnGpu'
+run_row kernel.qk_norm_rope 60 120 gtest_row core_torch_tests 'QkNormRope.CudaKernelsEqualTheCpuOpOnGpu'
+run_row graph.replay_equals_eager 90 120 gtest_row train_torch_tests 'GraphStep.AReplayedStepEqualsAnEagerStepOnGpu'
 run_row tensor_io.gpu_save 90 120 gtest_row core_torch_tests 'TensorIo.SavesGpuTensorsFromTheDevice'
 run_row gptq.aten_cuda 90 120 gtest_row quant_aten_tests 'GptqAten.EqualsTheEigenImplementationOnCuda'
 run_row model.bf16_cuda_vs_twin 90 120 gtest_row train_torch_tests 'Records/TwinOnCuda.*'

@@ -7,6 +7,8 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include "core/fast_paths.h"
+#include "core/model.h"
 #include "eval/ledger.h"
 #include "eval/protocols.h"
 #include "tests/eval/eval_fixture.h"
@@ -57,6 +59,59 @@ TEST(Protocols, SlidingWithStrideEqualToContextIsPlainWithOneRowPerForward) {
   EXPECT_EQ(a.bytes, b.bytes);
   EXPECT_DOUBLE_EQ(a.nll, b.nll);
   EXPECT_EQ(a.windows, b.windows);
+}
+
+// The reference for score_range's deferred read: the loop it replaced, one forward per batch of
+// EVAL_BATCH_SEQS windows (each its own row, padded after its end) read back at once and summed in
+// scoring order. Same rows and same forward, so the totals must be equal to the last bit.
+Totals per_batch_sliding(LanguageModel& lm, const Stream& s, const Config& cfg) {
+  const auto windows = sliding_windows(s.predictions, cfg.eval_seq_len, cfg.eval_stride);
+  Totals t;
+  at::NoGradGuard no_grad;
+  const auto n_windows = static_cast<int64_t>(windows.size());
+  for (int64_t b0 = 0; b0 < n_windows; b0 += cfg.eval_batch_seqs) {
+    const int64_t n = std::min(cfg.eval_batch_seqs, n_windows - b0);
+    int64_t T = 0;
+    for (int64_t i = 0; i < n; ++i) T = std::max(T, windows[b0 + i].end - windows[b0 + i].begin);
+    at::Tensor in = at::zeros({n, T}, at::kLong), tg = at::zeros({n, T, 1}, at::kLong);
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t t = 0; t < windows[b0 + i].end - windows[b0 + i].begin; ++t) {
+        in[i][t] = s.tokens[static_cast<size_t>(windows[b0 + i].begin + t)];
+        tg[i][t][0] = s.tokens[static_cast<size_t>(windows[b0 + i].begin + t + 1)];
+      }
+    const at::Tensor nll = (-lm.log_probs(in).gather(-1, tg)).squeeze(-1).to(at::kDouble).contiguous();
+    for (int64_t i = 0; i < n; ++i) {
+      const Window& w = windows[b0 + i];
+      for (int64_t j = w.score_from; j < w.end; ++j) {
+        t.nll += nll[i][j - w.begin].item<double>();
+        t.bytes += s.bytes(j, s.tokens);
+        ++t.predictions;
+      }
+    }
+    t.windows += n;
+  }
+  return t;
+}
+
+// score_range keeps the scored values on the device and reads them once per range; with the
+// varlen attention glue the protocols also pass their host rows for cu_seqlens (ModelLM), where
+// the reference above lets the model derive them from its own copy of the tokens.
+TEST(Protocols, SlidingTotalsAreBitIdenticalToAPerBatchRead) {
+  test::EvalFixture f;
+  for (const AttnBackend attn : {AttnBackend::sdpa, AttnBackend::varlen_ref}) {
+    auto model = std::make_shared<Model>(f.cfg, at::kCPU);
+    model->load_state(f.weights);
+    FastPaths paths = model->fast_paths();
+    paths.attn = attn;
+    model->set_fast_paths(paths);
+    ModelLM lm(model);
+    const Totals a = sliding(lm, f.stream(), f.cfg, Ranks{});
+    const Totals b = per_batch_sliding(lm, f.stream(), f.cfg);
+    EXPECT_EQ(a.nll, b.nll) << attn_backend_name(attn);
+    EXPECT_EQ(a.predictions, b.predictions);
+    EXPECT_EQ(a.bytes, b.bytes);
+    EXPECT_EQ(a.windows, b.windows);
+  }
 }
 
 TEST(Protocols, SlidingScoresWithMoreContextThanPlain) {

@@ -49,7 +49,8 @@ at::Tensor batch() {
 // Tolerances (fp32, CPU). The fast paths compute the same functions in a different rounding
 // order: at::rms_norm (≤ 4 ulp per output), varlen per-segment SDPA vs blocked masked SDPA
 // (different summation order), bank unbind (bit-equal forward; gradients summed by stack instead
-// of by accumulating zero-filled banks: bit-equal, or 1 ulp). Through 10 layer visits these grow
+// of by accumulating zero-filled banks: bit-equal, or 1 ulp), the fused QK-norm + RoPE + gain
+// (n rounded once instead of after each RoPE product: a few ulp). Through 10 layer visits these grow
 // to ~1e-6 relative; 1e-5 on logits and loss, 1e-4 relative on gradients (the twin tests' bar),
 // with an absolute floor for near-zero gradients.
 void expect_same(const Result& a, const Result& b, const std::string& what) {
@@ -77,6 +78,10 @@ TEST(FastPathsModel, EachFastPathGivesTheSameLossLogitsAndGradients) {
     f = plain_paths();
     f.attn = AttnBackend::varlen_ref;
     expect_same(run(c, f, x, looping), plain, "varlen_ref looping " + std::to_string(looping));
+    f = plain_paths();
+    f.fused_qk = true;
+    expect_same(run(c, f, x, looping), plain, "fused_qk looping " + std::to_string(looping));
+    f.attn = AttnBackend::varlen_ref;
     f.fused_ops = f.bank_unbind = true;
     expect_same(run(c, f, x, looping), plain, "all looping " + std::to_string(looping));
     expect_same(run(c, f, x, looping, /*precomputed_cu=*/true), plain, "all, cu_seqlens given");
@@ -106,12 +111,12 @@ TEST(FastPathsModel, DenseRowsAndVariantsKeepTheirReferenceAttention) {
   expect_same(run(c, f, x, true), run(c, plain_paths(), x, true), "doc_mask 0 + variants");
 }
 
-// Compliance invariants with the varlen attention: bit-exact like the reference.
+// Compliance invariants with the varlen attention and the fused QK op: bit-exact like the reference.
 Model varlen_model(const Config& c) {
   Model m = live_model(c);
   FastPaths f = plain_paths();
   f.attn = AttnBackend::varlen_ref;
-  f.fused_ops = f.bank_unbind = true;
+  f.fused_ops = f.bank_unbind = f.fused_qk = true;
   m.set_fast_paths(f);
   return m;
 }

@@ -196,6 +196,32 @@ TEST_F(DistTrain, TwoProcessesEqualOneProcessWithTheSameGlobalBatch) { expect_eq
 
 TEST_F(DistTrain, FourProcessesEqualOneProcessWithTheSameGlobalBatch) { expect_equal_to_single("four", 4); }
 
+// A wall-clock run on two processes: rank 0's clock is broadcast only every 4 steps
+// (GOLF_CLOCK_SYNC_EVERY, train/shared_clock.h) and estimated alike on both ranks in between. If
+// the ranks disagreed on the schedule or on the stop, one would wait in a collective the other
+// never joins (a timeout, non-zero exit). The stop is decided on rank 0's real clock: the last
+// logged train time has reached the budget (MAX_WALLCLOCK_SECONDS − GPTQ_RESERVE_SECONDS = 4 s).
+TEST_F(DistTrain, AWallclockRunStopsEveryRankAtTheSameStep) {
+  const auto r = train("clock", "--nproc 2",
+                       "ITERATIONS=1000000 MAX_WALLCLOCK_SECONDS=6 GPTQ_RESERVE_SECONDS=2 CHECKPOINT_EVERY=0 "
+                       "GOLF_CLOCK_SYNC_EVERY=4");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const std::string log = test::read_file(*dir / "runs" / "clock" / "train.log");
+  const size_t at = log.find("stopping_early: step:");
+  ASSERT_NE(at, std::string::npos) << log;
+  const int64_t steps = std::stoll(log.substr(at + std::strlen("stopping_early: step:")));
+  std::printf("wall-clock run on 2 processes stopped after %lld steps\n", static_cast<long long>(steps));
+  EXPECT_GT(steps, 8) << "the estimate between broadcasts must be exercised";
+  EXPECT_LT(steps, 1000000);
+  double last_ms = 0;
+  std::ifstream in(*dir / "runs" / "clock" / "metrics.jsonl");
+  for (std::string line; std::getline(in, line);) {
+    const auto j = nlohmann::json::parse(line);
+    if (j["event"] == "train") last_ms = j["train_time_ms"].get<double>();
+  }
+  EXPECT_GE(last_ms, 4000.0);
+}
+
 // Node 0 of a two-"node" job is started by the launcher (--nnodes 2 --node-rank 0); rank 1 is
 // started by hand with torchrun's variables, as a second node or a real torchrun would. The job
 // is the same computation as the two-process launcher run.
