@@ -3,6 +3,7 @@
 //   NUM_LAYERS=11 MATRIX_LR=0.026 golf-train [--config F.json]... [--set KEY=VALUE]...
 //   golf-train --resume runs/RUN_ID
 //   golf-train --print-config        (the resolved configuration as JSON, then exit)
+//   golf-train --allow-over-budget   (train although golf-pack plan predicts more than ARTIFACT_BUDGET)
 //   golf-train --nproc 8 [--nnodes M --node-rank K --master-addr A --master-port P] ...
 //                                    (distributed: N workers per node, see core/dist/launcher.h;
 //                                     also runs as a worker under torchrun / Slurm)
@@ -15,6 +16,7 @@
 #include "core/dist/comm.h"
 #include "core/dist/launcher.h"
 #include "core/error.h"
+#include "pack/plan.h"
 #include "train/trainer.h"
 
 int main(int argc, char** argv) {
@@ -28,6 +30,8 @@ int main(int argc, char** argv) {
   app.add_option("--set", sources.overrides, "KEY=VALUE override (repeatable)");
   app.add_option("--resume", resume, "continue the run in this directory from its last checkpoint");
   app.add_flag("--print-config", print_config, "print the resolved configuration as JSON and exit");
+  bool allow_over_budget = false;
+  app.add_flag("--allow-over-budget", allow_over_budget, "train even when the predicted artifact exceeds the budget");
   golf::dist::LaunchOptions launch;
   golf::dist::add_launch_options(app, launch);
   CLI11_PARSE(app, argc, argv);
@@ -39,6 +43,12 @@ int main(int argc, char** argv) {
     if (print_config) {
       std::puts(golf::to_json(config).dump(2).c_str());
       return 0;
+    }
+    // Preflight (pack/plan.h): the predicted artifact bytes, before anything is written; a new
+    // run predicted over ARTIFACT_BUDGET stops here unless --allow-over-budget.
+    if (!resume) {
+      const std::string plan = golf::pack::preflight(config, GOLF_SOURCE_DIR, allow_over_budget);
+      if (golf::dist::world_from_env().main()) std::fputs(plan.c_str(), stdout);
     }
     // The launcher checks the configuration first (above), so a bad value is one error, not one
     // per worker; the workers re-run this main with RANK set.
