@@ -165,6 +165,7 @@ struct PlanArgs {
   fs::path json_out, measure;
   std::string fit;
   int64_t margin = 160'000;  // 1 % of the budget: the planner's target accuracy
+  bool total_only = false;    // --measure without the ablations
 };
 
 // golf-pack plan: the prediction (or --fit's search, or --measure's calibration data).
@@ -180,7 +181,7 @@ int run_plan(PlanArgs& p, const PackArgs& a) {
     options.compressor = pack::compressor_from_name(cfg.compressor);
     options.shuffle_stride = static_cast<int>(cfg.shuffle_stride);
     const pack::Plan plan = pack::layout(pack::model_shapes(cfg), cfg, pack::lqer_targets(artifact));
-    const pack::Measurement m = pack::measure_artifact(artifact, options, plan);
+    const pack::Measurement m = pack::measure_artifact(artifact, options, plan, !p.total_only);
     if (header.compressor == options.compressor && header.shuffle_stride == options.shuffle_stride &&
         m.file_bytes != static_cast<int64_t>(bytes.size()))
       fail("{}: re-serializing gives {} bytes, the file has {}", p.measure.string(), m.file_bytes, bytes.size());
@@ -191,9 +192,11 @@ int run_plan(PlanArgs& p, const PackArgs& a) {
     out.erase("bytes_code");
     out.erase("fits");
     out["artifact"] = p.measure.string();
-    out["measured"] = {{"file_bytes", m.file_bytes},           {"gptq_codes", m.gptq_code_bytes},
-                       {"lqer_codes", m.lqer_code_bytes},      {"scales", m.scale_bytes},
-                       {"fp16_values", m.value_bytes},         {"table", m.table_bytes}};
+    out["measured"] = {{"file_bytes", m.file_bytes}};
+    if (!p.total_only)
+      out["measured"].update({{"gptq_codes", m.gptq_code_bytes}, {"lqer_codes", m.lqer_code_bytes},
+                              {"scales", m.scale_bytes},         {"fp16_values", m.value_bytes},
+                              {"table", m.table_bytes}});
     out["config"] = {{"NUM_LAYERS", cfg.num_layers}, {"MODEL_DIM", cfg.model_dim}, {"MLP_MULT", cfg.mlp_mult},
                      {"VOCAB_SIZE", cfg.vocab_size}, {"MATRIX_BITS", cfg.matrix_bits}, {"EMBED_BITS", cfg.embed_bits},
                      {"COMPRESSOR", cfg.compressor}};
@@ -254,6 +257,7 @@ int main(int argc, char** argv) {
   plan->add_option("--margin", plan_args.margin, "bytes to keep below ARTIFACT_BUDGET with --fit (default 160000)");
   plan->add_option("--measure", plan_args.measure, "calibration: this artifact's bytes by part (JSON)")
       ->check(CLI::ExistingFile);
+  plan->add_flag("--total-only", plan_args.total_only, "with --measure: only the artifact's bytes (no ablations)");
   CLI11_PARSE(app, argc, argv);
 
   try {

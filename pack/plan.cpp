@@ -349,7 +349,7 @@ std::vector<std::string> lqer_targets(const Artifact& artifact) {
   return out;
 }
 
-Measurement measure_artifact(const Artifact& artifact, const PackOptions& o, const Plan& plan) {
+Measurement measure_artifact(const Artifact& artifact, const PackOptions& o, const Plan& plan, bool ablate) {
   // The plan must be this artifact's: same tensors, kinds, shapes and bits.
   std::vector<const Tensor*> order;
   for (const Tensor& t : artifact.tensors) order.push_back(&t);
@@ -370,6 +370,7 @@ Measurement measure_artifact(const Artifact& artifact, const PackOptions& o, con
 
   Measurement m;
   m.file_bytes = static_cast<int64_t>(serialize(artifact, o).size());
+  if (!ablate) return m;
   Artifact a = artifact;
   const auto bytes = [&] { return static_cast<double>(serialize(a, o).size()); };
   const std::map<std::string, const PlannedTensor*> by_name = [&] {

@@ -123,7 +123,8 @@ struct Measurement {
   double gptq_code_bytes = 0, lqer_code_bytes = 0, scale_bytes = 0, value_bytes = 0, table_bytes = 0;
 };
 std::vector<std::string> lqer_targets(const Artifact& artifact);  // the X of every X.lqA
-Measurement measure_artifact(const Artifact& artifact, const PackOptions& o, const Plan& plan);
+// ablate = false: only file_bytes (one serialization; the parts stay 0).
+Measurement measure_artifact(const Artifact& artifact, const PackOptions& o, const Plan& plan, bool ablate = true);
 
 }  // namespace golf::pack
 

@@ -2,9 +2,11 @@
 """scripts/bench/plan_calibrate.py — calibrate golf-pack plan's size model on real packed runs.
 
   plan_calibrate.py measure RUN_DIR --label L [--grid N] [--compressors brotli,golf] [--work DIR]
+                           [--total-only C1,C2]
       Packs RUN_DIR (golf-pack, GPTQ with the run's Hessians) under the first N settings of GRID,
       then measures each artifact under every compressor (golf-pack plan --measure: each part's
-      bytes by ablation through the real serializer) and appends one JSON line per (setting,
+      bytes by ablation through the real serializer; for the compressors in --total-only only the
+      artifact's bytes, for the predicted-vs-real table, not the fit) and appends one JSON line per (setting,
       compressor) to scripts/bench/plan_calibration.jsonl.
   plan_calibrate.py fit [--exclude LABEL] [--print]
       Fits the size model of every compressor in the data by least squares and writes
@@ -63,12 +65,14 @@ def measure(args):
     for i, sets in enumerate(GRID[: args.grid]):
         # Pack once (COMPRESSOR=golf is the quick one; the budget is lifted so wide settings pack).
         artifact = os.path.join(work, f"{args.label}-g{i}.golf")
-        run([golf_pack, args.run_dir, "--out", artifact, "--set", "COMPRESSOR=golf",
-             "--set", "ARTIFACT_BUDGET=1000000000"] + sets_args(sets))
+        if not os.path.exists(artifact):  # golf-pack writes it atomically: present means complete
+            run([golf_pack, args.run_dir, "--out", artifact, "--set", "COMPRESSOR=golf",
+                 "--set", "ARTIFACT_BUDGET=1000000000"] + sets_args(sets))
         for compressor in args.compressors.split(","):
             out = os.path.join(work, f"{args.label}-g{i}-{compressor}.json")
+            total_only = ["--total-only"] if compressor in args.total_only.split(",") else []
             run([golf_pack, "plan", "--measure", artifact, "--config", config, "--json", out,
-                 "--set", f"COMPRESSOR={compressor}"] + sets_args(sets))
+                 "--set", f"COMPRESSOR={compressor}"] + total_only + sets_args(sets))
             with open(out) as f:
                 m = json.load(f)
             m.update({"label": args.label, "run": args.run_dir, "sets": sets})
@@ -101,7 +105,10 @@ def summarize(m):
 
 
 def fit_rows(rows):
-    """Coefficients for one compressor from its measured rows."""
+    """Coefficients for one compressor from its measured rows (those with the parts measured)."""
+    rows = [m for m in rows if "gptq_codes" in m["measured"]]
+    if not rows:
+        return None
     sums = [summarize(m) for m in rows]
     meas = [m["measured"] for m in rows]
     # Weighted least squares of mean bits/code on mean x, weights = codes.
@@ -153,6 +160,7 @@ def load(exclude=None):
 
 def fit(args):
     models = {c: fit_rows(rows) for c, rows in sorted(load(args.exclude).items())}
+    models = {c: m for c, m in models.items() if m}
     if args.print:
         print(json.dumps(models, indent=2))
         return
@@ -192,6 +200,7 @@ def main():
     m.add_argument("--grid", type=int, default=len(GRID))
     m.add_argument("--compressors", default="brotli,golf")
     m.add_argument("--work")
+    m.add_argument("--total-only", default="")
     f = sub.add_parser("fit")
     f.add_argument("--exclude")
     f.add_argument("--print", action="store_true")
