@@ -61,7 +61,6 @@ def measure(args):
     config = os.path.join(args.run_dir, "config.json")
     work = args.work or tempfile.mkdtemp(prefix="plan-calibrate-")
     os.makedirs(work, exist_ok=True)
-    rows = []
     for i, sets in enumerate(GRID[: args.grid]):
         # Pack once (COMPRESSOR=golf is the quick one; the budget is lifted so wide settings pack).
         artifact = os.path.join(work, f"{args.label}-g{i}.golf")
@@ -76,11 +75,9 @@ def measure(args):
             with open(out) as f:
                 m = json.load(f)
             m.update({"label": args.label, "run": args.run_dir, "sets": sets})
-            rows.append(m)
+            with open(DATA, "a") as f:  # one line per measurement, kept if a later one fails
+                f.write(json.dumps(m, sort_keys=True) + "\n")
             print(f"{args.label} g{i} {compressor}: {m['measured']['file_bytes']:,} bytes", flush=True)
-    with open(DATA, "a") as f:
-        for m in rows:
-            f.write(json.dumps(m, sort_keys=True) + "\n")
 
 
 def code_spread(bits, clip):

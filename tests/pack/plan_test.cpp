@@ -169,7 +169,9 @@ TEST(Plan, UncalibratedCompressorIsOneError) {
 
 TEST(Plan, FitAnswerFitsAndTheNextStepDoesNot) {
   Config cfg = tiny_config();
-  cfg.artifact_budget = 600'000;  // small models: quick to build
+  cfg.model_dim = 128;  // small models: quick to build
+  cfg.mlp_mult = 2;
+  cfg.artifact_budget = 600'000;
   const int64_t margin = 10'000, code = 50'000;
   for (const std::string knob : {"dim", "mlp", "layers"}) {
     SCOPED_TRACE(knob);
