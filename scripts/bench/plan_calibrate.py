@@ -102,16 +102,49 @@ def summarize(m):
 
 
 def fit_rows(rows):
-    """Coefficients for one compressor from its measured rows (those with the parts measured)."""
-    rows = [m for m in rows if "gptq_codes" in m["measured"]]
-    if not rows:
+    """Coefficients for one compressor from its measured rows.
+
+    The small parts (bytes per scale, per fp16 value, LQER ratio, table ratio) come from the rows
+    measured by ablation (ratio of sums). The code line uses every row: an ablation row gives its
+    GPTQ code bytes directly, a total-only row its file bytes less the small parts as modelled.
+    """
+    ablated = [m for m in rows if "gptq_codes" in m["measured"]]
+    if not ablated:
         return None
-    sums = [summarize(m) for m in rows]
-    meas = [m["measured"] for m in rows]
-    # Weighted least squares of mean bits/code on mean x, weights = codes.
-    w = [s["codes"] for s in sums]
-    xs = [s["codes_x"] / s["codes"] for s in sums]
-    ys = [8 * d["gptq_codes"] / s["codes"] for s, d in zip(sums, meas)]
+    sums = [summarize(m) for m in ablated]
+    meas = [m["measured"] for m in ablated]
+
+    def ratio(part, unit, minus=None):
+        num = sum(d[part] - (s[minus] if minus else 0) for s, d in zip(sums, meas))
+        den = sum(s[unit] for s in sums)
+        return num / den if den else None
+
+    lqer = ratio("lqer_codes", "lqer_raw")
+    model = {
+        "scale_bytes": ratio("scales", "scales"),
+        "value_bytes": ratio("fp16_values", "values"),
+        # no LQER in the data: its codes at their raw bits (an upper bound of their entropy)
+        "lqer_ratio": 1.0 if lqer is None else lqer,
+        "table_ratio": ratio("table", "table_raw", minus="gate_codes"),
+    }
+    # One row per (run, settings): the ablation row where there is one.
+    by_key = {}
+    for m in rows:
+        key = (m["label"], tuple(m["sets"]))
+        if key not in by_key or "gptq_codes" in m["measured"]:
+            by_key[key] = m
+    w, xs, ys = [], [], []
+    for m in by_key.values():
+        s, d = summarize(m), m["measured"]
+        if "gptq_codes" in d:
+            code_bytes = d["gptq_codes"]
+        else:
+            code_bytes = (d["file_bytes"] - 22 - s["scales"] * model["scale_bytes"] - s["values"] * model["value_bytes"]
+                          - s["lqer_raw"] * model["lqer_ratio"] - s["gate_codes"] - s["table_raw"] * model["table_ratio"])
+        w.append(s["codes"])
+        xs.append(s["codes_x"] / s["codes"])
+        ys.append(8 * code_bytes / s["codes"])
+    # Weighted least squares of mean bits/code on mean x, weights = codes (large models count most).
     sw = sum(w)
     mx = sum(wi * x for wi, x in zip(w, xs)) / sw
     my = sum(wi * y for wi, y in zip(w, ys)) / sw
@@ -120,25 +153,14 @@ def fit_rows(rows):
         sys.exit("plan_calibrate: every artifact has the same x: measure more grid settings (--grid)")
     b = sum(wi * (x - mx) * (y - my) for wi, x, y in zip(w, xs, ys)) / sxx
     a = my - b * mx
-
-    def ratio(part, unit, minus=None):
-        num = sum(d[part] - (s[minus] if minus else 0) for s, d in zip(sums, meas))
-        den = sum(s[unit] for s in sums)
-        return num / den if den else None
-
-    lqer = ratio("lqer_codes", "lqer_raw")
-    return {
+    model.update({
         "code_bits_intercept": a,
         "code_bits_slope": b,
-        "scale_bytes": ratio("scales", "scales"),
-        "value_bytes": ratio("fp16_values", "values"),
-        # no LQER in the data: its codes at their raw bits (an upper bound of their entropy)
-        "lqer_ratio": 1.0 if lqer is None else lqer,
-        "table_ratio": ratio("table", "table_raw", minus="gate_codes"),
-        "artifacts": len(rows),
-        "labels": sorted({m["label"] for m in rows}),
+        "artifacts": len(by_key),
+        "labels": sorted({m["label"] for m in by_key.values()}),
         "residual_bits_per_code": max(abs(y - (a + b * x)) for x, y in zip(xs, ys)),
-    }
+    })
+    return model
 
 
 def load(exclude=None):
