@@ -6,9 +6,12 @@
       Packs RUN_DIR (golf-pack, GPTQ with the run's Hessians) under the first N settings of GRID,
       then measures each artifact under every compressor (golf-pack plan --measure: each part's
       bytes by ablation through the real serializer; for the compressors in --total-only only the
-      artifact's bytes, for the predicted-vs-real table, not the fit) and appends one JSON line per (setting,
-      compressor) to scripts/bench/plan_calibration.jsonl.
+      artifact's bytes, which enter the fit's code line but not its small parts) and appends one
+      JSON line per (setting, compressor) to scripts/bench/plan_calibration.jsonl.
+      The data in the repo: 4x128 --grid 3 and 6x256 --grid 1 (ablation, brotli and golf), 11x512
+      (the lead's run) and 8x384 --grid 1 --total-only brotli,golf.
   plan_calibrate.py fit [--exclude LABEL] [--print]
+      (the shipped pack/plan_calibration.h is `fit --exclude 8x384`: 8x384 is the held-out run)
       Fits the size model of every compressor in the data by least squares and writes
       pack/plan_calibration.h (with --exclude: leaves that run out; with --print: prints the
       coefficients as JSON instead of writing the header).
