@@ -4,6 +4,10 @@
 //   golf-pack inspect F.golf
 //   golf-pack unpack F.golf --out weights.safetensors     (the dequantized weights eval uses)
 //   golf-pack code [--marginal]                            (the counted code, per file)
+//   golf-pack plan [--config C.json]... [--set K=V]... [--json OUT] [--fit dim|mlp|layers [--margin N]]
+//                                                       (the artifact's bytes predicted before training)
+//   golf-pack plan --measure F.golf --config RUN/config.json [--set K=V]...
+//                                                       (calibration data: F.golf's bytes by part)
 //
 // Settings come from the run's config.json, then --config files, the environment and --set (as in
 // golf-train); only quantization/packing settings may differ from the run's model.
@@ -24,6 +28,7 @@
 #include "pack/code_size.h"
 #include "pack/minify.h"
 #include "pack/pack_model.h"
+#include "pack/plan.h"
 #include "train/calibration.h"
 #include "train/validation.h"
 
@@ -170,6 +175,72 @@ int run_pack(PackArgs& a) {
   return 0;
 }
 
+struct PlanArgs {
+  ConfigSources sources;
+  fs::path json_out, measure;
+  std::string fit;
+  int64_t margin = 160'000;  // 1 % of the budget: the planner's target accuracy
+  bool total_only = false;    // --measure without the ablations
+};
+
+// golf-pack plan: the prediction (or --fit's search, or --measure's calibration data).
+int run_plan(PlanArgs& p, const PackArgs& a) {
+  const Config cfg = resolve_config(p.sources);  // defaults, --config, environment, --set (as golf-train)
+  const fs::path manifest = a.manifest.empty() ? a.repo_root / "pack" / "code_manifest.txt" : a.manifest;
+  if (!p.measure.empty()) {
+    const auto bytes = pack::read_file_bytes(p.measure);
+    const pack::Header header = pack::read_header(bytes, p.measure.string());
+    const pack::Artifact artifact = pack::deserialize(bytes, p.measure.string());
+    // The artifact's tensors, written with this configuration's COMPRESSOR and SHUFFLE_STRIDE.
+    pack::PackOptions options;
+    options.compressor = pack::compressor_from_name(cfg.compressor);
+    options.shuffle_stride = static_cast<int>(cfg.shuffle_stride);
+    const pack::Plan plan = pack::layout(pack::model_shapes(cfg), cfg, pack::lqer_targets(artifact));
+    const pack::Measurement m = pack::measure_artifact(artifact, options, plan, !p.total_only);
+    if (header.compressor == options.compressor && header.shuffle_stride == options.shuffle_stride &&
+        m.file_bytes != static_cast<int64_t>(bytes.size()))
+      fail("{}: re-serializing gives {} bytes, the file has {}", p.measure.string(), m.file_bytes, bytes.size());
+    nlohmann::json out = pack::plan_json(plan);
+    out.erase("predicted");
+    out.erase("bytes_model");
+    out.erase("bytes_total");
+    out.erase("bytes_code");
+    out.erase("fits");
+    out["artifact"] = p.measure.string();
+    out["measured"] = {{"file_bytes", m.file_bytes}};
+    if (!p.total_only)
+      out["measured"].update({{"gptq_codes", m.gptq_code_bytes}, {"lqer_codes", m.lqer_code_bytes},
+                              {"scales", m.scale_bytes},         {"fp16_values", m.value_bytes},
+                              {"table", m.table_bytes}});
+    out["config"] = {{"NUM_LAYERS", cfg.num_layers}, {"MODEL_DIM", cfg.model_dim}, {"MLP_MULT", cfg.mlp_mult},
+                     {"VOCAB_SIZE", cfg.vocab_size}, {"MATRIX_BITS", cfg.matrix_bits}, {"EMBED_BITS", cfg.embed_bits},
+                     {"COMPRESSOR", cfg.compressor}};
+    const std::string text = out.dump() + "\n";
+    if (!p.json_out.empty()) write_file_atomic(p.json_out.string(), text);
+    else std::fputs(text.c_str(), stdout);
+    return 0;
+  }
+  const int64_t code_bytes = pack::counted_code(a.repo_root, manifest).compressed_bytes;
+  nlohmann::json report;
+  if (!p.fit.empty()) {
+    if (p.margin < 0) fail("--margin {} must not be negative", p.margin);
+    const pack::FitResult r = pack::fit_knob(cfg, p.fit, p.margin, code_bytes);
+    std::fputs(pack::plan_table(r.plan).c_str(), stdout);
+    fmt::print("fit: the largest {} whose predicted total fits {} - margin {} = {} bytes ({} plans)\n", r.key,
+               pack::with_commas(cfg.artifact_budget), pack::with_commas(p.margin),
+               pack::with_commas(cfg.artifact_budget - p.margin), r.evaluated);
+    fmt::print("{}\n", r.set_line());
+    report = pack::plan_json(r.plan);
+    report["fit"] = {{"key", r.key}, {"value", r.value}, {"margin", p.margin}, {"set", r.set_line()}};
+  } else {
+    const pack::Plan plan = pack::plan_config(cfg, code_bytes);
+    std::fputs(pack::plan_table(plan).c_str(), stdout);
+    report = pack::plan_json(plan);
+  }
+  if (!p.json_out.empty()) write_file_atomic(p.json_out.string(), report.dump(2) + "\n");
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -196,6 +267,17 @@ int main(int argc, char** argv) {
   auto* unpack = app.add_subcommand("unpack", "write the dequantized weights (as evaluation uses them) as safetensors");
   unpack->add_option("artifact", artifact_path)->required()->check(CLI::ExistingFile);
   unpack->add_option("--out", unpack_out, "output .safetensors")->required();
+  PlanArgs plan_args;
+  auto* plan = app.add_subcommand("plan", "predict the artifact's bytes for a configuration, before training");
+  plan->add_option("--config", plan_args.sources.json_files, "JSON settings (repeatable)")->check(CLI::ExistingFile);
+  plan->add_option("--set", plan_args.sources.overrides, "KEY=VALUE setting (repeatable)");
+  plan->add_option("--json", plan_args.json_out, "also write the plan as JSON to this file");
+  plan->add_option("--fit", plan_args.fit, "search the largest dim | mlp | layers that fits the budget")
+      ->check(CLI::IsMember({"dim", "mlp", "layers"}));
+  plan->add_option("--margin", plan_args.margin, "bytes to keep below ARTIFACT_BUDGET with --fit (default 160000)");
+  plan->add_option("--measure", plan_args.measure, "calibration: this artifact's bytes by part (JSON)")
+      ->check(CLI::ExistingFile);
+  plan->add_flag("--total-only", plan_args.total_only, "with --measure: only the artifact's bytes (no ablations)");
   CLI11_PARSE(app, argc, argv);
 
   try {
@@ -211,6 +293,10 @@ int main(int argc, char** argv) {
         write_file_atomic(minified_dir / file, pack::is_cpp_source(file) ? pack::minify_cpp(text, file) : text);
       }
       return 0;
+    }
+    if (*plan) {
+      plan_args.sources.environment = current_environment();
+      return run_plan(plan_args, a);
     }
     if (*inspect || *unpack) {
       const auto bytes = pack::read_file_bytes(artifact_path);

@@ -20,29 +20,6 @@ namespace golf::pack {
 
 namespace {
 
-std::string layer_name(int64_t i, const char* what) { return fmt::format("blocks.{}.{}", i, what); }
-
-// (bank, index inside the bank as a function of the layer, per-layer name)
-struct BankSlot {
-  const char* bank;
-  bool second_half;  // qo/kv banks hold two matrices per layer: [0, L) and [L, 2L)
-  const char* name;
-};
-constexpr BankSlot kSlots[] = {
-    {"qo_bank", false, "attn.c_q.weight"},   {"qo_bank", true, "attn.proj.weight"},
-    {"kv_bank", false, "attn.c_k.weight"},   {"kv_bank", true, "attn.c_v.weight"},
-    {"mlp_up_bank", false, "mlp.fc.weight"}, {"mlp_down_bank", false, "mlp.proj.weight"},
-};
-
-// QuantGate (GATED_ATTN_QUANT_GATE=1): the attention gate matrices stored int8 per row instead of
-// fp16 — R29's sparse gate `attn_gate_w` (the records' rule: 2-D, 32 ≤ numel ≤ 8192, R0427L) and,
-// ours, golf's dense GATED_ATTENTION weight `attn.attn_gate.weight` (R0419 applied QuantGate to its
-// dense gate).
-bool is_quant_gate(const std::string& name, const at::Tensor& w) {
-  const bool gate = name.ends_with(".attn_gate_w") || name.ends_with(".attn.attn_gate.weight");
-  return gate && w.dim() == 2 && w.numel() >= 32 && w.numel() <= 8192;
-}
-
 Tensor grouped_tensor(std::string name, const quant::GroupedCodes& c) {
   Tensor t;
   t.name = std::move(name);
@@ -139,9 +116,9 @@ TensorMap unbank(const TensorMap& weights, const Config& cfg) {
   for (const auto& [name, t] : weights)
     if (name.find("_bank") == std::string::npos) out[name] = t;
   const int64_t L = cfg.num_layers;
-  for (const auto& slot : kSlots) {
+  for (const auto& slot : bank_slots()) {
     const at::Tensor& bank = need(weights, slot.bank, "weights");
-    for (int64_t i = 0; i < L; ++i) out[layer_name(i, slot.name)] = bank[slot.second_half ? L + i : i];
+    for (int64_t i = 0; i < L; ++i) out[layer_tensor_name(i, slot.name)] = bank[slot.second_half ? L + i : i];
   }
   return out;
 }
@@ -152,10 +129,10 @@ TensorMap rebank(const TensorMap& unbanked, const Config& cfg) {
   const int64_t L = cfg.num_layers;
   for (const char* bank : {"qo_bank", "kv_bank", "mlp_up_bank", "mlp_down_bank"}) {
     std::vector<at::Tensor> first, second;
-    for (const auto& slot : kSlots) {
+    for (const auto& slot : bank_slots()) {
       if (std::string(slot.bank) != bank) continue;
       for (int64_t i = 0; i < L; ++i) {
-        const std::string name = layer_name(i, slot.name);
+        const std::string name = layer_tensor_name(i, slot.name);
         (slot.second_half ? second : first).push_back(need(unbanked, name, "artifact tensors"));
         used.insert(name);
       }
@@ -177,37 +154,6 @@ void load_model_weights(Model& model, TensorMap weights) {
   model.load_state(weights);
 }
 
-const std::vector<std::string>& model_setting_keys() {
-  // The "model" stage of core/config.cpp's stage table: the architecture and the tokenizer identity;
-  // inits (QK gains are weights, but *_INIT of gates and MoA are not settings), the training-only
-  // penalty (MOA_TI_*) and the eval-time SMAT_ABLATION are not model settings.
-  static const std::vector<std::string> keys = stage_fields("model");
-  return keys;
-}
-
-namespace {
-// The first artifacts' key set (the record stack) is always written. Every model setting added since
-// (seed variants, MoA, the sparse gate, the tokenizer identity — and any later one) is written only
-// when it differs from its default, so artifacts of models without it keep their bytes (a missing
-// key reads back as its default). A new model setting therefore needs no edit here.
-bool always_written(const std::string& key) {
-  static const std::set<std::string> keys = {
-      "VOCAB_SIZE", "NUM_LAYERS", "MODEL_DIM", "NUM_HEADS", "NUM_KV_HEADS", "MLP_MULT", "ROPE_BASE", "ROPE_DIMS",
-      "QK_GAIN_INIT", "LN_SCALE", "XSA_LAST_N", "ATTN_OUT_GATE_ENABLED", "GATE_WIDTH", "SMEAR_GATE_ENABLED",
-      "SMEAR_INPUT", "BOS_TOKEN_ID", "SKIP_GATES_ENABLED", "PARALLEL_START_LAYER", "PARALLEL_MODE", "NUM_LOOPS",
-      "LOOP_START", "LOOP_END", "LOGIT_SOFTCAP", "TRAIN_SEQ_LEN", "DOC_MASK", "SMEAR_BOS_MASK"};
-  return keys.count(key) > 0;
-}
-}  // namespace
-
-std::string model_config_json(const Config& cfg) {
-  const nlohmann::json all = to_json(cfg), defaults = to_json(Config{});
-  nlohmann::json model = nlohmann::json::object();
-  for (const auto& key : model_setting_keys())
-    if (always_written(key) || all.at(key) != defaults.at(key)) model[key] = all.at(key);
-  return model.dump();
-}
-
 QuantizeResult quantize_model(const TensorMap& weights, const TensorMap& hessians, const Config& cfg, int threads) {
   const auto start = std::chrono::steady_clock::now();
   const TensorMap tensors = unbank(weights, cfg);
@@ -223,7 +169,9 @@ QuantizeResult quantize_model(const TensorMap& weights, const TensorMap& hessian
   for (const auto& [name, t] : tensors) {
     const at::Tensor w = t.detach().to(at::kCPU, at::kFloat).contiguous();
     if (!at::isfinite(w).all().item<bool>()) fail("weight {} holds non-finite values", name);
-    if (cfg.gated_attn_quant_gate && is_quant_gate(name, w)) {  // int8 per row (records' Quantized form)
+    const std::vector<int64_t> shape(w.sizes().begin(), w.sizes().end());
+    const StorageRule rule = storage_rule(name, shape, cfg);  // pack/policy.h
+    if (rule.kind == StorageRule::Kind::GateInt8) {  // int8 per row (records' Quantized form)
       const quant::GroupedCodes c = quant::quantize_gate_int8(w.data_ptr<float>(), w.size(0), w.size(1));
       Tensor out;
       out.name = name;
@@ -236,7 +184,7 @@ QuantizeResult quantize_model(const TensorMap& weights, const TensorMap& hessian
       result.tensors.push_back({name, group_of(name), 8, 0, w.numel()});
       continue;
     }
-    if (w.numel() <= cfg.passthrough_max_numel || w.dim() < 2) {
+    if (rule.kind == StorageRule::Kind::Float16) {
       Tensor out;
       out.name = name;
       out.shape.assign(w.sizes().begin(), w.sizes().end());
@@ -249,14 +197,10 @@ QuantizeResult quantize_model(const TensorMap& weights, const TensorMap& hessian
       continue;
     }
     Pending p{name, w.reshape({w.size(0), -1}).contiguous(), {}, {}};
-    const bool embedding = name == "tok_emb.weight";
     p.report.name = name;
     p.report.group = group_of(name);
-    p.report.bits = static_cast<int>(embedding ? cfg.embed_bits : cfg.matrix_bits);
-    p.report.clip_sigmas = embedding                                    ? cfg.embed_clip_sigmas
-                           : name.find(".attn.") != std::string::npos ? cfg.attn_clip_sigmas
-                           : name.find(".mlp.") != std::string::npos  ? cfg.mlp_clip_sigmas
-                                                                       : cfg.matrix_clip_sigmas;
+    p.report.bits = rule.bits;
+    p.report.clip_sigmas = rule.clip_sigmas;
     p.report.params = w.numel();
     if (const auto it = hessians.find(name); it != hessians.end()) {
       p.h = it->second.detach().to(at::kCPU, at::kFloat).contiguous();

@@ -21,6 +21,7 @@
 
 #include "core/config.h"
 #include "pack/artifact.h"
+#include "pack/policy.h"
 
 namespace golf {
 class Model;
@@ -63,15 +64,7 @@ QuantizeResult quantize_model(const TensorMap& weights, const TensorMap& hessian
 // model configuration stored in it.
 TensorMap dequantize_model(const Artifact& artifact, Config* config_out = nullptr);
 
-// The settings that define the model (its shapes and forward pass). The artifact stores exactly
-// these — packing settings such as ARTIFACT_BUDGET must not change its bytes — and golf-pack
-// refuses to let them differ from the run that produced the weights. The seed-variant settings
-// (SMAT_*, VALUE_RESIDUAL, GATED_ATTENTION, BIGRAM_*) are stored only when not at their default.
-// Variant tensors need no special case: small ones (SMAT scalars and W_s at d_s·d ≤
-// PASSTHROUGH_MAX_NUMEL, gates, vr_lambda, bigram.scale/proj) pass through as fp16, larger ones
-// (bigram.embed.weight at 4096×128) quantize as "other matrix" with the Hessian that
-// Model::logits collects for them.
-const std::vector<std::string>& model_setting_keys();
+// model_setting_keys() and model_config_json(): pack/policy.h.
 
 // A model with the SMAT value gate carries, beside its weights, "smat_gate_means" (NUM_LAYERS):
 // the per-layer mean gate on calibration (training) data, collected with the Hessians, stored in
@@ -79,6 +72,5 @@ const std::vector<std::string>& model_setting_keys();
 inline constexpr const char* kSmatGateMeans = "smat_gate_means";
 // Loads `weights` into `model`, handing "smat_gate_means" (when present) to the model instead.
 void load_model_weights(Model& model, TensorMap weights);
-std::string model_config_json(const Config& config);
 
 }  // namespace golf::pack

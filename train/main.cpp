@@ -6,6 +6,7 @@
 //   golf-train --print-config --stage eval [--json]
 //                                    (only the settings golf-eval reads; --json: each as
 //                                     {"value", "stages", "help"}, for scripts/golf_pipeline.py)
+//   golf-train --allow-over-budget   (train although golf-pack plan predicts more than ARTIFACT_BUDGET)
 //   golf-train --nproc 8 [--nnodes M --node-rank K --master-addr A --master-port P] ...
 //                                    (distributed: N workers per node, see core/dist/launcher.h;
 //                                     also runs as a worker under torchrun / Slurm)
@@ -19,6 +20,7 @@
 #include "core/dist/comm.h"
 #include "core/dist/launcher.h"
 #include "core/error.h"
+#include "pack/plan.h"
 #include "train/trainer.h"
 
 namespace {
@@ -58,6 +60,8 @@ int main(int argc, char** argv) {
   app.add_option("--stage", print_stage, "with --print-config: only the settings this stage reads "
                  "(data | model | train | quant | eval)");
   app.add_flag("--json", print_json, "with --print-config: each setting as {\"value\", \"stages\", \"help\"}");
+  bool allow_over_budget = false;
+  app.add_flag("--allow-over-budget", allow_over_budget, "train even when the predicted artifact exceeds the budget");
   golf::dist::LaunchOptions launch;
   golf::dist::add_launch_options(app, launch);
   CLI11_PARSE(app, argc, argv);
@@ -70,6 +74,12 @@ int main(int argc, char** argv) {
     if (print_config) {
       std::puts(print_settings(config, print_stage, print_json).dump(2).c_str());
       return 0;
+    }
+    // Preflight (pack/plan.h): the predicted artifact bytes, before anything is written; a new
+    // run predicted over ARTIFACT_BUDGET stops here unless --allow-over-budget.
+    if (!resume) {
+      const std::string plan = golf::pack::preflight(config, GOLF_SOURCE_DIR, allow_over_budget);
+      if (golf::dist::world_from_env().main()) std::fputs(plan.c_str(), stdout);
     }
     // The launcher checks the configuration first (above), so a bad value is one error, not one
     // per worker; the workers re-run this main with RANK set.

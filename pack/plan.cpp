@@ -1,0 +1,435 @@
+#include "pack/plan.h"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <functional>
+#include <optional>
+
+#include "core/error.h"
+#include "pack/code_size.h"
+#include "pack/plan_calibration.h"
+
+namespace golf::pack {
+
+namespace {
+
+int64_t numel_of(const std::vector<int64_t>& shape) {
+  int64_t n = 1;
+  for (const int64_t d : shape) n *= d;
+  return n;
+}
+
+int64_t padded(int64_t n) { return (n + 7) / 8 * 8; }
+
+const std::vector<int64_t>& need_shape(const ShapeMap& shapes, const std::string& name) {
+  const auto it = shapes.find(name);
+  if (it == shapes.end()) fail("model parameters lack {}", name);
+  return it->second;
+}
+
+// The per-layer tensors of the banks, then every other parameter, as pack::unbank names them.
+ShapeMap unbanked_shapes(const ShapeMap& shapes, const Config& cfg) {
+  ShapeMap out;
+  for (const auto& [name, shape] : shapes)
+    if (name.find("_bank") == std::string::npos) out[name] = shape;
+  for (const BankSlot& slot : bank_slots()) {
+    const auto& bank = need_shape(shapes, slot.bank);
+    if (bank.size() != 3) fail("{} has {} dims, expected 3", slot.bank, bank.size());
+    for (int64_t i = 0; i < cfg.num_layers; ++i) out[layer_tensor_name(i, slot.name)] = {bank[1], bank[2]};
+  }
+  return out;
+}
+
+PlannedTensor grouped(std::string name, int64_t rows, int64_t cols, int bits, int64_t group) {
+  PlannedTensor t;
+  t.name = std::move(name);
+  t.group = "lqer factors";
+  t.shape = {rows, cols};
+  t.kind = Tensor::Kind::Grouped;
+  t.bits = bits;
+  t.group_size = group;
+  t.codes = rows * cols;
+  t.scales = t.codes / group;
+  return t;
+}
+
+// x = log2(qmax / k): the log of the codes' standard deviation under SDClip.
+double code_spread(int bits, double clip_sigmas) {
+  const double qmax = std::ldexp(1.0, bits - 1) - 1;
+  return std::log2(qmax / clip_sigmas);
+}
+
+}  // namespace
+
+const SizeModel& size_model(const std::string& compressor) {
+  for (const SizeModel& m : kCalibratedSizeModels)
+    if (compressor == m.compressor) return m;
+  fail("COMPRESSOR={} has no calibrated size model (calibrated: {}); run scripts/bench/plan_calibrate.py", compressor,
+       fmt::join(calibrated_compressors(), ", "));
+}
+
+std::vector<std::string> calibrated_compressors() {
+  std::vector<std::string> names;
+  for (const SizeModel& m : kCalibratedSizeModels) names.emplace_back(m.compressor);
+  return names;
+}
+
+Plan layout(const ShapeMap& shapes, const Config& cfg, const std::vector<std::string>& lqer_targets) {
+  Plan plan;
+  plan.compressor = cfg.compressor;
+  plan.limit = cfg.artifact_budget;
+  std::vector<PlannedTensor> gptq;
+  for (const auto& [name, shape] : unbanked_shapes(shapes, cfg)) {
+    const StorageRule rule = storage_rule(name, shape, cfg);
+    PlannedTensor t;
+    t.name = name;
+    t.shape = shape;
+    const int64_t n = numel_of(shape);
+    if (rule.kind == StorageRule::Kind::Float16) {
+      t.group = "fp16 passthrough";
+      t.kind = Tensor::Kind::Float16;
+      t.values = n;
+    } else {
+      t.group = rule.kind == StorageRule::Kind::GateInt8 ? "gate" : group_of(name);
+      t.kind = Tensor::Kind::Quantized;
+      t.bits = rule.bits;
+      t.clip_sigmas = rule.clip_sigmas;
+      t.codes = n;
+      t.scales = shape.at(0);  // one per row
+    }
+    plan.params += n;
+    if (rule.kind == StorageRule::Kind::Gptq) gptq.push_back(t);
+    plan.tensors.push_back(std::move(t));
+  }
+  if (cfg.lqer_enabled) {
+    if (lqer_targets.empty()) {
+      std::stable_sort(gptq.begin(), gptq.end(),
+                       [](const PlannedTensor& a, const PlannedTensor& b) { return a.codes > b.codes; });
+      gptq.resize(std::min<size_t>(gptq.size(), static_cast<size_t>(std::max<int64_t>(cfg.lqer_top_k, 0))));
+    } else {
+      std::vector<PlannedTensor> chosen;
+      for (const std::string& name : lqer_targets) {
+        const auto it = std::find_if(gptq.begin(), gptq.end(), [&](const PlannedTensor& t) { return t.name == name; });
+        if (it == gptq.end()) fail("LQER target {} is not a GPTQ matrix of this configuration", name);
+        chosen.push_back(*it);
+      }
+      gptq = chosen;
+    }
+    const int64_t r = cfg.lqer_rank;
+    for (const PlannedTensor& m : gptq) {
+      const int64_t rows = m.shape[0], cols = m.codes / rows;
+      if (r > std::min(rows, cols) || r < 1)
+        fail("LQER_RANK={} exceeds min(rows, cols) = {} of {} ({}x{}); lower LQER_RANK or set LQER_ENABLED=0", r,
+             std::min(rows, cols), m.name, rows, cols);
+      if (cfg.lqer_asym_enabled && (r * cols) % cfg.lqer_asym_group == 0) {  // quant/lqer.h's asymmetric form
+        plan.tensors.push_back(grouped(m.name + ".lqA", rows, r, 2, rows * r));
+        plan.tensors.push_back(grouped(m.name + ".lqB", r, cols, 4, cfg.lqer_asym_group));
+      } else {
+        const int bits = static_cast<int>(cfg.lqer_factor_bits);
+        plan.tensors.push_back(grouped(m.name + ".lqA", rows, r, bits, r));
+        plan.tensors.push_back(grouped(m.name + ".lqB", r, cols, bits, cols));
+      }
+    }
+  }
+  std::sort(plan.tensors.begin(), plan.tensors.end(),
+            [](const PlannedTensor& a, const PlannedTensor& b) { return a.name < b.name; });
+
+  // The payload, as pack/artifact.h lays it out.
+  int64_t table = 4 + static_cast<int64_t>(model_config_json(cfg).size()) + 4;
+  int64_t codes = 0, scales = 0, values = 0;
+  for (const PlannedTensor& t : plan.tensors) {
+    table += 2 + static_cast<int64_t>(t.name.size()) + 3 + 4 * static_cast<int64_t>(t.shape.size()) +
+             (t.kind == Tensor::Kind::Grouped ? 4 : 0);
+    codes += t.codes;
+    scales += t.scales;
+    values += t.values;
+  }
+  const int64_t q_end = padded(table) + codes, s_end = padded(q_end) + 2 * scales;
+  plan.payload_bytes = padded(s_end) + 2 * values;
+  plan.table_raw_bytes = plan.payload_bytes - codes - 2 * scales - 2 * values;
+  return plan;
+}
+
+void predict(Plan& plan, const SizeModel& m, int64_t counted_code_bytes) {
+  plan.gptq_code_bytes = plan.gate_code_bytes = plan.lqer_code_bytes = plan.scale_bytes = plan.value_bytes = 0;
+  for (PlannedTensor& t : plan.tensors) {
+    double code_bytes = 0;
+    if (t.kind == Tensor::Kind::Grouped) {
+      code_bytes = static_cast<double>(t.codes) * t.bits / 8 * m.lqer_ratio;
+      plan.lqer_code_bytes += code_bytes;
+    } else if (t.group == "gate") {
+      code_bytes = static_cast<double>(t.codes);
+      plan.gate_code_bytes += code_bytes;
+    } else if (t.kind == Tensor::Kind::Quantized) {
+      const double bits_per_code = m.code_bits_intercept + m.code_bits_slope * code_spread(t.bits, t.clip_sigmas);
+      code_bytes = static_cast<double>(t.codes) * std::clamp(bits_per_code, 0.0, 8.0) / 8;
+      plan.gptq_code_bytes += code_bytes;
+    }
+    const double scale_bytes = static_cast<double>(t.scales) * m.scale_bytes;
+    const double value_bytes = static_cast<double>(t.values) * m.value_bytes;
+    plan.scale_bytes += scale_bytes;
+    plan.value_bytes += value_bytes;
+    t.bytes = code_bytes + scale_bytes + value_bytes;
+  }
+  plan.table_bytes = static_cast<double>(plan.table_raw_bytes) * m.table_ratio;
+  plan.artifact_bytes = plan.header_bytes + std::llround(plan.gptq_code_bytes + plan.gate_code_bytes +
+                                                         plan.lqer_code_bytes + plan.scale_bytes + plan.value_bytes +
+                                                         plan.table_bytes);
+  plan.code_bytes = counted_code_bytes;
+}
+
+Plan plan_config(const Config& cfg, int64_t counted_code_bytes) {
+  const SizeModel& m = size_model(cfg.compressor);  // first: an uncalibrated compressor fails fast
+  Plan plan = layout(model_shapes(cfg), cfg);
+  predict(plan, m, counted_code_bytes);
+  return plan;
+}
+
+std::string plan_table(const Plan& p) {
+  struct Row {
+    int64_t tensors = 0, params = 0, raw = 0;
+    double bytes = 0;
+  };
+  const std::vector<std::string> order = {"embedding", "attention", "mlp",  "other quantized",
+                                          "gate",      "lqer factors", "fp16 passthrough"};
+  std::map<std::string, Row> rows;
+  for (const PlannedTensor& t : p.tensors) {
+    Row& r = rows[t.group];
+    ++r.tensors;
+    r.params += t.codes + t.values;
+    r.raw += t.codes + 2 * t.scales + 2 * t.values;
+    r.bytes += t.bytes;
+  }
+  std::string out = fmt::format("plan for COMPRESSOR={} (predicted bytes; raw = codes + fp16 scales + fp16 values)\n",
+                                p.compressor);
+  out += fmt::format("{:<18} {:>7} {:>12} {:>12} {:>12} {:>9}\n", "group", "tensors", "params", "raw", "predicted",
+                     "bits/wt");
+  for (const std::string& g : order) {
+    const auto it = rows.find(g);
+    if (it == rows.end()) continue;
+    const Row& r = it->second;
+    out += fmt::format("{:<18} {:>7} {:>12} {:>12} {:>12} {:>9.3f}\n", g, r.tensors, with_commas(r.params),
+                       with_commas(r.raw), with_commas(std::llround(r.bytes)), r.params ? r.bytes * 8 / r.params : 0.0);
+  }
+  out += fmt::format("parts: GPTQ codes {}, scales {}, fp16 values {}, LQER codes {}, gate codes {}, table {} "
+                     "(raw {}), header {}\n",
+                     with_commas(std::llround(p.gptq_code_bytes)), with_commas(std::llround(p.scale_bytes)),
+                     with_commas(std::llround(p.value_bytes)), with_commas(std::llround(p.lqer_code_bytes)),
+                     with_commas(std::llround(p.gate_code_bytes)), with_commas(std::llround(p.table_bytes)),
+                     with_commas(p.table_raw_bytes), p.header_bytes);
+  out += fmt::format("raw payload {} bytes, {} parameters\n", with_commas(p.payload_bytes), with_commas(p.params));
+  out += fmt::format("predicted artifact {} + counted code {} = {} bytes of {} ({}: {} bytes {})\n",
+                     with_commas(p.artifact_bytes), with_commas(p.code_bytes), with_commas(p.total()),
+                     with_commas(p.limit), p.fits() ? "fits" : "OVER",
+                     with_commas(std::llabs(p.limit - p.total())), p.fits() ? "to spare" : "too many");
+  return out;
+}
+
+nlohmann::json plan_json(const Plan& p) {
+  nlohmann::json j = {{"compressor", p.compressor},
+                      {"params", p.params},
+                      {"payload_bytes", p.payload_bytes},
+                      {"table_raw_bytes", p.table_raw_bytes},
+                      {"predicted",
+                       {{"gptq_codes", p.gptq_code_bytes},
+                        {"gate_codes", p.gate_code_bytes},
+                        {"lqer_codes", p.lqer_code_bytes},
+                        {"scales", p.scale_bytes},
+                        {"fp16_values", p.value_bytes},
+                        {"table", p.table_bytes},
+                        {"header", p.header_bytes}}},
+                      {"bytes_model", p.artifact_bytes},
+                      {"bytes_code", p.code_bytes},
+                      {"bytes_total", p.total()},
+                      {"limit", p.limit},
+                      {"fits", p.fits()}};
+  j["tensors"] = nlohmann::json::array();
+  for (const PlannedTensor& t : p.tensors)
+    j["tensors"].push_back({{"name", t.name}, {"group", t.group}, {"shape", t.shape}, {"bits", t.bits},
+                            {"clip_sigmas", t.clip_sigmas}, {"codes", t.codes}, {"scales", t.scales},
+                            {"values", t.values}, {"bytes", t.bytes}});
+  return j;
+}
+
+FitResult fit_knob(const Config& base, const std::string& knob, int64_t margin, int64_t counted_code_bytes) {
+  FitResult r;
+  r.knob = knob;
+  // candidate i → the config, for i in [lo, hi]
+  int64_t lo = 1, hi = 0;
+  std::function<Config(int64_t)> at;
+  if (knob == "dim") {
+    r.key = "MODEL_DIM";
+    lo = 1, hi = 256;  // head dims 2 … 512
+    at = [&](int64_t i) {
+      Config c = base;
+      c.model_dim = base.num_heads * 2 * i;
+      return c;
+    };
+  } else if (knob == "mlp") {
+    r.key = "MLP_MULT";
+    lo = 1, hi = 16 * 8;  // 0.125 … 16
+    at = [&](int64_t i) {
+      Config c = base;
+      c.mlp_mult = static_cast<double>(i) / 8;
+      return c;
+    };
+  } else if (knob == "layers") {
+    r.key = "NUM_LAYERS";
+    lo = 1, hi = 64;
+    at = [&](int64_t i) {
+      Config c = base;
+      c.num_layers = i;
+      return c;
+    };
+  } else {
+    fail("--fit {}: the knob must be dim, mlp or layers", knob);
+  }
+  const SizeModel& model = size_model(base.compressor);
+  const auto valid = [&](int64_t i) {
+    try {
+      validate(at(i));
+      return true;
+    } catch (const Error&) {
+      return false;
+    }
+  };
+  std::map<int64_t, std::optional<Plan>> seen;
+  const auto fits = [&](int64_t i) -> bool {
+    if (!seen.count(i)) {
+      ++r.evaluated;
+      const Config c = at(i);
+      std::optional<Plan> p;
+      if (valid(i)) {
+        p = layout(model_shapes(c), c);
+        predict(*p, model, counted_code_bytes);
+        if (!p->fits(margin)) p.reset();
+      }
+      seen[i] = p;
+    }
+    return seen[i].has_value();
+  };
+  // The smallest valid candidate must fit; then gallop up (lo + 1, + 2, + 4, …) to the first
+  // candidate that does not, so no model much larger than the answer is ever built, and bisect.
+  while (lo < hi && !valid(lo)) ++lo;
+  if (!fits(lo))
+    fail("--fit {}: not even {}={} fits ARTIFACT_BUDGET {} - margin {} bytes", knob, r.key,
+         knob == "mlp" ? fmt::format("{}", at(lo).mlp_mult)
+                       : std::to_string(knob == "dim" ? at(lo).model_dim : at(lo).num_layers),
+         with_commas(base.artifact_budget), with_commas(margin));
+  for (int64_t step = 1; lo < hi; step *= 2) {
+    const int64_t probe = std::min(hi, lo + step);
+    if (!fits(probe)) {
+      hi = probe - 1;
+      break;
+    }
+    lo = probe;
+  }
+  while (lo < hi) {  // fits(lo), and everything above hi does not
+    const int64_t mid = lo + (hi - lo + 1) / 2;
+    if (fits(mid)) lo = mid;
+    else hi = mid - 1;
+  }
+  const Config best = at(lo);
+  r.plan = *seen.at(lo);
+  r.value = knob == "dim" ? std::to_string(best.model_dim)
+            : knob == "mlp" ? fmt::format("{}", best.mlp_mult)
+                            : std::to_string(best.num_layers);
+  return r;
+}
+
+std::vector<std::string> lqer_targets(const Artifact& artifact) {
+  std::vector<std::string> out;
+  for (const Tensor& t : artifact.tensors)
+    if (t.name.ends_with(".lqA")) out.push_back(t.name.substr(0, t.name.size() - 4));
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+Measurement measure_artifact(const Artifact& artifact, const PackOptions& o, const Plan& plan, bool ablate) {
+  // The plan must be this artifact's: same tensors, kinds, shapes and bits.
+  std::vector<const Tensor*> order;
+  for (const Tensor& t : artifact.tensors) order.push_back(&t);
+  std::sort(order.begin(), order.end(), [](const Tensor* a, const Tensor* b) { return a->name < b->name; });
+  if (order.size() != plan.tensors.size())
+    fail("the artifact holds {} tensors, the plan {}: not this configuration's artifact", order.size(),
+         plan.tensors.size());
+  for (size_t i = 0; i < order.size(); ++i) {
+    const Tensor& t = *order[i];
+    const PlannedTensor& p = plan.tensors[i];
+    if (t.name != p.name || t.kind != p.kind || t.shape != p.shape || t.bits != p.bits)
+      fail("artifact tensor '{}' (kind {}, {} bits) differs from the plan's '{}' (kind {}, {} bits)", t.name,
+           static_cast<int>(t.kind), t.bits, p.name, static_cast<int>(p.kind), p.bits);
+  }
+  const auto payload = encode_payload(artifact);
+  if (static_cast<int64_t>(payload.size()) != plan.payload_bytes)
+    fail("the artifact's raw payload is {} bytes, the plan's {}", payload.size(), plan.payload_bytes);
+
+  Measurement m;
+  m.file_bytes = static_cast<int64_t>(serialize(artifact, o).size());
+  if (!ablate) return m;
+  Artifact a = artifact;
+  const auto bytes = [&] { return static_cast<double>(serialize(a, o).size()); };
+  const std::map<std::string, const PlannedTensor*> by_name = [&] {
+    std::map<std::string, const PlannedTensor*> out;
+    for (const PlannedTensor& p : plan.tensors) out[p.name] = &p;
+    return out;
+  }();
+  for (Tensor& t : a.tensors)
+    if (t.kind == Tensor::Kind::Quantized && by_name.at(t.name)->group != "gate") std::fill(t.q.begin(), t.q.end(), 0);
+  const double no_gptq = bytes();
+  for (Tensor& t : a.tensors)
+    if (t.kind == Tensor::Kind::Grouped) std::fill(t.q.begin(), t.q.end(), 0);
+  const double no_lqer = bytes();
+  for (Tensor& t : a.tensors) std::fill(t.scales.begin(), t.scales.end(), uint16_t{0x3C00});  // fp16 1.0
+  const double no_scales = bytes();
+  for (Tensor& t : a.tensors) std::fill(t.values.begin(), t.values.end(), uint16_t{0});
+  const double no_values = bytes();
+  m.gptq_code_bytes = static_cast<double>(m.file_bytes) - no_gptq;
+  m.lqer_code_bytes = no_gptq - no_lqer;
+  m.scale_bytes = no_lqer - no_scales;
+  m.value_bytes = no_scales - no_values;
+  m.table_bytes = no_values - static_cast<double>(kHeaderBytes);
+  return m;
+}
+
+}  // namespace golf::pack
+
+namespace golf::pack {
+
+std::string preflight(const Config& cfg, const std::filesystem::path& repo_root, bool allow_over_budget) {
+  std::string note;
+  Config planned = cfg;
+  const auto calibrated = calibrated_compressors();
+  if (std::find(calibrated.begin(), calibrated.end(), cfg.compressor) == calibrated.end()) {
+    note = fmt::format(" (COMPRESSOR={} is not calibrated: brotli's size model)", cfg.compressor);
+    planned.compressor = "brotli";
+  }
+  const int64_t code = counted_code(repo_root, repo_root / "pack" / "code_manifest.txt").compressed_bytes;
+  const Plan p = plan_config(planned, code);
+  std::string out = fmt::format(
+      "plan: predicted artifact {} bytes (GPTQ codes {}, scales {}, fp16 {}, LQER {}, table+header {}) + counted code "
+      "{} = {} of ARTIFACT_BUDGET {}{}\n",
+      with_commas(p.artifact_bytes), with_commas(std::llround(p.gptq_code_bytes)),
+      with_commas(std::llround(p.scale_bytes)), with_commas(std::llround(p.value_bytes)),
+      with_commas(std::llround(p.lqer_code_bytes)),
+      with_commas(std::llround(p.table_bytes + p.gate_code_bytes) + p.header_bytes), with_commas(p.code_bytes),
+      with_commas(p.total()), with_commas(p.limit), note);
+  if (p.fits()) {
+    out += fmt::format("plan: fits with {} bytes to spare (golf-pack plan prints the table)\n",
+                       with_commas(p.limit - p.total()));
+  } else if (allow_over_budget) {
+    out += fmt::format("plan: OVER the budget by {} bytes; training anyway (--allow-over-budget)\n",
+                       with_commas(p.total() - p.limit));
+  } else {
+    fail("the plan predicts {} bytes, over ARTIFACT_BUDGET={} by {}{}: shrink the model (golf-pack plan --fit dim "
+         "finds a size that fits) or pass --allow-over-budget",
+         with_commas(p.total()), with_commas(p.limit), with_commas(p.total() - p.limit), note);
+  }
+  return out;
+}
+
+}  // namespace golf::pack

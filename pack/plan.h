@@ -1,0 +1,139 @@
+// pack/plan.h — golf-pack plan: the artifact's bytes predicted before training (issue 16 §2).
+//
+// A configuration fixes every tensor's shape, and golf-pack's policy (pack/policy.h) fixes how
+// each is stored, so the artifact's raw payload is known exactly: codes (one byte each), fp16
+// scales, fp16 passthrough values, the table and the config JSON. Only the compressed size of
+// that payload depends on the trained weights. The planner predicts it part by part:
+//
+//   GPTQ codes     codes · (a + b·x) / 8 bytes, x = log2(qmax / k) for a b-bit matrix with SDClip
+//                  k (qmax = 2^(bits−1) − 1): SDClip gives codes of standard deviation ≈ qmax/k,
+//                  whose entropy is log2(qmax/k) + const for any fixed weight distribution, so
+//                  one line per compressor covers every bit width and clip (R0405's "(b, k) ≈
+//                  (b+1, 2k)"); a and b are fitted on real packed runs
+//   scales         every fp16 scale (GPTQ rows, gate rows, LQER groups) · scale_bytes
+//   passthrough    every fp16 value · value_bytes
+//   LQER factors   factor codes · factor bits / 8 · lqer_ratio
+//   gate codes     QuantGate int8 codes at 1 byte each (a few hundred codes: not calibrated)
+//   table          (config JSON + table + padding) raw bytes · table_ratio
+//   header         22 bytes; counted code: pack/code_size.h's count, exact
+//
+// The coefficients come from scripts/bench/plan_calibrate.py, which measures real packed runs
+// (measure_artifact below: each part's bytes by ablation through the real serializer) and fits
+// them by least squares; the fitted table is pack/plan_calibration.h, the data beside the script.
+#pragma once
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "core/config.h"
+#include "pack/artifact.h"
+#include "pack/policy.h"
+
+namespace golf::pack {
+
+// The size model of one compressor (see the header comment).
+struct SizeModel {
+  const char* compressor;
+  double code_bits_intercept, code_bits_slope;  // bits per GPTQ code = a + b·log2(qmax/k)
+  double scale_bytes, value_bytes, lqer_ratio, table_ratio;
+  int artifacts;  // calibration artifacts it was fitted on
+};
+// The calibrated model for COMPRESSOR=name; an uncalibrated compressor is one golf::Error naming
+// the calibrated ones.
+const SizeModel& size_model(const std::string& compressor);
+std::vector<std::string> calibrated_compressors();
+
+// One tensor as the artifact will store it. LQER factors (X.lqA, X.lqB) are tensors of their own.
+struct PlannedTensor {
+  std::string name, group;     // group: as pack::group_of, plus "gate" for QuantGate matrices
+  std::vector<int64_t> shape;
+  Tensor::Kind kind = Tensor::Kind::Float16;
+  int bits = 0;                // 0 for float16 (as the artifact's table)
+  double clip_sigmas = 0;      // GPTQ matrices
+  int64_t group_size = 0;      // Grouped only (elements per scale)
+  int64_t codes = 0, scales = 0, values = 0;
+  double bytes = 0;            // predicted compressed bytes (codes + scales + values)
+};
+
+struct Plan {
+  std::string compressor;
+  std::vector<PlannedTensor> tensors;  // in name order, as the artifact's table
+  int64_t params = 0;                  // model parameters (codes of GPTQ/gate matrices + fp16 values)
+  int64_t payload_bytes = 0;           // the raw payload, exact (pack::encode_payload's size)
+  int64_t table_raw_bytes = 0;         // config JSON + table + padding, exact
+  // Predicted compressed bytes by part.
+  double gptq_code_bytes = 0, gate_code_bytes = 0, lqer_code_bytes = 0, scale_bytes = 0, value_bytes = 0,
+         table_bytes = 0;
+  int64_t header_bytes = static_cast<int64_t>(kHeaderBytes);
+  int64_t artifact_bytes = 0;          // header + the parts, rounded
+  int64_t code_bytes = 0;              // counted code (exact)
+  int64_t limit = 0;                   // ARTIFACT_BUDGET
+  int64_t total() const { return artifact_bytes + code_bytes; }
+  bool fits(int64_t margin = 0) const { return total() <= limit - margin; }
+};
+
+// Parameter name → shape, as golf-train saves them (banked). plan_shapes.cpp builds the model.
+using ShapeMap = std::map<std::string, std::vector<int64_t>>;
+ShapeMap model_shapes(const Config& cfg);
+
+// The tensors the artifact of a model with these (banked) parameter shapes holds, with exact raw
+// sizes; bytes are filled by predict(). LQER: the actual choice is the LQER_TOP_K matrices with
+// the largest ‖W − Ŵ‖_F, unknown before training; the planner takes the LQER_TOP_K largest
+// matrices (ties: name order), which matches the records' choice (tok_emb and mlp matrices) and
+// gives factors of the same size whichever equal-size matrix is chosen.
+// lqer_targets (when not empty): the matrices that get LQER factors, instead of that guess (to
+// describe a real artifact exactly).
+Plan layout(const ShapeMap& shapes, const Config& cfg, const std::vector<std::string>& lqer_targets = {});
+// Fills the predicted bytes of `plan` with the size model of cfg.COMPRESSOR, plus the counted code.
+void predict(Plan& plan, const SizeModel& model, int64_t counted_code_bytes);
+// layout + predict for cfg (its COMPRESSOR's model; builds the model on the CPU for its shapes).
+Plan plan_config(const Config& cfg, int64_t counted_code_bytes);
+
+std::string plan_table(const Plan& plan);
+nlohmann::json plan_json(const Plan& plan);
+
+// --fit: the largest value of one knob that still fits limit − margin, others as in `base`.
+//   "dim"    MODEL_DIM = NUM_HEADS · h for even head dims h (RoPE needs pairs)
+//   "mlp"    MLP_MULT in steps of 1/8
+//   "layers" NUM_LAYERS
+// Binary search (the predicted size grows with each knob); a candidate that the config's own
+// validation rejects (e.g. PARALLEL_START_LAYER beyond NUM_LAYERS) counts as not fitting.
+// Throws golf::Error when not even the smallest value fits.
+struct FitResult {
+  std::string knob, key, value;  // e.g. "dim", "MODEL_DIM", "640"
+  Plan plan;
+  int evaluated = 0;
+  std::string set_line() const { return "--set " + key + "=" + value; }
+};
+FitResult fit_knob(const Config& base, const std::string& knob, int64_t margin, int64_t counted_code_bytes);
+
+// The calibration measurement of one real artifact: its bytes and each part's share, found by
+// ablation through the real serializer with options `o` (its compressor and stride; the same
+// quantized tensors can be measured under every compressor without quantizing again): the stream
+// again with the GPTQ and gate codes zeroed, then also the LQER codes, then every scale set to
+// one constant, then every fp16 value zeroed. Each difference is that part's bytes; what is left
+// is the table's. The plan for `cfg` must describe this artifact exactly (same tensors, shapes
+// and raw payload size), or this throws golf::Error naming the first difference.
+struct Measurement {
+  int64_t file_bytes = 0;  // serialize(artifact, o): the artifact file golf-pack writes with o
+  double gptq_code_bytes = 0, lqer_code_bytes = 0, scale_bytes = 0, value_bytes = 0, table_bytes = 0;
+};
+std::vector<std::string> lqer_targets(const Artifact& artifact);  // the X of every X.lqA
+// ablate = false: only file_bytes (one serialization; the parts stay 0).
+Measurement measure_artifact(const Artifact& artifact, const PackOptions& o, const Plan& plan, bool ablate = true);
+
+}  // namespace golf::pack
+
+namespace golf::pack {
+
+// golf-train's preflight: the plan of `cfg` (counted code from repo_root's pack/code_manifest.txt)
+// as two log lines. A compressor without a calibrated model is planned with brotli's, said so in
+// the lines (brotli is the largest of golf's coders). Throws golf::Error, naming the excess, when
+// the prediction exceeds ARTIFACT_BUDGET and !allow_over_budget.
+std::string preflight(const Config& cfg, const std::filesystem::path& repo_root, bool allow_over_budget);
+
+}  // namespace golf::pack

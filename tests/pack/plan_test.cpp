@@ -1,0 +1,218 @@
+// The planner (pack/plan.h) as a specification: its layout of a configuration is exactly the
+// artifact golf-pack writes for a model of that configuration (same tensors, kinds, shapes, bits,
+// code/scale/value counts and raw payload bytes), for the plain stack and for the record stack's
+// QuantGate + LQER; the prediction is the sum of its parts; --fit's answer fits and the next step
+// does not; the measurement by ablation splits a real artifact into parts that add up to its bytes.
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "core/error.h"
+#include "core/model.h"
+#include "pack/artifact.h"
+#include "pack/pack_model.h"
+#include "pack/plan.h"
+
+namespace golf {
+namespace {
+
+// Small enough to quantize in a moment; a low passthrough threshold makes every matrix GPTQ'd.
+Config tiny_config() {
+  Config c;
+  c.vocab_size = 512;
+  c.num_layers = 4;
+  c.model_dim = 160;
+  c.num_heads = 4;
+  c.num_kv_heads = 2;
+  c.rope_dims = 8;
+  c.loop_start = 1;
+  c.loop_end = 2;
+  c.num_loops = 1;
+  c.parallel_start_layer = 3;
+  c.passthrough_max_numel = 1024;
+  c.gptq_enabled = 0;  // RTN: no Hessians needed, same layout
+  validate(c);
+  return c;
+}
+
+Config record_stack(Config c) {  // frontier_0427's storage choices
+  c.attn_out_gate_enabled = 0;
+  c.sparse_attn_gate_enabled = 1;
+  c.sparse_attn_gate_init_std = 0.02;
+  c.gated_attn_quant_gate = 1;
+  c.lqer_enabled = 1;
+  c.lqer_top_k = 3;
+  c.embed_bits = 7;
+  validate(c);
+  return c;
+}
+
+pack::QuantizeResult quantize_fresh(const Config& cfg) {
+  at::manual_seed(7);
+  const Model model(cfg, at::kCPU);
+  pack::TensorMap weights;
+  for (const auto& [name, t] : model.state()) weights[name] = t.detach().clone();
+  // Zero-initialised O/down banks would quantize fine too, but random values exercise LQER's choice.
+  for (const char* bank : {"qo_bank", "mlp_down_bank"}) weights[bank] = at::randn_like(weights[bank]) * 0.05;
+  return pack::quantize_model(weights, {}, cfg, 1);
+}
+
+void expect_plan_is_artifact(const pack::Plan& plan, const pack::Artifact& artifact) {
+  std::vector<const pack::Tensor*> order;
+  for (const auto& t : artifact.tensors) order.push_back(&t);
+  std::sort(order.begin(), order.end(), [](auto* a, auto* b) { return a->name < b->name; });
+  ASSERT_EQ(plan.tensors.size(), order.size());
+  for (size_t i = 0; i < order.size(); ++i) {
+    const pack::Tensor& t = *order[i];
+    const pack::PlannedTensor& p = plan.tensors[i];
+    SCOPED_TRACE(t.name);
+    EXPECT_EQ(p.name, t.name);
+    EXPECT_EQ(p.kind, t.kind);
+    EXPECT_EQ(p.shape, t.shape);
+    EXPECT_EQ(p.bits, t.bits);
+    EXPECT_EQ(p.codes, static_cast<int64_t>(t.q.size()));
+    EXPECT_EQ(p.scales, static_cast<int64_t>(t.scales.size()));
+    EXPECT_EQ(p.values, static_cast<int64_t>(t.values.size()));
+    if (t.kind == pack::Tensor::Kind::Grouped) EXPECT_EQ(p.group_size, t.group);
+  }
+  EXPECT_EQ(plan.payload_bytes, static_cast<int64_t>(pack::encode_payload(artifact).size()));
+}
+
+TEST(Plan, LayoutIsExactlyTheArtifactOfThePlainStack) {
+  const Config cfg = tiny_config();
+  const auto q = quantize_fresh(cfg);
+  const pack::Plan plan = pack::layout(pack::model_shapes(cfg), cfg);
+  expect_plan_is_artifact(plan, q.artifact);
+  int64_t gptq = 0;
+  for (const auto& t : plan.tensors) gptq += t.kind == pack::Tensor::Kind::Quantized;
+  EXPECT_EQ(gptq, 1 + 6 * cfg.num_layers);  // tok_emb + six matrices per layer
+}
+
+TEST(Plan, LayoutIsExactlyTheArtifactOfTheRecordStack) {
+  const Config cfg = record_stack(tiny_config());
+  const auto q = quantize_fresh(cfg);
+  // LQER's real choice depends on the weights: given that choice, the layout is exact.
+  const auto targets = pack::lqer_targets(q.artifact);
+  ASSERT_EQ(targets.size(), 3u);
+  const pack::Plan plan = pack::layout(pack::model_shapes(cfg), cfg, targets);
+  expect_plan_is_artifact(plan, q.artifact);
+  int64_t gates = 0;
+  for (const auto& t : plan.tensors) gates += t.group == "gate";
+  EXPECT_EQ(gates, cfg.num_layers);  // QuantGate: one int8 gate matrix per layer
+}
+
+TEST(Plan, LqerGuessTakesTheLargestMatrices) {
+  Config cfg = record_stack(tiny_config());
+  cfg.lqer_top_k = 1;
+  const pack::Plan plan = pack::layout(pack::model_shapes(cfg), cfg);
+  std::vector<std::string> factors;
+  for (const auto& t : plan.tensors)
+    if (t.kind == pack::Tensor::Kind::Grouped) factors.push_back(t.name);
+  // MLP_MULT 4 × 160: the 640 × 160 mlp.fc of layer 0 (name order among the equal-size MLP matrices)
+  EXPECT_EQ(factors, (std::vector<std::string>{"blocks.0.mlp.fc.weight.lqA", "blocks.0.mlp.fc.weight.lqB"}));
+}
+
+TEST(Plan, LayoutRefusesAnLqerTargetThatIsNoMatrix) {
+  const Config cfg = record_stack(tiny_config());
+  EXPECT_THROW(pack::layout(pack::model_shapes(cfg), cfg, {"blocks.0.attn_scale"}), Error);
+}
+
+TEST(Plan, PredictionIsTheSumOfItsParts) {
+  const Config cfg = record_stack(tiny_config());
+  pack::Plan plan = pack::layout(pack::model_shapes(cfg), cfg);
+  const pack::SizeModel m{"test", 1.5, 0.75, 1.25, 1.75, 0.5, 0.25, 0};
+  pack::predict(plan, m, 12345);
+  double codes = 0, lqer = 0, scales = 0, values = 0, gate = 0;
+  for (const auto& t : plan.tensors) {
+    scales += 1.25 * t.scales;
+    values += 1.75 * t.values;
+    if (t.kind == pack::Tensor::Kind::Grouped) lqer += 0.5 * t.codes * t.bits / 8.0;
+    else if (t.group == "gate") gate += t.codes;
+    else if (t.kind == pack::Tensor::Kind::Quantized)
+      codes += t.codes * (1.5 + 0.75 * std::log2((std::pow(2.0, t.bits - 1) - 1) / t.clip_sigmas)) / 8;
+  }
+  EXPECT_NEAR(plan.gptq_code_bytes, codes, 1e-6 * codes);
+  EXPECT_NEAR(plan.lqer_code_bytes, lqer, 1e-9 + 1e-9 * lqer);
+  EXPECT_NEAR(plan.scale_bytes, scales, 1e-9 * scales);
+  EXPECT_NEAR(plan.value_bytes, values, 1e-9 * values);
+  EXPECT_EQ(plan.gate_code_bytes, gate);
+  EXPECT_EQ(plan.artifact_bytes,
+            22 + std::llround(codes + lqer + scales + values + gate + 0.25 * plan.table_raw_bytes));
+  EXPECT_EQ(plan.total(), plan.artifact_bytes + 12345);
+}
+
+TEST(Plan, SizeGrowsWithBitsAndFallsWithClip) {
+  Config cfg = tiny_config();
+  pack::Plan base = pack::layout(pack::model_shapes(cfg), cfg);
+  const pack::SizeModel& m = pack::size_model("brotli");
+  pack::predict(base, m, 0);
+  cfg.matrix_bits = 7;
+  pack::Plan wider = pack::layout(pack::model_shapes(cfg), cfg);
+  pack::predict(wider, m, 0);
+  cfg.matrix_bits = 6;
+  cfg.mlp_clip_sigmas = 20;
+  pack::Plan clipped = pack::layout(pack::model_shapes(cfg), cfg);
+  pack::predict(clipped, m, 0);
+  EXPECT_GT(wider.artifact_bytes, base.artifact_bytes);
+  EXPECT_LT(clipped.artifact_bytes, base.artifact_bytes);
+}
+
+TEST(Plan, UncalibratedCompressorIsOneError) {
+  try {
+    pack::size_model("zstd");
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("COMPRESSOR=zstd"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Plan, FitAnswerFitsAndTheNextStepDoesNot) {
+  Config cfg = tiny_config();
+  cfg.model_dim = 128;  // small models: quick to build
+  cfg.mlp_mult = 2;
+  cfg.artifact_budget = 600'000;
+  const int64_t margin = 10'000, code = 50'000;
+  for (const std::string knob : {"dim", "mlp", "layers"}) {
+    SCOPED_TRACE(knob);
+    const pack::FitResult r = pack::fit_knob(cfg, knob, margin, code);
+    EXPECT_TRUE(r.plan.fits(margin));
+    Config next = cfg;
+    if (knob == "dim") next.model_dim = std::stoll(r.value) + 2 * cfg.num_heads;
+    if (knob == "mlp") next.mlp_mult = std::stod(r.value) + 0.125;
+    if (knob == "layers") next.num_layers = std::stoll(r.value) + 1;
+    validate(next);
+    const pack::Plan over = pack::plan_config(next, code);
+    EXPECT_FALSE(over.fits(margin)) << r.set_line() << " then " << over.total();
+  }
+}
+
+TEST(Plan, FitThatCannotFitIsOneError) {
+  Config cfg = tiny_config();
+  cfg.artifact_budget = 1000;
+  EXPECT_THROW(pack::fit_knob(cfg, "dim", 0, 0), Error);
+  EXPECT_THROW(pack::fit_knob(tiny_config(), "heads", 0, 0), Error);
+}
+
+TEST(Plan, MeasuredPartsAddUpToTheArtifact) {
+  const Config cfg = record_stack(tiny_config());
+  const auto q = quantize_fresh(cfg);
+  const pack::Plan plan = pack::layout(pack::model_shapes(cfg), cfg, pack::lqer_targets(q.artifact));
+  const auto bytes = pack::serialize(q.artifact);
+  const pack::Measurement m = pack::measure_artifact(q.artifact, pack::PackOptions{}, plan);
+  EXPECT_EQ(m.file_bytes, static_cast<int64_t>(bytes.size()));
+  EXPECT_NEAR(22 + m.gptq_code_bytes + m.lqer_code_bytes + m.scale_bytes + m.value_bytes + m.table_bytes,
+              static_cast<double>(m.file_bytes), 1e-9);
+  EXPECT_GT(m.gptq_code_bytes, 0.5 * m.file_bytes);  // the codes dominate
+  EXPECT_GT(m.scale_bytes, 0);
+  EXPECT_GT(m.value_bytes, 0);
+
+  // Another configuration's plan is refused, naming the difference.
+  Config other = cfg;
+  other.matrix_bits = 5;
+  const pack::Plan wrong = pack::layout(pack::model_shapes(other), other, pack::lqer_targets(q.artifact));
+  EXPECT_THROW(pack::measure_artifact(q.artifact, pack::PackOptions{}, wrong), Error);
+}
+
+}  // namespace
+}  // namespace golf
