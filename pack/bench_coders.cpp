@@ -1,6 +1,7 @@
 // golf-coder-bench — every compressor on the same quantized weights (issue 16 §1 benchmark).
 //
-//   golf-coder-bench F.golf [--skip-pergroup] [--all-brotli] [--json OUT.json]
+//   golf-coder-bench F.golf [--skip-pergroup] [--all-brotli] [--only CODER] [--json OUT.json]
+//   golf-coder-bench F.golf --save-brotli OUT.golf   (a coder-neutral copy: Brotli quality 5)
 //
 // Reads an artifact (any compressor), then writes its tensors again with: today's byte-shuffled
 // Brotli-11 (window 24, GENERIC: golf's fixed setting before the per-artifact choice), Brotli at
@@ -62,11 +63,13 @@ int main(int argc, char** argv) {
   bool skip_pergroup = false, all_brotli = false;
   std::string only;  // run just this coder ("golf", "brotli w24", "brotli w22", "pergroup", "groups")
   std::string json_out;
+  std::string save_brotli;  // write the artifact again with Brotli (quality 5, fast) and stop
   for (int i = 2; i < argc; ++i) {
     if (std::strcmp(argv[i], "--skip-pergroup") == 0) skip_pergroup = true;
     else if (std::strcmp(argv[i], "--all-brotli") == 0) all_brotli = true;
     else if (std::strcmp(argv[i], "--only") == 0 && i + 1 < argc) only = argv[++i];
     else if (std::strcmp(argv[i], "--json") == 0 && i + 1 < argc) json_out = argv[++i];
+    else if (std::strcmp(argv[i], "--save-brotli") == 0 && i + 1 < argc) save_brotli = argv[++i];
     else {
       std::fprintf(stderr, "unknown argument %s\n", argv[i]);
       return 2;
@@ -74,6 +77,14 @@ int main(int argc, char** argv) {
   }
   try {
     const Artifact a = deserialize(read_file_bytes(argv[1]), argv[1]);
+    if (!save_brotli.empty()) {
+      // A coder-neutral copy: golf streams written by an earlier model cannot be read by a later one.
+      PackOptions o;
+      o.brotli_quality = 5;
+      write_artifact(save_brotli, serialize(a, o));
+      fmt::print("wrote {}\n", save_brotli);
+      return 0;
+    }
     std::vector<CodeSpan> spans;
     const Bytes payload = encode_payload(a, &spans);
 
