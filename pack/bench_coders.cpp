@@ -40,6 +40,18 @@ double cpu_seconds() {
   return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + 1e-6 * static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
 }
 
+// The 1-minute load average (/proc/loadavg; -1 where there is none): the CPU is shared, and
+// wall times mean little without it.
+double load_average() {
+  std::FILE* f = std::fopen("/proc/loadavg", "r");
+  double load = -1;
+  if (f) {
+    if (std::fscanf(f, "%lf", &load) != 1) load = -1;
+    std::fclose(f);
+  }
+  return load;
+}
+
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
@@ -48,6 +60,7 @@ struct Run {
   std::string name;
   int64_t bytes = 0;
   double encode_s = 0, decode_s = 0, encode_cpu = 0, decode_cpu = 0;  // wall and process CPU seconds
+  double load_before = 0, load_after = 0;
   std::map<int, int64_t> group_bytes;  // grouped coders: bytes per code group
   int64_t rest_bytes = 0;
   std::string note;
@@ -119,7 +132,8 @@ int main(int argc, char** argv) {
     std::vector<Run> runs;
     const auto measure = [&](const std::string& name, const PackOptions& o, const std::string& note) {
       if (!only.empty() && only != name) return;
-      Run r{name, 0, 0, 0, 0, 0, {}, 0, note};
+      Run r{name, 0, 0, 0, 0, 0, 0, 0, {}, 0, note};
+      r.load_before = load_average();
       auto t0 = std::chrono::steady_clock::now();
       double c0 = cpu_seconds();
       GroupedReport report;
@@ -133,9 +147,12 @@ int main(int argc, char** argv) {
       r.decode_s = seconds_since(t0);
       r.decode_cpu = cpu_seconds() - c0;
       if (back != a) fail("{}: the round trip changed the artifact", name);
+      r.load_after = load_average();
       if (o.compressor != Compressor::Brotli) {
         for (const GroupChoice& g : report.groups) r.group_bytes[g.group] = g.bytes;
         r.rest_bytes = report.rest_bytes;
+        if (report.words_raw > 0)
+          r.note += fmt::format(" (rest {} B: fp16 tail {} → {} B by golf)", report.rest_bytes, report.words_raw, report.words_bytes);
         std::string methods;
         for (const GroupChoice& g : report.groups)
           methods += fmt::format(" {}:{}{}", code_group_name(g.group), g.method == 1 ? "brotli" : g.method == 2 ? "xz" : "golf",
@@ -144,8 +161,8 @@ int main(int argc, char** argv) {
       } else {
         r.note += fmt::format(" (window {})", brotli_stream_window(std::span(file).subspan(kHeaderBytes)));
       }
-      fmt::print("  {:<16} {:>12} bytes  encode {:6.1f} s (cpu {:6.1f} s)  decode {:5.2f} s (cpu {:5.2f} s)  {}\n", name,
-                 with_commas(r.bytes), r.encode_s, r.encode_cpu, r.decode_s, r.decode_cpu, r.note);
+      fmt::print("  {:<16} {:>12} bytes  encode {:6.1f} s (cpu {:6.1f} s)  decode {:5.2f} s (cpu {:5.2f} s)  load {:.1f}→{:.1f} {}\n",
+                 name, with_commas(r.bytes), r.encode_s, r.encode_cpu, r.decode_s, r.decode_cpu, r.load_before, r.load_after, r.note);
       std::fflush(stdout);
       runs.push_back(r);
     };
@@ -173,7 +190,8 @@ int main(int argc, char** argv) {
       if (!json_out.empty() && !runs.empty()) {
         const Run& r = runs[0];
         nlohmann::json j = {{"name", r.name}, {"bytes", r.bytes}, {"encode_s", r.encode_s}, {"decode_s", r.decode_s},
-                            {"encode_cpu_s", r.encode_cpu}, {"decode_cpu_s", r.decode_cpu}, {"note", r.note}, {"rest_bytes", r.rest_bytes}};
+                            {"encode_cpu_s", r.encode_cpu}, {"decode_cpu_s", r.decode_cpu}, {"note", r.note}, {"rest_bytes", r.rest_bytes},
+                            {"load_before", r.load_before}, {"load_after", r.load_after}};
         for (const auto& [g, b] : r.group_bytes) j["groups"][code_group_name(g)] = b;
         write_file_atomic(json_out, j.dump(2) + "\n");
       }
@@ -243,7 +261,8 @@ int main(int argc, char** argv) {
                           {"entropy_bytes_all", entropy_bytes(all)}, {"groups", groups_json}};
       for (const Run& r : runs)
         j["coders"].push_back({{"name", r.name}, {"bytes", r.bytes}, {"encode_s", r.encode_s}, {"decode_s", r.decode_s},
-                               {"note", r.note}});
+                               {"encode_cpu_s", r.encode_cpu}, {"decode_cpu_s", r.decode_cpu}, {"load_before", r.load_before},
+                               {"load_after", r.load_after}, {"rest_bytes", r.rest_bytes}, {"note", r.note}});
       write_file_atomic(json_out, j.dump(2) + "\n");
     }
     return 0;

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <array>
 #include <bit>
+#include <cstdlib>
+#include <string>
 
 #include "core/error.h"
 
@@ -23,12 +25,20 @@ constexpr int kInputs = 5;  // model A slow, fast; model B slow, fast; bias
 constexpr std::array<int, kColBuckets - 1> kColThresholds = {4, 8, 12, 16, 20, 24, 28, 32, 38, 45, 53, 64, 80, 104, 144};
 constexpr std::array<int, kRowBuckets - 1> kRowThresholds = {8, 16, 20, 24, 28, 32, 36, 42, 50, 64, 96};
 
+// The running means stay in [0, 63·16]; a table per threshold list turns a mean into its bucket.
+constexpr int kMeanLimit = 63 << 4;
 template <size_t N>
-int bucket(const std::array<int, N>& thresholds, int v) {
-  int b = 0;
-  while (b < static_cast<int>(N) && v >= thresholds[static_cast<size_t>(b)]) ++b;
-  return b;
+std::array<uint8_t, kMeanLimit + 1> bucket_table(const std::array<int, N>& thresholds) {
+  std::array<uint8_t, kMeanLimit + 1> table{};
+  for (int v = 0; v <= kMeanLimit; ++v) {
+    int b = 0;
+    while (b < static_cast<int>(N) && v >= thresholds[static_cast<size_t>(b)]) ++b;
+    table[static_cast<size_t>(v)] = static_cast<uint8_t>(b);
+  }
+  return table;
 }
+const auto kColBucket = bucket_table(kColThresholds);
+const auto kRowBucket = bucket_table(kRowThresholds);
 
 // Logistic squash and its inverse in fixed point: stretch domain ×256 (±2047), probability ×4096.
 int squash(int d) {
@@ -144,50 +154,117 @@ class Decoder {
   uint32_t code_ = 0, range_ = 0xFFFFFFFFu;
 };
 
+// Experiment switches (temporary): GOLF_CODER_EXP="sign,colwin=32,c,mixsel,apm".
+struct Exp {
+  bool sign = false, c = false, mixsel = false, apm = false, rawsign = false;
+  int colwin = 8, rowrate = 4;
+  Exp() {
+    const char* e = std::getenv("GOLF_CODER_EXP");
+    if (!e) return;
+    std::string s = std::string(e) + ",";
+    for (size_t k; (k = s.find(',')) != std::string::npos; s.erase(0, k + 1)) {
+      const std::string t = s.substr(0, k);
+      if (t == "sign") sign = true;
+      if (t == "c") c = true;
+      if (t == "mixsel") mixsel = true;
+      if (t == "apm") apm = true;
+      if (t == "rawsign") rawsign = true;
+      if (t.rfind("colwin=", 0) == 0) colwin = std::atoi(t.c_str() + 7);
+      if (t.rfind("rowrate=", 0) == 0) rowrate = std::atoi(t.c_str() + 8);
+    }
+  }
+};
+const Exp& exp_settings() {
+  static const Exp e;
+  return e;
+}
+
+constexpr int kSignBuckets = 11;
+constexpr std::array<int, kSignBuckets - 1> kSignThresholds = {-24 * 16, -12 * 16, -6 * 16, -3 * 16, -1 * 16, 1 * 16, 3 * 16, 6 * 16, 12 * 16, 24 * 16};
+int sign_bucket(int v) {  // v: column mean of q ×256
+  int b = 0;
+  while (b < kSignBuckets - 1 && v >= kSignThresholds[static_cast<size_t>(b)]) ++b;
+  return b;
+}
+
 // Everything both sides predict with; `Coder` is Encoder or Decoder, and bit() returns the bit
 // that was coded (the encoder's own, or the decoded one).
 class Model {
  public:
-  Model() : a_(kNodes * kColBuckets * kNeighbour), b_(kNodes * kRowBuckets * kNeighbour), weights_(kNodes * kInputs) {
-    for (int n = 0; n < kNodes; ++n)
-      for (int i = 0; i < kInputs; ++i) weights_[static_cast<size_t>(kInputs * n + i)] = i < 4 ? 1 << 14 : 0;
+  static constexpr int kIn = 7;
+  Model()
+      : a_(kNodes * kColBuckets * kNeighbour * kSignBuckets), b_(kNodes * kRowBuckets * kNeighbour),
+        c_(kNodes * kColBuckets * kRowBuckets * kSignBuckets), weights_(kNodes * kIn * kColBuckets), apm_(kNodes * 3 * 33) {
+    const bool use_c = exp_settings().c;
+    for (size_t n = 0; n < weights_.size() / kIn; ++n)
+      for (int i = 0; i < kIn; ++i) weights_[n * kIn + static_cast<size_t>(i)] = i < 4 || (use_c && i < 6) ? (use_c ? 11000 : 1 << 14) : 0;
+    for (size_t i = 0; i < apm_.size(); ++i) {
+      const int j = static_cast<int>(i % 33);
+      apm_[i] = static_cast<uint16_t>(squash((j - 16) * 128) * 16);
+    }
   }
 
   // The context of the next code: column and row running means, left and above codes.
-  void set_context(int col_mean, int row_mean, int left, int above) {
-    col_ = bucket(kColThresholds, col_mean);
-    row_ = bucket(kRowThresholds, row_mean);
+  void set_context(int col_mean, int row_mean, int left, int above, int col_signed) {
+    col_ = kColBucket[static_cast<size_t>(col_mean)];
+    row_ = kRowBucket[static_cast<size_t>(row_mean)];
     left_ = std::min(std::abs(left), 2);
     above_ = std::min(std::abs(above), 2);
     left_sign_ = left == 0 ? 0 : left > 0 ? 1 : 2;
     above_sign_ = above == 0 ? 0 : above > 0 ? 1 : 2;
+    sb_ = exp_settings().sign ? sign_bucket(col_signed) : 0;
   }
 
   template <class Coder>
   int bit(Coder& coder, int node, int bit) {
+    const Exp& ex = exp_settings();
+    if (node == 1 && ex.rawsign) return coder.code(bit, 32768);
     const bool sign = node == 1;
-    Counter& ca = a_[static_cast<size_t>((node * kColBuckets + col_) * kNeighbour + (sign ? left_sign_ : left_))];
+    Counter& ca = a_[static_cast<size_t>(((node * kColBuckets + col_) * kNeighbour + (sign ? left_sign_ : left_)) * kSignBuckets + (sign ? sb_ : 0))];
     Counter& cb = b_[static_cast<size_t>((node * kRowBuckets + row_) * kNeighbour + (sign ? above_sign_ : above_))];
+    Counter& cc = c_[static_cast<size_t>(((node * kColBuckets + col_) * kRowBuckets + row_) * kSignBuckets + (sign ? sb_ : 0))];
     const auto& stretch = stretch_table();
-    const int x[kInputs] = {stretch[ca.slow >> 4], stretch[ca.fast >> 4], stretch[cb.slow >> 4], stretch[cb.fast >> 4], 256};
-    int32_t* w = &weights_[static_cast<size_t>(kInputs * node)];
+    int x[kIn] = {stretch[ca.slow >> 4], stretch[ca.fast >> 4], stretch[cb.slow >> 4], stretch[cb.fast >> 4], 0, 0, 256};
+    if (ex.c) x[4] = stretch[cc.slow >> 4], x[5] = stretch[cc.fast >> 4];
+    int32_t* w = &weights_[static_cast<size_t>(kIn * (node * kColBuckets + (ex.mixsel ? col_ : 0)))];
     int64_t dot = 0;
-    for (int i = 0; i < kInputs; ++i) dot += int64_t{w[i]} * x[i];
-    const int p = std::clamp(squash(static_cast<int>(std::clamp<int64_t>(dot >> 16, -2047, 2047))), 1, 4095);
-    const int coded = coder.code(bit, p << 4);
+    for (int i = 0; i < kIn; ++i) dot += int64_t{w[i]} * x[i];
+    const int st = static_cast<int>(std::clamp<int64_t>(dot >> 16, -2047, 2047));
+    const int p = std::clamp(squash(st), 1, 4095);
+    int pf = p;
+    uint16_t* a0 = nullptr;
+    uint16_t* a1 = nullptr;
+    int wt = 0;
+    if (ex.apm) {
+      const int pos = (st + 2048) * 32;  // ×4096 over 32 intervals
+      const int j = pos >> 12;
+      wt = pos & 4095;
+      uint16_t* row = &apm_[static_cast<size_t>((node * 3 + left_) * 33)];
+      a0 = row + j, a1 = row + j + 1;
+      const int pa = ((*a0 * (4096 - wt) + *a1 * wt) >> 12) >> 4;
+      pf = std::clamp((p + 3 * pa) >> 2, 1, 4095);
+    }
+    const int coded = coder.code(bit, pf << 4);
     // Mixer step 2^-13: slow enough that on i.i.d. codes the mix costs ≤ 0.1 % over the entropy.
     const int err = (coded << 12) - p;
     constexpr int32_t kMaxWeight = 1 << 22;
-    for (int i = 0; i < kInputs; ++i) w[i] = std::clamp(w[i] + ((x[i] * err + (1 << 12)) >> 13), -kMaxWeight, kMaxWeight);
+    for (int i = 0; i < kIn; ++i) w[i] = std::clamp(w[i] + ((x[i] * err + (1 << 12)) >> 13), -kMaxWeight, kMaxWeight);
+    if (ex.apm) {
+      const int target = coded ? 65535 : 0;
+      if (wt < 2048) *a0 = static_cast<uint16_t>(*a0 + ((target - *a0) >> 6));
+      else *a1 = static_cast<uint16_t>(*a1 + ((target - *a1) >> 6));
+    }
     ca.update(coded);
     cb.update(coded);
+    if (ex.c) cc.update(coded);
     return coded;
   }
 
  private:
-  std::vector<Counter> a_, b_;
+  std::vector<Counter> a_, b_, c_;
   std::vector<int32_t> weights_;
-  int col_ = 0, row_ = 0, left_ = 0, above_ = 0, left_sign_ = 0, above_sign_ = 0;
+  std::vector<uint16_t> apm_;
+  int col_ = 0, row_ = 0, left_ = 0, above_ = 0, left_sign_ = 0, above_sign_ = 0, sb_ = 0;
 };
 
 void encode_code(Model& m, Encoder& e, int q) {
@@ -223,18 +300,25 @@ int decode_code(Model& m, Decoder& d, const std::string& source) {
 template <class Step>
 void walk(const std::vector<std::pair<uint32_t, uint32_t>>& shapes, const int8_t* codes, Model& model, Step step) {
   size_t base = 0;
+  const int colwin = exp_settings().colwin;
+  std::array<int32_t, 257> recip{};
+  for (int i = 1; i <= 256; ++i) recip[static_cast<size_t>(i)] = 65536 / i;
   for (const auto& [rows, cols] : shapes) {
-    std::vector<int> col_mean(cols, 2 << 4);
+    std::vector<int> col_mean(cols, 2 << 8), col_signed(cols, 0);
     int row_mean = 2 << 4;
-    for (size_t r = 0; r < rows; ++r)
+    for (size_t r = 0; r < rows; ++r) {
+      const int32_t rate = recip[static_cast<size_t>(std::min<int>(static_cast<int>(r) + 1, colwin))];
       for (size_t c = 0; c < cols; ++c) {
         const size_t i = base + r * cols + c;
-        model.set_context(col_mean[c], row_mean, c ? codes[i - 1] : 0, r ? codes[i - cols] : 0);
+        model.set_context(col_mean[c] >> 4, row_mean, c ? codes[i - 1] : 0, r ? codes[i - cols] : 0, col_signed[c]);
         step(i);
-        const int mag = std::min(std::abs(static_cast<int>(codes[i])), 63) << 4;
-        col_mean[c] += (mag - col_mean[c]) >> 3;
-        row_mean += (mag - row_mean) >> 4;
+        const int q = codes[i];
+        const int mag = std::min(std::abs(q), 63);
+        col_mean[c] += static_cast<int>((int64_t{(mag << 8) - col_mean[c]} * rate) >> 16);
+        col_signed[c] += static_cast<int>((int64_t{(std::clamp(q, -63, 63) << 8) - col_signed[c]} * rate) >> 16);
+        row_mean += ((mag << 4) - row_mean) >> exp_settings().rowrate;
       }
+    }
     base += size_t{rows} * cols;
   }
 }
@@ -244,6 +328,58 @@ size_t total_codes(const std::vector<std::pair<uint32_t, uint32_t>>& shapes) {
   for (const auto& [rows, cols] : shapes) n += size_t{rows} * cols;
   return n;
 }
+
+// The fp16 words' model (golf_coder.h): bit-tree contexts over each byte, two models mixed.
+class WordModel {
+ public:
+  WordModel() : a_(2 * 256 * 256), b_(2 * 256 * 256), weights_(16 * kWordInputs) {
+    for (size_t n = 0; n < 16; ++n)
+      for (size_t i = 0; i < kWordInputs; ++i) weights_[n * kWordInputs + i] = i < 4 ? 1 << 14 : 0;
+  }
+
+  template <class Coder>
+  uint16_t word(Coder& coder, uint16_t value) {
+    int high = 1;  // bit-tree node: a leading 1, then the bits so far
+    for (int k = 15; k >= 8; --k)
+      high = (high << 1) | bit(coder, 15 - k, high, static_cast<size_t>(prev_high_) * 256 + static_cast<size_t>(high), (value >> k) & 1);
+    high &= 0xFF;
+    const size_t near = high == prev_high_ ? 1 + (prev_low_ >> 2) : 0;  // the previous low byte, when comparable
+    int low = 1;
+    for (int k = 7; k >= 0; --k)
+      low = (low << 1) | bit(coder, 15 - k, 65536 + static_cast<size_t>(high) * 256 + static_cast<size_t>(low),
+                             65536 + near * 256 + static_cast<size_t>(low), (value >> k) & 1);
+    low &= 0xFF;
+    prev_high_ = high, prev_low_ = low;
+    return static_cast<uint16_t>(high << 8 | low);
+  }
+
+ private:
+  static constexpr size_t kWordInputs = 5;
+  template <class Coder>
+  int bit(Coder& coder, int position, size_t ctx_a, size_t ctx_b, int bit) {
+    Counter& ca = a_[ctx_a];
+    Counter& cb = b_[ctx_b];
+    const auto& stretch = stretch_table();
+    const int x[kWordInputs] = {stretch[ca.slow >> 4], stretch[ca.fast >> 4], stretch[cb.slow >> 4], stretch[cb.fast >> 4], 256};
+    int32_t* w = &weights_[static_cast<size_t>(position) * kWordInputs];
+    int64_t dot = 0;
+    for (size_t i = 0; i < kWordInputs; ++i) dot += int64_t{w[i]} * x[i];
+    const int p = std::clamp(squash(static_cast<int>(std::clamp<int64_t>(dot >> 16, -2047, 2047))), 1, 4095);
+    const int coded = coder.code(bit, p << 4);
+    const int err = (coded << 12) - p;
+    constexpr int32_t kMaxWeight = 1 << 22;
+    // A faster mixer step than the codes' (2^-11): there are few words to learn from.
+    for (size_t i = 0; i < kWordInputs; ++i) w[i] = std::clamp(w[i] + ((x[i] * err + (1 << 10)) >> 11), -kMaxWeight, kMaxWeight);
+    ca.update(coded);
+    cb.update(coded);
+    return coded;
+  }
+  // a_: node × own high byte (low byte) or node alone (high byte, ctx < 256); b_: node × the
+  // previous word's high byte (high byte) or × the previous low byte's bucket (low byte).
+  std::vector<Counter> a_, b_;
+  std::vector<int32_t> weights_;
+  int prev_high_ = 0, prev_low_ = 0;
+};
 
 }  // namespace
 
@@ -270,6 +406,24 @@ std::vector<int8_t> golf_decode_codes(std::span<const uint8_t> stream, const std
   walk(shapes, codes.data(), model, [&](size_t i) { codes[i] = static_cast<int8_t>(decode_code(model, dec, source)); });
   dec.finish();
   return codes;
+}
+
+std::vector<uint8_t> golf_encode_words(std::span<const uint16_t> words) {
+  WordModel model;
+  Encoder enc;
+  for (const uint16_t w : words) model.word(enc, w);
+  return enc.finish();
+}
+
+std::vector<uint16_t> golf_decode_words(std::span<const uint8_t> stream, size_t count, const std::string& source) {
+  // 16 decisions of at least log2(4096/4095) bits each: a byte holds at most ~1,400 words.
+  if (count / 1400 > stream.size()) fail("{}: a {}-byte golf word stream cannot hold {} words", source, stream.size(), count);
+  std::vector<uint16_t> words(count);
+  WordModel model;
+  Decoder dec(stream, source);
+  for (uint16_t& w : words) w = model.word(dec, 0);
+  dec.finish();
+  return words;
 }
 
 }  // namespace golf::pack

@@ -36,4 +36,14 @@ std::vector<uint8_t> golf_encode_codes(std::span<const int8_t> codes, const std:
 std::vector<int8_t> golf_decode_codes(std::span<const uint8_t> stream, const std::vector<std::pair<uint32_t, uint32_t>>& shapes,
                                       const std::string& source);
 
+// The fp16 words of the payload's tail (the scales of every quantized tensor, then the passthrough
+// values): each word is 16 binary decisions, most significant bit first, through the same range
+// coder. The high byte (sign, exponent, top mantissa bits) is predicted from its bits so far and
+// from the previous word's high byte (neighbouring rows have similar scales); the low byte from
+// its own high byte and, when the high byte repeats, from the previous word's low byte. Two
+// models, mixed as for the codes.
+std::vector<uint8_t> golf_encode_words(std::span<const uint16_t> words);
+// Throws golf::Error "<source>: ..." on a stream that does not decode to exactly `count` words.
+std::vector<uint16_t> golf_decode_words(std::span<const uint8_t> stream, size_t count, const std::string& source);
+
 }  // namespace golf::pack
