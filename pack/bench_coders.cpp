@@ -1,6 +1,7 @@
 // golf-coder-bench — every compressor on the same quantized weights (issue 16 §1 benchmark).
 //
-//   golf-coder-bench F.golf [--skip-pergroup] [--all-brotli] [--only CODER] [--json OUT.json]
+//   golf-coder-bench F.golf [--skip-pergroup] [--all-brotli] [--group-brotli] [--golf-tasks] [--only CODER]
+//                    [--json OUT.json]
 //   golf-coder-bench F.golf --save-brotli OUT.golf   (a coder-neutral copy: Brotli quality 5)
 //
 // Reads an artifact (any compressor), then writes its tensors again with: today's byte-shuffled
@@ -11,7 +12,9 @@
 // and the order-0 entropy of each group's codes as the reference line.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <array>
+#include <functional>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -21,11 +24,13 @@
 #include <thread>
 
 #include <sys/resource.h>
+#include <time.h>
 
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "pack/artifact.h"
 #include "pack/coders.h"
+#include "pack/golf_coder.h"
 #include "pack/grouped.h"
 
 using namespace golf;
@@ -52,6 +57,13 @@ double load_average() {
   return load;
 }
 
+// CPU seconds of the calling thread alone.
+double thread_cpu_seconds() {
+  timespec t{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+  return static_cast<double>(t.tv_sec) + 1e-9 * static_cast<double>(t.tv_nsec);
+}
+
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
@@ -73,13 +85,15 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "usage: %s F.golf [--skip-pergroup] [--all-brotli] [--json OUT.json]\n", argv[0]);
     return 2;
   }
-  bool skip_pergroup = false, all_brotli = false;
+  bool skip_pergroup = false, all_brotli = false, group_brotli = false, golf_tasks = false;
   std::string only;  // run just this coder ("golf", "brotli w24", "brotli w22", "pergroup", "groups")
   std::string json_out;
   std::string save_brotli;  // write the artifact again with Brotli (quality 5, fast) and stop
   for (int i = 2; i < argc; ++i) {
     if (std::strcmp(argv[i], "--skip-pergroup") == 0) skip_pergroup = true;
     else if (std::strcmp(argv[i], "--all-brotli") == 0) all_brotli = true;
+    else if (std::strcmp(argv[i], "--group-brotli") == 0) group_brotli = true;
+    else if (std::strcmp(argv[i], "--golf-tasks") == 0) golf_tasks = true;
     else if (std::strcmp(argv[i], "--only") == 0 && i + 1 < argc) only = argv[++i];
     else if (std::strcmp(argv[i], "--json") == 0 && i + 1 < argc) json_out = argv[++i];
     else if (std::strcmp(argv[i], "--save-brotli") == 0 && i + 1 < argc) save_brotli = argv[++i];
@@ -128,6 +142,52 @@ int main(int argc, char** argv) {
 
     fmt::print("artifact {}: {} tensors, {} codes, payload {} bytes, {} threads\n", argv[1], a.tensors.size(),
                with_commas(codes), with_commas(static_cast<int64_t>(payload.size())), std::thread::hardware_concurrency());
+
+    if (golf_tasks) {
+      // golf's decode tasks one at a time on this thread (thread CPU time: what each costs on an
+      // idle core), and the longest-first schedule of them on two cores: the decode wall time an
+      // idle 2-core machine would see (the Brotli rest, ~1 ms, left out).
+      std::vector<double> task_seconds;
+      fmt::print("golf per task, single thread (CPU s):\n");
+      for (int g = 0; g < kCodeGroups; ++g) {
+        std::vector<int8_t> q;
+        std::vector<std::pair<uint32_t, uint32_t>> shapes;
+        for (const CodeSpan& s : spans)
+          if (code_group_of(s.name) == g) {
+            q.insert(q.end(), payload.begin() + static_cast<std::ptrdiff_t>(s.offset),
+                     payload.begin() + static_cast<std::ptrdiff_t>(s.offset + size_t{s.rows} * s.cols));
+            shapes.emplace_back(s.rows, s.cols);
+          }
+        if (q.empty()) continue;
+        double t0 = thread_cpu_seconds();
+        const Bytes stream = golf_encode_codes(q, shapes);
+        const double enc = thread_cpu_seconds() - t0;
+        t0 = thread_cpu_seconds();
+        if (golf_decode_codes(stream, shapes, "bench") != q) fail("golf round trip of group {} failed", code_group_name(g));
+        const double dec = thread_cpu_seconds() - t0;
+        task_seconds.push_back(dec);
+        fmt::print("  {:<10} {:>11} bytes  encode {:5.2f}  decode {:5.2f}\n", code_group_name(g), with_commas(static_cast<int64_t>(stream.size())), enc, dec);
+      }
+      if (!spans.empty()) {
+        const size_t tail = (spans.back().offset + size_t{spans.back().rows} * spans.back().cols + 7) / 8 * 8;
+        std::vector<uint16_t> words((payload.size() - tail) / 2);
+        std::memcpy(words.data(), payload.data() + tail, words.size() * 2);
+        double t0 = thread_cpu_seconds();
+        const Bytes stream = golf_encode_words(words);
+        const double enc = thread_cpu_seconds() - t0;
+        t0 = thread_cpu_seconds();
+        if (golf_decode_words(stream, words.size(), "bench") != words) fail("golf round trip of the fp16 words failed");
+        const double dec = thread_cpu_seconds() - t0;
+        task_seconds.push_back(dec);
+        fmt::print("  {:<10} {:>11} bytes  encode {:5.2f}  decode {:5.2f}  ({} fp16 words)\n", "fp16 tail",
+                   with_commas(static_cast<int64_t>(stream.size())), enc, dec, with_commas(static_cast<int64_t>(words.size())));
+      }
+      std::sort(task_seconds.begin(), task_seconds.end(), std::greater<>());
+      double core[2] = {0, 0}, total = 0;
+      for (const double t : task_seconds) *std::min_element(core, core + 2) += t, total += t;
+      fmt::print("  decode CPU {:.2f} s in all; longest-first on 2 idle cores: {:.2f} s wall (load now {:.1f})\n", total,
+                 std::max(core[0], core[1]), load_average());
+    }
 
     std::vector<Run> runs;
     const auto measure = [&](const std::string& name, const PackOptions& o, const std::string& note) {
@@ -211,9 +271,10 @@ int main(int argc, char** argv) {
 
     // Per group: the codes alone through Brotli (best of the default candidates), the grouped
     // coders' choices, and the order-0 entropy.
-    fmt::print("\nbytes per code group (Brotli column: the group's codes alone, row-major, default candidates)\n");
+    fmt::print("\nbytes per code group{}\n",
+               group_brotli ? " (Brotli column: the group's codes alone, row-major, default candidates)" : "");
     std::string header = fmt::format("  {:<10} {:>11} {:>11} {:>7}", "group", "codes", "entropy", "bits");
-    header += fmt::format(" {:>11}", "brotli");
+    if (group_brotli) header += fmt::format(" {:>11}", "brotli");
     for (const Run& r : runs)
       if (!r.group_bytes.empty()) header += fmt::format(" {:>11}", r.name);
     fmt::print("{}\n", header);
@@ -225,13 +286,15 @@ int main(int argc, char** argv) {
         if (code_group_of(s.name) == g)
           codes_alone.insert(codes_alone.end(), payload.begin() + static_cast<std::ptrdiff_t>(s.offset),
                              payload.begin() + static_cast<std::ptrdiff_t>(s.offset + size_t{s.rows} * s.cols));
-      const int64_t brotli_alone = static_cast<int64_t>(brotli_best(codes_alone, 11, PackOptions{}.brotli_candidates).stream.size());
       const double h = entropy_bytes(histogram[static_cast<size_t>(g)]);
-      std::string line = fmt::format("  {:<10} {:>11} {:>11} {:>7.3f} {:>11}", code_group_name(g),
-                                     with_commas(count[static_cast<size_t>(g)]), with_commas(std::llround(h)),
-                                     h * 8 / static_cast<double>(count[static_cast<size_t>(g)]), with_commas(brotli_alone));
-      nlohmann::json gj = {{"group", code_group_name(g)}, {"codes", count[static_cast<size_t>(g)]}, {"entropy_bytes", h},
-                           {"brotli_alone", brotli_alone}};
+      std::string line = fmt::format("  {:<10} {:>11} {:>11} {:>7.3f}", code_group_name(g), with_commas(count[static_cast<size_t>(g)]),
+                                     with_commas(std::llround(h)), h * 8 / static_cast<double>(count[static_cast<size_t>(g)]));
+      nlohmann::json gj = {{"group", code_group_name(g)}, {"codes", count[static_cast<size_t>(g)]}, {"entropy_bytes", h}};
+      if (group_brotli) {  // two more quality-11 passes over all the codes: opt-in
+        const int64_t brotli_alone = static_cast<int64_t>(brotli_best(codes_alone, 11, PackOptions{}.brotli_candidates).stream.size());
+        line += fmt::format(" {:>11}", with_commas(brotli_alone));
+        gj["brotli_alone"] = brotli_alone;
+      }
       for (const Run& r : runs)
         if (!r.group_bytes.empty()) {
           line += fmt::format(" {:>11}", with_commas(r.group_bytes.at(g)));
@@ -240,10 +303,10 @@ int main(int argc, char** argv) {
       fmt::print("{}\n", line);
       groups_json.push_back(gj);
     }
-    std::string rest_line = fmt::format("  {:<10} {:>11} {:>11} {:>7} {:>11}", "rest", "-", "-", "-", "-");
+    std::string rest_line = fmt::format("  {:<10} {:>11} {:>11} {:>7}{}", "rest", "-", "-", "-", group_brotli ? fmt::format(" {:>11}", "-") : "");
     for (const Run& r : runs)
       if (!r.group_bytes.empty()) rest_line += fmt::format(" {:>11}", with_commas(r.rest_bytes));
-    fmt::print("{}   (table, fp16 scales, passthrough: Brotli in both grouped coders)\n", rest_line);
+    fmt::print("{}   (table, fp16 scales, passthrough: Brotli; golf codes the fp16 scales and passthrough itself)\n", rest_line);
     fmt::print("  order-0 entropy of the codes: {} bytes per group summed ({:.4f} bits/code), {} bytes over all codes\n",
                with_commas(std::llround(entropy_per_group)), entropy_per_group * 8 / static_cast<double>(codes),
                with_commas(std::llround(entropy_bytes(all))));

@@ -5,8 +5,6 @@
 #include <algorithm>
 #include <array>
 #include <bit>
-#include <cstdlib>
-#include <string>
 
 #include "core/error.h"
 
@@ -19,7 +17,6 @@ constexpr int kGammaLength = kUnary + 1;   // nodes: "the gamma code has another
 constexpr int kGammaBits = kGammaLength + 8;  // nodes: the gamma code's bits by position
 constexpr int kNodes = kGammaBits + 8;
 constexpr int kColBuckets = 16, kRowBuckets = 12, kNeighbour = 3;
-constexpr int kInputs = 5;  // model A slow, fast; model B slow, fast; bias
 
 // Running means of |q| are kept ×16; these thresholds split them into log-spaced buckets.
 constexpr std::array<int, kColBuckets - 1> kColThresholds = {4, 8, 12, 16, 20, 24, 28, 32, 38, 45, 53, 64, 80, 104, 144};
@@ -51,33 +48,37 @@ int squash(int d) {
   return (t[i] * (128 - w) + t[i + 1] * w + 64) >> 7;
 }
 
-const std::array<int16_t, 4096>& stretch_table() {
-  static const std::array<int16_t, 4096> table = [] {
-    std::array<int16_t, 4096> s{};
-    int next = 0;
-    for (int x = -2047; x <= 2047; ++x)
-      for (const int v = squash(x); next <= v; ++next) s[static_cast<size_t>(next)] = static_cast<int16_t>(x);
-    for (; next < 4096; ++next) s[static_cast<size_t>(next)] = 2047;
-    return s;
-  }();
-  return table;
-}
+// stretch = squash⁻¹ over probabilities ×4096, and squash over the clamped stretch domain as a
+// table (clamped to [1, 4095]: no decision is ever certain).
+const std::array<int16_t, 4096> kStretch = [] {
+  std::array<int16_t, 4096> s{};
+  int next = 0;
+  for (int x = -2047; x <= 2047; ++x)
+    for (const int v = squash(x); next <= v; ++next) s[static_cast<size_t>(next)] = static_cast<int16_t>(x);
+  for (; next < 4096; ++next) s[static_cast<size_t>(next)] = 2047;
+  return s;
+}();
+const std::array<int16_t, 4095> kSquash = [] {
+  std::array<int16_t, 4095> t{};
+  for (int d = -2047; d <= 2047; ++d) t[static_cast<size_t>(d + 2047)] = static_cast<int16_t>(std::clamp(squash(d), 1, 4095));
+  return t;
+}();
 
 // Two adaptive probabilities of a 1 (×65536) for one context: `slow` is nearly a frequency count
 // (rate 1/(n+2), floor 1/1024), `fast` follows local drift (rate floor 1/16). The mixer weighs them.
+constexpr int kSlowLimit = 1022, kFastLimit = 14;
+const std::array<int32_t, kSlowLimit + 1> kCounterRate = [] {  // 65536 / (n + 2)
+  std::array<int32_t, kSlowLimit + 1> r{};
+  for (int i = 0; i <= kSlowLimit; ++i) r[static_cast<size_t>(i)] = 65536 / (i + 2);
+  return r;
+}();
 struct Counter {
   uint16_t slow = 32768, fast = 32768;
   uint16_t n = 0;
   void update(int bit) {
-    static constexpr int kSlowLimit = 1022, kFastLimit = 14;
-    static const std::array<int32_t, kSlowLimit + 1> recip = [] {
-      std::array<int32_t, kSlowLimit + 1> r{};
-      for (int i = 0; i <= kSlowLimit; ++i) r[static_cast<size_t>(i)] = 65536 / (i + 2);
-      return r;
-    }();
     const int target = bit ? 65535 : 0;
-    slow = static_cast<uint16_t>(slow + (((target - slow) * recip[n]) >> 16));
-    fast = static_cast<uint16_t>(fast + (((target - fast) * recip[std::min<int>(n, kFastLimit)]) >> 16));
+    slow = static_cast<uint16_t>(slow + (((target - slow) * kCounterRate[n]) >> 16));
+    fast = static_cast<uint16_t>(fast + (((target - fast) * kCounterRate[std::min<int>(n, kFastLimit)]) >> 16));
     if (n < kSlowLimit) ++n;
   }
 };
@@ -154,122 +155,104 @@ class Decoder {
   uint32_t code_ = 0, range_ = 0xFFFFFFFFu;
 };
 
-// Experiment switches (temporary): GOLF_CODER_EXP="sign,colwin=32,c,mixsel,apm".
-struct Exp {
-  bool sign = false, c = false, mixsel = false, apm = false, rawsign = false;
-  int colwin = 8, rowrate = 4;
-  Exp() {
-    const char* e = std::getenv("GOLF_CODER_EXP");
-    if (!e) return;
-    std::string s = std::string(e) + ",";
-    for (size_t k; (k = s.find(',')) != std::string::npos; s.erase(0, k + 1)) {
-      const std::string t = s.substr(0, k);
-      if (t == "sign") sign = true;
-      if (t == "c") c = true;
-      if (t == "mixsel") mixsel = true;
-      if (t == "apm") apm = true;
-      if (t == "rawsign") rawsign = true;
-      if (t.rfind("colwin=", 0) == 0) colwin = std::atoi(t.c_str() + 7);
-      if (t.rfind("rowrate=", 0) == 0) rowrate = std::atoi(t.c_str() + 8);
-    }
-  }
-};
-const Exp& exp_settings() {
-  static const Exp e;
-  return e;
-}
+#ifndef X_C
+#define X_C 0
+#endif
+#ifndef X_MIXCOL
+#define X_MIXCOL 0
+#endif
+#ifndef X_COLWIN
+#define X_COLWIN 8
+#endif
+#ifndef X_CARRY
+#define X_CARRY 0
+#endif
+#ifndef X_SIGN
+#define X_SIGN 0
+#endif
+#ifndef X_RAWSIGN
+#define X_RAWSIGN 0
+#endif
+#ifndef X_ROWRATE
+#define X_ROWRATE 4
+#endif
+constexpr bool kModelC = X_C, kMixByColumn = X_MIXCOL, kCarry = X_CARRY, kColumnSign = X_SIGN, kRawSign = X_RAWSIGN;
+constexpr int kColWindow = X_COLWIN, kLocalRate = X_ROWRATE;
+constexpr size_t kInputs = kModelC ? 7 : 5;  // (slow, fast) per model, bias
+constexpr size_t kMixerSets = kMixByColumn ? kColBuckets : 1;
+constexpr int kSignNode = 1;
+constexpr int32_t kInitialWeight = kModelC ? 11000 : 1 << 14, kMaxWeight = 1 << 22;
 
-constexpr int kSignBuckets = 11;
-constexpr std::array<int, kSignBuckets - 1> kSignThresholds = {-24 * 16, -12 * 16, -6 * 16, -3 * 16, -1 * 16, 1 * 16, 3 * 16, 6 * 16, 12 * 16, 24 * 16};
-int sign_bucket(int v) {  // v: column mean of q ×256
-  int b = 0;
-  while (b < kSignBuckets - 1 && v >= kSignThresholds[static_cast<size_t>(b)]) ++b;
+// The column's running mean of q (×256), in log-spaced signed buckets: a column whose codes lean
+// one way (an embedding's mean direction) makes the sign predictable.
+constexpr int kSignBuckets = kColumnSign ? 11 : 1;
+constexpr std::array<int, 10> kSignThresholds = {-24 * 16, -12 * 16, -6 * 16, -3 * 16, -1 * 16, 1 * 16, 3 * 16, 6 * 16, 12 * 16, 24 * 16};
+size_t sign_bucket(int v) {
+  if constexpr (!kColumnSign) return 0;
+  size_t b = 0;
+  while (b < kSignThresholds.size() && v >= kSignThresholds[b]) ++b;
   return b;
 }
 
 // Everything both sides predict with; `Coder` is Encoder or Decoder, and bit() returns the bit
-// that was coded (the encoder's own, or the decoded one).
+// that was coded (the encoder's own, or the decoded one). Counter tables are laid out context-
+// major, node-minor, so one code's decisions touch one short run of counters per model.
 class Model {
  public:
-  static constexpr int kIn = 7;
   Model()
-      : a_(kNodes * kColBuckets * kNeighbour * kSignBuckets), b_(kNodes * kRowBuckets * kNeighbour),
-        c_(kNodes * kColBuckets * kRowBuckets * kSignBuckets), weights_(kNodes * kIn * kColBuckets), apm_(kNodes * 3 * 33) {
-    const bool use_c = exp_settings().c;
-    for (size_t n = 0; n < weights_.size() / kIn; ++n)
-      for (int i = 0; i < kIn; ++i) weights_[n * kIn + static_cast<size_t>(i)] = i < 4 || (use_c && i < 6) ? (use_c ? 11000 : 1 << 14) : 0;
-    for (size_t i = 0; i < apm_.size(); ++i) {
-      const int j = static_cast<int>(i % 33);
-      apm_[i] = static_cast<uint16_t>(squash((j - 16) * 128) * 16);
-    }
+      : a_(kColBuckets * kNeighbour * kNodes), b_(kRowBuckets * kNeighbour * kNodes), c_(kColBuckets * kRowBuckets * kNodes),
+        sign_a_(kColBuckets * kNeighbour * kSignBuckets), sign_b_(kRowBuckets * kNeighbour),
+        weights_(kMixerSets * kNodes * kInputs) {
+    for (size_t set = 0; set < kMixerSets * kNodes; ++set)
+      for (size_t i = 0; i < kInputs; ++i) weights_[set * kInputs + i] = i + 1 < kInputs ? kInitialWeight : 0;
   }
 
-  // The context of the next code: column and row running means, left and above codes.
-  void set_context(int col_mean, int row_mean, int left, int above, int col_signed) {
-    col_ = kColBucket[static_cast<size_t>(col_mean)];
-    row_ = kRowBucket[static_cast<size_t>(row_mean)];
-    left_ = std::min(std::abs(left), 2);
-    above_ = std::min(std::abs(above), 2);
-    left_sign_ = left == 0 ? 0 : left > 0 ? 1 : 2;
-    above_sign_ = above == 0 ? 0 : above > 0 ? 1 : 2;
-    sb_ = exp_settings().sign ? sign_bucket(col_signed) : 0;
+  // The context of the next code: column and local running means, left and above codes, the
+  // column's running mean of q (signed).
+  void set_context(int col_mean, int local_mean, int left, int above, int col_signed) {
+    const size_t col = kColBucket[static_cast<size_t>(col_mean)], row = kRowBucket[static_cast<size_t>(local_mean)];
+    const size_t l = static_cast<size_t>(std::min(std::abs(left), 2)), u = static_cast<size_t>(std::min(std::abs(above), 2));
+    const size_t l_sign = left == 0 ? 0 : left > 0 ? 1 : 2, u_sign = above == 0 ? 0 : above > 0 ? 1 : 2;
+    a_now_ = &a_[(col * kNeighbour + l) * kNodes];
+    b_now_ = &b_[(row * kNeighbour + u) * kNodes];
+    c_now_ = &c_[(col * kRowBuckets + row) * kNodes];
+    sign_a_now_ = &sign_a_[(col * kNeighbour + l_sign) * kSignBuckets + sign_bucket(col_signed)];
+    sign_b_now_ = &sign_b_[row * kNeighbour + u_sign];
+    w_now_ = &weights_[(kMixByColumn ? col : 0) * kNodes * kInputs];
   }
 
   template <class Coder>
   int bit(Coder& coder, int node, int bit) {
-    const Exp& ex = exp_settings();
-    if (node == 1 && ex.rawsign) return coder.code(bit, 32768);
-    const bool sign = node == 1;
-    Counter& ca = a_[static_cast<size_t>(((node * kColBuckets + col_) * kNeighbour + (sign ? left_sign_ : left_)) * kSignBuckets + (sign ? sb_ : 0))];
-    Counter& cb = b_[static_cast<size_t>((node * kRowBuckets + row_) * kNeighbour + (sign ? above_sign_ : above_))];
-    Counter& cc = c_[static_cast<size_t>(((node * kColBuckets + col_) * kRowBuckets + row_) * kSignBuckets + (sign ? sb_ : 0))];
-    const auto& stretch = stretch_table();
-    int x[kIn] = {stretch[ca.slow >> 4], stretch[ca.fast >> 4], stretch[cb.slow >> 4], stretch[cb.fast >> 4], 0, 0, 256};
-    if (ex.c) x[4] = stretch[cc.slow >> 4], x[5] = stretch[cc.fast >> 4];
-    int32_t* w = &weights_[static_cast<size_t>(kIn * (node * kColBuckets + (ex.mixsel ? col_ : 0)))];
+    Counter& ca = node == kSignNode ? *sign_a_now_ : a_now_[node];
+    Counter& cb = node == kSignNode ? *sign_b_now_ : b_now_[node];
+    Counter& cc = c_now_[node];
+    int x[kInputs] = {kStretch[ca.slow >> 4], kStretch[ca.fast >> 4], kStretch[cb.slow >> 4], kStretch[cb.fast >> 4]};
+    if constexpr (kModelC) x[4] = kStretch[cc.slow >> 4], x[5] = kStretch[cc.fast >> 4];
+    x[kInputs - 1] = 256;  // bias
+    int32_t* w = w_now_ + node * static_cast<int>(kInputs);
     int64_t dot = 0;
-    for (int i = 0; i < kIn; ++i) dot += int64_t{w[i]} * x[i];
-    const int st = static_cast<int>(std::clamp<int64_t>(dot >> 16, -2047, 2047));
-    const int p = std::clamp(squash(st), 1, 4095);
-    int pf = p;
-    uint16_t* a0 = nullptr;
-    uint16_t* a1 = nullptr;
-    int wt = 0;
-    if (ex.apm) {
-      const int pos = (st + 2048) * 32;  // ×4096 over 32 intervals
-      const int j = pos >> 12;
-      wt = pos & 4095;
-      uint16_t* row = &apm_[static_cast<size_t>((node * 3 + left_) * 33)];
-      a0 = row + j, a1 = row + j + 1;
-      const int pa = ((*a0 * (4096 - wt) + *a1 * wt) >> 12) >> 4;
-      pf = std::clamp((p + 3 * pa) >> 2, 1, 4095);
-    }
-    const int coded = coder.code(bit, pf << 4);
+    for (size_t i = 0; i < kInputs; ++i) dot += int64_t{w[i]} * x[i];
+    const int p = kSquash[static_cast<size_t>(std::clamp<int64_t>(dot >> 16, -2047, 2047) + 2047)];
+    const int coded = coder.code(bit, p << 4);
     // Mixer step 2^-13: slow enough that on i.i.d. codes the mix costs ≤ 0.1 % over the entropy.
     const int err = (coded << 12) - p;
-    constexpr int32_t kMaxWeight = 1 << 22;
-    for (int i = 0; i < kIn; ++i) w[i] = std::clamp(w[i] + ((x[i] * err + (1 << 12)) >> 13), -kMaxWeight, kMaxWeight);
-    if (ex.apm) {
-      const int target = coded ? 65535 : 0;
-      if (wt < 2048) *a0 = static_cast<uint16_t>(*a0 + ((target - *a0) >> 6));
-      else *a1 = static_cast<uint16_t>(*a1 + ((target - *a1) >> 6));
-    }
+    for (size_t i = 0; i < kInputs; ++i) w[i] = std::clamp(w[i] + ((x[i] * err + (1 << 12)) >> 13), -kMaxWeight, kMaxWeight);
     ca.update(coded);
     cb.update(coded);
-    if (ex.c) cc.update(coded);
+    if constexpr (kModelC) cc.update(coded);
     return coded;
   }
 
  private:
-  std::vector<Counter> a_, b_, c_;
+  std::vector<Counter> a_, b_, c_, sign_a_, sign_b_;
   std::vector<int32_t> weights_;
-  std::vector<uint16_t> apm_;
-  int col_ = 0, row_ = 0, left_ = 0, above_ = 0, left_sign_ = 0, above_sign_ = 0, sb_ = 0;
+  Counter *a_now_ = nullptr, *b_now_ = nullptr, *c_now_ = nullptr, *sign_a_now_ = nullptr, *sign_b_now_ = nullptr;
+  int32_t* w_now_ = nullptr;
 };
 
 void encode_code(Model& m, Encoder& e, int q) {
   if (m.bit(e, 0, q == 0)) return;
-  m.bit(e, 1, q < 0);
+  if constexpr (kRawSign) e.code(q < 0, 32768); else m.bit(e, 1, q < 0);
   const int mag = std::abs(q);
   for (int k = 1; k < kUnary; ++k)
     if (!m.bit(e, 1 + k, mag > k)) return;
@@ -282,7 +265,7 @@ void encode_code(Model& m, Encoder& e, int q) {
 
 int decode_code(Model& m, Decoder& d, const std::string& source) {
   if (m.bit(d, 0, 0)) return 0;
-  const bool negative = m.bit(d, 1, 0);
+  const bool negative = kRawSign ? d.code(0, 32768) : m.bit(d, 1, 0);
   int mag = 1;
   while (mag < kUnary && m.bit(d, 1 + mag, 0)) ++mag;
   if (mag == kUnary) {
@@ -300,23 +283,29 @@ int decode_code(Model& m, Decoder& d, const std::string& source) {
 template <class Step>
 void walk(const std::vector<std::pair<uint32_t, uint32_t>>& shapes, const int8_t* codes, Model& model, Step step) {
   size_t base = 0;
-  const int colwin = exp_settings().colwin;
-  std::array<int32_t, 257> recip{};
-  for (int i = 1; i <= 256; ++i) recip[static_cast<size_t>(i)] = 65536 / i;
+  std::array<int32_t, kColWindow + 1> rate{};  // 65536 / n
+  for (int n = 1; n <= kColWindow; ++n) rate[static_cast<size_t>(n)] = 65536 / n;
+  std::vector<int> col_mean, col_signed;
+  int local_mean = 2 << 4;
   for (const auto& [rows, cols] : shapes) {
-    std::vector<int> col_mean(cols, 2 << 8), col_signed(cols, 0);
-    int row_mean = 2 << 4;
+    const bool carried = kCarry && col_mean.size() == cols;
+    if (!carried) {
+      col_mean.assign(cols, 2 << 8);
+      col_signed.assign(cols, 0);
+    }
+    const int warm = carried ? kColWindow / 2 : 0;
+    if (!kCarry) local_mean = 2 << 4;
     for (size_t r = 0; r < rows; ++r) {
-      const int32_t rate = recip[static_cast<size_t>(std::min<int>(static_cast<int>(r) + 1, colwin))];
+      const int32_t col_rate = rate[static_cast<size_t>(std::min<int>(static_cast<int>(r) + 1 + warm, kColWindow))];
       for (size_t c = 0; c < cols; ++c) {
         const size_t i = base + r * cols + c;
-        model.set_context(col_mean[c] >> 4, row_mean, c ? codes[i - 1] : 0, r ? codes[i - cols] : 0, col_signed[c]);
+        model.set_context(col_mean[c] >> 4, local_mean, c ? codes[i - 1] : 0, r ? codes[i - cols] : 0, col_signed[c]);
         step(i);
         const int q = codes[i];
         const int mag = std::min(std::abs(q), 63);
-        col_mean[c] += static_cast<int>((int64_t{(mag << 8) - col_mean[c]} * rate) >> 16);
-        col_signed[c] += static_cast<int>((int64_t{(std::clamp(q, -63, 63) << 8) - col_signed[c]} * rate) >> 16);
-        row_mean += ((mag << 4) - row_mean) >> exp_settings().rowrate;
+        col_mean[c] += static_cast<int>((int64_t{(mag << 8) - col_mean[c]} * col_rate) >> 16);
+        if constexpr (kColumnSign) col_signed[c] += static_cast<int>((int64_t{(std::clamp(q, -63, 63) << 8) - col_signed[c]} * col_rate) >> 16);
+        local_mean += ((mag << 4) - local_mean) >> kLocalRate;
       }
     }
     base += size_t{rows} * cols;
@@ -359,12 +348,12 @@ class WordModel {
   int bit(Coder& coder, int position, size_t ctx_a, size_t ctx_b, int bit) {
     Counter& ca = a_[ctx_a];
     Counter& cb = b_[ctx_b];
-    const auto& stretch = stretch_table();
+    const auto& stretch = kStretch;
     const int x[kWordInputs] = {stretch[ca.slow >> 4], stretch[ca.fast >> 4], stretch[cb.slow >> 4], stretch[cb.fast >> 4], 256};
     int32_t* w = &weights_[static_cast<size_t>(position) * kWordInputs];
     int64_t dot = 0;
     for (size_t i = 0; i < kWordInputs; ++i) dot += int64_t{w[i]} * x[i];
-    const int p = std::clamp(squash(static_cast<int>(std::clamp<int64_t>(dot >> 16, -2047, 2047))), 1, 4095);
+    const int p = kSquash[static_cast<size_t>(std::clamp<int64_t>(dot >> 16, -2047, 2047) + 2047)];
     const int coded = coder.code(bit, p << 4);
     const int err = (coded << 12) - p;
     constexpr int32_t kMaxWeight = 1 << 22;

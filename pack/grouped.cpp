@@ -50,8 +50,18 @@ void put_block(Bytes& out, const Bytes& block) {
   out.insert(out.end(), block.begin(), block.end());
 }
 
-// Runs tasks on all cores; the first failure is rethrown (as golf::Error when it was one).
-void run_parallel(std::vector<std::function<void()>>& tasks) {
+// Runs tasks on all cores, the costliest first when `costs` are given (longest-processing-time
+// order: the two big MLP groups must not be the last to start); the first failure is rethrown
+// (as golf::Error when it was one).
+void run_parallel(std::vector<std::function<void()>>& tasks, const std::vector<size_t>& costs = {}) {
+  if (!costs.empty()) {
+    std::vector<size_t> order(tasks.size());
+    for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+    std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return costs[a] > costs[b]; });
+    std::vector<std::function<void()>> sorted;
+    for (const size_t i : order) sorted.push_back(std::move(tasks[i]));
+    tasks = std::move(sorted);
+  }
   const size_t workers = std::clamp<size_t>(std::thread::hardware_concurrency(), 1, std::max<size_t>(tasks.size(), 1));
   std::mutex m;
   size_t next = 0;
@@ -277,7 +287,11 @@ Bytes grouped_encode(std::span<const uint8_t> payload, const std::vector<CodeSpa
         });
   run_parallel(tasks);
   tasks.clear();
-  for (Candidate& c : candidates)
+  // Costs for the longest-first order: input bytes (golf's per-byte time is ~30× Brotli-11's
+  // smaller; the rest is small either way).
+  std::vector<size_t> costs;
+  for (Candidate& c : candidates) {
+    costs.push_back(layouts[static_cast<size_t>(c.group * 3 + c.layout)].size());
     tasks.push_back([&] {
       const Bytes& in = layouts[static_cast<size_t>(c.group * 3 + c.layout)];
       if (c.method == kGolf) {
@@ -292,11 +306,16 @@ Bytes grouped_encode(std::span<const uint8_t> payload, const std::vector<CodeSpa
         c.orders = brotli_compress(raw, o.brotli_quality, {22, 0});
       }
     });
+  }
   BrotliResult rest_stream;
   tasks.push_back([&] { rest_stream = brotli_best(byte_shuffle(rest, o.shuffle_stride), o.brotli_quality, o.brotli_candidates); });
+  costs.push_back(rest.size() * 32);
   Bytes words_stream;
-  if (golf) tasks.push_back([&] { words_stream = golf_encode_words(words); });
-  run_parallel(tasks);
+  if (golf) {
+    tasks.push_back([&] { words_stream = golf_encode_words(words); });
+    costs.push_back(words.size() * 8);
+  }
+  run_parallel(tasks, costs);
 
   Bytes out;
   put(out, static_cast<uint32_t>(spans.size()));
@@ -394,12 +413,17 @@ Bytes grouped_decode(std::span<const uint8_t> stream, size_t payload_bytes, Comp
   std::vector<Bytes> decoded(groups.size());
   std::vector<std::vector<uint32_t>> group_orders(groups.size());
   std::vector<std::function<void()>> tasks;
+  std::vector<size_t> costs;  // compressed bytes: decode time follows them
   tasks.push_back([&] {
     rest = byte_unshuffle(brotli_decompress(rest_stream, tail - codes, source + " (rest)"), shuffle_stride);
   });
-  if (c == Compressor::Golf)
+  costs.push_back(rest_stream.size());
+  if (c == Compressor::Golf) {
     tasks.push_back([&] { words = golf_decode_words(words_stream, (payload_bytes - tail) / 2, source + " (fp16 words)"); });
-  for (size_t gi = 0; gi < groups.size(); ++gi)
+    costs.push_back(words_stream.size());
+  }
+  for (size_t gi = 0; gi < groups.size(); ++gi) {
+    costs.push_back(groups[gi].data.size());
     tasks.push_back([&, gi] {
       const Group& gr = groups[gi];
       std::vector<uint32_t>& orders = group_orders[gi];
@@ -429,7 +453,8 @@ Bytes grouped_decode(std::span<const uint8_t> stream, size_t payload_bytes, Comp
         decoded[gi] = gr.method == kXz ? xz_decode(gr.data, size, where) : brotli_decompress(gr.data, size, where);
       }
     });
-  run_parallel(tasks);
+  }
+  run_parallel(tasks, costs);
 
   Bytes payload(payload_bytes);
   // The rest fills everything between the spans, the groups fill the spans.
