@@ -156,9 +156,11 @@ class Decoder {
 };
 
 // Column statistics: a running mean whose rate falls as 1/n over a matrix's first rows, then
-// stays at 1/kColWindow (on the 35-step CPU-trained 11 × 512 weights, windows 8/32/64/128 gave
-// 15.74/15.69/15.67/15.66 MB before the sign context: a column's spread is a property of its
-// input feature, stable down the rows).
+// stays at 1/kColWindow. A column's spread is a property of its input feature, stable down the
+// rows: on the 35-step CPU-trained 11 × 512 weights windows 8/32/64 gave 15.736/15.688/15.674 MB
+// (golf's group bytes, without the sign context) and, with it, 32/64/128 gave 15.619/15.603/
+// 15.597 MB. (On 4-step near-init weights, whose zero-initialized projections drift down the
+// rows, 32 is better than 128 by 0.3 %.)
 constexpr int kColWindow = 128, kLocalRate = 4;  // local mean |q|: rate 2^-4
 constexpr size_t kInputs = 5;                    // (slow, fast) per model, bias
 constexpr int kSignNode = 1;
