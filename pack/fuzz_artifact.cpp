@@ -11,6 +11,7 @@
 //   3: u32 payload size, u8 compressor (pergroup/golf), then a raw grouped stream → grouped_decode()
 //   4: u8 rows − 1, u8 cols − 1, then a raw golf code stream → golf_decode_codes(); whatever it accepts
 //      must survive another encode and decode unchanged
+//   5: u16 word count, then a raw golf fp16 word stream → golf_decode_words(); likewise
 #include <lzma.h>
 
 #include <cstdio>
@@ -54,7 +55,7 @@ void check_round_trip(const Artifact& a, const Bytes& file) {
 void run_one(const uint8_t* data, size_t size) {
   if (size == 0) return;
   Bytes in(data + 1, data + size);
-  switch (data[0] % 5) {
+  switch (data[0] % 6) {
     case 0:
       check_round_trip(golf::pack::deserialize(in, "fuzz"), in);
       break;
@@ -74,6 +75,15 @@ void run_one(const uint8_t* data, size_t size) {
       const Bytes stream(in.begin() + 5, in.end());
       const Bytes payload = golf::pack::grouped_decode(stream, payload_bytes % (1u << 20), c, 2, "fuzz");
       if (payload.size() != payload_bytes % (1u << 20)) bug("grouped stream decoded to the wrong size");
+      break;
+    }
+    case 5: {
+      if (in.size() < 2) return;
+      const size_t count = in[0] | (size_t{in[1]} << 8);
+      const Bytes stream(in.begin() + 2, in.end());
+      const std::vector<uint16_t> words = golf::pack::golf_decode_words(stream, count, "fuzz");
+      if (golf::pack::golf_decode_words(golf::pack::golf_encode_words(words), count, "fuzz") != words)
+        bug("accepted golf words do not round-trip");
       break;
     }
     default: {
@@ -206,6 +216,15 @@ int main(int argc, char** argv) {
     const Bytes stream = golf::pack::golf_encode_codes(codes, {{rows, cols}});
     raw.insert(raw.end(), stream.begin(), stream.end());
     write(dir / ("seed-golf-codes-" + std::to_string(rows)), 4, raw);
+    ++n;
+  }
+  for (const size_t count : {size_t{3}, size_t{300}}) {
+    std::vector<uint16_t> words;
+    for (size_t i = 0; i < count; ++i) words.push_back(static_cast<uint16_t>(0x2000 + (i * 97) % 700));
+    Bytes raw = {static_cast<uint8_t>(count & 0xFF), static_cast<uint8_t>(count >> 8)};
+    const Bytes stream = golf::pack::golf_encode_words(words);
+    raw.insert(raw.end(), stream.begin(), stream.end());
+    write(dir / ("seed-golf-words-" + std::to_string(count)), 5, raw);
     ++n;
   }
   std::printf("wrote %d seeds to %s\n", n, dir.c_str());

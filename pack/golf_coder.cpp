@@ -17,18 +17,25 @@ constexpr int kGammaLength = kUnary + 1;   // nodes: "the gamma code has another
 constexpr int kGammaBits = kGammaLength + 8;  // nodes: the gamma code's bits by position
 constexpr int kNodes = kGammaBits + 8;
 constexpr int kColBuckets = 16, kRowBuckets = 12, kNeighbour = 3;
-constexpr int kInputs = 5;  // model A slow, fast; model B slow, fast; bias
 
 // Running means of |q| are kept ×16; these thresholds split them into log-spaced buckets.
 constexpr std::array<int, kColBuckets - 1> kColThresholds = {4, 8, 12, 16, 20, 24, 28, 32, 38, 45, 53, 64, 80, 104, 144};
 constexpr std::array<int, kRowBuckets - 1> kRowThresholds = {8, 16, 20, 24, 28, 32, 36, 42, 50, 64, 96};
 
+// The running means stay in [0, 63·16]; a table per threshold list turns a mean into its bucket.
+constexpr int kMeanLimit = 63 << 4;
 template <size_t N>
-int bucket(const std::array<int, N>& thresholds, int v) {
-  int b = 0;
-  while (b < static_cast<int>(N) && v >= thresholds[static_cast<size_t>(b)]) ++b;
-  return b;
+std::array<uint8_t, kMeanLimit + 1> bucket_table(const std::array<int, N>& thresholds) {
+  std::array<uint8_t, kMeanLimit + 1> table{};
+  for (int v = 0; v <= kMeanLimit; ++v) {
+    int b = 0;
+    while (b < static_cast<int>(N) && v >= thresholds[static_cast<size_t>(b)]) ++b;
+    table[static_cast<size_t>(v)] = static_cast<uint8_t>(b);
+  }
+  return table;
 }
+const auto kColBucket = bucket_table(kColThresholds);
+const auto kRowBucket = bucket_table(kRowThresholds);
 
 // Logistic squash and its inverse in fixed point: stretch domain ×256 (±2047), probability ×4096.
 int squash(int d) {
@@ -41,33 +48,37 @@ int squash(int d) {
   return (t[i] * (128 - w) + t[i + 1] * w + 64) >> 7;
 }
 
-const std::array<int16_t, 4096>& stretch_table() {
-  static const std::array<int16_t, 4096> table = [] {
-    std::array<int16_t, 4096> s{};
-    int next = 0;
-    for (int x = -2047; x <= 2047; ++x)
-      for (const int v = squash(x); next <= v; ++next) s[static_cast<size_t>(next)] = static_cast<int16_t>(x);
-    for (; next < 4096; ++next) s[static_cast<size_t>(next)] = 2047;
-    return s;
-  }();
-  return table;
-}
+// stretch = squash⁻¹ over probabilities ×4096, and squash over the clamped stretch domain as a
+// table (clamped to [1, 4095]: no decision is ever certain).
+const std::array<int16_t, 4096> kStretch = [] {
+  std::array<int16_t, 4096> s{};
+  int next = 0;
+  for (int x = -2047; x <= 2047; ++x)
+    for (const int v = squash(x); next <= v; ++next) s[static_cast<size_t>(next)] = static_cast<int16_t>(x);
+  for (; next < 4096; ++next) s[static_cast<size_t>(next)] = 2047;
+  return s;
+}();
+const std::array<int16_t, 4095> kSquash = [] {
+  std::array<int16_t, 4095> t{};
+  for (int d = -2047; d <= 2047; ++d) t[static_cast<size_t>(d + 2047)] = static_cast<int16_t>(std::clamp(squash(d), 1, 4095));
+  return t;
+}();
 
 // Two adaptive probabilities of a 1 (×65536) for one context: `slow` is nearly a frequency count
 // (rate 1/(n+2), floor 1/1024), `fast` follows local drift (rate floor 1/16). The mixer weighs them.
+constexpr int kSlowLimit = 1022, kFastLimit = 14;
+const std::array<int32_t, kSlowLimit + 1> kCounterRate = [] {  // 65536 / (n + 2)
+  std::array<int32_t, kSlowLimit + 1> r{};
+  for (int i = 0; i <= kSlowLimit; ++i) r[static_cast<size_t>(i)] = 65536 / (i + 2);
+  return r;
+}();
 struct Counter {
   uint16_t slow = 32768, fast = 32768;
   uint16_t n = 0;
   void update(int bit) {
-    static constexpr int kSlowLimit = 1022, kFastLimit = 14;
-    static const std::array<int32_t, kSlowLimit + 1> recip = [] {
-      std::array<int32_t, kSlowLimit + 1> r{};
-      for (int i = 0; i <= kSlowLimit; ++i) r[static_cast<size_t>(i)] = 65536 / (i + 2);
-      return r;
-    }();
     const int target = bit ? 65535 : 0;
-    slow = static_cast<uint16_t>(slow + (((target - slow) * recip[n]) >> 16));
-    fast = static_cast<uint16_t>(fast + (((target - fast) * recip[std::min<int>(n, kFastLimit)]) >> 16));
+    slow = static_cast<uint16_t>(slow + (((target - slow) * kCounterRate[n]) >> 16));
+    fast = static_cast<uint16_t>(fast + (((target - fast) * kCounterRate[std::min<int>(n, kFastLimit)]) >> 16));
     if (n < kSlowLimit) ++n;
   }
 };
@@ -144,55 +155,85 @@ class Decoder {
   uint32_t code_ = 0, range_ = 0xFFFFFFFFu;
 };
 
+// Column statistics: a running mean whose rate falls as 1/n over a matrix's first rows, then
+// stays at 1/kColWindow. A column's spread is a property of its input feature, stable down the
+// rows: on the 35-step CPU-trained 11 × 512 weights windows 8/32/64 gave 15.736/15.688/15.674 MB
+// (golf's group bytes, without the sign context) and, with it, 32/64/128 gave 15.619/15.603/
+// 15.597 MB. (On 4-step near-init weights, whose zero-initialized projections drift down the
+// rows, 32 is better than 128 by 0.3 %.)
+constexpr int kColWindow = 128, kLocalRate = 4;  // local mean |q|: rate 2^-4
+constexpr size_t kInputs = 5;                    // (slow, fast) per model, bias
+constexpr int kSignNode = 1;
+constexpr int32_t kInitialWeight = 1 << 14, kMaxWeight = 1 << 22;
+
+// The column's running mean of q (×256), in signed buckets (bounds ±1/16, 3/16, 6/16, 12/16,
+// 24/16 of a code): a column whose codes lean one way (the embedding's mean direction) makes the
+// sign predictable (tok_emb: −3.5 % bytes on the trained weights).
+constexpr int kSignBuckets = 11;
+constexpr int kSignedLimit = 63 << 4;  // |mean q| ≤ 63 codes, ×16 after the shift below
+const std::array<uint8_t, 2 * kSignedLimit + 1> kSignBucket = [] {
+  constexpr std::array<int, kSignBuckets - 1> bounds = {-24, -12, -6, -3, -1, 1, 3, 6, 12, 24};  // ×16
+  std::array<uint8_t, 2 * kSignedLimit + 1> table{};
+  for (int v = -kSignedLimit; v <= kSignedLimit; ++v) {
+    uint8_t b = 0;
+    while (b < bounds.size() && v >= bounds[b]) ++b;
+    table[static_cast<size_t>(v + kSignedLimit)] = b;
+  }
+  return table;
+}();
+size_t sign_bucket(int col_signed) { return kSignBucket[static_cast<size_t>((col_signed >> 4) + kSignedLimit)]; }
+
 // Everything both sides predict with; `Coder` is Encoder or Decoder, and bit() returns the bit
-// that was coded (the encoder's own, or the decoded one).
+// that was coded (the encoder's own, or the decoded one). Counter tables are laid out context-
+// major, node-minor, so one code's decisions touch one short run of counters per model.
 class Model {
  public:
-  Model() : a_(kNodes * kColBuckets * kNeighbour), b_(kNodes * kRowBuckets * kNeighbour), weights_(kNodes * kInputs) {
-    for (int n = 0; n < kNodes; ++n)
-      for (int i = 0; i < kInputs; ++i) weights_[static_cast<size_t>(kInputs * n + i)] = i < 4 ? 1 << 14 : 0;
+  Model()
+      : a_(kColBuckets * kNeighbour * kNodes), b_(kRowBuckets * kNeighbour * kNodes),
+        sign_a_(kColBuckets * kNeighbour * kSignBuckets), sign_b_(kRowBuckets * kNeighbour), weights_(kNodes * kInputs) {
+    for (size_t set = 0; set < kNodes; ++set)
+      for (size_t i = 0; i < kInputs; ++i) weights_[set * kInputs + i] = i + 1 < kInputs ? kInitialWeight : 0;
   }
 
-  // The context of the next code: column and row running means, left and above codes.
-  void set_context(int col_mean, int row_mean, int left, int above) {
-    col_ = bucket(kColThresholds, col_mean);
-    row_ = bucket(kRowThresholds, row_mean);
-    left_ = std::min(std::abs(left), 2);
-    above_ = std::min(std::abs(above), 2);
-    left_sign_ = left == 0 ? 0 : left > 0 ? 1 : 2;
-    above_sign_ = above == 0 ? 0 : above > 0 ? 1 : 2;
+  // The context of the next code: column and local running means, left and above codes, the
+  // column's running mean of q (signed).
+  void set_context(int col_mean, int local_mean, int left, int above, int col_signed) {
+    const size_t col = kColBucket[static_cast<size_t>(col_mean)], row = kRowBucket[static_cast<size_t>(local_mean)];
+    const size_t l = static_cast<size_t>(std::min(std::abs(left), 2)), u = static_cast<size_t>(std::min(std::abs(above), 2));
+    const size_t l_sign = left == 0 ? 0 : left > 0 ? 1 : 2, u_sign = above == 0 ? 0 : above > 0 ? 1 : 2;
+    a_now_ = &a_[(col * kNeighbour + l) * kNodes];
+    b_now_ = &b_[(row * kNeighbour + u) * kNodes];
+    sign_a_now_ = &sign_a_[(col * kNeighbour + l_sign) * kSignBuckets + sign_bucket(col_signed)];
+    sign_b_now_ = &sign_b_[row * kNeighbour + u_sign];
   }
 
   template <class Coder>
   int bit(Coder& coder, int node, int bit) {
-    const bool sign = node == 1;
-    Counter& ca = a_[static_cast<size_t>((node * kColBuckets + col_) * kNeighbour + (sign ? left_sign_ : left_))];
-    Counter& cb = b_[static_cast<size_t>((node * kRowBuckets + row_) * kNeighbour + (sign ? above_sign_ : above_))];
-    const auto& stretch = stretch_table();
-    const int x[kInputs] = {stretch[ca.slow >> 4], stretch[ca.fast >> 4], stretch[cb.slow >> 4], stretch[cb.fast >> 4], 256};
-    int32_t* w = &weights_[static_cast<size_t>(kInputs * node)];
+    Counter& ca = node == kSignNode ? *sign_a_now_ : a_now_[node];
+    Counter& cb = node == kSignNode ? *sign_b_now_ : b_now_[node];
+    const int x[kInputs] = {kStretch[ca.slow >> 4], kStretch[ca.fast >> 4], kStretch[cb.slow >> 4], kStretch[cb.fast >> 4], 256};
+    int32_t* w = &weights_[static_cast<size_t>(node) * kInputs];
     int64_t dot = 0;
-    for (int i = 0; i < kInputs; ++i) dot += int64_t{w[i]} * x[i];
-    const int p = std::clamp(squash(static_cast<int>(std::clamp<int64_t>(dot >> 16, -2047, 2047))), 1, 4095);
+    for (size_t i = 0; i < kInputs; ++i) dot += int64_t{w[i]} * x[i];
+    const int p = kSquash[static_cast<size_t>(std::clamp<int64_t>(dot >> 16, -2047, 2047) + 2047)];
     const int coded = coder.code(bit, p << 4);
     // Mixer step 2^-13: slow enough that on i.i.d. codes the mix costs ≤ 0.1 % over the entropy.
     const int err = (coded << 12) - p;
-    constexpr int32_t kMaxWeight = 1 << 22;
-    for (int i = 0; i < kInputs; ++i) w[i] = std::clamp(w[i] + ((x[i] * err + (1 << 12)) >> 13), -kMaxWeight, kMaxWeight);
+    for (size_t i = 0; i < kInputs; ++i) w[i] = std::clamp(w[i] + ((x[i] * err + (1 << 12)) >> 13), -kMaxWeight, kMaxWeight);
     ca.update(coded);
     cb.update(coded);
     return coded;
   }
 
  private:
-  std::vector<Counter> a_, b_;
-  std::vector<int32_t> weights_;
-  int col_ = 0, row_ = 0, left_ = 0, above_ = 0, left_sign_ = 0, above_sign_ = 0;
+  std::vector<Counter> a_, b_, sign_a_, sign_b_;
+  std::vector<int32_t> weights_;  // one mixer per decision node
+  Counter *a_now_ = nullptr, *b_now_ = nullptr, *sign_a_now_ = nullptr, *sign_b_now_ = nullptr;
 };
 
 void encode_code(Model& m, Encoder& e, int q) {
   if (m.bit(e, 0, q == 0)) return;
-  m.bit(e, 1, q < 0);
+  m.bit(e, kSignNode, q < 0);
   const int mag = std::abs(q);
   for (int k = 1; k < kUnary; ++k)
     if (!m.bit(e, 1 + k, mag > k)) return;
@@ -205,7 +246,7 @@ void encode_code(Model& m, Encoder& e, int q) {
 
 int decode_code(Model& m, Decoder& d, const std::string& source) {
   if (m.bit(d, 0, 0)) return 0;
-  const bool negative = m.bit(d, 1, 0);
+  const bool negative = m.bit(d, kSignNode, 0);
   int mag = 1;
   while (mag < kUnary && m.bit(d, 1 + mag, 0)) ++mag;
   if (mag == kUnary) {
@@ -223,18 +264,24 @@ int decode_code(Model& m, Decoder& d, const std::string& source) {
 template <class Step>
 void walk(const std::vector<std::pair<uint32_t, uint32_t>>& shapes, const int8_t* codes, Model& model, Step step) {
   size_t base = 0;
+  std::array<int32_t, kColWindow + 1> rate{};  // 65536 / n
+  for (int n = 1; n <= kColWindow; ++n) rate[static_cast<size_t>(n)] = 65536 / n;
   for (const auto& [rows, cols] : shapes) {
-    std::vector<int> col_mean(cols, 2 << 4);
-    int row_mean = 2 << 4;
-    for (size_t r = 0; r < rows; ++r)
+    std::vector<int> col_mean(cols, 2 << 8), col_signed(cols, 0);  // ×256: mean |q|, mean q
+    int local_mean = 2 << 4;                                        // ×16: mean |q| of the last ~16 codes
+    for (size_t r = 0; r < rows; ++r) {
+      const int32_t col_rate = rate[static_cast<size_t>(std::min<int>(static_cast<int>(r) + 1, kColWindow))];
       for (size_t c = 0; c < cols; ++c) {
         const size_t i = base + r * cols + c;
-        model.set_context(col_mean[c], row_mean, c ? codes[i - 1] : 0, r ? codes[i - cols] : 0);
+        model.set_context(col_mean[c] >> 4, local_mean, c ? codes[i - 1] : 0, r ? codes[i - cols] : 0, col_signed[c]);
         step(i);
-        const int mag = std::min(std::abs(static_cast<int>(codes[i])), 63) << 4;
-        col_mean[c] += (mag - col_mean[c]) >> 3;
-        row_mean += (mag - row_mean) >> 4;
+        const int q = codes[i];
+        const int mag = std::min(std::abs(q), 63);
+        col_mean[c] += static_cast<int>((int64_t{(mag << 8) - col_mean[c]} * col_rate) >> 16);
+        col_signed[c] += static_cast<int>((int64_t{(std::clamp(q, -63, 63) << 8) - col_signed[c]} * col_rate) >> 16);
+        local_mean += ((mag << 4) - local_mean) >> kLocalRate;
       }
+    }
     base += size_t{rows} * cols;
   }
 }
@@ -244,6 +291,58 @@ size_t total_codes(const std::vector<std::pair<uint32_t, uint32_t>>& shapes) {
   for (const auto& [rows, cols] : shapes) n += size_t{rows} * cols;
   return n;
 }
+
+// The fp16 words' model (golf_coder.h): bit-tree contexts over each byte, two models mixed.
+class WordModel {
+ public:
+  WordModel() : a_(2 * 256 * 256), b_(2 * 256 * 256), weights_(16 * kWordInputs) {
+    for (size_t n = 0; n < 16; ++n)
+      for (size_t i = 0; i < kWordInputs; ++i) weights_[n * kWordInputs + i] = i < 4 ? 1 << 14 : 0;
+  }
+
+  template <class Coder>
+  uint16_t word(Coder& coder, uint16_t value) {
+    int high = 1;  // bit-tree node: a leading 1, then the bits so far
+    for (int k = 15; k >= 8; --k)
+      high = (high << 1) | bit(coder, 15 - k, high, static_cast<size_t>(prev_high_) * 256 + static_cast<size_t>(high), (value >> k) & 1);
+    high &= 0xFF;
+    const size_t near = high == prev_high_ ? 1 + (prev_low_ >> 2) : 0;  // the previous low byte, when comparable
+    int low = 1;
+    for (int k = 7; k >= 0; --k)
+      low = (low << 1) | bit(coder, 15 - k, 65536 + static_cast<size_t>(high) * 256 + static_cast<size_t>(low),
+                             65536 + near * 256 + static_cast<size_t>(low), (value >> k) & 1);
+    low &= 0xFF;
+    prev_high_ = high, prev_low_ = low;
+    return static_cast<uint16_t>(high << 8 | low);
+  }
+
+ private:
+  static constexpr size_t kWordInputs = 5;
+  template <class Coder>
+  int bit(Coder& coder, int position, size_t ctx_a, size_t ctx_b, int bit) {
+    Counter& ca = a_[ctx_a];
+    Counter& cb = b_[ctx_b];
+    const auto& stretch = kStretch;
+    const int x[kWordInputs] = {stretch[ca.slow >> 4], stretch[ca.fast >> 4], stretch[cb.slow >> 4], stretch[cb.fast >> 4], 256};
+    int32_t* w = &weights_[static_cast<size_t>(position) * kWordInputs];
+    int64_t dot = 0;
+    for (size_t i = 0; i < kWordInputs; ++i) dot += int64_t{w[i]} * x[i];
+    const int p = kSquash[static_cast<size_t>(std::clamp<int64_t>(dot >> 16, -2047, 2047) + 2047)];
+    const int coded = coder.code(bit, p << 4);
+    const int err = (coded << 12) - p;
+    constexpr int32_t kMaxWeight = 1 << 22;
+    // A faster mixer step than the codes' (2^-11): there are few words to learn from.
+    for (size_t i = 0; i < kWordInputs; ++i) w[i] = std::clamp(w[i] + ((x[i] * err + (1 << 10)) >> 11), -kMaxWeight, kMaxWeight);
+    ca.update(coded);
+    cb.update(coded);
+    return coded;
+  }
+  // a_: node × own high byte (low byte) or node alone (high byte, ctx < 256); b_: node × the
+  // previous word's high byte (high byte) or × the previous low byte's bucket (low byte).
+  std::vector<Counter> a_, b_;
+  std::vector<int32_t> weights_;
+  int prev_high_ = 0, prev_low_ = 0;
+};
 
 }  // namespace
 
@@ -270,6 +369,24 @@ std::vector<int8_t> golf_decode_codes(std::span<const uint8_t> stream, const std
   walk(shapes, codes.data(), model, [&](size_t i) { codes[i] = static_cast<int8_t>(decode_code(model, dec, source)); });
   dec.finish();
   return codes;
+}
+
+std::vector<uint8_t> golf_encode_words(std::span<const uint16_t> words) {
+  WordModel model;
+  Encoder enc;
+  for (const uint16_t w : words) model.word(enc, w);
+  return enc.finish();
+}
+
+std::vector<uint16_t> golf_decode_words(std::span<const uint8_t> stream, size_t count, const std::string& source) {
+  // 16 decisions of at least log2(4096/4095) bits each: a byte holds at most ~1,400 words.
+  if (count / 1400 > stream.size()) fail("{}: a {}-byte golf word stream cannot hold {} words", source, stream.size(), count);
+  std::vector<uint16_t> words(count);
+  WordModel model;
+  Decoder dec(stream, source);
+  for (uint16_t& w : words) w = model.word(dec, 0);
+  dec.finish();
+  return words;
 }
 
 }  // namespace golf::pack

@@ -13,11 +13,14 @@
 //   Two context models predict every decision; a logistic mixer (weights learned online, one set
 //   per decision node) combines them:
 //     model A: decision node × bucket of the column's running mean |q| (over the previous rows
-//              of this matrix; the input features differ in scale, GPTQ's error feedback moves
-//              error into later columns) × min(|left neighbour|, 2)
-//     model B: decision node × bucket of the row's running mean |q| (the row's shape: SDClip
-//              fixes its std, not its tails) × min(|code above|, 2)
-//   Counters adapt fast while young (rate 1/2, 1/3, … down to 1/64).
+//              of this matrix, rate 1/n falling to 1/128; the input features differ in scale)
+//              × min(|left neighbour|, 2)
+//     model B: decision node × bucket of the local running mean |q| (the last ~16 codes)
+//              × min(|code above|, 2)
+//   The sign decision uses other contexts: model A the column's running mean of q (signed, 11
+//   buckets: a column that leans one way, as the embedding's mean direction does) × the left
+//   neighbour's sign; model B the local mean × the sign of the code above.
+//   Counters adapt fast while young (rate 1/2, 1/3, … down to 1/1024; a second one to 1/16).
 //
 // STREAM: the range coder's bytes (the first is always 0); the decoder must consume exactly all
 // of them, so truncation or trailing bytes are errors; a code beyond ±128 is an error.
@@ -35,5 +38,15 @@ std::vector<uint8_t> golf_encode_codes(std::span<const int8_t> codes, const std:
 // Throws golf::Error "<source>: ..." on a stream that does not decode to exactly these shapes.
 std::vector<int8_t> golf_decode_codes(std::span<const uint8_t> stream, const std::vector<std::pair<uint32_t, uint32_t>>& shapes,
                                       const std::string& source);
+
+// The fp16 words of the payload's tail (the scales of every quantized tensor, then the passthrough
+// values): each word is 16 binary decisions, most significant bit first, through the same range
+// coder. The high byte (sign, exponent, top mantissa bits) is predicted from its bits so far and
+// from the previous word's high byte (neighbouring rows have similar scales); the low byte from
+// its own high byte and, when the high byte repeats, from the previous word's low byte. Two
+// models, mixed as for the codes.
+std::vector<uint8_t> golf_encode_words(std::span<const uint16_t> words);
+// Throws golf::Error "<source>: ..." on a stream that does not decode to exactly `count` words.
+std::vector<uint16_t> golf_decode_words(std::span<const uint8_t> stream, size_t count, const std::string& source);
 
 }  // namespace golf::pack

@@ -50,8 +50,18 @@ void put_block(Bytes& out, const Bytes& block) {
   out.insert(out.end(), block.begin(), block.end());
 }
 
-// Runs tasks on all cores; the first failure is rethrown (as golf::Error when it was one).
-void run_parallel(std::vector<std::function<void()>>& tasks) {
+// Runs tasks on all cores, the costliest first when `costs` are given (longest-processing-time
+// order: the two big MLP groups must not be the last to start); the first failure is rethrown
+// (as golf::Error when it was one).
+void run_parallel(std::vector<std::function<void()>>& tasks, const std::vector<size_t>& costs = {}) {
+  if (!costs.empty()) {
+    std::vector<size_t> order(tasks.size());
+    for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+    std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return costs[a] > costs[b]; });
+    std::vector<std::function<void()>> sorted;
+    for (const size_t i : order) sorted.push_back(std::move(tasks[i]));
+    tasks = std::move(sorted);
+  }
   const size_t workers = std::clamp<size_t>(std::thread::hardware_concurrency(), 1, std::max<size_t>(tasks.size(), 1));
   std::mutex m;
   size_t next = 0;
@@ -124,6 +134,15 @@ void restore(std::span<const uint8_t> data, const std::vector<Span>& members, La
     }
     pos += s.size();
   }
+}
+
+// COMPRESSOR=golf: where the payload's fp16 tail (S and V streams) begins: the end of the last
+// span rounded up to 8 bytes; none (payload size) without spans or when the tail would not be
+// whole u16 words.
+size_t fp16_tail_start(const std::vector<Span>& spans, size_t payload_bytes) {
+  if (spans.empty()) return payload_bytes;
+  const size_t start = (spans.back().offset + spans.back().size() + 7) / 8 * 8;
+  return start <= payload_bytes && (payload_bytes - start) % 2 == 0 ? start : payload_bytes;
 }
 
 std::vector<std::pair<uint32_t, uint32_t>> shapes_of(const std::vector<Span>& members) {
@@ -221,13 +240,17 @@ Bytes grouped_encode(std::span<const uint8_t> payload, const std::vector<CodeSpa
     spans.push_back(s);
     members[static_cast<size_t>(s.group)].push_back(s);
   }
+  const bool golf = o.compressor == Compressor::Golf;
+  const size_t tail = golf ? fp16_tail_start(spans, payload.size()) : payload.size();
   Bytes rest;
   size_t from = 0;
   for (const Span& s : spans) {
     rest.insert(rest.end(), payload.begin() + static_cast<std::ptrdiff_t>(from), payload.begin() + static_cast<std::ptrdiff_t>(s.offset));
     from = s.offset + s.size();
   }
-  rest.insert(rest.end(), payload.begin() + static_cast<std::ptrdiff_t>(from), payload.end());
+  rest.insert(rest.end(), payload.begin() + static_cast<std::ptrdiff_t>(from), payload.begin() + static_cast<std::ptrdiff_t>(tail));
+  std::vector<uint16_t> words((payload.size() - tail) / 2);
+  copy_bytes(words.data(), payload.data() + tail, payload.size() - tail);
 
   // Every (group, layout, method) candidate is one task; the smallest per group wins.
   struct Candidate {
@@ -264,7 +287,11 @@ Bytes grouped_encode(std::span<const uint8_t> payload, const std::vector<CodeSpa
         });
   run_parallel(tasks);
   tasks.clear();
-  for (Candidate& c : candidates)
+  // Costs for the longest-first order: input bytes (golf's per-byte time is ~30× Brotli-11's
+  // smaller; the rest is small either way).
+  std::vector<size_t> costs;
+  for (Candidate& c : candidates) {
+    costs.push_back(layouts[static_cast<size_t>(c.group * 3 + c.layout)].size());
     tasks.push_back([&] {
       const Bytes& in = layouts[static_cast<size_t>(c.group * 3 + c.layout)];
       if (c.method == kGolf) {
@@ -279,9 +306,16 @@ Bytes grouped_encode(std::span<const uint8_t> payload, const std::vector<CodeSpa
         c.orders = brotli_compress(raw, o.brotli_quality, {22, 0});
       }
     });
+  }
   BrotliResult rest_stream;
   tasks.push_back([&] { rest_stream = brotli_best(byte_shuffle(rest, o.shuffle_stride), o.brotli_quality, o.brotli_candidates); });
-  run_parallel(tasks);
+  costs.push_back(rest.size() * 32);
+  Bytes words_stream;
+  if (golf) {
+    tasks.push_back([&] { words_stream = golf_encode_words(words); });
+    costs.push_back(words.size() * 8);
+  }
+  run_parallel(tasks, costs);
 
   Bytes out;
   put(out, static_cast<uint32_t>(spans.size()));
@@ -292,7 +326,13 @@ Bytes grouped_encode(std::span<const uint8_t> payload, const std::vector<CodeSpa
     put(out, static_cast<uint8_t>(s.group));
   }
   put_block(out, rest_stream.stream);
-  if (report) *report = {static_cast<int64_t>(rest.size()), static_cast<int64_t>(rest_stream.stream.size() + 4), {}};
+  if (golf) put_block(out, words_stream);
+  if (report)
+    *report = {static_cast<int64_t>(rest.size() + words.size() * 2),
+               static_cast<int64_t>(rest_stream.stream.size() + 4 + (golf ? words_stream.size() + 4 : 0)),
+               {},
+               static_cast<int64_t>(words.size() * 2),
+               golf ? static_cast<int64_t>(words_stream.size() + 4) : 0};
   for (int g = 0; g < kCodeGroups; ++g) {
     const Candidate* best = nullptr;
     const auto cost = [](const Candidate& c) { return c.data.size() + (c.layout == kReordered ? c.orders.size() + 4 : 0); };
@@ -340,6 +380,9 @@ Bytes grouped_decode(std::span<const uint8_t> stream, size_t payload_bytes, Comp
   }
   const auto rest_size = in.get<uint32_t>("the rest's length");
   const auto rest_stream = in.take(rest_size, "the rest");
+  const size_t tail = c == Compressor::Golf ? fp16_tail_start(spans, payload_bytes) : payload_bytes;
+  std::span<const uint8_t> words_stream;
+  if (c == Compressor::Golf) words_stream = in.take(in.get<uint32_t>("the fp16 words' length"), "the fp16 words");
 
   struct Group {
     int group;
@@ -366,13 +409,21 @@ Bytes grouped_decode(std::span<const uint8_t> stream, size_t payload_bytes, Comp
   // Every piece is decoded into its own buffer first (decoders allocate only what their input
   // really yields), side by side; the payload is assembled once all of them succeeded.
   Bytes rest;
+  std::vector<uint16_t> words;
   std::vector<Bytes> decoded(groups.size());
   std::vector<std::vector<uint32_t>> group_orders(groups.size());
   std::vector<std::function<void()>> tasks;
+  std::vector<size_t> costs;  // compressed bytes: decode time follows them
   tasks.push_back([&] {
-    rest = byte_unshuffle(brotli_decompress(rest_stream, payload_bytes - codes, source + " (rest)"), shuffle_stride);
+    rest = byte_unshuffle(brotli_decompress(rest_stream, tail - codes, source + " (rest)"), shuffle_stride);
   });
-  for (size_t gi = 0; gi < groups.size(); ++gi)
+  costs.push_back(rest_stream.size());
+  if (c == Compressor::Golf) {
+    tasks.push_back([&] { words = golf_decode_words(words_stream, (payload_bytes - tail) / 2, source + " (fp16 words)"); });
+    costs.push_back(words_stream.size());
+  }
+  for (size_t gi = 0; gi < groups.size(); ++gi) {
+    costs.push_back(groups[gi].data.size());
     tasks.push_back([&, gi] {
       const Group& gr = groups[gi];
       std::vector<uint32_t>& orders = group_orders[gi];
@@ -402,7 +453,8 @@ Bytes grouped_decode(std::span<const uint8_t> stream, size_t payload_bytes, Comp
         decoded[gi] = gr.method == kXz ? xz_decode(gr.data, size, where) : brotli_decompress(gr.data, size, where);
       }
     });
-  run_parallel(tasks);
+  }
+  run_parallel(tasks, costs);
 
   Bytes payload(payload_bytes);
   // The rest fills everything between the spans, the groups fill the spans.
@@ -412,7 +464,8 @@ Bytes grouped_decode(std::span<const uint8_t> stream, size_t payload_bytes, Comp
     r += s.offset - from;
     from = s.offset + s.size();
   }
-  copy_bytes(payload.data() + from, rest.data() + r, payload_bytes - from);
+  copy_bytes(payload.data() + from, rest.data() + r, tail - from);
+  copy_bytes(payload.data() + tail, words.data(), payload_bytes - tail);
 
   for (size_t gi = 0; gi < groups.size(); ++gi)
     restore(decoded[gi], members[static_cast<size_t>(groups[gi].group)], groups[gi].layout, group_orders[gi], payload);

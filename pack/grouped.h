@@ -10,7 +10,11 @@
 //          u8  group: 0 tok_emb, 1 attn.c_k, 2 attn.c_q, 3 attn.c_v, 4 attn.proj, 5 mlp.fc,
 //              6 mlp.proj (each by its "<role>.weight" name suffix), 7 any other quantized tensor
 //   u32  R, then R bytes: Brotli (the artifact's best setting) of byte_shuffle(rest, stride),
-//        rest = the payload with the N spans cut out (P − Σ rows·cols bytes)
+//        rest = the payload with the N spans cut out (P − Σ rows·cols bytes); for golf, also
+//        without the fp16 tail
+//   golf only: u32 W, then W bytes: the fp16 tail through golf's word coder (golf_coder.h): the
+//        payload from the end of the last span rounded up to 8 bytes (the S and V streams) to its
+//        end, as u16 words; empty when there is no span or the tail is not whole words
 //   for each group g = 0..7 with at least one span, in that order:
 //     u8   method: 1 Brotli, 2 xz, 3 golf's context-modelling coder (pack/golf_coder.h)
 //     u8   layout: 0 row-major; 1 column-major (each matrix transposed); 2 column-major with the
@@ -51,6 +55,7 @@ struct GroupChoice {
 struct GroupedReport {
   int64_t rest_raw = 0, rest_bytes = 0;  // the payload minus the codes, raw and compressed
   std::vector<GroupChoice> groups;
+  int64_t words_raw = 0, words_bytes = 0;  // golf: the fp16 tail (part of rest_*), raw and coded
 };
 
 // `spans` as encode_payload reports them. o.compressor is PerGroup or Golf.

@@ -317,7 +317,8 @@ TEST(Grouped, ForgedStreamsAreRefused) {
   s = stream;
   s.push_back(0);
   EXPECT_TRUE(contains(error(s), "follow the last group"));
-  EXPECT_TRUE(contains(error(stream, payload.size() + 8), "s (rest)"));
+  // a longer payload than the stream holds: for golf the fp16 tail (the payload's end) runs short
+  EXPECT_TRUE(contains(error(stream, payload.size() + 8), "s (fp16 words)"));
   // a golf stream claimed by the per-group reader is refused by method
   EXPECT_TRUE(contains(test::error_of([&] { grouped_decode(stream, payload.size(), Compressor::PerGroup, 2, "s"); }),
                        "not valid for COMPRESSOR=pergroup"));
@@ -393,6 +394,82 @@ TEST(GolfCoder, ColumnContextBeatsOrderZeroEntropyWhenColumnsDiffer) {
     if (c > 0) bits -= c * std::log2(c / static_cast<double>(t.q.size()));
   const Bytes s = golf_encode_codes(t.q, {{400, 512}});
   EXPECT_LT(static_cast<double>(s.size()) * 8, bits * 0.97);
+}
+
+// ---- golf's fp16 word coder (scales and passthrough values) ------------------------------------
+
+// Per-row scales as trained matrices have them: a slow random walk in log space, as fp16 bits.
+std::vector<uint16_t> smooth_scales(size_t n, std::mt19937& rng) {
+  std::normal_distribution<double> step(0.0, 0.05);
+  std::vector<uint16_t> w;
+  double log_scale = std::log(0.01);
+  for (size_t i = 0; i < n; ++i) {
+    log_scale += step(rng);
+    // fp16 bits of a positive normal value: exponent (biased 15) and 10 mantissa bits
+    int exponent = 0;
+    const double m = std::frexp(std::exp(log_scale), &exponent);  // value = m · 2^exponent, m ∈ [0.5, 1)
+    w.push_back(static_cast<uint16_t>(((exponent - 1 + 15) << 10) | static_cast<int>(std::lround((2 * m - 1) * 1024)) % 1024));
+  }
+  return w;
+}
+
+TEST(GolfWords, RoundTripsEdgeCases) {
+  std::mt19937 rng(11);
+  std::vector<std::vector<uint16_t>> cases = {{}, {0}, {0xFFFF}, {0x7C00, 0xFC00, 0x7E00, 0x3C00, 0x0001}};
+  std::vector<uint16_t> all(65536);
+  for (size_t i = 0; i < all.size(); ++i) all[i] = static_cast<uint16_t>(i * 40503u);  // every pattern, shuffled
+  cases.push_back(all);
+  cases.push_back(smooth_scales(5000, rng));
+  cases.push_back(std::vector<uint16_t>(20000, 0x3C00));
+  for (const auto& w : cases) {
+    const Bytes s = golf_encode_words(w);
+    EXPECT_EQ(golf_decode_words(s, w.size(), "t"), w) << w.size();
+    EXPECT_EQ(golf_encode_words(w), s) << "not deterministic";
+  }
+}
+
+TEST(GolfWords, TruncatedExtendedOrMiscountedStreamsAreErrors) {
+  std::mt19937 rng(12);
+  const std::vector<uint16_t> w = smooth_scales(300, rng);
+  const Bytes s = golf_encode_words(w);
+  for (size_t cut = 0; cut < s.size(); ++cut)
+    EXPECT_FALSE(test::error_of([&] { golf_decode_words(std::span(s).first(cut), w.size(), "t"); }).empty()) << cut;
+  Bytes longer = s;
+  longer.push_back(0);
+  EXPECT_TRUE(contains(test::error_of([&] { golf_decode_words(longer, w.size(), "t"); }), "follow the end"));
+  EXPECT_FALSE(test::error_of([&] { golf_decode_words(s, w.size() + 50, "t"); }).empty());
+  EXPECT_TRUE(contains(test::error_of([&] { golf_decode_words(s, size_t{1} << 30, "t"); }), "cannot hold"));
+}
+
+TEST(GolfWords, SmoothScalesCostLessThanBrotliOfTheShuffledBytes) {
+  // What the word coder is for: neighbouring rows' scales are close, which the previous-word
+  // contexts see; Brotli-11 of the byte-shuffled words (the rest stream's treatment) is the bar.
+  std::mt19937 rng(13);
+  const std::vector<uint16_t> w = smooth_scales(40000, rng);
+  Bytes raw(w.size() * 2);
+  std::memcpy(raw.data(), w.data(), raw.size());
+  const size_t brotli = brotli_best(byte_shuffle(raw, 2), 11, {{22, 0}}).stream.size();
+  const size_t golf = golf_encode_words(w).size();
+  EXPECT_LT(golf, brotli) << "golf " << golf << ", Brotli " << brotli;
+  std::printf("smooth scales: golf %zu bytes, Brotli-11 %zu\n", golf, brotli);
+}
+
+TEST(Grouped, GolfCodesTheFp16TailWithTheWordCoder) {
+  // COMPRESSOR=golf takes the payload's S and V streams (after the last span, 8-aligned) out of the
+  // Brotli rest; pergroup leaves them in it.
+  const Artifact a = model_like(14, 2);
+  std::vector<CodeSpan> spans;
+  const Bytes payload = encode_payload(a, &spans);
+  int64_t fp16 = 0;
+  for (const Tensor& t : a.tensors) fp16 += static_cast<int64_t>(t.scales.size() + t.values.size());
+  GroupedReport golf, pergroup;
+  grouped_encode(payload, spans, with(Compressor::Golf), &golf);
+  grouped_encode(payload, spans, with(Compressor::PerGroup), &pergroup);
+  EXPECT_GE(golf.words_raw, 2 * fp16);  // with the ≤ 6 zero bytes that align the V stream
+  EXPECT_LT(golf.words_raw, 2 * fp16 + 8);
+  EXPECT_GT(golf.words_bytes, 0);
+  EXPECT_EQ(golf.rest_raw, pergroup.rest_raw);
+  EXPECT_EQ(pergroup.words_raw, 0);
 }
 
 }  // namespace
