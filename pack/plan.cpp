@@ -408,7 +408,14 @@ std::string preflight(const Config& cfg, const std::filesystem::path& repo_root,
     note = fmt::format(" (COMPRESSOR={} is not calibrated: brotli's size model)", cfg.compressor);
     planned.compressor = "brotli";
   }
-  const int64_t code = counted_code(repo_root, repo_root / "pack" / "code_manifest.txt").compressed_bytes;
+  // Without a source tree (a binary copied elsewhere) the code is not measured: the prediction then
+  // covers the artifact only, and says so; golf-pack still enforces the real total.
+  const std::filesystem::path manifest = repo_root / "pack" / "code_manifest.txt";
+  int64_t code = 0;
+  if (std::filesystem::exists(manifest))
+    code = counted_code(repo_root, manifest).compressed_bytes;
+  else
+    note += fmt::format(" (counted code not measured: no {}; set GOLF_SOURCE_DIR)", manifest.string());
   const Plan p = plan_config(planned, code);
   std::string out = fmt::format(
       "plan: predicted artifact {} bytes (GPTQ codes {}, scales {}, fp16 {}, LQER {}, table+header {}) + counted code "

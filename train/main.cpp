@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 
 #include "core/config.h"
 #include "core/dist/comm.h"
@@ -77,9 +78,13 @@ int main(int argc, char** argv) {
     }
     // Preflight (pack/plan.h): the predicted artifact bytes, before anything is written; a new
     // run predicted over ARTIFACT_BUDGET stops here unless --allow-over-budget.
-    if (!resume) {
-      const std::string plan = golf::pack::preflight(config, GOLF_SOURCE_DIR, allow_over_budget);
-      if (golf::dist::world_from_env().main()) std::fputs(plan.c_str(), stdout);
+    // Only the process that prints it plans (the launcher's parent, or rank 0 under torchrun); the
+    // source tree is GOLF_SOURCE_DIR from the environment when set (a copied checkout, the GPU kit),
+    // else the one this binary was built from.
+    if (!resume && golf::dist::world_from_env().main()) {
+      const char* source_env = std::getenv("GOLF_SOURCE_DIR");
+      const std::string source_dir = source_env != nullptr && *source_env != '\0' ? source_env : GOLF_SOURCE_DIR;
+      std::fputs(golf::pack::preflight(config, source_dir, allow_over_budget).c_str(), stdout);
     }
     // The launcher checks the configuration first (above), so a bad value is one error, not one
     // per worker; the workers re-run this main with RANK set.
