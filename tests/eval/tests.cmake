@@ -23,3 +23,12 @@ target_compile_definitions(caseops_eval_cli_tests PRIVATE GOLF_EVAL_BIN_DEFAULT=
                            GOLF_PACK_BIN_DEFAULT="$<TARGET_FILE:golf-pack>" GOLF_TRAIN_BIN_DEFAULT="$<TARGET_FILE:golf-train>"
                            GOLF_DATA_BIN_DEFAULT="$<TARGET_FILE:golf-data>")
 add_dependencies(caseops_eval_cli_tests golf-eval golf-pack golf-train golf-data)
+
+# The frontier_0427 stack scaled down, end to end (issue 14): train → golf-pack with LQER and
+# COMPRESSOR=pergroup → golf-eval sliding + phased TTT with compliance; the artifact round trip.
+golf_test(frontier_smoke_tests eval/frontier_smoke_test.cpp)
+target_link_libraries(frontier_smoke_tests PRIVATE golf_pack_model)
+target_compile_definitions(frontier_smoke_tests PRIVATE GOLF_EVAL_BIN_DEFAULT="$<TARGET_FILE:golf-eval>"
+                           GOLF_PACK_BIN_DEFAULT="$<TARGET_FILE:golf-pack>" GOLF_TRAIN_BIN_DEFAULT="$<TARGET_FILE:golf-train>"
+                           GOLF_DATA_BIN_DEFAULT="$<TARGET_FILE:golf-data>" GOLF_SOURCE_DIR_DEFAULT="${PROJECT_SOURCE_DIR}")
+add_dependencies(frontier_smoke_tests golf-eval golf-pack golf-train golf-data)
