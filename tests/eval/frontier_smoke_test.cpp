@@ -254,6 +254,26 @@ TEST_F(FrontierSmoke, UnpackEqualsPacksDequantizedWeights) {
   }
 }
 
+TEST_F(FrontierSmoke, BadPackSettingsAreOneClearErrorAndWriteNothing) {
+  // issue 14's bad input on this LQER + pergroup run: an unknown compressor name, and an LQER rank
+  // larger than a matrix (the 64 × 128 c_k here): one error line and nothing else on the output
+  // (no tensor table), exit 1, and no file at all (neither the artifact nor its report).
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"--set COMPRESSOR=zstd", "golf-pack: error: invalid configuration: COMPRESSOR=\"zstd\" must be one of brotli, pergroup, golf"},
+      {"--set LQER_RANK=65", "golf-pack: error: LQER_RANK=65 exceeds min(rows, cols) = 64 of blocks.0.attn.c_k.weight (64x128)"}};
+  for (const auto& [args, message] : cases) {
+    const auto r = test::run(std::string("'") + GOLF_PACK_BIN + "' " + quote(run_dir()) + " --out " + quote(scratch / "x.golf") +
+                             " --set COMPRESSOR=pergroup --set PASSTHROUGH_MAX_NUMEL=" + kPassthrough + " " + args);
+    EXPECT_EQ(r.exit_code, 1) << args << "\n" << r.output;
+    EXPECT_NE(r.output.find(message), std::string::npos) << "expected: " << message << "\n" << r.output;
+    size_t errors = 0;
+    for (size_t at = r.output.find("error:"); at != std::string::npos; at = r.output.find("error:", at + 1)) ++errors;
+    EXPECT_EQ(errors, 1u) << r.output;
+    EXPECT_EQ(r.output.find("quantized "), std::string::npos) << "no tensor table: " << r.output;
+    EXPECT_TRUE(scratch.entries().empty()) << args;
+  }
+}
+
 TEST(FrontierConfigs, ResolveAtFullSizeWithPrintConfig) {
   // issue 14: `golf-train --config train/configs/frontier_0427.json --print-config` resolves (and
   // the 04-29 reproduction's r29.json): the full-size model with the stack's switches.
