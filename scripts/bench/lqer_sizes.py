@@ -84,7 +84,8 @@ def snapshot(folder):
 def training_of(run):
     """One line on the training the weights come from: the run's last 'step:' line of train.log."""
     log = os.path.join(run, "train.log")
-    cfg = json.load(open(os.path.join(run, "config.json")))
+    with open(os.path.join(run, "config.json")) as f:
+        cfg = json.load(f)
     last = None
     if os.path.exists(log):
         with open(log, encoding="utf-8", errors="replace") as f:

@@ -20,3 +20,9 @@ add_test(NAME scripts.gpu_kit
          WORKING_DIRECTORY "${CMAKE_CURRENT_SOURCE_DIR}/scripts")
 set_tests_properties(scripts.gpu_kit PROPERTIES TIMEOUT 900 FIXTURES_REQUIRED twin ENVIRONMENT
   "OMP_NUM_THREADS=1;GOLF_BUILD_DIR=${CMAKE_BINARY_DIR};GOLF_PYTHON=${GOLF_PYTHON};GOLF_DATA_DIR=${GOLF_SHARED_DIR}/data;GOLF_TOKENIZER_DIR=${GOLF_SHARED_DIR}/tokenizers")
+# scripts/bench/lqer_sizes.py --run (issue 14's size table): rows, error math, --val once per LQER
+# setting, the run directory untouched; a stand-in golf-pack.
+add_test(NAME scripts.lqer_sizes
+         COMMAND "${GOLF_PYTHON}" -W error::ResourceWarning "${CMAKE_CURRENT_SOURCE_DIR}/scripts/test_lqer_sizes.py"
+         WORKING_DIRECTORY "${CMAKE_CURRENT_SOURCE_DIR}/scripts")
+set_tests_properties(scripts.lqer_sizes PROPERTIES TIMEOUT 120)
