@@ -8,8 +8,9 @@
 // Scaled down from frontier_0427.json (everything else is the file's): vocabulary 512 (a tokenizer
 // trained here), 4 layers of 128 with 4/2 heads, XSA on all 4, parallel from layer 3, loop 1–2 ×1,
 // 8 steps of 1,024 tokens in 128-token rows, 2 calibration batches, no GPTQ reserve; golf-pack
-// quantizes every matrix of ≥ 4,096 values (the 65,536 default would leave this width in fp16), so
-// LQER chooses among all bank matrices and every per-group role has codes.
+// quantizes every matrix of more than 4,096 values (the 65,536 default would leave this width in
+// fp16), so LQER chooses among all bank matrices and every per-group role has codes. The run is
+// made once per ctest run by tests/eval/make_frontier_run.sh (ctest fixture frontier_run).
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -31,59 +32,23 @@ namespace {
 using test::quote;
 namespace fs = std::filesystem;
 
-constexpr const char* kPassthrough = "4096";
+constexpr const char* kPassthrough = "4096";  // golf-pack's PASSTHROUGH_MAX_NUMEL in make_frontier_run.sh
 
 class FrontierSmoke : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() {
-    if (!fs::exists(test::tiny_shakespeare())) return;
-    dir = new test::TempDir;
-    const std::string text = test::read_file(test::tiny_shakespeare());
-    test::write_file(*dir / "train.txt", text.substr(0, text.size() * 9 / 10));
-    std::string val;  // one document per paragraph: phased TTT works on documents
-    const std::string tail = text.substr(text.size() * 9 / 10);
-    for (size_t start = 0; start < tail.size();) {
-      size_t end = tail.find("\n\n", start);
-      if (end == std::string::npos) end = tail.size();
-      if (end > start) val += nlohmann::json({{"text", tail.substr(start, end - start)}}).dump() + "\n";
-      start = end + 2;
-    }
-    test::write_file(*dir / "val.jsonl", val);
-    const std::string data = std::string("'") + GOLF_DATA_BIN + "' ";
-    const std::string scaled =
-        " --set VOCAB_SIZE=512 --set NUM_LAYERS=4 --set MODEL_DIM=128 --set NUM_HEADS=4 --set NUM_KV_HEADS=2"
-        " --set ROPE_DIMS=16 --set XSA_LAST_N=4 --set PARALLEL_START_LAYER=3 --set NUM_LOOPS=1 --set LOOP_START=1"
-        " --set LOOP_END=2 --set TRAIN_SEQ_LEN=128 --set TRAIN_BATCH_TOKENS=1024 --set GRAD_ACCUM_STEPS=1"
-        " --set MAX_WALLCLOCK_SECONDS=0 --set ITERATIONS=8 --set WARMUP_STEPS=0 --set VAL_LOSS_EVERY=0"
-        " --set VAL_MAX_TOKENS=4096 --set CHECKPOINT_EVERY=0 --set GPTQ_CALIBRATION_BATCHES=2"
-        " --set GPTQ_RESERVE_SECONDS=0 --set TRAIN_LOG_EVERY=1";
-    const std::string cmd =
-        "cd " + quote(dir->path()) + " && " + data + "tokenizer --input train.txt --vocab 512 --out tok.model" +
-        " && " + data + "shards --input train.txt --tokenizer tok.model --out data --split train" +
-        " && " + data + "shards --input val.jsonl --tokenizer tok.model --out data --split val" +
-        " && '" + GOLF_TRAIN_BIN + "' --config " + quote(fs::path(GOLF_SOURCE_DIR) / "train/configs/frontier_0427.json") +
-        " --set DATA_PATH=data --set TOKENIZER_PATH=tok.model --set OUTPUT_DIR=runs --set RUN_ID=frontier" + scaled +
-        " && '" + GOLF_PACK_BIN + "' runs/frontier --out frontier.golf --val --set COMPRESSOR=pergroup" +
-        " --set PASSTHROUGH_MAX_NUMEL=" + kPassthrough;
-    setup = new test::CommandResult(test::run(cmd));
-  }
-  static void TearDownTestSuite() {
-    delete dir;
-    delete setup;
-  }
   void SetUp() override {
     GOLF_REQUIRE_FILE(test::tiny_shakespeare());
-    ASSERT_EQ(setup->exit_code, 0) << setup->output;
+    ASSERT_TRUE(fs::exists(artifact())) << "the frontier_run fixture (tests/eval/make_frontier_run.sh) did not produce "
+                                        << artifact() << "\n" << test::read_file(dir() / "train.out");
   }
-  static fs::path run_dir() { return *dir / "runs" / "frontier"; }
-  static fs::path artifact() { return *dir / "frontier.golf"; }
+  static fs::path dir() { return test::path_setting("GOLF_FRONTIER_FIXTURE_DIR", GOLF_FRONTIER_FIXTURE_DIR_DEFAULT); }
+  static fs::path run_dir() { return dir() / "runs" / "frontier"; }
+  static fs::path artifact() { return dir() / "frontier.golf"; }
   static nlohmann::json read_json(const fs::path& p) { return nlohmann::json::parse(test::read_file(p)); }
   static test::CommandResult eval(const std::string& args) {
-    return test::run("env DATA_PATH=" + quote(*dir / "data") + " TOKENIZER_PATH=" + quote(*dir / "tok.model") +
+    return test::run("env DATA_PATH=" + quote(dir() / "data") + " TOKENIZER_PATH=" + quote(dir() / "tok.model") +
                      " VAL_MAX_TOKENS=4096 '" + GOLF_EVAL_BIN + "' " + quote(artifact()) + " " + args);
   }
-  static inline test::TempDir* dir = nullptr;
-  static inline test::CommandResult* setup = nullptr;
   test::TempDir scratch;
 };
 
@@ -99,7 +64,8 @@ TEST_F(FrontierSmoke, TrainsTheFrontierStackAndPacksItWithLqerAndPerGroupCompres
   EXPECT_NE(log.find("step:8/8 train_loss:"), std::string::npos) << log;
 
   // golf-pack: LQER on the top 3 matrices, every per-group role present, version 2 / compressor 1.
-  EXPECT_NE(setup->output.find("compressed with COMPRESSOR=pergroup"), std::string::npos) << setup->output;
+  const std::string pack_log = test::read_file(dir() / "pack.log");
+  EXPECT_NE(pack_log.find("compressed with COMPRESSOR=pergroup"), std::string::npos) << pack_log;
   const auto report = read_json(artifact().string() + ".json");
   EXPECT_EQ(report["compressor"], "pergroup");
   int corrected = 0;
