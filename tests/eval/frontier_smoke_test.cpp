@@ -38,8 +38,9 @@ class FrontierSmoke : public ::testing::Test {
  protected:
   void SetUp() override {
     GOLF_REQUIRE_FILE(test::tiny_shakespeare());
+    auto log = [](const char* name) { return fs::exists(dir() / name) ? test::read_file(dir() / name) : std::string(); };
     ASSERT_TRUE(fs::exists(artifact())) << "the frontier_run fixture (tests/eval/make_frontier_run.sh) did not produce "
-                                        << artifact() << "\n" << test::read_file(dir() / "train.out");
+                                        << artifact() << "\n" << log("train.out") << log("pack.log");
   }
   static fs::path dir() { return test::path_setting("GOLF_FRONTIER_FIXTURE_DIR", GOLF_FRONTIER_FIXTURE_DIR_DEFAULT); }
   static fs::path run_dir() { return dir() / "runs" / "frontier"; }
