@@ -23,3 +23,18 @@ target_compile_definitions(caseops_eval_cli_tests PRIVATE GOLF_EVAL_BIN_DEFAULT=
                            GOLF_PACK_BIN_DEFAULT="$<TARGET_FILE:golf-pack>" GOLF_TRAIN_BIN_DEFAULT="$<TARGET_FILE:golf-train>"
                            GOLF_DATA_BIN_DEFAULT="$<TARGET_FILE:golf-data>")
 add_dependencies(caseops_eval_cli_tests golf-eval golf-pack golf-train golf-data)
+
+# The frontier_0427 stack scaled down, end to end (issue 14): train → golf-pack with LQER and
+# COMPRESSOR=pergroup → golf-eval sliding + phased TTT with compliance; the artifact round trip. The
+# run is made once per ctest run by the fixture.
+set(GOLF_FRONTIER_FIXTURE_DIR "${CMAKE_CURRENT_BINARY_DIR}/frontier_fixture")
+add_test(NAME frontier_run_fixture COMMAND "${CMAKE_CURRENT_SOURCE_DIR}/eval/make_frontier_run.sh" "${GOLF_FRONTIER_FIXTURE_DIR}")
+set_tests_properties(frontier_run_fixture PROPERTIES FIXTURES_SETUP frontier_run TIMEOUT 600 ENVIRONMENT
+  "OMP_NUM_THREADS=1;GOLF_DATA_BIN=$<TARGET_FILE:golf-data>;GOLF_TRAIN_BIN=$<TARGET_FILE:golf-train>;GOLF_PACK_BIN=$<TARGET_FILE:golf-pack>;GOLF_PYTHON=${GOLF_PYTHON};GOLF_SOURCE_DIR=${PROJECT_SOURCE_DIR};TINY_SHAKESPEARE=${GOLF_SHARED_DIR}/data/tinyshakespeare.txt")
+golf_test(frontier_smoke_tests eval/frontier_smoke_test.cpp FIXTURE frontier_run)
+target_link_libraries(frontier_smoke_tests PRIVATE golf_pack_model)
+target_compile_definitions(frontier_smoke_tests PRIVATE GOLF_EVAL_BIN_DEFAULT="$<TARGET_FILE:golf-eval>"
+                           GOLF_PACK_BIN_DEFAULT="$<TARGET_FILE:golf-pack>" GOLF_TRAIN_BIN_DEFAULT="$<TARGET_FILE:golf-train>"
+                           GOLF_SOURCE_DIR_DEFAULT="${PROJECT_SOURCE_DIR}"
+                           GOLF_FRONTIER_FIXTURE_DIR_DEFAULT="${GOLF_FRONTIER_FIXTURE_DIR}")
+add_dependencies(frontier_smoke_tests golf-eval golf-pack golf-train golf-data)

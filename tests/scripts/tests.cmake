@@ -31,3 +31,9 @@ add_test(NAME scripts.doc_citations
          COMMAND "${GOLF_PYTHON}" -W error::ResourceWarning "${CMAKE_CURRENT_SOURCE_DIR}/scripts/test_doc_citations.py"
          WORKING_DIRECTORY "${CMAKE_CURRENT_SOURCE_DIR}/scripts")
 set_tests_properties(scripts.doc_citations PROPERTIES TIMEOUT 60)
+# scripts/bench/lqer_sizes.py --run (issue 14's size table): rows, error math, --val once per LQER
+# setting, the run directory untouched; a stand-in golf-pack.
+add_test(NAME scripts.lqer_sizes
+         COMMAND "${GOLF_PYTHON}" -W error::ResourceWarning "${CMAKE_CURRENT_SOURCE_DIR}/scripts/test_lqer_sizes.py"
+         WORKING_DIRECTORY "${CMAKE_CURRENT_SOURCE_DIR}/scripts")
+set_tests_properties(scripts.lqer_sizes PROPERTIES TIMEOUT 120)
