@@ -78,10 +78,10 @@ int main(int argc, char** argv) {
     }
     // Preflight (pack/plan.h): the predicted artifact bytes, before anything is written; a new
     // run predicted over ARTIFACT_BUDGET stops here unless --allow-over-budget.
-    // Only the process that prints it plans (the launcher's parent, or rank 0 under torchrun); the
-    // source tree is GOLF_SOURCE_DIR from the environment when set (a copied checkout, the GPU kit),
-    // else the one this binary was built from.
-    if (!resume && golf::dist::world_from_env().main()) {
+    // One process plans: a single-process run, golf's launcher (not its workers, which carry
+    // GOLF_LAUNCHER_PID), or rank 0 under torchrun / Slurm. The source tree is GOLF_SOURCE_DIR from
+    // the environment when set (a copied checkout, the GPU kit), else the one this binary was built from.
+    if (!resume && golf::dist::world_from_env().main() && std::getenv("GOLF_LAUNCHER_PID") == nullptr) {
       const char* source_env = std::getenv("GOLF_SOURCE_DIR");
       const std::string source_dir = source_env != nullptr && *source_env != '\0' ? source_env : GOLF_SOURCE_DIR;
       std::fputs(golf::pack::preflight(config, source_dir, allow_over_budget).c_str(), stdout);

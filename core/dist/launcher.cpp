@@ -213,6 +213,7 @@ int launch(const LaunchOptions& o, int /*argc*/, char** argv) {
         {"MASTER_ADDR", o.master_addr},
         {"MASTER_PORT", std::to_string(port)},
         {"TORCHELASTIC_RESTART_COUNT", "0"},
+        {"GOLF_LAUNCHER_PID", std::to_string(self)},  // golf's own launcher: it already ran the preflight
         {"TORCHELASTIC_MAX_RESTARTS", "0"},
         {"TORCHELASTIC_RUN_ID", run_id},
     };
