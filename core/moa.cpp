@@ -8,14 +8,14 @@
 
 namespace golf::moa {
 
-std::vector<std::string> branches(const Config& cfg) {
+std::vector<std::string> branches(const ModelConfig& cfg) {
   std::vector<std::string> out;
   for (const char* b : {"conv", "mha", "mqa", "chan"})
     if (has_branch(cfg, b)) out.emplace_back(b);
   return out;
 }
 
-bool has_branch(const Config& cfg, const std::string& branch) {
+bool has_branch(const ModelConfig& cfg, const std::string& branch) {
   const std::string& list = cfg.moa_branches;
   for (size_t start = 0;;) {
     const size_t comma = list.find(',', start);

@@ -44,8 +44,8 @@
 namespace golf::moa {
 
 // The branches of MOA_BRANCHES in the canonical order conv, mha, mqa, chan (the router's order).
-std::vector<std::string> branches(const Config& config);
-bool has_branch(const Config& config, const std::string& branch);
+std::vector<std::string> branches(const ModelConfig& config);
+bool has_branch(const ModelConfig& config, const std::string& branch);
 
 double inverse_softplus(double y);  // x with softplus(x) = y, y > 0
 

@@ -30,7 +30,7 @@ at::Tensor rms_norm(const at::Tensor& x) {
   return (xf * at::rsqrt(xf.pow(2).mean(-1, /*keepdim=*/true) + eps)).to(x.scalar_type());
 }
 
-bool is_parallel_layer(const Config& cfg, int64_t i) {
+bool is_parallel_layer(const ModelConfig& cfg, int64_t i) {
   return cfg.parallel_mode != "none" && cfg.parallel_start_layer > 0 && i >= cfg.parallel_start_layer;
 }
 
@@ -39,7 +39,7 @@ at::Tensor LoraPair::apply(const at::Tensor& x) const {
   return at::bmm(xa, b.to(x.scalar_type()).transpose(1, 2)) * scale;       // (B, T, out)
 }
 
-std::pair<at::Tensor, at::Tensor> segments(const at::Tensor& tokens, const Config& cfg, int64_t seq_len_cut) {
+std::pair<at::Tensor, at::Tensor> segments(const at::Tensor& tokens, const ModelConfig& cfg, int64_t seq_len_cut) {
   const int64_t B = tokens.size(0), T = tokens.size(1);
   const at::Tensor pos = at::arange(T, tokens.options().dtype(at::kLong)).expand({B, T});
   at::Tensor in_doc = pos;
@@ -89,7 +89,7 @@ at::Tensor segment_attention(const at::Tensor& q, const at::Tensor& k, const at:
 namespace {
 // Partial RoPE on the first `dims` dims of each head, half-split pairing, rotation by −θ.
 // The cos/sin tables (B, T, 1, r/2) depend only on the positions: computed once per forward.
-std::pair<at::Tensor, at::Tensor> rope_tables(const at::Tensor& pos, const Config& cfg, at::ScalarType dtype) {
+std::pair<at::Tensor, at::Tensor> rope_tables(const at::Tensor& pos, const ModelConfig& cfg, at::ScalarType dtype) {
   const int64_t r = cfg.rope_dims, half = r / 2;
   const at::Tensor inv_freq =
       at::pow(cfg.rope_base, at::arange(half, pos.options().dtype(at::kFloat)) * (-2.0 / static_cast<double>(r)));
@@ -145,12 +145,12 @@ void Model::add_param(const std::string& name, at::Tensor value) {
   params_.emplace(name, value.to(device_).requires_grad_(true));
 }
 
-Model::Model(const Config& cfg, at::Device device)
+Model::Model(const ModelConfig& cfg, at::Device device)
     : cfg_(cfg),
       device_(device),
       compute_dtype_(device.is_cuda() ? at::kBFloat16 : at::kFloat),
       fast_(fast_paths_from_env(device.is_cuda())) {
-  validate(cfg_);
+  // No validate() here: the tool that resolved or read the configuration validated it once.
   const int64_t L = cfg.num_layers, d = cfg.model_dim, H = cfg.num_heads;
   const int64_t kv = cfg.num_kv_heads * (d / H), F = static_cast<int64_t>(cfg.mlp_mult * static_cast<double>(d));
   // Initialised on the CPU generator whatever the device, so a seed gives the same weights everywhere.
@@ -399,10 +399,10 @@ at::Tensor Model::bigram(const at::Tensor& tokens, HessianCollector* hessians) c
     // Only matrices over PASSTHROUGH_MAX_NUMEL are quantized and need one. A row of E enters the
     // residual as s·P·E[id]: its column errors are weighted by (sP)ᵀ(sP) (sI without P).
     const at::Tensor s = param("bigram.scale").detach();
-    if (param("bigram.embed.weight").numel() > cfg_.passthrough_max_numel)
+    if (param("bigram.embed.weight").numel() > hessians->passthrough_max_numel)
       hessians->add("bigram.embed.weight",
                     proj ? param("bigram.proj.weight").detach() * s : at::eye(cfg_.bigram_dim, s.options()) * s);
-    if (proj && param("bigram.proj.weight").numel() > cfg_.passthrough_max_numel) hessians->add("bigram.proj.weight", b);
+    if (proj && param("bigram.proj.weight").numel() > hessians->passthrough_max_numel) hessians->add("bigram.proj.weight", b);
   }
   if (proj) b = at::matmul(b, w("bigram.proj.weight").t());
   return w("bigram.scale") * b;
@@ -506,7 +506,7 @@ at::Tensor Model::attend(int i, const at::Tensor& u, const Qkv& qkv, const Segs&
   auto ablated = [&](std::string_view item) { return variants::smat_ablation_has(cfg_, item); };
   at::Tensor uhat;
   if (has_smat_ws()) {
-    if (hessians && param(block(i, "attn.smat_ws.weight")).numel() > cfg_.passthrough_max_numel)
+    if (hessians && param(block(i, "attn.smat_ws.weight")).numel() > hessians->passthrough_max_numel)
       hessians->add(block(i, "attn.smat_ws.weight"), u);
     uhat = ablated("random_s") ? variants::smat_random_unit(u, smat_dim(), i)
                                : variants::smat_unit(u, w(block(i, "attn.smat_ws.weight")));
@@ -537,7 +537,7 @@ at::Tensor Model::attn_gates(int i, const at::Tensor& u, const Qkv& qkv, at::Ten
     y = (yg - (yg * vn).sum(-1, /*keepdim=*/true) * vn).view({B, T, H, Dh});
   }
   if (cfg_.gated_attention) {  // σ(W u + b) per head: σ(4) ≈ 0.982 at init
-    if (hessians && param(block(i, "attn.attn_gate.weight")).numel() > cfg_.passthrough_max_numel)
+    if (hessians && param(block(i, "attn.attn_gate.weight")).numel() > hessians->passthrough_max_numel)
       hessians->add(block(i, "attn.attn_gate.weight"), u);
     const at::Tensor gate =
         at::sigmoid(at::matmul(u, w(block(i, "attn.attn_gate.weight")).t()) + w(block(i, "attn.attn_gate.bias")));
@@ -561,7 +561,7 @@ at::Tensor Model::attn_out(int i, const at::Tensor& y, HessianCollector* hessian
 }
 
 at::Tensor Model::linear(const std::string& name, const at::Tensor& x, HessianCollector* hessians) const {
-  if (hessians && param(name).numel() > cfg_.passthrough_max_numel) hessians->add(name, x);
+  if (hessians && param(name).numel() > hessians->passthrough_max_numel) hessians->add(name, x);
   return at::matmul(x, w(name).t());
 }
 

@@ -64,6 +64,9 @@ struct ForwardOptions {
 struct HessianCollector {
   std::map<std::string, at::Tensor> sums;  // (in, in) fp32
   std::map<std::string, int64_t> rows;     // rows of X accumulated
+  // Only matrices with more elements are quantized (golf-pack stores the rest fp16), so only they get
+  // a Hessian: the packer's PASSTHROUGH_MAX_NUMEL, set by whoever collects (the model has no QuantConfig).
+  int64_t passthrough_max_numel = QuantConfig{}.passthrough_max_numel;
   void add(const std::string& name, const at::Tensor& x);  // x (..., in)
   // Mean XᵀX per matrix name (each of c_q/c_k/c_v gets the shared attention-input Hessian).
   std::map<std::string, at::Tensor> hessians(int64_t num_layers) const;
@@ -71,9 +74,10 @@ struct HessianCollector {
 
 class Model {
  public:
-  // Initialises every parameter as the records do (orthogonal Q/K/V/up, zero O/down, …) from the
-  // current ATen generator state; call at::manual_seed first for reproducible weights.
-  Model(const Config& config, at::Device device);
+  // Takes only the model's settings (a Config converts), validated by the caller (resolve_config(),
+  // validate()). Initialises every parameter as the records do (orthogonal Q/K/V/up, zero O/down, …)
+  // from the current ATen generator state; call at::manual_seed first for reproducible weights.
+  Model(const ModelConfig& config, at::Device device);
 
   // (B, T) int64 tokens → softcapped logits (B, T, V), fp32.
   // options: the evaluation cut length, test-time LoRA deltas, and (varlen attention backends)
@@ -100,7 +104,7 @@ class Model {
   // Copies values in (shapes must match; every parameter must be present). Throws golf::Error.
   void load_state(const std::map<std::string, at::Tensor>& tensors);
   int64_t num_params() const;
-  const Config& config() const { return cfg_; }
+  const ModelConfig& config() const { return cfg_; }
   at::Device device() const { return device_; }
 
   // SMAT_ABLATION=g_mean replaces each layer's value gate G by a per-layer constant Ḡ_ℓ: the mean
@@ -166,7 +170,7 @@ class Model {
   bool has_smat_ws() const;  // SMAT's W_s exists (S bias on, or the gate's centrality kept)
   int64_t smat_dim() const;  // d_s
 
-  Config cfg_;
+  ModelConfig cfg_;
   at::Device device_;
   at::ScalarType compute_dtype_;
   std::vector<std::string> names_;
@@ -182,7 +186,7 @@ class Model {
 // Segment id and position inside the segment for every token (both (B, T) int64): a segment starts
 // at position 0, at every BOS and every `seq_len_cut` tokens into a document (DOC_MASK=1), or at
 // every `seq_len_cut` tokens of the row (DOC_MASK=0). seq_len_cut 0 = TRAIN_SEQ_LEN.
-std::pair<at::Tensor, at::Tensor> segments(const at::Tensor& tokens, const Config& config, int64_t seq_len_cut = 0);
+std::pair<at::Tensor, at::Tensor> segments(const at::Tensor& tokens, const ModelConfig& config, int64_t seq_len_cut = 0);
 
 // Causal attention restricted to equal segment ids, computed block by block so memory grows with
 // T·W rather than T²: queries of block b see keys of blocks b-1 and b (W = block_len ≥ longest
@@ -195,7 +199,7 @@ at::Tensor segment_attention(const at::Tensor& q, const at::Tensor& k, const at:
 // Whether physical layer i runs as a parallel (two-lane or GPT-J) block: PARALLEL_MODE is not none
 // and i ≥ PARALLEL_START_LAYER > 0. As in the records, PARALLEL_START_LAYER=0 means "no parallel
 // layers" (not "every layer parallel").
-bool is_parallel_layer(const Config& config, int64_t layer);
+bool is_parallel_layer(const ModelConfig& config, int64_t layer);
 
 at::Tensor rms_norm(const at::Tensor& x);  // parameter-free, eps = fp32 epsilon, statistics in fp32
 

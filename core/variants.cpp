@@ -13,7 +13,7 @@ at::Tensor unit(const at::Tensor& s) {  // s / max(‖s‖, 1e-6) over the last 
 }
 }  // namespace
 
-bool smat_ablation_has(const Config& cfg, std::string_view item) {
+bool smat_ablation_has(const ModelConfig& cfg, std::string_view item) {
   const std::string_view list = cfg.smat_ablation;
   for (size_t start = 0;;) {
     const size_t comma = list.find(',', start);
@@ -45,13 +45,13 @@ at::Tensor segment_prefix_sum(const at::Tensor& x, const at::Tensor& pos) {
 }
 
 namespace {
-at::Tensor centrality_divisor(const at::Tensor& pos, const Config& cfg) {  // n_j (B, T) fp32
+at::Tensor centrality_divisor(const at::Tensor& pos, const ModelConfig& cfg) {  // n_j (B, T) fp32
   if (cfg.smat_centrality == "count") return (pos + 1).to(at::kFloat);
   return at::full(pos.sizes(), static_cast<double>(cfg.train_seq_len), pos.options().dtype(at::kFloat));
 }
 }  // namespace
 
-at::Tensor smat_centrality(const at::Tensor& uhat, const at::Tensor& pos, const Config& cfg) {
+at::Tensor smat_centrality(const at::Tensor& uhat, const at::Tensor& pos, const ModelConfig& cfg) {
   const at::Tensor prefix = segment_prefix_sum(uhat, pos);                                  // (B, T, d_s)
   return (uhat.to(at::kFloat) * prefix).sum(-1) / centrality_divisor(pos, cfg);
 }

@@ -32,7 +32,7 @@
 namespace golf::variants {
 
 // Whether SMAT_ABLATION (a comma-separated list, validated by validate()) holds `item`.
-bool smat_ablation_has(const Config& config, std::string_view item);
+bool smat_ablation_has(const ModelConfig& config, std::string_view item);
 
 // SMAT semantic unit vectors: h (B, T, d), ws (d_s, d) → û (B, T, d_s), in h's dtype.
 at::Tensor smat_unit(const at::Tensor& h, const at::Tensor& ws);
@@ -46,7 +46,7 @@ at::Tensor smat_random_unit(const at::Tensor& h, int64_t ds, int layer);
 at::Tensor segment_prefix_sum(const at::Tensor& x, const at::Tensor& pos);
 // Causal semantic centrality c_j = û_j · (Σ_{l ≤ j in j's segment} û_l) / n_j (B, T) fp32, with
 // n_j = TRAIN_SEQ_LEN (SMAT_CENTRALITY=seq) or pos_j + 1 (count). O(T·d_s).
-at::Tensor smat_centrality(const at::Tensor& uhat, const at::Tensor& pos, const Config& config);
+at::Tensor smat_centrality(const at::Tensor& uhat, const at::Tensor& pos, const ModelConfig& config);
 
 // Folds λS into the attention logits: q (B, T, H, Dh), k (B, T, Hkv, Dh), û (B, T, d_s), λ scalar
 // tensor → q' = [q, λ√Dh·û] (B, T, H, Dh+d_s), k' = [k, û] (B, T, Hkv, Dh+d_s). Attention over

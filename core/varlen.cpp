@@ -7,7 +7,7 @@
 
 namespace golf {
 
-VarlenSegments varlen_segments(const at::Tensor& tokens, const Config& cfg, int64_t pad_multiple, int64_t seq_len_cut) {
+VarlenSegments varlen_segments(const at::Tensor& tokens, const ModelConfig& cfg, int64_t pad_multiple, int64_t seq_len_cut) {
   if (tokens.dim() != 2 || !tokens.device().is_cpu())
     fail("varlen_segments: expected (B, T) tokens on the CPU, got {}-d on {}", tokens.dim(), tokens.device().str());
   const int64_t B = tokens.size(0), T = tokens.size(1), total = B * T;

@@ -34,7 +34,7 @@ struct VarlenSegments {
 
 // From (B, T) int64 tokens on the CPU (the loader side: no device sync). pad_multiple ≥ 1.
 // seq_len_cut: the segment cut length as in core/model.h `segments` (0 = TRAIN_SEQ_LEN).
-VarlenSegments varlen_segments(const at::Tensor& tokens, const Config& config, int64_t pad_multiple = 64,
+VarlenSegments varlen_segments(const at::Tensor& tokens, const ModelConfig& config, int64_t pad_multiple = 64,
                                int64_t seq_len_cut = 0);
 
 // (total, H, Dh), (total, Hkv, Dh) ×2 → (total, H, Dh). `cu_seqlens` on q's device (CPU for

@@ -62,14 +62,14 @@ struct EvalArgs {
 Config resolve_eval_config(EvalArgs& a, const pack::Artifact& artifact) {
   a.sources.pinned_json = artifact.config_json;
   a.sources.pinned_source = "the artifact " + a.artifact.string() + " (model settings)";
-  Config cfg = resolve_config(a.sources);
-  if (a.stride > 0) cfg.eval_stride = a.stride;
+  // The protocol flags are the last --set, so resolve_config() validates everything once.
+  if (a.stride > 0) a.sources.overrides.push_back("EVAL_STRIDE=" + std::to_string(a.stride));
   if (!a.ttt_mode.empty()) {
-    cfg.ttt_mode = a.ttt_mode;
+    a.sources.overrides.push_back("TTT_MODE=" + a.ttt_mode);
     a.ttt = true;
   }
-  if (a.ttt) cfg.ttt_enabled = 1;
-  validate(cfg);
+  if (a.ttt) a.sources.overrides.push_back("TTT_ENABLED=1");
+  const Config cfg = resolve_config(a.sources);
   if (cfg.ttt_enabled && cfg.ttt_mode != "sgd") validate_lora(cfg, LoraOptions::from(cfg));  // before any output
   return cfg;
 }

@@ -220,7 +220,7 @@ using namespace detail;
 
 namespace {
 
-Totals score_all(LanguageModel& lm, const Stream& s, const std::vector<Window>& windows, const Config& cfg,
+Totals score_all(LanguageModel& lm, const Stream& s, const std::vector<Window>& windows, const EvalConfig& cfg,
                  const Ranks& ranks, Hooks hooks, const char* label, bool pack) {
   const auto t0 = std::chrono::steady_clock::now();
   Totals acc;
@@ -335,11 +335,11 @@ std::vector<Window> legacy_sliding_windows(int64_t M, int64_t L, int64_t s) {
 double Totals::loss() const { return predictions ? nll / static_cast<double>(predictions) : 0.0; }
 double Totals::bpb() const { return bytes ? nll / (std::numbers::ln2 * static_cast<double>(bytes)) : 0.0; }
 
-Totals plain(LanguageModel& lm, const Stream& s, const Config& cfg, const Ranks& ranks, Hooks hooks) {
+Totals plain(LanguageModel& lm, const Stream& s, const EvalConfig& cfg, const Ranks& ranks, Hooks hooks) {
   return score_all(lm, s, plain_rows(s.predictions, cfg.eval_seq_len), cfg, ranks, hooks, "plain", /*pack=*/true);
 }
 
-Totals sliding(LanguageModel& lm, const Stream& s, const Config& cfg, const Ranks& ranks, Hooks hooks,
+Totals sliding(LanguageModel& lm, const Stream& s, const EvalConfig& cfg, const Ranks& ranks, Hooks hooks,
                bool legacy_tiling) {
   const auto windows = legacy_tiling ? legacy_sliding_windows(s.predictions, cfg.eval_seq_len, cfg.eval_stride)
                                      : sliding_windows(s.predictions, cfg.eval_seq_len, cfg.eval_stride);
@@ -347,7 +347,7 @@ Totals sliding(LanguageModel& lm, const Stream& s, const Config& cfg, const Rank
 }
 
 // ---- score-first TTT -------------------------------------------------------------------------
-TttOptions TttOptions::from(const Config& cfg) {
+TttOptions TttOptions::from(const EvalConfig& cfg) {
   TttOptions o;
   o.lr = cfg.ttt_lr;
   o.momentum = cfg.ttt_momentum;
@@ -365,7 +365,7 @@ namespace {
 // per rank (the records' per-forward batch), the gradient being the mean over that step's rows on
 // all ranks. The ledger records, per step, the predictions of every rank's rows.
 void train_chunk(LanguageModel& lm, const Stream& s, int64_t begin, int64_t end, double lr, const TttOptions& o,
-                 const Config& cfg, const Ranks& ranks, Sgd& sgd, Ledger* ledger) {
+                 const EvalConfig& cfg, const Ranks& ranks, Sgd& sgd, Ledger* ledger) {
   const int64_t L = cfg.eval_seq_len;
   const RowBatches rb{(end - begin) / L, o.batch_seqs};
   if (rb.rows == 0) return;
@@ -419,7 +419,7 @@ void train_chunk(LanguageModel& lm, const Stream& s, int64_t begin, int64_t end,
 
 }  // namespace
 
-Totals ttt(LanguageModel& lm, const Stream& s, const Config& cfg, const TttOptions& o, const Ranks& ranks, Hooks hooks) {
+Totals ttt(LanguageModel& lm, const Stream& s, const EvalConfig& cfg, const TttOptions& o, const Ranks& ranks, Hooks hooks) {
   const auto t0 = std::chrono::steady_clock::now();
   const int64_t M = s.predictions, T = o.chunk_tokens, K = (M + T - 1) / T;
   const auto windows = sliding_windows(M, cfg.eval_seq_len, cfg.eval_stride);

@@ -148,8 +148,8 @@ struct Hooks {
   bool progress = false;                 // live progress line on stderr
 };
 
-Totals plain(LanguageModel& lm, const Stream& stream, const Config& cfg, const Ranks& ranks, Hooks hooks = {});
-Totals sliding(LanguageModel& lm, const Stream& stream, const Config& cfg, const Ranks& ranks, Hooks hooks = {},
+Totals plain(LanguageModel& lm, const Stream& stream, const EvalConfig& cfg, const Ranks& ranks, Hooks hooks = {});
+Totals sliding(LanguageModel& lm, const Stream& stream, const EvalConfig& cfg, const Ranks& ranks, Hooks hooks = {},
                bool legacy_tiling = false);
 
 struct TttOptions {
@@ -159,9 +159,9 @@ struct TttOptions {
   // per-tensor loop is the reference. Default: fused on CUDA.
   enum class Sgd { automatic, loop, fused } sgd = Sgd::automatic;
   bool train_before_score = false;  // planted violation (tests of the ledger only): train on a chunk, then score it
-  static TttOptions from(const Config& cfg);
+  static TttOptions from(const EvalConfig& cfg);
 };
-Totals ttt(LanguageModel& lm, const Stream& stream, const Config& cfg, const TttOptions& options, const Ranks& ranks,
+Totals ttt(LanguageModel& lm, const Stream& stream, const EvalConfig& cfg, const TttOptions& options, const Ranks& ranks,
            Hooks hooks = {});
 
 // ---- LoRA TTT and phased TTT (eval/protocols_lora.cpp) ---------------------------------------

@@ -100,7 +100,7 @@ struct Site {
 };
 
 // The LoRA'd projections of one layer visit, in LoraVisit order.
-std::vector<Site> visit_sites(const Config& cfg, const LoraOptions& o) {
+std::vector<Site> visit_sites(const ModelConfig& cfg, const LoraOptions& o) {
   const int64_t d = cfg.model_dim, kv = cfg.num_kv_heads * (d / cfg.num_heads);
   std::vector<Site> s = {{"q", d, d}};
   if (o.k) s.push_back({"k", d, kv});
@@ -130,7 +130,7 @@ namespace {
 class LoraState {
  public:
   LoraState(const Model& model, const LoraOptions& o, int64_t slots, at::Device device) : o_(o), slots_(slots) {
-    const Config& cfg = model.config();
+    const ModelConfig& cfg = model.config();
     const auto [enc, dec] = model.visit_order(cfg.num_loops > 0);
     visits_ = static_cast<int64_t>(enc.size() + dec.size());
     sites_ = visit_sites(cfg, o);

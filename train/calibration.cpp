@@ -23,6 +23,7 @@ std::map<std::string, at::Tensor> collect_hessians(Model& model, const Config& c
   options.seed = static_cast<uint64_t>(cfg.seed);
   auto loader = Loader::create(cfg.loader, options);
   HessianCollector hessians;
+  hessians.passthrough_max_numel = cfg.passthrough_max_numel;
   at::NoGradGuard no_grad;
   std::vector<int64_t> ids;
   std::vector<at::Tensor> inputs;  // kept for the SMAT gate means

@@ -50,12 +50,12 @@ at::Tensor newton_schulz(const at::Tensor& g, int64_t steps, bool polar_express)
   return tall ? x.transpose(-1, -2) : x;
 }
 
-double lr_multiplier(double progress, const Config& cfg) {
+double lr_multiplier(double progress, const OptimConfig& cfg) {
   if (progress < 1.0 - cfg.warmdown_frac) return 1.0;
   return std::max((1.0 - progress) / cfg.warmdown_frac, cfg.min_lr);
 }
 
-double muon_momentum(int64_t step, const Config& cfg) {
+double muon_momentum(int64_t step, const OptimConfig& cfg) {
   const double f = cfg.muon_momentum_warmup_steps > 0
                        ? std::min(static_cast<double>(step) / static_cast<double>(cfg.muon_momentum_warmup_steps), 1.0)
                        : 1.0;
@@ -70,7 +70,7 @@ at::ScalarType muon_dtype(const at::Tensor& p) { return p.is_cuda() ? at::kBFloa
 constexpr int64_t kPackedMaxNumel = 32768;
 }  // namespace
 
-Optimizer::Optimizer(Model& model, const Config& cfg, dist::Comm* comm)
+Optimizer::Optimizer(Model& model, const OptimConfig& cfg, dist::Comm* comm)
     : model_(model), cfg_(cfg), comm_(comm && comm->distributed() ? comm : nullptr) {
   at::NoGradGuard no_grad;
   for (const auto& name : model.names()) {

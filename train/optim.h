@@ -41,16 +41,16 @@ namespace golf::train {
 // Orthogonalises each matrix of g (n, r, c) approximately; bf16 inputs stay bf16.
 at::Tensor newton_schulz(const at::Tensor& g, int64_t steps, bool polar_express);
 // 1 until the last WARMDOWN_FRAC of training, then linear down to MIN_LR (a floor on the multiplier).
-double lr_multiplier(double progress, const Config& config);
+double lr_multiplier(double progress, const OptimConfig& config);
 // Muon momentum after `step` optimizer steps: MUON_MOMENTUM_WARMUP_START → MUON_MOMENTUM.
-double muon_momentum(int64_t step, const Config& config);
+double muon_momentum(int64_t step, const OptimConfig& config);
 bool is_matrix_param(const std::string& name);  // the four banks, optimised by Muon
 
 class Optimizer {
  public:
   // `comm` (optional, outliving the optimizer) makes step() the distributed step above; without
   // it, or with a world of one, the single-process step.
-  Optimizer(Model& model, const Config& config, dist::Comm* comm = nullptr);
+  Optimizer(Model& model, const OptimConfig& config, dist::Comm* comm = nullptr);
   ~Optimizer();
   // Scales all (local) gradients so that their global L2 norm is at most GRAD_CLIP_NORM (0: no
   // clipping); returns the norm before clipping.
@@ -88,7 +88,7 @@ class Optimizer {
   void apply_muon(at::Tensor& param, const at::Tensor& update, double lr_mul) const;
 
   Model& model_;
-  Config cfg_;
+  OptimConfig cfg_;
   dist::Comm* comm_ = nullptr;  // set only when the world has more than one rank
   std::map<std::string, at::Tensor> momentum_, adam_m_, adam_v_;
   std::vector<Bank> banks_;     // distributed only, largest bank first

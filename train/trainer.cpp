@@ -434,8 +434,11 @@ std::string check_shard_tokens(const Config& cfg) {
 
 TrainResult train(Config config, const std::optional<std::filesystem::path>& resume_dir) {
   const dist::World world = dist::world_from_env();
-  if (resume_dir) config = RunDir::read_config(*resume_dir);
-  validate(config);
+  // A new run's configuration was validated by resolve_config(); a resumed run's is read here.
+  if (resume_dir) {
+    config = RunDir::read_config(*resume_dir);
+    validate(config);
+  }
   preflight(config);
   const at::Device device = pick_device(config, world);
   dist::Comm comm(world, device, std::chrono::milliseconds(static_cast<int64_t>(1000 * config.dist_timeout_seconds)));

@@ -59,29 +59,130 @@ TEST(ConfigFields, CoverEveryByteOfConfigInDeclarationOrder) {
   EXPECT_EQ(expected_offset, sizeof(Config));
 }
 
-// The table repeats what core/config.h documents: names are the comments' ENV names, help is the
-// rest of the comment, in the same order.
-TEST(ConfigFields, MatchTheNamesAndCommentsInTheHeader) {
-  const auto header = test::read_file(std::filesystem::path(GOLF_REFERENCE_DIR) / "../../core/config.h");
-  const auto begin = header.find("struct Config {");
-  ASSERT_NE(begin, std::string::npos);
-  const auto end = header.find("\n};", begin);
-  std::istringstream body(header.substr(begin, end - begin));
-  const std::regex declaration(R"(^\s*(int64_t|double|std::string)\s+(\w+)[^;]*;\s*//\s*([A-Z0-9_]+)(?::\s*(.*\S))?\s*$)");
+// One declaration per field (core/config_fields.def) yields the same settings as the hand-written
+// table it replaced: tests/core/data/config_fields_before_split.json is that table as main printed
+// it before the split (name, default, stages, help, in field order). A new setting is added there too.
+TEST(ConfigFields, AreTheTableBeforeTheSplitInOrder) {
+  const json before = json::parse(test::read_file(std::filesystem::path(GOLF_REFERENCE_DIR) /
+                                                  "../core/data/config_fields_before_split.json"));
+  const json defaults = to_json(Config{});
+  ASSERT_EQ(before.size(), config_fields().size());
+  for (size_t k = 0; k < before.size(); ++k) {
+    const auto& field = config_fields()[k];
+    const json& row = before[k];  // [name, default, stages, help]
+    EXPECT_EQ(field.name, row[0].get<std::string>()) << k;
+    EXPECT_EQ(defaults.at(field.name).dump(), row[1].dump()) << field.name;  // value and JSON type
+    EXPECT_EQ(field.stages, row[2].get<std::vector<std::string>>()) << field.name;
+    EXPECT_EQ(field.help, row[3].get<std::string>()) << field.name;
+  }
+}
+
+// Each setting is declared once: one GOLF_<PART>_FIELD line per table entry, named as its member
+// upper-cased (the records' environment names).
+TEST(ConfigFields, OneDeclarationLinePerField) {
+  const auto def = test::read_file(std::filesystem::path(GOLF_REFERENCE_DIR) / "../../core/config_fields.def");
+  std::istringstream lines(def);
+  const std::regex declaration(R"(^GOLF_(RUN|MODEL|TRAIN|OPTIM|QUANT|EVAL)_FIELD\((int64_t|double|std::string), (\w+),.*)");
   size_t index = 0;
-  for (std::string line; std::getline(body, line);) {
+  for (std::string line; std::getline(lines, line);) {
     std::smatch m;
     if (!std::regex_match(line, m, declaration)) continue;
     ASSERT_LT(index, config_fields().size()) << "no table entry for " << m[3];
-    const auto& field = config_fields()[index++];
-    EXPECT_EQ(field.name, m[3].str());
-    EXPECT_EQ(field.help, m[4].str()) << field.name;
-    std::string upper = m[2].str();
+    std::string upper = m[3].str();
     for (auto& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-    EXPECT_EQ(upper, m[3].str()) << "member " << m[2] << " is documented under another name";
+    EXPECT_EQ(config_fields()[index++].name, upper);
   }
   EXPECT_EQ(index, config_fields().size());
-  EXPECT_GT(index, 60u);  // the regex did find the declarations
+}
+
+// Which part holds a field: the base subobject of Config its member lies in.
+std::string part_of(const ConfigField& field) {
+  const Config config;
+  const auto* at = std::visit([&](auto member) { return reinterpret_cast<const char*>(&(config.*member)); }, field.member);
+  const auto inside = [&](const auto& part) {
+    const auto* begin = reinterpret_cast<const char*>(&part);
+    return at >= begin && at < begin + sizeof(part);
+  };
+  if (inside(static_cast<const RunConfig&>(config))) return "run";
+  if (inside(static_cast<const ModelConfig&>(config))) return "model";
+  if (inside(static_cast<const TrainConfig&>(config))) return "train";
+  if (inside(static_cast<const OptimConfig&>(config))) return "optim";
+  if (inside(static_cast<const QuantConfig&>(config))) return "quant";
+  if (inside(static_cast<const EvalConfig&>(config))) return "eval";
+  return "none";
+}
+
+// The parts hold what their stage reads: every setting stored in the artifact is a ModelConfig one
+// (but the tokenizer's identity, a RunConfig one), golf-pack-only settings are QuantConfig's, and
+// golf-eval-only settings EvalConfig's (but SMAT_ABLATION, the model's eval-time override).
+TEST(ConfigParts, HoldTheSettingsOfTheirStage) {
+  for (const auto& field : config_fields()) {
+    const std::string part = part_of(field);
+    const std::set<std::string> stages(field.stages.begin(), field.stages.end());
+    if (stages.count("model")) {
+      EXPECT_EQ(part, field.name.starts_with("TOKENIZER_") ? "run" : "model") << field.name;
+    }
+    if (stages == std::set<std::string>{"quant"}) {
+      EXPECT_EQ(part, "quant") << field.name;
+    }
+    if (stages == std::set<std::string>{"eval"}) {
+      EXPECT_EQ(part, field.name == "SMAT_ABLATION" ? "model" : "eval") << field.name;
+    }
+    EXPECT_NE(part, "none") << field.name;
+  }
+  // A component takes its part: a Config converts, and the part is the same object.
+  Config config;
+  config.num_layers = 3, config.matrix_lr = 0.5, config.eval_stride = 7;
+  const ModelConfig& model = config;
+  const OptimConfig& optim = config;
+  const EvalConfig& eval = config;
+  EXPECT_EQ(model.num_layers, 3);
+  EXPECT_EQ(optim.matrix_lr, 0.5);
+  EXPECT_EQ(eval.eval_stride, 7);
+}
+
+// A field's one-field rule (config_fields.def) refuses a value just outside and accepts one just
+// inside, with the message naming the field and the value.
+TEST(ConfigFields, EachRuleRefusesAValueJustOutside) {
+  using Kind = FieldRule::Kind;
+  size_t with_rules = 0;
+  for (const auto& field : config_fields()) {
+    if (field.rule.kind == Kind::none) continue;
+    ++with_rules;
+    Config outside, inside;
+    std::string refused_text, accepted_text;  // the rule's message for either value
+    std::visit(
+        [&](auto member) {
+          using T = std::remove_cvref_t<decltype(outside.*member)>;
+          if constexpr (std::is_same_v<T, std::string>) {
+            ASSERT_EQ(field.rule.kind, Kind::one_of) << field.name;
+            outside.*member = "not-a-choice";
+            inside.*member = field.rule.choices.back();
+            refused_text = field.name + "=\"not-a-choice\" must be one of ";
+            accepted_text = field.name + "=" + json(inside.*member).dump() + " must be one of ";
+          } else {
+            const T low = static_cast<T>(field.rule.lo), high = static_cast<T>(field.rule.hi);
+            std::string says;
+            switch (field.rule.kind) {
+              case Kind::positive: outside.*member = 0, inside.*member = 1, says = "must be positive"; break;
+              case Kind::non_negative: outside.*member = -1, inside.*member = 0, says = "must be >= 0"; break;
+              case Kind::flag: outside.*member = 2, inside.*member = 1, says = "must be 0 or 1"; break;
+              case Kind::closed: outside.*member = high + 1, inside.*member = high, says = "must be in ["; break;
+              case Kind::half_open: outside.*member = high, inside.*member = low, says = "must be in ["; break;
+              default: FAIL() << field.name << ": one_of on a number";
+            }
+            refused_text = fmt::format("{}={} {}", field.name, outside.*member, says);
+            accepted_text = fmt::format("{}={} {}", field.name, inside.*member, says);
+          }
+        },
+        field.member);
+    const std::string refused = error_of([&] { validate(outside); });
+    EXPECT_TRUE(contains(refused, refused_text)) << field.name << ": " << refused;
+    // Other rules may object to the combination (NUM_HEADS=1 with NUM_KV_HEADS=4), not this one.
+    const std::string accepted = error_of([&] { validate(inside); });
+    EXPECT_FALSE(contains(accepted, accepted_text)) << field.name << ": " << accepted;
+  }
+  EXPECT_GT(with_rules, 100u);
 }
 
 // Setting a field through its entry changes that field's JSON key and no other.
@@ -168,6 +269,38 @@ TEST(ConfigStages, UnknownStagesAndFieldsAreErrors) {
   EXPECT_TRUE(contains(stage, "unknown stage \"evaluation\"")) << stage;
   EXPECT_TRUE(contains(stage, "data, model, train, quant, eval")) << stage;
   EXPECT_TRUE(contains(error_of([] { field_stages("NOT_A_FIELD"); }), "NOT_A_FIELD is not a setting"));
+}
+
+// ---- compatibility ------------------------------------------------------------------------------
+
+json read_test_json(const std::string& name) {
+  return json::parse(test::read_file(std::filesystem::path(GOLF_REFERENCE_DIR) / "../core/data" / name));
+}
+
+// Old run directories still load: the config.json golf-train wrote before the split (the full-size
+// frontier_0427 run, 151 settings) reads back through both readers with every value unchanged.
+TEST(ConfigCompatibility, AnOldRunConfigLoadsWithEveryValueUnchanged) {
+  const json old = read_test_json("run_config_frontier_11x512.json");
+  const Config config = config_from_json(old);
+  EXPECT_NO_THROW(validate(config));
+  EXPECT_EQ(to_json(config), old);
+  const Config resolved = resolve_config(
+      ConfigSources{{std::filesystem::path(GOLF_REFERENCE_DIR) / "../core/data/run_config_frontier_11x512.json"}, {}, {}, {}, {}});
+  EXPECT_EQ(to_json(resolved), old);
+  EXPECT_EQ(resolved.ema_decay, 0.0);  // the run's own values, not defaults
+  EXPECT_EQ(resolved.run_id, old.at("RUN_ID").get<std::string>());
+}
+
+// Older run dirs and artifacts lack later settings (LQER, COMPRESSOR, MoA, …): they take defaults.
+TEST(ConfigCompatibility, ASettingMissingFromAnOldFileTakesItsDefault) {
+  json old = read_test_json("run_config_frontier_11x512.json");
+  for (const char* later : {"LQER_ENABLED", "COMPRESSOR", "MOA_ENABLED", "SPARSE_ATTN_GATE_SCALE", "TTT_MODE"})
+    old.erase(later);
+  const json loaded = to_json(config_from_json(old));
+  const json defaults = to_json(Config{});
+  for (const char* later : {"LQER_ENABLED", "COMPRESSOR", "MOA_ENABLED", "SPARSE_ATTN_GATE_SCALE", "TTT_MODE"})
+    EXPECT_EQ(loaded.at(later), defaults.at(later)) << later;
+  EXPECT_EQ(loaded.at("NUM_LAYERS"), old.at("NUM_LAYERS"));
 }
 
 // ---- defaults and sources -----------------------------------------------------------------------

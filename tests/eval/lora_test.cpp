@@ -40,7 +40,7 @@ LoraOptions small_options(const Config& cfg) {
 
 // Random deltas at every site of every visit and the head; B scaled by b_scale (0: B = 0).
 LoraDelta random_delta(const Model& m, int64_t rows, int64_t r, double b_scale, double scale) {
-  const Config& c = m.config();
+  const ModelConfig& c = m.config();
   const int64_t d = c.model_dim, kv = c.num_kv_heads * (d / c.num_heads);
   const auto [enc, dec] = m.visit_order(c.num_loops > 0);
   auto pair = [&](int64_t in, int64_t out) {

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "core/model.h"
+#include "train/optim.h"
 #include "tests/live_model.h"
 #include "tests/test_util.h"
 
@@ -171,6 +172,23 @@ TEST(Segments, StartAtBosAndEveryTrainSeqLenTokensOfADocument) {
   EXPECT_TRUE(at::equal(pos[0], at::tensor(std::vector<int64_t>{0, 1, 0, 1, 2, 3, 0, 1, 0, 1})));
   c.doc_mask = 0;  // dense rows: BOS is an ordinary token
   EXPECT_TRUE(at::equal(segments(x, c).first[0], at::tensor(std::vector<int64_t>{1, 1, 1, 1, 2, 2, 2, 2, 3, 3})));
+}
+
+// Each component takes only its part of the settings (a Config converts) and trusts it: from
+// resolution to a model and its optimizer, validate() runs once.
+TEST(ModelConfigPart, ValidationRunsOnceFromResolutionToTheOptimizer) {
+  ConfigSources sources;
+  sources.pinned_json = to_json(small_config()).dump();
+  sources.pinned_source = "the test";
+  const int64_t before = validate_calls();
+  const Config config = resolve_config(sources);
+  const ModelConfig& part = config;
+  at::manual_seed(0);
+  Model m(part, at::kCPU);
+  train::Optimizer optimizer(m, config);
+  EXPECT_EQ(validate_calls() - before, 1);
+  EXPECT_EQ(to_json(config), to_json(small_config()));
+  EXPECT_EQ(m.config().num_layers, small_config().num_layers);
 }
 
 }  // namespace

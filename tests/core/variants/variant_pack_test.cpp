@@ -40,6 +40,7 @@ double round_trip(const Config& c, std::map<std::string, int>* bits_out) {
   }
   const at::Tensor x = at::randint(4, 300, {2, 64}, at::kLong);
   HessianCollector hc;
+  hc.passthrough_max_numel = c.passthrough_max_numel;  // the matrices this config quantizes
   {
     at::NoGradGuard no_grad;
     m.logits(x, true, &hc);
