@@ -1,4 +1,4 @@
-// core/config.cpp — the field table (from core/config_fields.def), the four sources (defaults, JSON files, environment, --set),
+// core/config.cpp — the field table (from core/config_fields.h), the four sources (defaults, JSON files, environment, --set),
 // strict value parsing, the invariants between fields, and the JSON / text renderings.
 #include "core/config.h"
 
@@ -28,7 +28,7 @@ using Member = decltype(ConfigField::member);
 
 std::atomic<int64_t> validate_calls_{0};  // validate_calls()
 
-// The stage bits and rule constructors that config_fields.def's `stages` and `rule` columns use.
+// The stage bits and rule constructors that config_fields.h's `stages` and `rule` columns use.
 namespace stage_bits {
 constexpr unsigned data = 1, model = 2, train = 4, quant = 8, eval = 16;  // config_stages() order
 }
@@ -58,7 +58,7 @@ std::string upper_case(std::string_view member) {
   return name;
 }
 
-// One entry per line of core/config_fields.def, in its order (the parts' order, which is also the
+// One entry per line of core/config_fields.h, in its order (the parts' order, which is also the
 // layout of Config: tests/core/config_test.cpp checks that every byte is covered). `&Config::member`
 // does not compile if two parts declare the same member: the static check that names are unique.
 std::vector<ConfigField> build_field_table() {
@@ -73,7 +73,7 @@ std::vector<ConfigField> build_field_table() {
 #define GOLF_OPTIM_FIELD GOLF_FIELD_ENTRY
 #define GOLF_QUANT_FIELD GOLF_FIELD_ENTRY
 #define GOLF_EVAL_FIELD GOLF_FIELD_ENTRY
-#include "core/config_fields.def"
+#include "core/config_fields.h"
 #undef GOLF_FIELD_ENTRY
   return fields;
 }
@@ -239,7 +239,7 @@ class Problems {
     if (!(c.*m > 0)) add(fmt::format("{}={} must be positive", name_of(m), c.*m));
   }
 
-  // The field's own rule from config_fields.def.
+  // The field's own rule from config_fields.h.
   void check_rule(const Config& c, const ConfigField& field) {
     using Kind = FieldRule::Kind;
     const FieldRule& rule = field.rule;
@@ -335,7 +335,7 @@ Config resolve_config(const ConfigSources& sources) {
 void validate(const Config& c) {
   validate_calls_.fetch_add(1, std::memory_order_relaxed);
   Problems p;
-  for (const auto& field : config_fields()) p.check_rule(c, field);  // config_fields.def's rules
+  for (const auto& field : config_fields()) p.check_rule(c, field);  // config_fields.h's rules
 
   // The rules between fields.
   if (c.eval_stride > c.eval_seq_len)

@@ -1,6 +1,6 @@
 // core/config.h — the settings, split by stage, that travel through every stage.
 //
-// Every field is declared once, in core/config_fields.def, and named after the records'
+// Every field is declared once, in core/config_fields.h, and named after the records'
 // environment variable (SEED, NUM_LAYERS, MATRIX_LR…).
 // Sources, later ones winning:  defaults  <  --config FILE.json  <  environment  <  --set KEY=VALUE.
 // An unknown key in a JSON file or --set is an error that suggests the nearest field name; unknown
@@ -17,40 +17,40 @@
 
 namespace golf {
 
-// The settings by stage, each declared once in core/config_fields.def (type, name, default,
+// The settings by stage, each declared once in core/config_fields.h (type, name, default,
 // stages, rule, help). Each component takes only its part (Model(const ModelConfig&), Optimizer(…,
 // const OptimConfig&), the eval protocols' const EvalConfig&); a Config is all parts at once and
 // converts to any of them. No two parts share a member name (config.cpp's table names each member
 // as &Config::name, which would not compile if it were ambiguous).
 struct RunConfig {  // the run, data, device and the tokenizer's identity
 #define GOLF_RUN_FIELD(type, member, value, ...) type member = value;
-#include "core/config_fields.def"
+#include "core/config_fields.h"
 };
 struct ModelConfig {  // what builds the model: architecture, variants, MoA, initialization
 #define GOLF_MODEL_FIELD(type, member, value, ...) type member = value;
-#include "core/config_fields.def"
+#include "core/config_fields.h"
 };
 struct TrainConfig {  // schedule, batches, validation, checkpoints, Hessian collection
 #define GOLF_TRAIN_FIELD(type, member, value, ...) type member = value;
-#include "core/config_fields.def"
+#include "core/config_fields.h"
 };
 struct OptimConfig {  // Muon, AdamW, clipping, EMA, the LR schedule's shape
 #define GOLF_OPTIM_FIELD(type, member, value, ...) type member = value;
-#include "core/config_fields.def"
+#include "core/config_fields.h"
 };
 struct QuantConfig {  // quantization, LQER, compression and the size budget (golf-pack)
 #define GOLF_QUANT_FIELD(type, member, value, ...) type member = value;
-#include "core/config_fields.def"
+#include "core/config_fields.h"
 };
 struct EvalConfig {  // evaluation protocols and test-time training (golf-eval)
 #define GOLF_EVAL_FIELD(type, member, value, ...) type member = value;
-#include "core/config_fields.def"
+#include "core/config_fields.h"
 };
 
 // Every setting: what golf-train resolves, run dirs store as config.json and every stage receives.
 struct Config : RunConfig, ModelConfig, TrainConfig, OptimConfig, QuantConfig, EvalConfig {};
 
-// A one-field validation rule (config_fields.def's `rule`); rules between fields are in validate().
+// A one-field validation rule (config_fields.h's `rule`); rules between fields are in validate().
 struct FieldRule {
   enum class Kind { none, positive, non_negative, flag, one_of, closed, half_open } kind = Kind::none;
   double lo = 0, hi = 0;             // closed: [lo, hi]; half_open: [lo, hi)
@@ -83,7 +83,7 @@ std::map<std::string, std::string> current_environment();
 // "environment"), the key and the value for unknown keys (with the nearest valid name), values
 // that do not parse as the field's type, and invalid combinations (validate()).
 Config resolve_config(const ConfigSources& sources);
-// Each field's rule (config_fields.def) and the invariants between fields (heads divide the model
+// Each field's rule (config_fields.h) and the invariants between fields (heads divide the model
 // dim, KV heads divide heads, loop range inside the layers, rope dims even and ≤ head dim, …), all
 // problems in one golf::Error. resolve_config() runs it; a tool validates each configuration once
 // (the one it resolved, or one it read from a run dir or artifact), and components trust theirs.

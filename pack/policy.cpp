@@ -39,7 +39,7 @@ StorageRule storage_rule(const std::string& name, const std::vector<int64_t>& sh
 }
 
 const std::vector<std::string>& model_setting_keys() {
-  // The "model" stage of core/config.cpp's stage table: the architecture and the tokenizer identity;
+  // The "model" stage (core/config_fields.h): the architecture and the tokenizer identity;
   // inits (QK gains are weights, but *_INIT of gates and MoA are not settings), the training-only
   // penalty (MOA_TI_*) and the eval-time SMAT_ABLATION are not model settings.
   static const std::vector<std::string> keys = stage_fields("model");

@@ -10,7 +10,7 @@ any Python 3.9+; matplotlib and the rest stay in the scripts that draw.
   sets = eval_sets(json.load(open(run / "config.json")), keys)   # ["DATA_PATH=...", "TTT_LR=0.005", ...]
   run = RunDir(path); run.trained, run.packed, run.evaluated
 
-The settings of each stage are declared once, in core/config.cpp (build_stage_table); this module
+The settings of each stage are declared once, in core/config_fields.h (its stages column); this module
 reads them from golf-train instead of keeping its own list (tests/scripts/test_golf_pipeline.py
 checks against the real binary when it is built).
 """
@@ -78,7 +78,7 @@ _stage_cache: dict[tuple[str, str], list[str]] = {}
 
 def stage_settings(tools: Tools, stage: str) -> list[str]:
     """The names of the settings `stage` reads (data | model | train | quant | eval), sorted by name as
-    golf-train prints them, from `golf-train --print-config --stage STAGE --json` (core/config.cpp's
+    golf-train prints them, from `golf-train --print-config --stage STAGE --json` (core/config_fields.h's
     stage table)."""
     key = (tools.train, stage)
     if key not in _stage_cache:

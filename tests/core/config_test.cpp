@@ -59,28 +59,35 @@ TEST(ConfigFields, CoverEveryByteOfConfigInDeclarationOrder) {
   EXPECT_EQ(expected_offset, sizeof(Config));
 }
 
-// One declaration per field (core/config_fields.def) yields the same settings as the hand-written
+// One declaration per field (core/config_fields.h) yields the same settings as the hand-written
 // table it replaced: tests/core/data/config_fields_before_split.json is that table as main printed
-// it before the split (name, default, stages, help, in field order). A new setting is added there too.
-TEST(ConfigFields, AreTheTableBeforeTheSplitInOrder) {
+// it before the split (name, default, stages, help, in field order), frozen. Every one of them is
+// still a setting with the same default (value and JSON type), stages and help, in the same order;
+// settings added since are not in it and need no entry.
+TEST(ConfigFields, KeepTheTableFromBeforeTheSplit) {
   const json before = json::parse(test::read_file(std::filesystem::path(GOLF_REFERENCE_DIR) /
                                                   "../core/data/config_fields_before_split.json"));
+  ASSERT_EQ(before.size(), 151u);
   const json defaults = to_json(Config{});
-  ASSERT_EQ(before.size(), config_fields().size());
-  for (size_t k = 0; k < before.size(); ++k) {
-    const auto& field = config_fields()[k];
-    const json& row = before[k];  // [name, default, stages, help]
-    EXPECT_EQ(field.name, row[0].get<std::string>()) << k;
-    EXPECT_EQ(defaults.at(field.name).dump(), row[1].dump()) << field.name;  // value and JSON type
-    EXPECT_EQ(field.stages, row[2].get<std::vector<std::string>>()) << field.name;
-    EXPECT_EQ(field.help, row[3].get<std::string>()) << field.name;
+  std::map<std::string, size_t> index;
+  for (size_t k = 0; k < config_fields().size(); ++k) index[config_fields()[k].name] = k;
+  size_t previous = 0;
+  for (const json& row : before) {  // [name, default, stages, help]
+    const std::string name = row[0].get<std::string>();
+    ASSERT_TRUE(index.contains(name)) << name << " is no longer a setting";
+    const auto& field = config_fields()[index.at(name)];
+    EXPECT_EQ(defaults.at(name).dump(), row[1].dump()) << name;
+    EXPECT_EQ(field.stages, row[2].get<std::vector<std::string>>()) << name;
+    EXPECT_EQ(field.help, row[3].get<std::string>()) << name;
+    EXPECT_GE(index.at(name), previous) << name << " moved";
+    previous = index.at(name);
   }
 }
 
 // Each setting is declared once: one GOLF_<PART>_FIELD line per table entry, named as its member
 // upper-cased (the records' environment names).
 TEST(ConfigFields, OneDeclarationLinePerField) {
-  const auto def = test::read_file(std::filesystem::path(GOLF_REFERENCE_DIR) / "../../core/config_fields.def");
+  const auto def = test::read_file(std::filesystem::path(GOLF_REFERENCE_DIR) / "../../core/config_fields.h");
   std::istringstream lines(def);
   const std::regex declaration(R"(^GOLF_(RUN|MODEL|TRAIN|OPTIM|QUANT|EVAL)_FIELD\((int64_t|double|std::string), (\w+),.*)");
   size_t index = 0;
@@ -141,7 +148,7 @@ TEST(ConfigParts, HoldTheSettingsOfTheirStage) {
   EXPECT_EQ(eval.eval_stride, 7);
 }
 
-// A field's one-field rule (config_fields.def) refuses a value just outside and accepts one just
+// A field's one-field rule (config_fields.h) refuses a value just outside and accepts one just
 // inside, with the message naming the field and the value.
 TEST(ConfigFields, EachRuleRefusesAValueJustOutside) {
   using Kind = FieldRule::Kind;

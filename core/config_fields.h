@@ -1,5 +1,5 @@
-// core/config_fields.def — every setting, declared once (X-macro list; read by core/config.h and
-// core/config.cpp, nowhere else).
+// core/config_fields.h — every setting, declared once (an X-macro list, included by core/config.h and
+// core/config.cpp only, several times: it has no include guard; counted code like any core header).
 //
 //   GOLF_<PART>_FIELD(type, member, default, stages, rule, "help")
 //
@@ -15,8 +15,10 @@
 //   help     one line for --print-config --json and the README ("" when the name says it all)
 //
 // Adding a setting: one line here (at the END of its part, so merges stay simple), then read it
-// where it is used. tests/core/config_test.cpp checks the table against tests/core/data/config_fields.json
-// (names, defaults, stages, help of every setting): add the new setting there too.
+// where it is used; --print-config, the stage lists, the artifact's key set (stage model), JSON and
+// environment parsing and the one-field rule follow from the line. Rules between fields go in
+// validate(). tests/core/config_test.cpp checks that the settings from before the split keep
+// their names, defaults, stages and help (tests/core/data/config_fields_before_split.json).
 //
 // A part's macro that the includer does not define expands to nothing.
 #ifndef GOLF_RUN_FIELD
