@@ -128,7 +128,7 @@ int run_eval(EvalArgs& a) {
   auto make_lm = [&]() -> std::unique_ptr<LanguageModel> {
     auto model = std::make_shared<Model>(cfg, device);
     pack::load_model_weights(*model, weights);  // SMAT gate means, if any, go to the model
-    return std::make_unique<ModelLM>(model, cfg.ttt_freeze_blocks);
+    return std::make_unique<ModelLM>(model, cfg);
   };
   const double load_seconds = since_start();
   if (main_rank) fmt::print("golf-eval: {} ({} bytes) on {}; {} validation predictions from {} shard(s); EVAL_SEQ_LEN={}\n",

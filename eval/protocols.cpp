@@ -238,11 +238,11 @@ Totals score_all(LanguageModel& lm, const Stream& s, const std::vector<Window>& 
 }  // namespace
 
 // ---- the model adapter -----------------------------------------------------------------------
-ModelLM::ModelLM(std::shared_ptr<Model> model, int64_t freeze_blocks)
+ModelLM::ModelLM(std::shared_ptr<Model> model, const EvalConfig& eval)
     : model_(std::move(model)),
       looping_(model_->config().num_loops > 0),
-      freeze_blocks_(freeze_blocks),
-      seq_len_cut_(model_->config().eval_seq_len) {}
+      freeze_blocks_(eval.ttt_freeze_blocks),
+      seq_len_cut_(eval.eval_seq_len) {}
 
 namespace {
 // The forward options for a cut length. With a varlen attention backend, the packed segment bounds

@@ -72,10 +72,10 @@ class LanguageModel {
 
 // The golf model, with recurrence as the artifact's config says; TTT_FREEZE_BLOCKS = N leaves
 // the first N blocks (their bank rows and per-block tensors) untouched. Attention is cut every
-// EVAL_SEQ_LEN tokens of a document (the model config's), never every TRAIN_SEQ_LEN.
+// EVAL_SEQ_LEN tokens of a document (the eval settings'), never every TRAIN_SEQ_LEN.
 class ModelLM : public LanguageModel {
  public:
-  ModelLM(std::shared_ptr<Model> model, int64_t freeze_blocks = 0);
+  ModelLM(std::shared_ptr<Model> model, const EvalConfig& eval);  // reads TTT_FREEZE_BLOCKS, EVAL_SEQ_LEN
   at::Tensor log_probs(const at::Tensor& inputs) override;
   at::Tensor loss(const at::Tensor& inputs, const at::Tensor& targets) override;
   // Per-position nll (B, T) with test-time LoRA deltas (one slice per row), cut every seq_len_cut.

@@ -77,7 +77,7 @@ struct EvalFixture {
   std::unique_ptr<eval::LanguageModel> make_lm() const {
     auto model = std::make_shared<Model>(cfg, at::kCPU);
     model->load_state(weights);
-    return std::make_unique<eval::ModelLM>(model, cfg.ttt_freeze_blocks);
+    return std::make_unique<eval::ModelLM>(model, cfg);
   }
   eval::Stream stream() const { return {tokens, predictions, &table, {}}; }
 };

@@ -104,7 +104,7 @@ TEST(Protocols, SlidingTotalsAreBitIdenticalToAPerBatchRead) {
     FastPaths paths = model->fast_paths();
     paths.attn = attn;
     model->set_fast_paths(paths);
-    ModelLM lm(model);
+    ModelLM lm(model, f.cfg);
     const Totals a = sliding(lm, f.stream(), f.cfg, Ranks{});
     const Totals b = per_batch_sliding(lm, f.stream(), f.cfg);
     EXPECT_EQ(a.nll, b.nll) << attn_backend_name(attn);
