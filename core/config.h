@@ -95,7 +95,7 @@ Config config_from_json(const nlohmann::json& j);       // strict: unknown keys 
 // Human-readable "KEY = value" lines, one per field, for the top of train.log.
 std::string describe(const Config& config);
 
-// ---- stages: which stage tool reads each setting (the one list; scripts read it through
+// ---- stages: which stage tool reads each setting (config_fields.h's stages column; scripts read it through
 // `golf-train --print-config --stage S --json`, golf-pack stores the model stage in the artifact) ----
 //   data   where the tokens and the tokenizer are, and the tokenizer's identity
 //   model  what rebuilds the model from its weights: stored in the artifact, pinned by golf-eval
