@@ -63,16 +63,23 @@ ValidationResult Validation::evaluate(const Model& model, bool looping, dist::Co
         if (j > 0) bytes += sidecar_.empty() ? table_.bytes(tokens_[idx - 1], tokens_[idx]) : sidecar_[idx];
       }
     const at::Tensor host = at::from_blob(buf.data(), {n, L + 1}, at::kLong);
-    // Varlen attention: segment bounds from the host rows (no device→host read in the forward);
-    // on CUDA the batch goes through pinned memory without blocking (buf is reused next batch).
+    // Varlen attention: segment bounds from the host rows (no device→host read in the forward).
+    // GOLF_NO_SYNC on CUDA: batch and bounds go through pinned memory without blocking (buf is
+    // reused next batch), and the loss sum stays on the device until the end.
     ForwardOptions forward;
-    if (model.fast_paths().attn != AttnBackend::sdpa) forward.cu_seqlens = varlen_segments(host.narrow(1, 0, L), cfg_).cu_seqlens;
-    const at::Tensor batch = model.device().is_cuda() ? host.pin_memory().to(model.device(), /*non_blocking=*/true)
-                                                      : host.to(model.device());
+    const bool async = model.device().is_cuda() && model.fast_paths().no_sync;
+    if (model.fast_paths().attn != AttnBackend::sdpa) {
+      forward.cu_seqlens = varlen_segments(host.narrow(1, 0, L), cfg_).cu_seqlens;
+      if (async) forward.cu_seqlens = forward.cu_seqlens.pin_memory();
+    }
+    const at::Tensor batch = async ? host.pin_memory().to(model.device(), /*non_blocking=*/true) : host.to(model.device());
     const at::Tensor losses = model.token_losses(batch.narrow(1, 0, L), batch.narrow(1, 1, L), looping, nullptr, forward);
     // The same float64 additions in the same order as reading each batch's sum: bit-identical.
     const at::Tensor batch_sum = losses.to(at::kDouble).sum();
-    nll_sum = nll_sum.defined() ? nll_sum + batch_sum : batch_sum;
+    if (model.fast_paths().no_sync)
+      nll_sum = nll_sum.defined() ? nll_sum + batch_sum : batch_sum;
+    else
+      nll += batch_sum.item<double>();  // the plain path's read per batch
   }
   if (nll_sum.defined()) nll = nll_sum.item<double>();
   if (comm && comm->distributed()) {

@@ -2,18 +2,24 @@
 // model run once with plain_paths() and once with each fast path (and all together) must give the
 // same loss, logits and every parameter gradient, with and without recurrence; the varlen
 // attention glue must keep causality and document isolation exactly as the masked reference does.
+// With cu_seqlens given from the host, forward, backward, validation and the optimizer step read
+// nothing back to the host (tests/host_reads.h; on the card: sync debug mode, FastPathsStep).
 #include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>
 #include <c10/cuda/CUDAFunctions.h>
 #include <torch/cuda.h>
 
+#include <algorithm>
+
 #include "core/fast_paths.h"
 #include "core/model.h"
+#include "core/shard.h"
 #include "core/varlen.h"
 #include "tests/host_reads.h"
 #include "tests/live_model.h"
 #include "tests/test_util.h"
 #include "train/optim.h"
+#include "train/validation.h"
 
 namespace golf {
 namespace {
@@ -172,6 +178,42 @@ TEST(FastPathsStep, TheTrainingStepDoesNotSyncOnGpu) {
   }
   torch::cuda::synchronize();
   for (const auto& name : m.names()) EXPECT_TRUE(m.param(name).isfinite().all().item<bool>()) << name;
+}
+
+TEST(FastPathsValidation, NoSyncReadsTheLossOnceAndGivesTheSameBitsAsAReadPerBatch) {
+  // golf-train's validation with varlen attention: segment bounds from the host rows; with
+  // GOLF_NO_SYNC the float64 loss sum stays on the device and is read once, without it once per
+  // batch. Same additions in the same order: the loss and bpb are bit-identical.
+  test::TempDir dir;
+  at::manual_seed(5);
+  at::Tensor ids = at::randint(2, 8192, {5 * 16 + 1}, at::kInt);
+  ids[0] = 1, ids[20] = 1, ids[47] = 1;  // documents
+  std::vector<uint16_t> tokens(ids.data_ptr<int32_t>(), ids.data_ptr<int32_t>() + ids.numel());
+  shard::write(dir / "fineweb_val_000000.bin", tokens);
+  Config c = test::small_model_config();
+  c.vocab_size = 8192;
+  c.data_path = dir.path().string();
+  c.tokenizer_path = test::challenge_tokenizer().string();
+  c.val_batch_tokens = 32;  // 2 rows of 16 per batch: 3 batches for 5 rows
+  const train::Validation validation(c);
+  train::ValidationResult result[2];
+  size_t items[2];
+  for (const bool no_sync : {false, true}) {
+    Model m = live_model(c);
+    FastPaths f = plain_paths();
+    f.attn = AttnBackend::varlen_ref;
+    f.no_sync = no_sync;
+    m.set_fast_paths(f);
+    test::HostReads reads;
+    result[no_sync] = validation.evaluate(m, true);
+    const std::vector<std::string> seen = reads.stop();
+    items[no_sync] = static_cast<size_t>(std::count(seen.begin(), seen.end(), std::string("aten::item")));
+  }
+  EXPECT_EQ(result[1].loss, result[0].loss);
+  EXPECT_EQ(result[1].bpb, result[0].bpb);
+  EXPECT_EQ(result[1].predictions, 80);
+  EXPECT_EQ(items[0], 3u) << "one read per batch";
+  EXPECT_EQ(items[1], 1u) << "one read in all";
 }
 
 TEST(FastPathsModel, BankUnbindIsBitExactInTheForward) {
