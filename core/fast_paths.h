@@ -15,9 +15,9 @@
 //                      one autograd op saving only its input (CUDA kernel on CUDA).
 //   GOLF_BANK_UNBIND   1 | 0 (default 1): each weight bank cast to the compute dtype once per
 //                      forward and unbind-ed, instead of select + cast at every use.
-//   GOLF_FOREACH_OPTIM 1 | 0 (default 1): gradient clipping by _foreach_norm + device coefficient +
-//                      _foreach_mul_ (no .item()), EMA by _foreach_lerp_, AdamW by _fused_adamw_
-//                      with a device learning rate (CPU and CUDA kernels both exist).
+//   GOLF_FOREACH_OPTIM 1 | 0 (default 1): clipping by _foreach_norm + device coefficient + _foreach_mul_
+//                      (no .item()), EMA by _foreach_lerp_, AdamW by _fused_adamw_; AdamW lrs and Muon's
+//                      μ/decay/step in one device tensor copied once per step from pinned memory.
 //   GOLF_NO_SYNC       1 | 0 (default 1): golf-train's step keeps the loss on the device (read at
 //                      log steps only), copies batches from pinned memory without blocking, and
 //                      synchronises the device only at log steps.

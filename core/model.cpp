@@ -361,10 +361,13 @@ Model::Segs Model::make_segs(const at::Tensor& tokens, const ForwardOptions& opt
   std::tie(s.seg, s.pos) = segments(tokens, cfg_, s.seg_len);
   std::tie(s.cos, s.sin) = rope_tables(s.pos, cfg_, compute_dtype_);
   if (fast_.attn != AttnBackend::sdpa) {
-    // Given by the caller (computed on the CPU side), or computed here from a host copy of the tokens.
+    // Given by the caller (computed on the CPU side), or computed here from a host copy of the tokens:
+    // that fallback is the forward's only device→host read (a sync on CUDA, refused by graph
+    // capture); golf-train, validation, calibration and golf-eval all pass cu_seqlens.
     const at::Tensor& given = options.cu_seqlens;
     const at::Tensor cu = given.defined() ? given : varlen_segments(tokens.cpu(), cfg_, 64, s.seg_len).cu_seqlens;
-    s.cu_seqlens = cu.to(tokens.device(), at::kInt, /*non_blocking=*/true);
+    const bool in_place = cu.device() == tokens.device() && cu.scalar_type() == at::kInt;  // nothing to copy
+    s.cu_seqlens = in_place ? cu : cu.to(tokens.device(), at::kInt, /*non_blocking=*/true);
     s.max_len = std::min(tokens.size(1), s.seg_len);
   }
   return s;

@@ -27,7 +27,8 @@ VarlenSegments varlen_segments(const at::Tensor& tokens, const ModelConfig& cfg,
 namespace {
 at::Tensor varlen_reference(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& cu,
                             std::optional<double> scale) {
-  const at::Tensor bounds = cu.to(at::kCPU, at::kLong);  // host values (CPU: no sync to speak of)
+  // Host values: the CPU reads its own tensor; on CUDA (a test path only) this is a device→host read.
+  const at::Tensor bounds = cu.is_cpu() ? cu.to(at::kLong) : cu.to(at::kCPU, at::kLong);
   const auto* b = bounds.const_data_ptr<int64_t>();
   std::vector<at::Tensor> outs;
   for (int64_t s = 0; s + 1 < bounds.size(0); ++s) {

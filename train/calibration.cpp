@@ -5,6 +5,8 @@
 
 #include "core/dist/comm.h"
 #include "core/error.h"
+#include "core/fast_paths.h"
+#include "core/varlen.h"
 #include "train/loader.h"
 
 namespace golf::train {
@@ -30,8 +32,11 @@ std::map<std::string, at::Tensor> collect_hessians(Model& model, const Config& c
   for (int64_t b = 0; b < batches; ++b) {
     const TokenBatch batch = loader->next();
     ids.assign(batch.tokens.begin(), batch.tokens.end());
-    const at::Tensor t = at::from_blob(ids.data(), {batch.rows, batch.cols + 1}, at::kLong).to(model.device());
-    model.logits(t.narrow(1, 0, batch.cols), cfg.num_loops > 0, &hessians);
+    const at::Tensor host = at::from_blob(ids.data(), {batch.rows, batch.cols + 1}, at::kLong);
+    ForwardOptions forward;  // varlen: segment bounds from the host batch, not read back from the device
+    if (model.fast_paths().attn != AttnBackend::sdpa) forward.cu_seqlens = varlen_segments(host.narrow(1, 0, batch.cols), cfg).cu_seqlens;
+    const at::Tensor t = host.to(model.device());
+    model.logits(t.narrow(1, 0, batch.cols), cfg.num_loops > 0, &hessians, forward);
     if (cfg.smat_use_g) inputs.push_back(t.narrow(1, 0, batch.cols));
   }
   if (comm && comm->distributed()) {

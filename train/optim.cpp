@@ -110,8 +110,29 @@ Optimizer::Optimizer(Model& model, const OptimConfig& cfg, dist::Comm* comm)
       g.names.push_back(name);
       g.steps.push_back(at::zeros({}, m.options().dtype(at::kFloat)));
     }
-    for (AdamGroup& g : adam_groups_) g.lr = at::zeros({}, model.param(model.names().front()).options().dtype(at::kFloat));
+    int64_t slots = 2;  // μ, Muon decay, then one step per bank, then one lr per AdamW group
+    for (const auto& name : model.names())
+      if (is_matrix_param(name)) muon_slot_[name] = slots++;
+    for (AdamGroup& g : adam_groups_) g.slot = slots++;
+    step_scalars_ = at::zeros({slots}, model.param(model.names().front()).options().dtype(at::kFloat));
+    for (AdamGroup& g : adam_groups_) g.lr = step_scalars_.select(0, g.slot);  // a view: copy_ updates it
   }
+}
+
+void Optimizer::upload_step_scalars(int64_t step, double lr_mul) {
+  // The same fp32 values the plain path's double scalars are rounded to inside ATen's kernels.
+  const bool cuda = step_scalars_.is_cuda();
+  at::Tensor host = at::empty({step_scalars_.size(0)}, at::TensorOptions().dtype(at::kFloat).pinned_memory(cuda));
+  float* h = host.mutable_data_ptr<float>();
+  const double lr = cfg_.matrix_lr * lr_mul;
+  h[0] = static_cast<float>(muon_momentum(step, cfg_));
+  h[1] = static_cast<float>(1 - lr * cfg_.muon_wd);
+  for (const auto& [name, slot] : muon_slot_) {
+    const at::Tensor& p = model_.param(name);
+    h[slot] = static_cast<float>(lr * std::sqrt(std::max(1.0, static_cast<double>(p.size(-2)) / static_cast<double>(p.size(-1)))));
+  }
+  for (const AdamGroup& g : adam_groups_) h[g.slot] = static_cast<float>(g.base_lr * lr_mul);
+  step_scalars_.copy_(host, /*non_blocking=*/cuda);
 }
 
 Optimizer::~Optimizer() = default;
@@ -150,31 +171,46 @@ double Optimizer::clip_gradients() {
 
 at::Tensor Optimizer::muon_update(const at::Tensor& grad, at::Tensor& m, double mu) const {
   const at::Tensor g = grad.to(m.scalar_type());
-  m.mul_(mu).add_(g);
-  at::Tensor u = g + mu * m;  // Nesterov
+  at::Tensor u;
+  if (foreach_) {  // μ from the device (a 0-dim fp32 tensor keeps m's dtype, like the double)
+    const at::Tensor mu_t = step_scalars_.select(0, 0);
+    m.mul_(mu_t).add_(g);
+    u = g + mu_t * m;  // Nesterov
+  } else {
+    m.mul_(mu).add_(g);
+    u = g + mu * m;  // Nesterov
+  }
   if (cfg_.muon_row_normalize) u = u / u.to(at::kFloat).norm(2, -1, /*keepdim=*/true).clamp_min(1e-7).to(u.scalar_type());
   return newton_schulz(u, cfg_.muon_backend_steps, cfg_.muon_polar_express != 0);
 }
 
-void Optimizer::apply_muon(at::Tensor& p, const at::Tensor& update, double lr_mul) const {
+void Optimizer::apply_muon(const std::string& name, const at::Tensor& update, double lr_mul) {
+  at::Tensor& p = model_.param(name);
+  if (foreach_) {
+    // p ← p·decay − update·step from the device. Deviation: update·step is rounded before the
+    // subtraction (the plain path's sub_ with alpha may fuse it): ≤ 1 fp32 ulp of p per step.
+    p.mul_(step_scalars_.select(0, 1)).sub_(update.to(p.scalar_type()) * step_scalars_.select(0, muon_slot_.at(name)));
+    return;
+  }
   const double lr = cfg_.matrix_lr * lr_mul;
   const double scale = std::sqrt(std::max(1.0, static_cast<double>(p.size(-2)) / static_cast<double>(p.size(-1))));
   p.mul_(1 - lr * cfg_.muon_wd).sub_(update.to(p.scalar_type()), lr * scale);
 }
 
 void Optimizer::step(int64_t step, double lr_mul) {
+  if (foreach_) upload_step_scalars(step, lr_mul);
   if (comm_) return step_distributed(step, lr_mul);
   at::NoGradGuard no_grad;
   const double mu = muon_momentum(step, cfg_);
   for (auto& [name, m] : momentum_) {
-    at::Tensor& p = model_.param(name);
+    const at::Tensor& p = model_.param(name);
     if (!p.grad().defined()) fail("Muon: parameter {} has no gradient", name);
-    apply_muon(p, muon_update(p.grad(), m, mu), lr_mul);
+    apply_muon(name, muon_update(p.grad(), m, mu), lr_mul);
   }
   adam_step(lr_mul);
 }
 
-void Optimizer::adam_step_fused(double lr_mul) {
+void Optimizer::adam_step_fused(double /*lr_mul: in step_scalars_*/) {
   for (AdamGroup& g : adam_groups_) {
     if (g.names.empty()) continue;
     std::vector<at::Tensor> params, grads, m, v;
@@ -183,7 +219,7 @@ void Optimizer::adam_step_fused(double lr_mul) {
       if (!p.grad().defined()) fail("AdamW: parameter {} has no gradient", name);
       params.push_back(p), grads.push_back(p.grad()), m.push_back(adam_m_.at(name)), v.push_back(adam_v_.at(name));
     }
-    g.lr.fill_(g.base_lr * lr_mul);  // a device write, no sync
+    // g.lr: this step's learning rate, already on the device (upload_step_scalars)
     at::_foreach_add_(g.steps, 1.0);
     // Decoupled weight decay p ← p(1 − lr·wd), then Adam with bias corrections: the same update
     // as adam_step below (PyTorch's AdamW).
@@ -264,14 +300,14 @@ void Optimizer::step_distributed(int64_t step, double lr_mul) {
     dist::Work next = comm.all_gather(b.updates, b.update);
     if (gathering) {
       gather.wait();
-      apply_muon(model_.param(gathering->name), gathering->updates.narrow(0, 0, gathering->matrices), lr_mul);
+      apply_muon(gathering->name, gathering->updates.narrow(0, 0, gathering->matrices), lr_mul);
     }
     gather = std::move(next);
     gathering = &b;
   }
   if (gathering) {
     gather.wait();
-    apply_muon(model_.param(gathering->name), gathering->updates.narrow(0, 0, gathering->matrices), lr_mul);
+    apply_muon(gathering->name, gathering->updates.narrow(0, 0, gathering->matrices), lr_mul);
   }
 }
 

@@ -59,6 +59,8 @@ class Optimizer {
   // coefficient, _foreach_mul_): returns the norm as a 0-dim fp32 tensor on the device.
   at::Tensor clip_gradients_async();
   // One step of every group; `step` counts optimizer steps from 0, `lr_mul` is the schedule.
+  // GOLF_FOREACH_OPTIM: the step's learning rates and Muon momentum reach the device by one
+  // non-blocking copy and nothing is read back (no host sync; tests/train/optim_fast_test.cpp).
   void step(int64_t step, double lr_mul);
   void zero_grad();
 
@@ -85,7 +87,9 @@ class Optimizer {
   void adam_step_fused(double lr_mul);  // GOLF_FOREACH_OPTIM: one _fused_adamw_ per group
   // Momentum, Nesterov, MuonEq-R row normalisation and Newton–Schulz of (n, r, c) gradients.
   at::Tensor muon_update(const at::Tensor& grad, at::Tensor& momentum, double mu) const;
-  void apply_muon(at::Tensor& param, const at::Tensor& update, double lr_mul) const;
+  void apply_muon(const std::string& name, const at::Tensor& update, double lr_mul);
+  // GOLF_FOREACH_OPTIM: writes this step's scalars into step_scalars_ (one copy, see below).
+  void upload_step_scalars(int64_t step, double lr_mul);
 
   Model& model_;
   OptimConfig cfg_;
@@ -94,11 +98,21 @@ class Optimizer {
   std::vector<Bank> banks_;     // distributed only, largest bank first
   int64_t adam_steps_ = 0;
   bool foreach_ = false;        // GOLF_FOREACH_OPTIM (from the model's fast paths)
-  // _fused_adamw_ state: per group (0 embedding, 1 scalars) the parameter names, a device
-  // learning rate and per-parameter device step counts (fp32, as the kernel reads them).
+  // GOLF_FOREACH_OPTIM: every scalar that changes per step lives on the device, so the step
+  // reads nothing from the host that a sync or a captured graph would freeze. step_scalars_ (fp32)
+  // holds [0] Muon momentum μ, [1] Muon decay 1 − lr·MUON_WD, then per bank its step lr·scale
+  // (muon_slot_), then each AdamW group's learning rate; upload_step_scalars() fills a fresh pinned
+  // host buffer with the same fp32 values the plain path's double scalars round to and copies it
+  // without blocking (the caching host allocator keeps the buffer until its copy has run).
+  at::Tensor step_scalars_;
+  std::map<std::string, int64_t> muon_slot_;
+  // _fused_adamw_ state: per group (0 embedding, 1 scalars) the parameter names, the device
+  // learning rate (a view of step_scalars_) and per-parameter device step counts (fp32, as the
+  // kernel reads them).
   struct AdamGroup {
     std::vector<std::string> names;
     at::Tensor lr;
+    int64_t slot = 0;  // index of lr in step_scalars_
     std::vector<at::Tensor> steps;
     double base_lr = 0, wd = 0;
   };

@@ -8,8 +8,10 @@
 
 #include "core/dist/comm.h"
 #include "core/error.h"
+#include "core/fast_paths.h"
 #include "core/shard.h"
 #include "core/tokenizer.h"
+#include "core/varlen.h"
 
 namespace golf::train {
 
@@ -48,6 +50,7 @@ ValidationResult Validation::evaluate(const Model& model, bool looping, dist::Co
   const int64_t W = comm ? comm->world_size() : 1, k = comm ? comm->rank() : 0;
   const int64_t first = rows_ * k / W, last = rows_ * (k + 1) / W;
   double nll = 0;
+  at::Tensor nll_sum;  // float64 on the device, read once at the end: no sync per batch
   int64_t bytes = 0;
   std::vector<int64_t> buf;
   for (int64_t r0 = first; r0 < last; r0 += rows_per_batch) {
@@ -59,10 +62,26 @@ ValidationResult Validation::evaluate(const Model& model, bool looping, dist::Co
         buf[static_cast<size_t>(r * (L + 1) + j)] = tokens_[idx];
         if (j > 0) bytes += sidecar_.empty() ? table_.bytes(tokens_[idx - 1], tokens_[idx]) : sidecar_[idx];
       }
-    const at::Tensor batch = at::from_blob(buf.data(), {n, L + 1}, at::kLong).to(model.device());
-    const at::Tensor losses = model.token_losses(batch.narrow(1, 0, L), batch.narrow(1, 1, L), looping);
-    nll += losses.to(at::kDouble).sum().item<double>();
+    const at::Tensor host = at::from_blob(buf.data(), {n, L + 1}, at::kLong);
+    // Varlen attention: segment bounds from the host rows (no device→host read in the forward).
+    // GOLF_NO_SYNC on CUDA: batch and bounds go through pinned memory without blocking (buf is
+    // reused next batch), and the loss sum stays on the device until the end.
+    ForwardOptions forward;
+    const bool async = model.device().is_cuda() && model.fast_paths().no_sync;
+    if (model.fast_paths().attn != AttnBackend::sdpa) {
+      forward.cu_seqlens = varlen_segments(host.narrow(1, 0, L), cfg_).cu_seqlens;
+      if (async) forward.cu_seqlens = forward.cu_seqlens.pin_memory();
+    }
+    const at::Tensor batch = async ? host.pin_memory().to(model.device(), /*non_blocking=*/true) : host.to(model.device());
+    const at::Tensor losses = model.token_losses(batch.narrow(1, 0, L), batch.narrow(1, 1, L), looping, nullptr, forward);
+    // The same float64 additions in the same order as reading each batch's sum: bit-identical.
+    const at::Tensor batch_sum = losses.to(at::kDouble).sum();
+    if (model.fast_paths().no_sync)
+      nll_sum = nll_sum.defined() ? nll_sum + batch_sum : batch_sum;
+    else
+      nll += batch_sum.item<double>();  // the plain path's read per batch
   }
+  if (nll_sum.defined()) nll = nll_sum.item<double>();
   if (comm && comm->distributed()) {
     std::vector<double> sums{nll, static_cast<double>(bytes)};  // bytes < 2^53: exact in float64
     comm->all_reduce_sum(sums);

@@ -348,6 +348,8 @@ run_row env.sdpa_backend 60 60 row_env_sdpa
 run_row kernel.softcap_ce 90 120 gtest_row core_torch_tests 'SoftcapCe.FusedKernelMatchesReferenceOnGpu'
 run_row kernel.qk_norm_rope 60 120 gtest_row core_torch_tests 'QkNormRope.CudaKernelsEqualTheCpuOpOnGpu'
 run_row graph.replay_equals_eager 90 120 gtest_row train_torch_tests 'GraphStep.AReplayedStepEqualsAnEagerStepOnGpu'
+run_row sync.train_step 60 120 gtest_row train_torch_tests 'FastPathsStep.TheTrainingStepDoesNotSyncOnGpu'
+run_row optim.device_scalars 60 120 gtest_row train_torch_tests 'OptimizerFastPath.MuonWithDeviceScalarsEqualsTheHostScalarsOnGpu'
 run_row tensor_io.gpu_save 90 120 gtest_row core_torch_tests 'TensorIo.SavesGpuTensorsFromTheDevice'
 run_row gptq.aten_cuda 90 120 gtest_row quant_aten_tests 'GptqAten.EqualsTheEigenImplementationOnCuda'
 run_row model.bf16_cuda_vs_twin 90 120 gtest_row train_torch_tests 'Records/TwinOnCuda.*'

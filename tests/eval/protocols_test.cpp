@@ -11,7 +11,9 @@
 #include "core/model.h"
 #include "eval/ledger.h"
 #include "eval/protocols.h"
+#include "eval/protocols_internal.h"
 #include "tests/eval/eval_fixture.h"
+#include "tests/host_reads.h"
 
 namespace golf::eval {
 namespace {
@@ -229,6 +231,21 @@ TEST(Protocols, FusedSgdEqualsThePerTensorLoop) {
   EXPECT_LE(worst_nll, 1e-5);
   EXPECT_LE(worst_w, 1e-5);
   EXPECT_GT((weights[0].at("qo_bank") - f.weights.at("qo_bank")).abs().max().item<double>(), 1e-4) << "the weights moved";
+}
+
+TEST(Protocols, FusedSgdStepReadsNothingBackToTheHost) {
+  // TTT's global SGD (score-first TTT and phased TTT's global phase both step detail::Sgd): the
+  // fused step clips and updates on the device; the per-tensor loop reads each norm to the host
+  // (which also shows that the recorder sees reads).
+  for (const bool fused : {true, false}) {
+    at::manual_seed(3);
+    std::vector<at::Tensor> params{at::randn({4, 5}), at::randn({7})}, grads{at::randn({4, 5}), at::randn({7})};
+    detail::Sgd sgd(params, fused ? TttOptions::Sgd::fused : TttOptions::Sgd::loop);
+    test::HostReads reads;
+    sgd.step(grads, 0.1, 0.9, 0.05);
+    sgd.step(grads, 0.05, 0.9, 0.05);
+    EXPECT_EQ(reads.stop().empty(), fused) << (fused ? "fused" : "loop");
+  }
 }
 
 TEST(Protocols, TttWithZeroLearningRateIsSliding) {

@@ -2,14 +2,24 @@
 // model run once with plain_paths() and once with each fast path (and all together) must give the
 // same loss, logits and every parameter gradient, with and without recurrence; the varlen
 // attention glue must keep causality and document isolation exactly as the masked reference does.
+// With cu_seqlens given from the host, forward, backward, validation and the optimizer step read
+// nothing back to the host (tests/host_reads.h; on the card: sync debug mode, FastPathsStep).
 #include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>
+#include <c10/cuda/CUDAFunctions.h>
+#include <torch/cuda.h>
+
+#include <algorithm>
 
 #include "core/fast_paths.h"
 #include "core/model.h"
+#include "core/shard.h"
 #include "core/varlen.h"
+#include "tests/host_reads.h"
 #include "tests/live_model.h"
 #include "tests/test_util.h"
+#include "train/optim.h"
+#include "train/validation.h"
 
 namespace golf {
 namespace {
@@ -86,6 +96,124 @@ TEST(FastPathsModel, EachFastPathGivesTheSameLossLogitsAndGradients) {
     expect_same(run(c, f, x, looping), plain, "all looping " + std::to_string(looping));
     expect_same(run(c, f, x, looping, /*precomputed_cu=*/true), plain, "all, cu_seqlens given");
   }
+}
+
+TEST(FastPathsModel, ForwardAndBackwardReadNothingBackToTheHost) {
+  // What CUDA graph capture needs (issue 13): with cu_seqlens given from the host rows, as
+  // golf-train, validation, calibration and golf-eval pass them, the forward and backward read no
+  // device value to the host: no .item(), no data-dependent shape (nonzero), no .cpu() — the max
+  // segment length is the static min(T, TRAIN_SEQ_LEN). The CPU autograd engine runs the backward
+  // on this thread, so the recorder sees it too. Every fast path on, the record stack's parts on
+  // (SmearGate, BigramHash, value residual, XSA, AttnOutGate, two lanes, recurrence).
+  Config c = test::small_model_config();
+  c.bigram_hash = 1, c.bigram_buckets = 64, c.bigram_dim = 16, c.value_residual = 1;
+  const at::Tensor x = batch();
+  const at::Tensor tokens = x.narrow(1, 0, x.size(1) - 1), targets = x.narrow(1, 1, x.size(1) - 1);
+  for (const AttnBackend attn : {AttnBackend::sdpa, AttnBackend::varlen_ref})
+    for (const bool looping : {false, true}) {
+      Model m = live_model(c);
+      FastPaths f = plain_paths();
+      f.attn = attn;
+      f.fused_ops = f.bank_unbind = f.fused_qk = true;
+      m.set_fast_paths(f);
+      ForwardOptions forward;
+      forward.cu_seqlens = varlen_segments(tokens, c).cu_seqlens;  // the loader's side, before the step
+      test::HostReads reads;
+      m.loss(tokens, targets, looping, forward).backward();
+      const std::vector<std::string> seen = reads.stop();
+      EXPECT_TRUE(seen.empty()) << attn_backend_name(attn) << " looping " << looping << ": first read " << seen.front();
+    }
+  // The recorder sees a read: without cu_seqlens the varlen forward derives them from a host copy
+  // of the tokens (the fallback the callers above avoid).
+  Model m = live_model(c);
+  FastPaths f = plain_paths();
+  f.attn = AttnBackend::varlen_ref;
+  m.set_fast_paths(f);
+  test::HostReads reads;
+  m.loss(tokens, targets, false);
+  EXPECT_FALSE(reads.stop().empty());
+}
+
+TEST(FastPathsStep, TheTrainingStepDoesNotSyncOnGpu) {
+  // The GPU side of the two host-read tests above and tests/train/optim_fast_test.cpp: one
+  // golf-train step as the trainer runs it with the defaults (varlen flash, fused ops, bank unbind,
+  // foreach optimizer, fused QK on) under PyTorch's sync debug mode "error", which throws at any
+  // blocking device→host copy, .item() or stream synchronisation. Batch and cu_seqlens come from
+  // pinned memory without blocking, as train/trainer.cpp copies them.
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  Config c = test::small_model_config();
+  c.model_dim = 64;  // head dim 16: the flash kernels need a multiple of 8
+  c.grad_clip_norm = 0.3;
+  const Model reference = live_model(c);
+  Model m(c, at::Device(at::kCUDA));
+  m.load_state(reference.state());
+  FastPaths f = fast_paths_from_env(true);
+  f.fused_qk = true;
+  m.set_fast_paths(f);
+  train::Optimizer opt(m, c);
+  train::Ema ema(m, 0.9);
+  const at::Tensor x = batch();
+  auto step = [&](int64_t k) {
+    const at::Tensor host = x.pin_memory();
+    ForwardOptions forward;
+    forward.cu_seqlens = varlen_segments(host.narrow(1, 0, x.size(1) - 1), c).cu_seqlens.pin_memory();
+    const at::Tensor tokens = host.to(at::kCUDA, /*non_blocking=*/true);
+    const int64_t T = x.size(1) - 1;
+    opt.zero_grad();
+    m.loss(tokens.narrow(1, 0, T), tokens.narrow(1, 1, T), k > 0, forward).backward();
+    opt.clip_gradients_async();
+    opt.step(k, k == 0 ? 1.0 : 0.5);
+    ema.update(m);
+  };
+  step(0);  // lazy initialisation (cuBLAS handles, kernels) outside the check
+  torch::cuda::synchronize();
+  struct DebugMode {  // sync debug "error" for this scope only
+    DebugMode() { c10::cuda::warning_state().set_sync_debug_mode(c10::cuda::SyncDebugMode::L_ERROR); }
+    ~DebugMode() { c10::cuda::warning_state().set_sync_debug_mode(c10::cuda::SyncDebugMode::L_DISABLED); }
+  };
+  {
+    DebugMode error_on_sync;
+    EXPECT_NO_THROW(step(1));
+    EXPECT_NO_THROW(step(2));
+  }
+  torch::cuda::synchronize();
+  for (const auto& name : m.names()) EXPECT_TRUE(m.param(name).isfinite().all().item<bool>()) << name;
+}
+
+TEST(FastPathsValidation, NoSyncReadsTheLossOnceAndGivesTheSameBitsAsAReadPerBatch) {
+  // golf-train's validation with varlen attention: segment bounds from the host rows; with
+  // GOLF_NO_SYNC the float64 loss sum stays on the device and is read once, without it once per
+  // batch. Same additions in the same order: the loss and bpb are bit-identical.
+  test::TempDir dir;
+  at::manual_seed(5);
+  at::Tensor ids = at::randint(2, 8192, {5 * 16 + 1}, at::kInt);
+  ids[0] = 1, ids[20] = 1, ids[47] = 1;  // documents
+  std::vector<uint16_t> tokens(ids.data_ptr<int32_t>(), ids.data_ptr<int32_t>() + ids.numel());
+  shard::write(dir / "fineweb_val_000000.bin", tokens);
+  Config c = test::small_model_config();
+  c.vocab_size = 8192;
+  c.data_path = dir.path().string();
+  c.tokenizer_path = test::challenge_tokenizer().string();
+  c.val_batch_tokens = 32;  // 2 rows of 16 per batch: 3 batches for 5 rows
+  const train::Validation validation(c);
+  train::ValidationResult result[2];
+  size_t items[2];
+  for (const bool no_sync : {false, true}) {
+    Model m = live_model(c);
+    FastPaths f = plain_paths();
+    f.attn = AttnBackend::varlen_ref;
+    f.no_sync = no_sync;
+    m.set_fast_paths(f);
+    test::HostReads reads;
+    result[no_sync] = validation.evaluate(m, true);
+    const std::vector<std::string> seen = reads.stop();
+    items[no_sync] = static_cast<size_t>(std::count(seen.begin(), seen.end(), std::string("aten::item")));
+  }
+  EXPECT_EQ(result[1].loss, result[0].loss);
+  EXPECT_EQ(result[1].bpb, result[0].bpb);
+  EXPECT_EQ(result[1].predictions, 80);
+  EXPECT_EQ(items[0], 3u) << "one read per batch";
+  EXPECT_EQ(items[1], 1u) << "one read in all";
 }
 
 TEST(FastPathsModel, BankUnbindIsBitExactInTheForward) {

@@ -3,12 +3,16 @@
 // AdamW by _fused_adamw_ with a device learning rate, EMA by _foreach_lerp_. Two copies of one
 // live model get the same gradient; after three rounds of clip, optimizer step and EMA update on
 // that gradient, their weights, optimizer state and EMA must agree. (The fixed gradient isolates
-// the optimizer: the twin tests already cover fast paths through full training steps.)
+// the optimizer: the twin tests already cover fast paths through full training steps.) With
+// GOLF_FOREACH_OPTIM the step's learning rates and Muon momentum come from device tensors and the
+// step reads nothing back to the host (tests/host_reads.h).
 #include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>
+#include <torch/cuda.h>
 
 #include "core/fast_paths.h"
 #include "core/model.h"
+#include "tests/host_reads.h"
 #include "tests/live_model.h"
 #include "tests/test_util.h"
 #include "train/optim.h"
@@ -70,6 +74,82 @@ TEST(OptimizerFastPath, ForeachClipFusedAdamWAndLerpEmaEqualThePlainPath) {
     expect_equal(fast.weights, plain.weights, "weights");
     expect_equal(fast.state, plain.state, "optimizer state");
     expect_equal(fast.ema, plain.ema, "ema");
+  }
+}
+
+TEST(OptimizerFastPath, MuonWithDeviceScalarsEqualsTheHostScalars) {
+  // Without clipping both runs see the same gradients. The device μ is the fp32 value ATen rounds
+  // the host double to, so the Muon momentum is bit-identical. The weights get p·decay − update·step
+  // with the same fp32 decay and step; only update·step is rounded before the subtraction, ≤ 1 ulp
+  // of max|p| per step over 3 steps (plus the momentum's 1 ulp): bounded by 1e-6 relative.
+  const TrainRun plain = train(false, 0.0), fast = train(true, 0.0);
+  for (const char* bank : {"qo_bank", "kv_bank", "mlp_up_bank", "mlp_down_bank"}) {
+    const std::string key = std::string("muon_momentum/") + bank;
+    EXPECT_TRUE(at::equal(fast.state.at(key), plain.state.at(key))) << key;
+    EXPECT_LE(rel(fast.weights.at(bank).to(at::kDouble), plain.weights.at(bank).to(at::kDouble)), 1e-6) << bank;
+    EXPECT_GT((plain.weights.at(bank) - test::live_model(test::small_model_config()).param(bank)).abs().max().item<double>(), 1e-4)
+        << bank << ": Muon moved the weights";
+  }
+}
+
+TEST(OptimizerFastPath, MuonWithDeviceScalarsEqualsTheHostScalarsOnGpu) {
+  // The same comparison on the card (bf16 Muon momentum and Newton–Schulz, fp32 masters): one
+  // fixed gradient (computed once on the CPU, so the backward's nondeterminism cannot enter) copied
+  // into both runs. The momentum update is the same bf16 arithmetic with the same fp32 μ: bit-equal;
+  // the weights differ only by update·step's rounding: 1e-6 relative, the CPU bound.
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  const Config c = test::small_model_config();
+  Model live = test::live_model(c);
+  const at::Tensor x = at::randint(4, 300, {2, 33}, at::kLong);
+  live.loss(x.narrow(1, 0, 32), x.narrow(1, 1, 32), true).backward();
+  std::map<std::string, at::Tensor> out[2];
+  for (const bool foreach_optim : {false, true}) {
+    Model m(c, at::Device(at::kCUDA));
+    m.load_state(live.state());
+    FastPaths f = fast_paths_from_env(true);
+    f.foreach_optim = foreach_optim;
+    m.set_fast_paths(f);
+    train::Optimizer opt(m, c);
+    for (int64_t step = 0; step < 3; ++step) {
+      for (const auto& name : m.names()) m.param(name).mutable_grad() = live.param(name).grad().to(at::kCUDA);
+      opt.step(step, step == 2 ? 0.5 : 1.0);
+    }
+    for (const auto& [k, v] : opt.state()) out[foreach_optim][k] = v.cpu();
+    for (const auto& [k, v] : m.state()) out[foreach_optim][k] = v.cpu();
+  }
+  for (const char* bank : {"qo_bank", "kv_bank", "mlp_up_bank", "mlp_down_bank"}) {
+    const std::string key = std::string("muon_momentum/") + bank;
+    EXPECT_TRUE(at::equal(out[1].at(key), out[0].at(key))) << key;
+    EXPECT_LE(rel(out[1].at(bank).to(at::kDouble), out[0].at(bank).to(at::kDouble)), 1e-6) << bank;
+  }
+}
+
+TEST(OptimizerFastPath, TheStepReadsNothingBackToTheHost) {
+  // clip, optimizer step (Muon and AdamW, step index and schedule changing) and EMA, as golf-train
+  // runs them: with GOLF_FOREACH_OPTIM no value is read back; the plain path reads the norm
+  // (which also shows the recorder sees reads).
+  for (const bool foreach_optim : {true, false}) {
+    Config c = test::small_model_config();
+    c.grad_clip_norm = 0.3;
+    Model m = test::live_model(c);
+    FastPaths f = plain_paths();
+    f.foreach_optim = foreach_optim;
+    m.set_fast_paths(f);
+    train::Optimizer opt(m, c);
+    train::Ema ema(m, 0.9);
+    const at::Tensor x = at::randint(4, 300, {1, 17}, at::kLong);
+    m.loss(x.narrow(1, 0, 16), x.narrow(1, 1, 16), true).backward();
+    test::HostReads reads;
+    for (int64_t step = 0; step < 2; ++step) {
+      opt.clip_gradients_async();
+      opt.step(step, step == 0 ? 1.0 : 0.5);
+      ema.update(m);
+    }
+    const std::vector<std::string> seen = reads.stop();
+    if (foreach_optim)
+      EXPECT_TRUE(seen.empty()) << "first read: " << seen.front();
+    else
+      EXPECT_FALSE(seen.empty()) << "the plain path's clip reads the norm";
   }
 }
 
