@@ -67,7 +67,8 @@ class VariantSpecs(unittest.TestCase):
         self.assertEqual((vs[2]["parent"], vs[2]["overrides"]), ("smat_full", []))
 
     def test_presets_parse_and_name_config_fields(self):
-        with open(os.path.join(HERE, "..", "..", "core", "config.h"), encoding="utf-8") as f:
+        # Every setting is one GOLF_<PART>_FIELD(type, member, ...) line; its name is the member upper-cased.
+        with open(os.path.join(HERE, "..", "..", "core", "config_fields.h"), encoding="utf-8") as f:
             header = f.read()
         for name, specs in ablate.PRESETS.items():
             vs, base = ablate.parse_variants(specs)
@@ -75,7 +76,8 @@ class VariantSpecs(unittest.TestCase):
             for v in vs:
                 self.assertIsNone(v["parent"], v["spec"])
                 for key, _ in v["overrides"]:
-                    self.assertRegex(header, rf"// {key}(:|\n)", f"{name}: {key} is not a golf config field")
+                    self.assertRegex(header, rf"\nGOLF_[A-Z]+_FIELD\([\w:]+, {key.lower()}, ",
+                                     f"{name}: {key} is not a golf config field")
         names = [v["name"] for v in ablate.parse_variants(ablate.PRESETS["frontier_0427"])[0]]
         for row in ("no_sparse_gate", "no_lqer", "no_quant_gate", "classic_ns", "min_lr0", "no_smear"):
             self.assertIn(row, names)
