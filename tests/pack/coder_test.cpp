@@ -422,9 +422,10 @@ TEST(GolfCoder, NearlyRepeatedRowsAreCodedAsDifferencesFromAnEarlierRow) {
   const std::vector<std::pair<uint32_t, uint32_t>> shapes = {{kRows, kCols}};
   const Bytes s = golf_encode_codes(q, shapes);
   EXPECT_EQ(golf_decode_codes(s, shapes, "t"), q);
-  // Noise entropy: −(0.7 log2 0.7 + 2 · 0.15 log2 0.15) = 1.18 bits per code.
-  EXPECT_LT(static_cast<double>(s.size()) * 8, 1.4 * kRows * kCols) << "order-0 " << bits / (kRows * kCols) << " bits/code";
-  EXPECT_LT(static_cast<double>(s.size()) * 8, 0.3 * bits);
+  // A row minus an earlier copy is the difference of two noises: 0 with p 0.535, ±1 0.21 each,
+  // ±2 0.0225 each, entropy 1.67 bits per code (the best of several copies does a little better).
+  EXPECT_LT(static_cast<double>(s.size()) * 8, 1.7 * kRows * kCols) << "order-0 " << bits / (kRows * kCols) << " bits/code";
+  EXPECT_LT(static_cast<double>(s.size()) * 8, 0.35 * bits);
 
   const Tensor iid = codes_tensor("w", 300, 256, 6, 2.4, rng);
   const Bytes alone = golf_encode_codes(iid.q, {{300, 256}});
