@@ -151,7 +151,7 @@ std::vector<ConfigField> build_field_table() {
       {"LQER_FACTOR_BITS", &Config::lqer_factor_bits, "bits of both factors in the symmetric per-row form"},
       {"LQER_ASYM_ENABLED", &Config::lqer_asym_enabled, "A int2 (one scale), B int4 per group of LQER_ASYM_GROUP"},
       {"LQER_ASYM_GROUP", &Config::lqer_asym_group, "B values per fp16 scale (asymmetric form)"},
-      {"COMPRESSOR", &Config::compressor, "brotli | pergroup (records' R0427L scheme) | golf (golf's coder)"},
+      {"COMPRESSOR", &Config::compressor, "golf (golf's coder, the default) | brotli | pergroup (records' R0427L scheme)"},
       {"EVAL_SEQ_LEN", &Config::eval_seq_len, "rows of plain eval and sliding-window length"},
       {"EVAL_STRIDE", &Config::eval_stride, "sliding window stride (scored tokens per window)"},
       {"EVAL_BATCH_SEQS", &Config::eval_batch_seqs, "windows per forward"},

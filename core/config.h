@@ -146,7 +146,7 @@ struct Config {
   int64_t lqer_factor_bits = 4;       // LQER_FACTOR_BITS: bits of both factors in the symmetric per-row form
   int64_t lqer_asym_enabled = 1;      // LQER_ASYM_ENABLED: A int2 (one scale), B int4 per group of LQER_ASYM_GROUP
   int64_t lqer_asym_group = 64;       // LQER_ASYM_GROUP: B values per fp16 scale (asymmetric form)
-  std::string compressor = "brotli";  // COMPRESSOR: brotli | pergroup (records' R0427L scheme) | golf (golf's coder)
+  std::string compressor = "golf";  // COMPRESSOR: golf (golf's coder, issue 16) | brotli | pergroup (records' R0427L scheme)
 
   // ---- evaluation and test-time training (golf-eval) ------------------------------------------
   int64_t eval_seq_len = 2048;        // EVAL_SEQ_LEN: rows of plain eval and sliding-window length
