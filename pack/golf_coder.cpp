@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <array>
 #include <bit>
+#include <cmath>
+#include <limits>
 
 #include "core/error.h"
 
@@ -231,56 +233,148 @@ class Model {
   Counter *a_now_ = nullptr, *b_now_ = nullptr, *sign_a_now_ = nullptr, *sign_b_now_ = nullptr;
 };
 
-void encode_code(Model& m, Encoder& e, int q) {
-  if (m.bit(e, 0, q == 0)) return;
-  m.bit(e, kSignNode, q < 0);
-  const int mag = std::abs(q);
-  for (int k = 1; k < kUnary; ++k)
-    if (!m.bit(e, 1 + k, mag > k)) return;
-  const auto value = static_cast<uint32_t>(mag - kUnary + 1);  // ≥ 1: Elias gamma
-  const int length = std::bit_width(value);
-  for (int i = 0; i < 7; ++i)
-    if (!m.bit(e, kGammaLength + i, i < length - 1)) break;
-  for (int i = length - 2; i >= 0; --i) m.bit(e, kGammaBits + i, (value >> i) & 1);
-}
-
-int decode_code(Model& m, Decoder& d, const std::string& source) {
-  if (m.bit(d, 0, 0)) return 0;
-  const bool negative = m.bit(d, kSignNode, 0);
+// A value (a code, or a code's difference from its reference row's code: |x| ≤ 254) as binary
+// decisions: zero?, sign, |x| in unary to kUnary, then Elias gamma of |x| − kUnary + 1.
+template <class Coder>
+int code_value(Model& m, Coder& coder, int x) {
+  if (m.bit(coder, 0, x == 0)) return 0;
+  const bool negative = m.bit(coder, kSignNode, x < 0);
+  const int mag_in = std::abs(x);
   int mag = 1;
-  while (mag < kUnary && m.bit(d, 1 + mag, 0)) ++mag;
+  while (mag < kUnary && m.bit(coder, 1 + mag, mag_in > mag)) ++mag;
   if (mag == kUnary) {
+    const auto value_in = static_cast<uint32_t>(mag_in - kUnary + 1);  // ≥ 1 when encoding
+    const int length_in = std::bit_width(value_in);
     int length = 1;
-    while (length < 8 && m.bit(d, kGammaLength + length - 1, 0)) ++length;
+    while (length < 8 && m.bit(coder, kGammaLength + length - 1, length < length_in)) ++length;
     uint32_t value = 1;
-    for (int i = length - 2; i >= 0; --i) value = (value << 1) | static_cast<uint32_t>(m.bit(d, kGammaBits + i, 0));
+    for (int i = length - 2; i >= 0; --i) value = (value << 1) | static_cast<uint32_t>(m.bit(coder, kGammaBits + i, (value_in >> i) & 1));
     mag = static_cast<int>(value) + kUnary - 1;
   }
-  if (mag > (negative ? 128 : 127)) fail("{}: corrupt golf code stream (a code of magnitude {})", source, mag);
   return negative ? -mag : mag;
 }
 
-// Walks the matrices in order, keeping the running means; `step(model, i)` codes element i.
-template <class Step>
-void walk(const std::vector<std::pair<uint32_t, uint32_t>>& shapes, const int8_t* codes, Model& model, Step step) {
+// The running statistics one Model predicts from, kept per matrix.
+struct Stats {
+  std::vector<int> col_mean, col_signed, above;  // ×256: mean |x|, mean x per column; the column's last x
+  int local_mean = 2 << 4;                       // ×16: mean |x| of the last ~16 values
+  int rows = 0;                                  // rows seen (the column rate falls as 1/rows)
+  explicit Stats(size_t cols) : col_mean(cols, 2 << 8), col_signed(cols, 0), above(cols, 0) {}
+};
+
+const std::array<int32_t, kColWindow + 1> kColRate = [] {  // 65536 / n
+  std::array<int32_t, kColWindow + 1> r{};
+  for (int n = 1; n <= kColWindow; ++n) r[static_cast<size_t>(n)] = 65536 / n;
+  return r;
+}();
+
+// Codes one row's values through `m`: x[c] is the value to encode (ignored when decoding);
+// returns them (the decoded ones when decoding).
+template <class Coder>
+void code_row(Model& m, Stats& st, Coder& coder, int* x, size_t cols) {
+  const int32_t col_rate = kColRate[static_cast<size_t>(std::min(st.rows + 1, kColWindow))];
+  for (size_t c = 0; c < cols; ++c) {
+    m.set_context(st.col_mean[c] >> 4, st.local_mean, c ? x[c - 1] : 0, st.above[c], st.col_signed[c]);
+    const int v = code_value(m, coder, x[c]);
+    x[c] = v;
+    const int mag = std::min(std::abs(v), 63);
+    st.col_mean[c] += static_cast<int>((int64_t{(mag << 8) - st.col_mean[c]} * col_rate) >> 16);
+    st.col_signed[c] += static_cast<int>((int64_t{(std::clamp(v, -63, 63) << 8) - st.col_signed[c]} * col_rate) >> 16);
+    st.local_mean += ((mag << 4) - st.local_mean) >> kLocalRate;
+    st.above[c] = v;
+  }
+  ++st.rows;
+}
+
+// Σ|a − b| over n bytes, written so that the compiler vectorizes it to sum-of-absolute-differences.
+uint32_t l1_distance(const uint8_t* a, const uint8_t* b, size_t n) {
+  uint32_t d = 0;
+  size_t c = 0;
+  for (; c + 32 <= n; c += 32) {
+    uint32_t block = 0;
+    for (size_t k = 0; k < 32; ++k) block += static_cast<uint32_t>(std::abs(int{a[c + k]} - int{b[c + k]}));
+    d += block;
+  }
+  for (; c < n; ++c) d += static_cast<uint32_t>(std::abs(int{a[c]} - int{b[c]}));
+  return d;
+}
+
+// The encoder's choice of reference rows for one matrix (the decoder only reads it): for each
+// row, the earlier row nearest in L1 (ties: the latest), kept when the estimated saving,
+// cols · log2(Σ|q| / L1 distance) bits (codes cost about log2 of their mean magnitude), exceeds
+// the reference's own cost, bit_width(r − 1) bits, by kReferenceMargin bits. -1 = none.
+// The estimate is optimistic for rows that are only loosely alike (their differences code worse
+// than it says): on the 35-step 11 × 512 weights tok_emb (the only group where any row gets a
+// reference) took 1,707,089 / 1,693,505 / 1,670,242 / 1,654,958 / 1,653,647 / 1,656,402 bytes
+// with margins 16 / 64 / 160 / 320 / 500 / 800 bits (no references: 1,868,383).
+constexpr double kReferenceMargin = 400;
+std::vector<int32_t> choose_references(const int8_t* q, size_t rows, size_t cols) {
+  std::vector<int32_t> refs(rows, -1);
+  std::vector<uint8_t> u(rows * cols);  // codes + 128: |a − b| unchanged, unsigned for the SAD
+  for (size_t i = 0; i < u.size(); ++i) u[i] = static_cast<uint8_t>(q[i] + 128);
+  const std::vector<uint8_t> zero(cols, 128);
+  for (size_t r = 1; r < rows; ++r) {
+    const uint8_t* row = u.data() + r * cols;
+    const uint32_t own = l1_distance(row, zero.data(), cols);
+    uint32_t best = std::numeric_limits<uint32_t>::max();
+    size_t best_j = 0;
+    for (size_t j = r; j-- > 0;) {
+      const uint32_t d = l1_distance(row, u.data() + j * cols, cols);
+      if (d < best) best = d, best_j = j;
+    }
+    const double saving = static_cast<double>(cols) * std::log2((own + 1.0) / (best + 1.0));
+    if (saving > std::bit_width(r - 1) + kReferenceMargin) refs[r] = static_cast<int32_t>(best_j);
+  }
+  return refs;
+}
+
+// Codes every matrix of `shapes` (codes row-major, concatenated). Per row: "has a reference row?"
+// (one adaptive counter per previous row's answer), then the reference's distance back (r − j − 1
+// in bit_width(r − 1) even bits), then the row: its codes through `plain`, or their differences
+// from the reference row's codes through `diff` (its own model and statistics).
+template <class Coder>
+void code_matrices(Coder& coder, const std::vector<std::pair<uint32_t, uint32_t>>& shapes, int8_t* codes,
+                   const std::vector<std::vector<int32_t>>* refs, const std::string* source) {
+  Model plain, diff;
+  Counter has_ref[2];
   size_t base = 0;
-  std::array<int32_t, kColWindow + 1> rate{};  // 65536 / n
-  for (int n = 1; n <= kColWindow; ++n) rate[static_cast<size_t>(n)] = 65536 / n;
-  for (const auto& [rows, cols] : shapes) {
-    std::vector<int> col_mean(cols, 2 << 8), col_signed(cols, 0);  // ×256: mean |q|, mean q
-    int local_mean = 2 << 4;                                        // ×16: mean |q| of the last ~16 codes
+  std::vector<int> x;
+  for (size_t mi = 0; mi < shapes.size(); ++mi) {
+    const auto [rows, cols] = shapes[mi];
+    Stats plain_stats(cols), diff_stats(cols);
+    x.assign(cols, 0);
+    int previous_had_ref = 0;
     for (size_t r = 0; r < rows; ++r) {
-      const int32_t col_rate = rate[static_cast<size_t>(std::min<int>(static_cast<int>(r) + 1, kColWindow))];
-      for (size_t c = 0; c < cols; ++c) {
-        const size_t i = base + r * cols + c;
-        model.set_context(col_mean[c] >> 4, local_mean, c ? codes[i - 1] : 0, r ? codes[i - cols] : 0, col_signed[c]);
-        step(i);
-        const int q = codes[i];
-        const int mag = std::min(std::abs(q), 63);
-        col_mean[c] += static_cast<int>((int64_t{(mag << 8) - col_mean[c]} * col_rate) >> 16);
-        col_signed[c] += static_cast<int>((int64_t{(std::clamp(q, -63, 63) << 8) - col_signed[c]} * col_rate) >> 16);
-        local_mean += ((mag << 4) - local_mean) >> kLocalRate;
+      int8_t* row = codes + base + r * cols;
+      int32_t ref = -1;
+      if (r > 0) {
+        Counter& flag = has_ref[previous_had_ref];
+        const int p = std::clamp<int>(flag.slow, 64, 65536 - 64);
+        const int bit = coder.code(refs && (*refs)[mi][r] >= 0, p);
+        flag.update(bit);
+        previous_had_ref = bit;
+        if (bit) {
+          const int width = std::bit_width(r - 1);
+          uint32_t back = refs ? static_cast<uint32_t>(r - 1 - static_cast<size_t>((*refs)[mi][r])) : 0, got = 0;
+          for (int i = width - 1; i >= 0; --i) got = (got << 1) | static_cast<uint32_t>(coder.code((back >> i) & 1, 32768));
+          if (got > r - 1) fail("{}: corrupt golf code stream (row {} refers {} rows back)", *source, r, got + 1);
+          ref = static_cast<int32_t>(r - 1 - got);
+        }
       }
+      const int8_t* ref_row = ref >= 0 ? codes + base + static_cast<size_t>(ref) * cols : nullptr;
+      if (refs)
+        for (size_t c = 0; c < cols; ++c) x[c] = row[c] - (ref_row ? ref_row[c] : 0);
+      if (ref_row) {
+        code_row(diff, diff_stats, coder, x.data(), cols);
+      } else {
+        code_row(plain, plain_stats, coder, x.data(), cols);
+      }
+      if (!refs)
+        for (size_t c = 0; c < cols; ++c) {
+          const int q = x[c] + (ref_row ? ref_row[c] : 0);
+          if (q < -128 || q > 127) fail("{}: corrupt golf code stream (a code of {})", *source, q);
+          row[c] = static_cast<int8_t>(q);
+        }
     }
     base += size_t{rows} * cols;
   }
@@ -344,6 +438,17 @@ class WordModel {
   int prev_high_ = 0, prev_low_ = 0;
 };
 
+// The first byte of a stream names its format: the range coder's first byte is always 0, so
+// the version takes its place. Version 0 streams came from the coder before row references
+// (issue 16, session 3); no build decodes a version it was not written for.
+constexpr uint8_t kCodeStreamVersion = 1, kWordStreamVersion = 1;
+void check_version(std::span<const uint8_t> stream, uint8_t version, const char* kind, const std::string& source) {
+  if (stream.empty()) fail("{}: the golf {} stream is empty", source, kind);
+  if (stream[0] != version)
+    fail("{}: golf {} stream format {} is not supported (this build reads format {}{})", source, kind, stream[0], version,
+         stream[0] < version ? "; it was written by an earlier golf coder: repack from the run's weights" : "");
+}
+
 }  // namespace
 
 std::vector<uint8_t> golf_encode_codes(std::span<const int8_t> codes, const std::vector<std::pair<uint32_t, uint32_t>>& shapes) {
@@ -351,10 +456,18 @@ std::vector<uint8_t> golf_encode_codes(std::span<const int8_t> codes, const std:
     fail("golf coder: the shapes hold {} codes, {} were given", total_codes(shapes), codes.size());
   for (const int8_t q : codes)
     if (q == -128) fail("golf coder: code -128 is outside the symmetric range");
-  Model model;
+  std::vector<std::vector<int32_t>> refs;
+  size_t base = 0;
+  for (const auto& [rows, cols] : shapes) {
+    refs.push_back(choose_references(codes.data() + base, rows, cols));
+    base += size_t{rows} * cols;
+  }
+  std::vector<int8_t> copy(codes.begin(), codes.end());
   Encoder enc;
-  walk(shapes, codes.data(), model, [&](size_t i) { encode_code(model, enc, codes[i]); });
-  return enc.finish();
+  code_matrices(enc, shapes, copy.data(), &refs, nullptr);
+  std::vector<uint8_t> out = enc.finish();
+  out[0] = kCodeStreamVersion;  // the range coder's first byte is always 0
+  return out;
 }
 
 std::vector<int8_t> golf_decode_codes(std::span<const uint8_t> stream, const std::vector<std::pair<uint32_t, uint32_t>>& shapes,
@@ -363,10 +476,12 @@ std::vector<int8_t> golf_decode_codes(std::span<const uint8_t> stream, const std
   // stream far too short for the shapes is refused before anything is allocated.
   const size_t n = total_codes(shapes);
   if (n / 24000 > stream.size()) fail("{}: a {}-byte golf code stream cannot hold {} codes", source, stream.size(), n);
+  check_version(stream, kCodeStreamVersion, "code", source);
+  std::vector<uint8_t> body(stream.begin(), stream.end());
+  body[0] = 0;
   std::vector<int8_t> codes(n);
-  Model model;
-  Decoder dec(stream, source);
-  walk(shapes, codes.data(), model, [&](size_t i) { codes[i] = static_cast<int8_t>(decode_code(model, dec, source)); });
+  Decoder dec(body, source);
+  code_matrices(dec, shapes, codes.data(), nullptr, &source);
   dec.finish();
   return codes;
 }
@@ -375,15 +490,20 @@ std::vector<uint8_t> golf_encode_words(std::span<const uint16_t> words) {
   WordModel model;
   Encoder enc;
   for (const uint16_t w : words) model.word(enc, w);
-  return enc.finish();
+  std::vector<uint8_t> out = enc.finish();
+  out[0] = kWordStreamVersion;
+  return out;
 }
 
 std::vector<uint16_t> golf_decode_words(std::span<const uint8_t> stream, size_t count, const std::string& source) {
   // 16 decisions of at least log2(4096/4095) bits each: a byte holds at most ~1,400 words.
   if (count / 1400 > stream.size()) fail("{}: a {}-byte golf word stream cannot hold {} words", source, stream.size(), count);
+  check_version(stream, kWordStreamVersion, "word", source);
+  std::vector<uint8_t> body(stream.begin(), stream.end());
+  body[0] = 0;
   std::vector<uint16_t> words(count);
   WordModel model;
-  Decoder dec(stream, source);
+  Decoder dec(body, source);
   for (uint16_t& w : words) w = model.word(dec, 0);
   dec.finish();
   return words;

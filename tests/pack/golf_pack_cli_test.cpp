@@ -97,8 +97,13 @@ TEST_F(GolfPackCli, PackingIsDeterministicAndInspectable) {
 }
 
 TEST_F(GolfPackCli, EveryCompressorWritesTheSameTensorsAndAnUnknownOneWritesNothing) {
-  ASSERT_EQ(pack(quote(run_dir()) + " --out " + quote(*dir / "c-brotli.golf")).exit_code, 0);
+  // golf is the default (issue 16 §1): the reference is written with COMPRESSOR=brotli by name.
+  ASSERT_EQ(pack(quote(run_dir()) + " --out " + quote(*dir / "c-brotli.golf") + " --set COMPRESSOR=brotli").exit_code, 0);
   const auto reference = pack::deserialize(pack::read_file_bytes(*dir / "c-brotli.golf"));
+  const auto by_default = pack(quote(run_dir()) + " --out " + quote(*dir / "c-default.golf"));
+  ASSERT_EQ(by_default.exit_code, 0) << by_default.output;
+  EXPECT_NE(by_default.output.find("compressed with COMPRESSOR=golf"), std::string::npos) << by_default.output;
+  EXPECT_EQ(pack::deserialize(pack::read_file_bytes(*dir / "c-default.golf")), reference);
   for (const char* c : {"pergroup", "golf"}) {
     const auto out = *dir / (std::string("c-") + c + ".golf");
     const auto r = pack(quote(run_dir()) + " --out " + quote(out) + " --set COMPRESSOR=" + c);
