@@ -23,6 +23,7 @@ std::map<std::string, at::Tensor> collect_hessians(Model& model, const Config& c
   options.seed = static_cast<uint64_t>(cfg.seed);
   auto loader = Loader::create(cfg.loader, options);
   HessianCollector hessians;
+  const ForwardProbes probes{.hessians = &hessians};
   at::NoGradGuard no_grad;
   std::vector<int64_t> ids;
   std::vector<at::Tensor> inputs;  // kept for the SMAT gate means
@@ -30,7 +31,7 @@ std::map<std::string, at::Tensor> collect_hessians(Model& model, const Config& c
     const TokenBatch batch = loader->next();
     ids.assign(batch.tokens.begin(), batch.tokens.end());
     const at::Tensor t = at::from_blob(ids.data(), {batch.rows, batch.cols + 1}, at::kLong).to(model.device());
-    model.logits(t.narrow(1, 0, batch.cols), cfg.num_loops > 0, &hessians);
+    model.logits(t.narrow(1, 0, batch.cols), cfg.num_loops > 0, &probes);
     if (cfg.smat_use_g) inputs.push_back(t.narrow(1, 0, batch.cols));
   }
   if (comm && comm->distributed()) {

@@ -42,7 +42,8 @@ double round_trip(const Config& c, std::map<std::string, int>* bits_out) {
   HessianCollector hc;
   {
     at::NoGradGuard no_grad;
-    m.logits(x, true, &hc);
+    const ForwardProbes probes{.hessians = &hc};
+    m.logits(x, true, &probes);
   }
   const auto q = pack::quantize_model(m.state(), hc.hessians(c.num_layers), c, 1);
   for (const auto& t : q.tensors) (*bits_out)[t.name] = t.bits;
