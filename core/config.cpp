@@ -98,6 +98,7 @@ std::vector<ConfigField> build_field_table() {
       {"MOA_BALL_TAU", &Config::moa_ball_tau, "ball mask softness τ"},
       {"MOA_TI_WEIGHT", &Config::moa_ti_weight, "λ of the triangle-inequality penalty on metric keys (0 → off)"},
       {"MOA_TI_TRIPLES", &Config::moa_ti_triples, "key triples sampled per layer visit for the penalty"},
+      {"HEAD_GATE_ENABLED", &Config::head_gate_enabled, "y_h *= γ_h, a learned scalar per layer and head (γ = 1 at init)"},
 
       {"ITERATIONS", &Config::iterations, "step budget (also the schedule when no wall clock)"},
       {"MAX_WALLCLOCK_SECONDS", &Config::max_wallclock_seconds, "0 → step-based schedule (ITERATIONS)"},
@@ -227,6 +228,7 @@ std::vector<StageGroup> build_stage_table() {
       {{"train"}, {"MOA_RADIUS_INIT"}},
       {{"model", "train"}, {"MOA_BALL_KAPPA", "MOA_BALL_TAU"}},
       {{"train"}, {"MOA_TI_WEIGHT", "MOA_TI_TRIPLES"}},  // the training-only penalty
+      {{"model", "train"}, {"HEAD_GATE_ENABLED"}},
       // training and optimizers
       {{"train"},
        {"ITERATIONS", "MAX_WALLCLOCK_SECONDS", "GPTQ_RESERVE_SECONDS", "WARMUP_STEPS", "TRAIN_BATCH_TOKENS",
@@ -537,7 +539,7 @@ void validate(const Config& c) {
 
   // Seed attention variants.
   for (auto m : {&Config::smat_use_s, &Config::smat_use_g, &Config::value_residual, &Config::gated_attention,
-                 &Config::bigram_hash})
+                 &Config::bigram_hash, &Config::head_gate_enabled})
     p.flag(c, m);
   p.non_negative(c, &Config::smat_dim);
   p.one_of(c, &Config::smat_centrality, {"seq", "count"});

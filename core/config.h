@@ -89,6 +89,7 @@ struct Config {
   double moa_ball_tau = 0.1;          // MOA_BALL_TAU: ball mask softness τ
   double moa_ti_weight = 0.0;         // MOA_TI_WEIGHT: λ of the triangle-inequality penalty on metric keys (0 → off)
   int64_t moa_ti_triples = 64;        // MOA_TI_TRIPLES: key triples sampled per layer visit for the penalty
+  int64_t head_gate_enabled = 0;      // HEAD_GATE_ENABLED: y_h *= γ_h, a learned scalar per layer and head (γ = 1 at init)
 
   // ---- training -------------------------------------------------------------------------------
   int64_t iterations = 20000;         // ITERATIONS: step budget (also the schedule when no wall clock)

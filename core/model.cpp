@@ -233,6 +233,7 @@ void Model::add_variant_params(int i) {
     add_param(block(i, "attn.attn_gate.weight"), at::zeros({H, d}, f32));
     add_param(block(i, "attn.attn_gate.bias"), at::full({H}, 4.0, f32));
   }
+  if (cfg_.head_gate_enabled) add_param(block(i, "attn.head_gate"), at::ones({H}, f32));
 }
 
 // Per-layer MoA parameters (names and inits: core/moa.h).
@@ -552,6 +553,7 @@ at::Tensor Model::attn_gates(int i, const at::Tensor& u, const Qkv& qkv, at::Ten
   }
   if (cfg_.sparse_attn_gate_enabled)  // exclusive with the two gates above (validate())
     y = y * sparse_attn_gate(u, w(block(i, "attn.attn_gate_w")), cfg_.gate_width, cfg_.sparse_attn_gate_scale);
+  if (cfg_.head_gate_enabled) y = y * w(block(i, "attn.head_gate")).view({1, 1, H, 1});  // γ_h: 1 at init
   return y;
 }
 
