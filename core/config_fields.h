@@ -115,6 +115,7 @@ GOLF_MODEL_FIELD(double, moa_ball_tau, 0.1, model | train, positive, "ball mask 
 // The training-only penalty:
 GOLF_MODEL_FIELD(double, moa_ti_weight, 0.0, train, non_negative, "λ of the triangle-inequality penalty on metric keys (0 → off)")
 GOLF_MODEL_FIELD(int64_t, moa_ti_triples, 64, train, positive, "key triples sampled per layer visit for the penalty")
+GOLF_MODEL_FIELD(int64_t, head_gate_enabled, 0, model | train, flag, "y_h *= γ_h, a learned scalar per layer and head (γ = 1 at init)")
 
 // ---- training
 GOLF_TRAIN_FIELD(int64_t, iterations, 20000, train, positive, "step budget (also the schedule when no wall clock)")

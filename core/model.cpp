@@ -233,6 +233,7 @@ void Model::add_variant_params(int i) {
     add_param(block(i, "attn.attn_gate.weight"), at::zeros({H, d}, f32));
     add_param(block(i, "attn.attn_gate.bias"), at::full({H}, 4.0, f32));
   }
+  if (cfg_.head_gate_enabled) add_param(block(i, "attn.head_gate"), at::ones({H}, f32));
 }
 
 // Per-layer MoA parameters (names and inits: core/moa.h).
@@ -340,23 +341,24 @@ void Model::set_fast_paths(const FastPaths& f) {
 }
 
 at::Tensor Model::w(const std::string& name) const { return param(name).to(compute_dtype_); }
-at::Tensor Model::bank(const std::string& name, int64_t index) const {
+at::Tensor Model::bank(const std::string& name, int64_t index, const Pass& s) const {
   // GOLF_BANK_UNBIND: a view of the bank cast once per forward, so backward stacks one bank-sized
   // gradient per forward instead of a zero-filled bank (select_backward) per use.
-  const auto it = bank_views_.find(name);
-  if (it != bank_views_.end()) return it->second[static_cast<size_t>(index)];
+  const auto it = s.bank_views.find(name);
+  if (it != s.bank_views.end()) return it->second[static_cast<size_t>(index)];
   return param(name)[index].to(compute_dtype_);
 }
 
 at::Tensor Model::rms(const at::Tensor& x) const { return fast_.fused_ops ? ops::rms_norm_fused(x) : rms_norm(x); }
 
-at::Tensor Model::rope(const at::Tensor& x, const Segs& s) const {
+at::Tensor Model::rope(const at::Tensor& x, const Pass& s) const {
   if (x.scalar_type() == s.cos.scalar_type()) return apply_rope(x, s.cos, s.sin, cfg_.rope_dims);
   return apply_rope(x, s.cos.to(x.scalar_type()), s.sin.to(x.scalar_type()), cfg_.rope_dims);
 }
 
-Model::Segs Model::make_segs(const at::Tensor& tokens, const ForwardOptions& options) const {
-  Segs s;
+Model::Pass Model::make_pass(const at::Tensor& tokens, const ForwardOptions& options, const ForwardProbes* probes) const {
+  Pass s;
+  if (probes) s.probes = *probes;
   s.seg_len = options.seq_len_cut > 0 ? options.seq_len_cut : cfg_.train_seq_len;
   std::tie(s.seg, s.pos) = segments(tokens, cfg_, s.seg_len);
   std::tie(s.cos, s.sin) = rope_tables(s.pos, cfg_, compute_dtype_);
@@ -370,14 +372,17 @@ Model::Segs Model::make_segs(const at::Tensor& tokens, const ForwardOptions& opt
     s.cu_seqlens = in_place ? cu : cu.to(tokens.device(), at::kInt, /*non_blocking=*/true);
     s.max_len = std::min(tokens.size(1), s.seg_len);
   }
+  if (fast_.bank_unbind)
+    for (const char* b : {"qo_bank", "kv_bank", "mlp_up_bank", "mlp_down_bank"})
+      s.bank_views[b] = param(b).to(compute_dtype_).unbind(0);
   return s;
 }
 
 // ---- forward ---------------------------------------------------------------------------------
-at::Tensor Model::embed(const at::Tensor& tokens, HessianCollector* hessians) const {
+at::Tensor Model::embed(const at::Tensor& tokens, const Pass& s) const {
   const int64_t T = tokens.size(1);
   at::Tensor e = at::embedding(w("tok_emb.weight"), tokens);  // (B, T, d)
-  if (cfg_.bigram_hash) e = e + bigram(tokens, hessians);
+  if (cfg_.bigram_hash) e = e + bigram(tokens, s);
   const bool smear = cfg_.smear_gate_enabled;
   if (!smear || cfg_.smear_input == "normed") e = rms(e);
   if (smear) {
@@ -393,7 +398,8 @@ at::Tensor Model::embed(const at::Tensor& tokens, HessianCollector* hessians) co
   return e;
 }
 
-at::Tensor Model::bigram(const at::Tensor& tokens, HessianCollector* hessians) const {
+at::Tensor Model::bigram(const at::Tensor& tokens, const Pass& pass) const {
+  HessianCollector* hessians = pass.probes.hessians;
   // b_t = s · P · E[id_t] (B, T, d); P is absent when BIGRAM_DIM = MODEL_DIM.
   const at::Tensor ids = variants::bigram_hash_ids(tokens, cfg_.bigram_buckets, cfg_.bos_token_id);
   at::Tensor b = at::embedding(w("bigram.embed.weight"), ids);  // (B, T, BIGRAM_DIM)
@@ -412,20 +418,21 @@ at::Tensor Model::bigram(const at::Tensor& tokens, HessianCollector* hessians) c
 }
 
 // G_j = σ(w_g·u_j + μ c_j + β) (B, T, 1), or its SMAT_ABLATION replacement.
-at::Tensor Model::smat_gate(int i, const at::Tensor& u, const at::Tensor& uhat, const at::Tensor& pos) const {
+at::Tensor Model::smat_gate(int i, const at::Tensor& u, const at::Tensor& uhat, const Pass& s) const {
   auto ablated = [&](std::string_view item) { return variants::smat_ablation_has(cfg_, item); };
-  if (ablated("g_one") && !gate_record_) return at::ones({u.size(0), u.size(1), 1}, u.options());
-  if (ablated("g_mean") && !gate_record_) {
+  auto* const gate_sums = s.probes.smat_gate_sums;  // measuring the real gate: no ablation
+  if (ablated("g_one") && !gate_sums) return at::ones({u.size(0), u.size(1), 1}, u.options());
+  if (ablated("g_mean") && !gate_sums) {
     if (static_cast<int64_t>(smat_gate_means_.size()) != cfg_.num_layers)
       fail("SMAT_ABLATION=g_mean needs the per-layer gate means: call Model::calibrate_smat_gate_means first");
     return at::full({u.size(0), u.size(1), 1}, smat_gate_means_[static_cast<size_t>(i)], u.options());
   }
   at::Tensor z = at::matmul(u, w(block(i, "attn.smat_gate.weight")).t()) + w(block(i, "attn.smat_gate.bias"));
   if (uhat.defined() && !ablated("no_s"))  // c_j, by the running sum (fp32)
-    z = z + w(block(i, "attn.smat_mu")) * variants::smat_centrality(uhat, pos, cfg_).unsqueeze(-1).to(z.scalar_type());
+    z = z + w(block(i, "attn.smat_mu")) * variants::smat_centrality(uhat, s.pos, cfg_).unsqueeze(-1).to(z.scalar_type());
   const at::Tensor g = at::sigmoid(z);
-  if (gate_record_) {
-    auto& [sum, count] = (*gate_record_)[static_cast<size_t>(i)];
+  if (gate_sums) {
+    auto& [sum, count] = (*gate_sums)[static_cast<size_t>(i)];
     sum += g.detach().to(at::kDouble).sum().item<double>();
     count += g.numel();
   }
@@ -435,37 +442,31 @@ at::Tensor Model::smat_gate(int i, const at::Tensor& u, const at::Tensor& uhat, 
 const std::vector<double>& Model::calibrate_smat_gate_means(const std::vector<at::Tensor>& batches, bool looping) {
   if (!cfg_.smat_use_g) fail("calibrate_smat_gate_means: the model has no SMAT value gate (SMAT_USE_G=0)");
   at::NoGradGuard no_grad;
-  std::vector<std::pair<double, int64_t>> record(static_cast<size_t>(cfg_.num_layers), {0.0, 0});
-  gate_record_ = &record;
-  try {
-    for (const auto& tokens : batches) hidden(tokens.to(device_), looping, nullptr);
-  } catch (...) {
-    gate_record_ = nullptr;
-    throw;
-  }
-  gate_record_ = nullptr;
+  std::vector<std::pair<double, int64_t>> sums(static_cast<size_t>(cfg_.num_layers), {0.0, 0});
+  const ForwardProbes probes{.smat_gate_sums = &sums};
+  for (const auto& tokens : batches) hidden(tokens.to(device_), looping, &probes);
   smat_gate_means_.clear();
-  for (const auto& [sum, count] : record) smat_gate_means_.push_back(count ? sum / static_cast<double>(count) : 1.0);
+  for (const auto& [sum, count] : sums) smat_gate_means_.push_back(count ? sum / static_cast<double>(count) : 1.0);
   return smat_gate_means_;
 }
 
 // ---- attention, step by step ----------------------------------------------------------------
-at::Tensor Model::attention(int i, const at::Tensor& u, const Segs& s, at::Tensor& v_first,
-                            HessianCollector* hessians, const LoraVisit* lora) const {
-  Qkv qkv = project_qkv(i, u, hessians, lora);
+at::Tensor Model::attention(int i, const at::Tensor& u, const Pass& s, at::Tensor& v_first,
+                            const LoraVisit* lora) const {
+  Qkv qkv = project_qkv(i, u, s, lora);
   mix_values(i, qkv, v_first);
-  at::Tensor y = attend(i, u, qkv, s, hessians);  // (B, T, H, Dh)
-  y = attn_gates(i, u, qkv, std::move(y), hessians);
-  return attn_out(i, y, hessians, lora);
+  at::Tensor y = attend(i, u, qkv, s);  // (B, T, H, Dh)
+  y = attn_gates(i, u, qkv, std::move(y), s);
+  return attn_out(i, y, s, lora);
 }
 
-Model::Qkv Model::project_qkv(int i, const at::Tensor& u, HessianCollector* hessians, const LoraVisit* lora) const {
+Model::Qkv Model::project_qkv(int i, const at::Tensor& u, const Pass& s, const LoraVisit* lora) const {
   const int64_t L = cfg_.num_layers, B = u.size(0), T = u.size(1), d = u.size(2);
   const int64_t H = cfg_.num_heads, Hkv = cfg_.num_kv_heads, Dh = d / H;
-  if (hessians) hessians->add(block(i, "attn.c_q.weight"), u);  // shared by Q, K and V
-  at::Tensor q = at::matmul(u, bank("qo_bank", i).t());
-  at::Tensor k = at::matmul(u, bank("kv_bank", i).t());
-  at::Tensor v = at::matmul(u, bank("kv_bank", L + i).t());
+  if (s.probes.hessians) s.probes.hessians->add(block(i, "attn.c_q.weight"), u);  // shared by Q, K and V
+  at::Tensor q = at::matmul(u, bank("qo_bank", i, s).t());
+  at::Tensor k = at::matmul(u, bank("kv_bank", i, s).t());
+  at::Tensor v = at::matmul(u, bank("kv_bank", L + i, s).t());
   if (lora && lora->q.defined()) q = q + lora->q.apply(u);  // test-time LoRA (ForwardOptions::lora)
   if (lora && lora->k.defined()) k = k + lora->k.apply(u);
   if (lora && lora->v.defined()) v = v + lora->v.apply(u);
@@ -485,17 +486,18 @@ void Model::mix_values(int i, Qkv& qkv, at::Tensor& v_first) const {
 // Causal attention inside segments with the backend chosen once (GOLF_ATTN): q (B, T, H, Dh),
 // k/v (B, T, Hkv, Dh) → (B, T, H, Dh). The varlen backends see the B rows as one packed stream
 // (a view: (B, T, ·, Dh) and (B·T, ·, Dh) share their layout).
-at::Tensor Model::attend_core(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const Segs& s) const {
+at::Tensor Model::attend_core(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const Pass& s) const {
   if (fast_.attn == AttnBackend::sdpa) return segment_attention(q, k, v, s.seg, s.seg_len);
   const int64_t B = q.size(0), T = q.size(1);
   auto packed = [&](const at::Tensor& x) { return x.reshape({B * T, x.size(2), x.size(3)}); };
   return varlen_attention(packed(q), packed(k), packed(v), s.cu_seqlens, s.max_len, fast_.attn).view(q.sizes());
 }
 
-at::Tensor Model::attend(int i, const at::Tensor& u, const Qkv& qkv, const Segs& s, HessianCollector* hessians) const {
+at::Tensor Model::attend(int i, const at::Tensor& u, const Qkv& qkv, const Pass& s) const {
   const int64_t H = cfg_.num_heads, Dh = qkv.q.size(3);
+  HessianCollector* hessians = s.probes.hessians;
   if (cfg_.moa_enabled)  // MoA's metric MHA branch: −α·D(q, k) logits on the RoPE'd raw q, k
-    return metric_attention(i, "mha", rope(qkv.q, s), rope(qkv.k, s), qkv.v, s.seg, s.seg_len);
+    return metric_attention(i, "mha", rope(qkv.q, s), rope(qkv.k, s), qkv.v, s);
   at::Tensor q, k;
   if (fast_.fused_qk) {  // GOLF_FUSED_QK: the same chain as one op (core/ops/qk_norm_rope.h)
     q = ops::qk_norm_rope(qkv.q, s.cos, s.sin, w(block(i, "attn.q_gain")), cfg_.rope_dims);
@@ -515,7 +517,7 @@ at::Tensor Model::attend(int i, const at::Tensor& u, const Qkv& qkv, const Segs&
                                : variants::smat_unit(u, w(block(i, "attn.smat_ws.weight")));
   }
   at::Tensor v_att = qkv.v;
-  if (cfg_.smat_use_g) v_att = qkv.v * smat_gate(i, u, uhat, s.pos).unsqueeze(-1);  // G (B, T, 1, 1)
+  if (cfg_.smat_use_g) v_att = qkv.v * smat_gate(i, u, uhat, s).unsqueeze(-1);  // G (B, T, 1, 1)
   if (cfg_.smat_use_s && !ablated("lambda0") && !ablated("no_s")) {
     // Folded head dim Dh + d_s and its own scale: the masked reference serves it whatever GOLF_ATTN.
     const at::Tensor lambda = at::softplus(w(block(i, "attn.smat_lambda_raw")));
@@ -528,7 +530,8 @@ at::Tensor Model::attend(int i, const at::Tensor& u, const Qkv& qkv, const Segs&
 
 // Output-side gates, each optional, applied in order to y (B, T, H, Dh); a new gate is one more
 // block here.
-at::Tensor Model::attn_gates(int i, const at::Tensor& u, const Qkv& qkv, at::Tensor y, HessianCollector* hessians) const {
+at::Tensor Model::attn_gates(int i, const at::Tensor& u, const Qkv& qkv, at::Tensor y, const Pass& s) const {
+  HessianCollector* hessians = s.probes.hessians;
   const int64_t L = cfg_.num_layers, B = y.size(0), T = y.size(1), H = y.size(2), Dh = y.size(3);
   const int64_t Hkv = qkv.v.size(2);
   if (i >= L - cfg_.xsa_last_n) {
@@ -553,23 +556,24 @@ at::Tensor Model::attn_gates(int i, const at::Tensor& u, const Qkv& qkv, at::Ten
   }
   if (cfg_.sparse_attn_gate_enabled)  // exclusive with the two gates above (validate())
     y = y * sparse_attn_gate(u, w(block(i, "attn.attn_gate_w")), cfg_.gate_width, cfg_.sparse_attn_gate_scale);
+  if (cfg_.head_gate_enabled) y = y * w(block(i, "attn.head_gate")).view({1, 1, H, 1});  // γ_h: 1 at init
   return y;
 }
 
-at::Tensor Model::attn_out(int i, const at::Tensor& y, HessianCollector* hessians, const LoraVisit* lora) const {
+at::Tensor Model::attn_out(int i, const at::Tensor& y, const Pass& s, const LoraVisit* lora) const {
   const at::Tensor out_in = y.reshape({y.size(0), y.size(1), y.size(2) * y.size(3)});  // (B, T, d)
-  if (hessians) hessians->add(block(i, "attn.proj.weight"), out_in);
-  const at::Tensor out = at::matmul(out_in, bank("qo_bank", cfg_.num_layers + i).t());
+  if (s.probes.hessians) s.probes.hessians->add(block(i, "attn.proj.weight"), out_in);
+  const at::Tensor out = at::matmul(out_in, bank("qo_bank", cfg_.num_layers + i, s).t());
   return lora && lora->o.defined() ? out + lora->o.apply(out_in) : out;
 }
 
-at::Tensor Model::linear(const std::string& name, const at::Tensor& x, HessianCollector* hessians) const {
-  if (hessians && param(name).numel() > hessians->passthrough_max_numel) hessians->add(name, x);
+at::Tensor Model::linear(const std::string& name, const at::Tensor& x, const Pass& s) const {
+  if (s.probes.hessians && param(name).numel() > s.probes.hessians->passthrough_max_numel) s.probes.hessians->add(name, x);
   return at::matmul(x, w(name).t());
 }
 
 at::Tensor Model::metric_attention(int i, const std::string& branch, const at::Tensor& q, const at::Tensor& k,
-                                   const at::Tensor& v, const at::Tensor& seg, int64_t seg_len) const {
+                                   const at::Tensor& v, const Pass& s) const {
   // One key head per query head (the ball and the Mahalanobis weights are per query head), in
   // fp32: the folded −α‖k‖² column would lose the logits' precision in bf16.
   const int64_t H = q.size(2), Dh = q.size(3), group = H / k.size(2);
@@ -581,11 +585,11 @@ at::Tensor Model::metric_attention(int i, const std::string& branch, const at::T
   at::Tensor bias;
   if (cfg_.moa_ball)
     bias = moa::ball_bias(kf, p("ball_origin"), at::softplus(p("ball_rho")), cfg_.moa_ball_kappa, cfg_.moa_ball_tau);
-  if (ti_terms_)
-    ti_terms_->push_back(moa::triangle_penalty(kf, cfg_.moa_metric, wd, cfg_.moa_ti_triples,
+  if (auto* penalties = s.probes.moa_triangle_penalties)
+    penalties->push_back(moa::triangle_penalty(kf, cfg_.moa_metric, wd, cfg_.moa_ti_triples,
                                                0x7E1A0000ULL + 2 * static_cast<uint64_t>(i) + (branch == "mqa")));
   const auto [qm, km] = moa::metric_fold(qf, kf, alpha, cfg_.moa_metric, wd, bias);  // head dim Dh + 1
-  const at::Tensor y = segment_attention(qm, km, at::constant_pad_nd(vf, {0, 1}), seg, seg_len, 1.0);
+  const at::Tensor y = segment_attention(qm, km, at::constant_pad_nd(vf, {0, 1}), s.seg, s.seg_len, 1.0);
   return y.narrow(-1, 0, Dh).to(q.scalar_type());
 }
 
@@ -596,34 +600,33 @@ at::Tensor Model::moa_routing(int i, const at::Tensor& u) const {
 }
 
 // Σ_b π_b · g_b · ((1 + γ_b) ⊙ o_b + β_b) over the branches (core/moa.h).
-at::Tensor Model::moa_mixer(int i, const at::Tensor& u, const Segs& s, at::Tensor& v_first,
-                            HessianCollector* hessians) const {
+at::Tensor Model::moa_mixer(int i, const at::Tensor& u, const Pass& s, at::Tensor& v_first) const {
   const int64_t B = u.size(0), T = u.size(1), d = u.size(2), H = cfg_.num_heads, Dh = d / H;
   auto name = [&](const char* n) { return fmt::format("blocks.{}.moa.{}", i, n); };
   const std::vector<std::string> branches = moa::branches(cfg_);
   const auto nb = static_cast<int64_t>(branches.size());
-  const at::Tensor r = at::gelu(linear(name("router_fc.weight"), u, hessians) + w(name("router_fc.bias")));  // (B, T, R)
-  const at::Tensor pi = at::softmax(linear(name("router_out.weight"), r, hessians) + w(name("router_out.bias")), -1);
-  const at::Tensor film = linear(name("film.weight"), r, hessians).view({B, T, nb, 2, d});
+  const at::Tensor r = at::gelu(linear(name("router_fc.weight"), u, s) + w(name("router_fc.bias")));  // (B, T, R)
+  const at::Tensor pi = at::softmax(linear(name("router_out.weight"), r, s) + w(name("router_out.bias")), -1);
+  const at::Tensor film = linear(name("film.weight"), r, s).view({B, T, nb, 2, d});
   at::Tensor weight = pi;  // (B, T, nb)
   if (cfg_.moa_bias_gate)
-    weight = weight * at::sigmoid(linear(name("bias_gate.weight"), r, hessians) + w(name("bias_gate.bias")));
+    weight = weight * at::sigmoid(linear(name("bias_gate.weight"), r, s) + w(name("bias_gate.bias")));
   at::Tensor out;
   for (int64_t b = 0; b < nb; ++b) {
     const std::string& branch = branches[static_cast<size_t>(b)];
     at::Tensor o;
     if (branch == "conv") {
-      o = linear(name("conv_proj.weight"), moa::local_conv(u, w(name("conv.weight")), s.pos), hessians);
+      o = linear(name("conv_proj.weight"), moa::local_conv(u, w(name("conv.weight")), s.pos), s);
     } else if (branch == "mha") {
-      o = attention(i, u, s, v_first, hessians);
+      o = attention(i, u, s, v_first);
     } else if (branch == "mqa") {
-      const at::Tensor q = linear(name("mqa_q.weight"), u, hessians).view({B, T, H, Dh});
-      const at::Tensor kv = linear(name("mqa_kv.weight"), u, hessians).view({B, T, 2, Dh});
+      const at::Tensor q = linear(name("mqa_q.weight"), u, s).view({B, T, H, Dh});
+      const at::Tensor kv = linear(name("mqa_kv.weight"), u, s).view({B, T, 2, Dh});
       const at::Tensor k = kv.select(2, 0).unsqueeze(2), v = kv.select(2, 1).unsqueeze(2);  // (B, T, 1, Dh)
-      const at::Tensor y = metric_attention(i, "mqa", rope(q, s), rope(k, s), v, s.seg, s.seg_len);
-      o = linear(name("mqa_o.weight"), y.reshape({B, T, d}), hessians);
+      const at::Tensor y = metric_attention(i, "mqa", rope(q, s), rope(k, s), v, s);
+      o = linear(name("mqa_o.weight"), y.reshape({B, T, d}), s);
     } else {  // chan
-      o = linear(name("chan_proj.weight"), at::gelu(linear(name("chan_fc.weight"), u, hessians)), hessians);
+      o = linear(name("chan_proj.weight"), at::gelu(linear(name("chan_fc.weight"), u, s)), s);
     }
     const at::Tensor f = film.select(2, b);  // (B, T, 2, d)
     const at::Tensor term = weight.narrow(-1, b, 1) * ((1 + f.select(2, 0)) * o + f.select(2, 1));
@@ -632,20 +635,20 @@ at::Tensor Model::moa_mixer(int i, const at::Tensor& u, const Segs& s, at::Tenso
   return out;
 }
 
-at::Tensor Model::mlp(int i, const at::Tensor& u, HessianCollector* hessians, const LoraVisit* lora) const {
-  const at::Tensor pre = at::matmul(u, bank("mlp_up_bank", i).t());  // (B, T, F)
+at::Tensor Model::mlp(int i, const at::Tensor& u, const Pass& s, const LoraVisit* lora) const {
+  const at::Tensor pre = at::matmul(u, bank("mlp_up_bank", i, s).t());  // (B, T, F)
   const at::Tensor h = fast_.fused_ops ? ops::leaky_relu_sq(pre) : ops::leaky_relu_sq_reference(pre);
-  if (hessians) {
+  if (HessianCollector* hessians = s.probes.hessians) {
     hessians->add(block(i, "mlp.fc.weight"), u);
     hessians->add(block(i, "mlp.proj.weight"), h);
   }
-  const at::Tensor out = at::matmul(h, bank("mlp_down_bank", i).t());
+  const at::Tensor out = at::matmul(h, bank("mlp_down_bank", i, s).t());
   return lora && lora->mlp.defined() ? out + lora->mlp.apply(u) : out;
 }
 
-at::Tensor Model::hidden(const at::Tensor& tokens, bool looping, HessianCollector* hessians,
+at::Tensor Model::hidden(const at::Tensor& tokens, bool looping, const ForwardProbes* probes,
                          const ForwardOptions& options) const {
-  const Segs segs = make_segs(tokens, options);
+  const Pass pass = make_pass(tokens, options, probes);
   // Test-time LoRA: visit n (encoder then decoder order) uses options.lora->visits[n].
   const LoraVisit* lora = nullptr;
   int visit = 0;
@@ -658,18 +661,11 @@ at::Tensor Model::hidden(const at::Tensor& tokens, bool looping, HessianCollecto
     ++visit;
   };
   if (options.lora && cfg_.moa_enabled) fail("test-time LoRA is not available with MOA_ENABLED=1");
-  struct BankViews {  // GOLF_BANK_UNBIND: banks cast once for this forward
-    std::map<std::string, std::vector<at::Tensor>>& views;
-    ~BankViews() { views.clear(); }
-  } bank_views{bank_views_};
-  if (fast_.bank_unbind)
-    for (const char* b : {"qo_bank", "kv_bank", "mlp_up_bank", "mlp_down_bank"})
-      bank_views_[b] = param(b).to(compute_dtype_).unbind(0);
-  const at::Tensor x0 = embed(tokens, hessians);
+  const at::Tensor x0 = embed(tokens, pass);
   at::Tensor x = x0;
   at::Tensor v_first;  // VALUE_RESIDUAL's v0
   auto attn = [&](int i, const at::Tensor& u) {
-    return cfg_.moa_enabled ? moa_mixer(i, u, segs, v_first, hessians) : attention(i, u, segs, v_first, hessians, lora);
+    return cfg_.moa_enabled ? moa_mixer(i, u, pass, v_first) : attention(i, u, pass, v_first, lora);
   };
   auto ln = [&](int i) { return cfg_.ln_scale ? 1.0 / std::sqrt(i + 1.0) : 1.0; };
   auto attn_in = [&](int i, const at::Tensor& lane) {  // x_in = m0 ⊙ x + m1 ⊙ x0
@@ -679,13 +675,13 @@ at::Tensor Model::hidden(const at::Tensor& tokens, bool looping, HessianCollecto
   auto sequential = [&](int i, const at::Tensor& x) {
     const at::Tensor x_in = attn_in(i, x);
     const at::Tensor x1 = x_in + w(block(i, "attn_scale")) * attn(i, rms(x_in) * ln(i));
-    return x1 + w(block(i, "mlp_scale")) * mlp(i, rms(x1) * ln(i), hessians, lora);
+    return x1 + w(block(i, "mlp_scale")) * mlp(i, rms(x1) * ln(i), pass, lora);
   };
   auto gptj = [&](int i, const at::Tensor& x) {
     const at::Tensor x_in = attn_in(i, x);
     const at::Tensor u = rms(x_in) * ln(i);
     return x_in + w(block(i, "attn_scale")) * attn(i, u) +
-           w(block(i, "mlp_scale")) * mlp(i, u, hessians, lora);
+           w(block(i, "mlp_scale")) * mlp(i, u, pass, lora);
   };
   auto inject = [&](int j, const at::Tensor& x, const at::Tensor& skip) {
     const at::Tensor ws = w("skip_weights")[j];
@@ -718,7 +714,7 @@ at::Tensor Model::hidden(const at::Tensor& tokens, bool looping, HessianCollecto
     }
     if (parallel && cfg_.parallel_mode == "two_lane") {
       const at::Tensor a = w(block(i, "attn_scale")) * attn(i, rms(attn_in(i, lanes[0])) * ln(i));
-      const at::Tensor f = w(block(i, "mlp_scale")) * mlp(i, rms(lanes[1]) * ln(i), hessians, lora);
+      const at::Tensor f = w(block(i, "mlp_scale")) * mlp(i, rms(lanes[1]) * ln(i), pass, lora);
       const at::Tensor rho = w("parallel_resid_lambdas")[i], pi = w("parallel_post_lambdas")[i];  // (2), (2 src, 2 dst)
       lanes = {rho[0] * lanes[0] + pi[0][0] * a + pi[1][0] * f, rho[1] * lanes[1] + pi[0][1] * a + pi[1][1] * f};
     } else if (parallel) {
@@ -732,19 +728,19 @@ at::Tensor Model::hidden(const at::Tensor& tokens, bool looping, HessianCollecto
   return rms(x);
 }
 
-at::Tensor Model::logits(const at::Tensor& tokens, bool looping, HessianCollector* hessians,
+at::Tensor Model::logits(const at::Tensor& tokens, bool looping, const ForwardProbes* probes,
                          const ForwardOptions& options) const {
-  const at::Tensor h = hidden(tokens, looping, hessians, options);
-  if (hessians) hessians->add("tok_emb.weight", h);
+  const at::Tensor h = hidden(tokens, looping, probes, options);
+  if (probes && probes->hessians) probes->hessians->add("tok_emb.weight", h);
   at::Tensor z = at::matmul(h, w("tok_emb.weight").t());  // (B, T, V)
   if (options.lora && options.lora->head.defined()) z = z + options.lora->head.apply(h);
   return cfg_.logit_softcap * at::tanh(z.to(at::kFloat) / cfg_.logit_softcap);
 }
 
 at::Tensor Model::token_losses(const at::Tensor& tokens, const at::Tensor& targets, bool looping,
-                               HessianCollector* hessians, const ForwardOptions& options) const {
-  const at::Tensor h = hidden(tokens, looping, hessians, options);
-  if (hessians) hessians->add("tok_emb.weight", h);
+                               const ForwardProbes* probes, const ForwardOptions& options) const {
+  const at::Tensor h = hidden(tokens, looping, probes, options);
+  if (probes && probes->hessians) probes->hessians->add("tok_emb.weight", h);
   at::Tensor z = at::matmul(h, w("tok_emb.weight").t());  // (B, T, V)
   if (options.lora && options.lora->head.defined()) z = z + options.lora->head.apply(h);
   const int64_t V = z.size(-1);
@@ -757,15 +753,8 @@ at::Tensor Model::loss(const at::Tensor& tokens, const at::Tensor& targets, bool
   // MOA_TI_WEIGHT: + λ_TI Σ_{visits, metric branches, heads} R_TI (training loss only; scoring
   // uses token_losses, which never adds it).
   std::vector<at::Tensor> terms;
-  ti_terms_ = &terms;
-  at::Tensor ce;
-  try {
-    ce = token_losses(tokens, targets, looping, nullptr, options).mean();
-  } catch (...) {
-    ti_terms_ = nullptr;
-    throw;
-  }
-  ti_terms_ = nullptr;
+  const ForwardProbes probes{.moa_triangle_penalties = &terms};
+  const at::Tensor ce = token_losses(tokens, targets, looping, &probes, options).mean();
   return terms.empty() ? ce : ce + cfg_.moa_ti_weight * at::stack(terms).sum();
 }
 

@@ -72,6 +72,18 @@ struct HessianCollector {
   std::map<std::string, at::Tensor> hessians(int64_t num_layers) const;
 };
 
+// What one forward records besides its output, each optional (null: not recorded). The forward
+// itself keeps nothing between calls: it is a function of (weights, tokens, options, probes).
+// Recording never changes the output, except smat_gate_sums, which measures the real SMAT value
+// gate: SMAT_ABLATION's g_one / g_mean replacements are not applied in that forward.
+struct ForwardProbes {
+  HessianCollector* hessians = nullptr;  // XᵀX of each quantized matrix's input (GPTQ calibration)
+  // (Σ G, count) of the SMAT value gate per physical layer, added to (Model::calibrate_smat_gate_means)
+  std::vector<std::pair<double, int64_t>>* smat_gate_sums = nullptr;
+  // MoA's triangle-inequality penalties R_TI, one per (layer visit, metric branch) (Model::loss)
+  std::vector<at::Tensor>* moa_triangle_penalties = nullptr;
+};
+
 class Model {
  public:
   // Takes only the model's settings (a Config converts), validated by the caller (resolve_config(),
@@ -80,15 +92,17 @@ class Model {
   Model(const ModelConfig& config, at::Device device);
 
   // (B, T) int64 tokens → softcapped logits (B, T, V), fp32.
+  // probes: what to record on the side (ForwardProbes), or null.
   // options: the evaluation cut length, test-time LoRA deltas, and (varlen attention backends)
   // the batch's packed segment bounds from varlen_segments (core/varlen.h) computed on the CPU by
   // the caller, so the forward needs no device sync; without them the model computes the bounds
   // from the tokens (one device→host copy).
-  at::Tensor logits(const at::Tensor& tokens, bool looping, HessianCollector* hessians = nullptr,
+  at::Tensor logits(const at::Tensor& tokens, bool looping, const ForwardProbes* probes = nullptr,
                     const ForwardOptions& options = {}) const;
   // Per-position cross-entropy (B, T), fp32 (for bpb) and its mean (for training).
   at::Tensor token_losses(const at::Tensor& tokens, const at::Tensor& targets, bool looping,
-                          HessianCollector* hessians = nullptr, const ForwardOptions& options = {}) const;
+                          const ForwardProbes* probes = nullptr, const ForwardOptions& options = {}) const;
+  // The training loss: mean cross-entropy, plus MOA_TI_WEIGHT · Σ R_TI (recorded through ForwardProbes).
   at::Tensor loss(const at::Tensor& tokens, const at::Tensor& targets, bool looping,
                   const ForwardOptions& options = {}) const;
 
@@ -123,17 +137,20 @@ class Model {
   int num_skip_rows() const;
 
  private:
-  // What every attention visit of one forward shares: segment ids/positions (B, T), RoPE cos/sin
-  // (B, T, 1, r/2) in the compute dtype (computed once per forward), the cut length (the longest
-  // segment), and for the varlen backends the packed segment bounds on the device.
-  struct Segs {
+  // One forward's state, built by make_pass() and handed down explicitly (passed as `s`): segment
+  // ids/positions (B, T), RoPE cos/sin (B, T, 1, r/2) in the compute dtype, the cut length (the
+  // longest segment), for the varlen backends the packed segment bounds on the device; the banks
+  // cast once for this forward (GOLF_BANK_UNBIND); and the forward's probes.
+  struct Pass {
     at::Tensor seg, pos, cos, sin, cu_seqlens;
     int64_t seg_len = 0, max_len = 0;
+    std::map<std::string, std::vector<at::Tensor>> bank_views;  // bank name → its matrices, cast
+    ForwardProbes probes;
   };
-  Segs make_segs(const at::Tensor& tokens, const ForwardOptions& options) const;
-  at::Tensor hidden(const at::Tensor& tokens, bool looping, HessianCollector* hessians,
+  Pass make_pass(const at::Tensor& tokens, const ForwardOptions& options, const ForwardProbes* probes) const;
+  at::Tensor hidden(const at::Tensor& tokens, bool looping, const ForwardProbes* probes,
                     const ForwardOptions& options = {}) const;
-  at::Tensor embed(const at::Tensor& tokens, HessianCollector* hessians) const;
+  at::Tensor embed(const at::Tensor& tokens, const Pass& s) const;
   // Attention is a fixed sequence of steps; a variant or a fast path plugs into one of them:
   //   project_qkv → mix_values → attend (QK-norm, RoPE, q gain, SMAT, the backend) →
   //   attn_gates (XSA, gated attention, AttnOutGate) → attn_out.
@@ -142,29 +159,28 @@ class Model {
     at::Tensor q, k, v;  // (B, T, H, Dh), (B, T, Hkv, Dh), (B, T, Hkv, Dh)
   };
   // lora: this visit's test-time LoRA deltas (Q, K, V at project_qkv, O at attn_out), or null.
-  at::Tensor attention(int layer, const at::Tensor& u, const Segs& s, at::Tensor& v_first,
-                       HessianCollector* hessians, const LoraVisit* lora = nullptr) const;
-  Qkv project_qkv(int layer, const at::Tensor& u, HessianCollector* hessians, const LoraVisit* lora = nullptr) const;
+  at::Tensor attention(int layer, const at::Tensor& u, const Pass& s, at::Tensor& v_first,
+                       const LoraVisit* lora = nullptr) const;
+  Qkv project_qkv(int layer, const at::Tensor& u, const Pass& s, const LoraVisit* lora = nullptr) const;
   void mix_values(int layer, Qkv& qkv, at::Tensor& v_first) const;
-  at::Tensor attend(int layer, const at::Tensor& u, const Qkv& qkv, const Segs& s, HessianCollector* hessians) const;
-  at::Tensor attend_core(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const Segs& s) const;
-  at::Tensor attn_gates(int layer, const at::Tensor& u, const Qkv& qkv, at::Tensor y, HessianCollector* hessians) const;
-  at::Tensor attn_out(int layer, const at::Tensor& y, HessianCollector* hessians, const LoraVisit* lora = nullptr) const;
-  at::Tensor rope(const at::Tensor& x, const Segs& s) const;
+  at::Tensor attend(int layer, const at::Tensor& u, const Qkv& qkv, const Pass& s) const;
+  at::Tensor attend_core(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const Pass& s) const;
+  at::Tensor attn_gates(int layer, const at::Tensor& u, const Qkv& qkv, at::Tensor y, const Pass& s) const;
+  at::Tensor attn_out(int layer, const at::Tensor& y, const Pass& s, const LoraVisit* lora = nullptr) const;
+  at::Tensor rope(const at::Tensor& x, const Pass& s) const;
   at::Tensor rms(const at::Tensor& x) const;  // golf::rms_norm or the fused at::rms_norm (GOLF_FUSED_OPS)
-  at::Tensor smat_gate(int layer, const at::Tensor& u, const at::Tensor& uhat, const at::Tensor& pos) const;
-  at::Tensor bigram(const at::Tensor& tokens, HessianCollector* hessians) const;
-  at::Tensor mlp(int layer, const at::Tensor& u, HessianCollector* hessians, const LoraVisit* lora = nullptr) const;
+  at::Tensor smat_gate(int layer, const at::Tensor& u, const at::Tensor& uhat, const Pass& s) const;
+  at::Tensor bigram(const at::Tensor& tokens, const Pass& s) const;
+  at::Tensor mlp(int layer, const at::Tensor& u, const Pass& s, const LoraVisit* lora = nullptr) const;
   // MoA (core/moa.h): the mixer that replaces attention, and one metric attention branch (mha | mqa).
-  at::Tensor moa_mixer(int layer, const at::Tensor& u, const Segs& s, at::Tensor& v_first,
-                       HessianCollector* hessians) const;
+  at::Tensor moa_mixer(int layer, const at::Tensor& u, const Pass& s, at::Tensor& v_first) const;
   at::Tensor metric_attention(int layer, const std::string& branch, const at::Tensor& q, const at::Tensor& k,
-                              const at::Tensor& v, const at::Tensor& seg, int64_t seg_len) const;
+                              const at::Tensor& v, const Pass& s) const;
   // x Wᵀ for a variant matrix, recording x for the Hessians when the matrix is large enough to be quantized.
-  at::Tensor linear(const std::string& name, const at::Tensor& x, HessianCollector* hessians) const;
+  at::Tensor linear(const std::string& name, const at::Tensor& x, const Pass& s) const;
   void add_moa_params(int layer);
-  at::Tensor w(const std::string& name) const;                    // parameter in the compute dtype
-  at::Tensor bank(const std::string& name, int64_t index) const;  // one matrix of a bank, ditto
+  at::Tensor w(const std::string& name) const;                                   // parameter in the compute dtype
+  at::Tensor bank(const std::string& name, int64_t index, const Pass& s) const;  // one matrix of a bank, ditto
   void add_param(const std::string& name, at::Tensor value);
   void add_variant_params(int layer);
   bool has_smat_ws() const;  // SMAT's W_s exists (S bias on, or the gate's centrality kept)
@@ -175,12 +191,8 @@ class Model {
   at::ScalarType compute_dtype_;
   std::vector<std::string> names_;
   std::map<std::string, at::Tensor> params_;
-  std::vector<double> smat_gate_means_;                        // Ḡ_ℓ for SMAT_ABLATION=g_mean
-  mutable std::vector<std::pair<double, int64_t>>* gate_record_ = nullptr;  // (Σ G, count) per layer, calibrating
-  mutable std::vector<at::Tensor>* ti_terms_ = nullptr;  // MoA triangle penalties of a loss() forward
+  std::vector<double> smat_gate_means_;  // Ḡ_ℓ for SMAT_ABLATION=g_mean
   FastPaths fast_;
-  // GOLF_BANK_UNBIND: each bank cast once per forward and unbind-ed (set by hidden(), cleared after).
-  mutable std::map<std::string, std::vector<at::Tensor>> bank_views_;
 };
 
 // Segment id and position inside the segment for every token (both (B, T) int64): a segment starts

@@ -7,6 +7,7 @@
 //     as a running sum (smat_centrality). Value gate G_j = σ(w_g·h_j + μ c_j + β) multiplies v_j.
 //   Value residual (VALUE_RESIDUAL): v ← a·v0 + b·v on layers ≥ 1 (in Model::attention).
 //   Gated attention (GATED_ATTENTION): y_h ← σ(W h + b)_h · y_h (in Model::attention).
+//   Head gate (HEAD_GATE_ENABLED): y_h ← γ_h · y_h, one learned scalar per layer and head (Model::attn_gates).
 //   BigramHash (BIGRAM_HASH): b_t = s · P · E[bigram_hash_ids(tokens)_t] added to the embedding.
 //
 // Parameter names (per layer i; created only when the switch is on):
@@ -18,6 +19,7 @@
 //   blocks.{i}.attn.vr_lambda        (2)       (a, b) = ½   VALUE_RESIDUAL, layers i ≥ 1 only
 //   blocks.{i}.attn.attn_gate.weight (H, d)    0            GATED_ATTENTION
 //   blocks.{i}.attn.attn_gate.bias   (H)       4            GATED_ATTENTION
+//   blocks.{i}.attn.head_gate        (H)       γ = 1        HEAD_GATE_ENABLED
 //   bigram.embed.weight              (BUCKETS, BIGRAM_DIM)  0
 //   bigram.proj.weight               (d, BIGRAM_DIM)        orthogonal/√(2L), only if BIGRAM_DIM ≠ d
 //   bigram.scale                     (1)                    0.05

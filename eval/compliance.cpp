@@ -30,17 +30,15 @@ std::string commas(int64_t v) {
 }  // namespace
 
 // ---- C1: causality ---------------------------------------------------------------------------
-CausalityProbe causality_probe(const std::string& protocol, const Config& cfg, int64_t predictions, bool legacy_tiling,
-                               bool train_before_score) {
+CausalityProbe causality_probe(const std::string& protocol, const Config& cfg, int64_t predictions) {
   CausalityProbe p;
   p.protocol = protocol;
   p.predictions = std::min(predictions, 2 * cfg.eval_seq_len);
   if (protocol == "sliding") {
-    p.run = [cfg, legacy_tiling](LanguageModel& lm, const Stream& s, Hooks h) { sliding(lm, s, cfg, Ranks{}, h, legacy_tiling); };
+    p.run = [cfg](LanguageModel& lm, const Stream& s, Hooks h) { sliding(lm, s, cfg, Ranks{}, h); };
   } else if (protocol == "ttt") {
     TttOptions o = TttOptions::from(cfg);
     o.chunk_tokens = cfg.eval_seq_len;  // two chunks in the slice: the first is trained on
-    o.train_before_score = train_before_score;
     p.run = [cfg, o](LanguageModel& lm, const Stream& s, Hooks h) { ttt(lm, s, cfg, o, Ranks{}, h); };
   } else {
     fail("no causality probe for protocol {}", protocol);

@@ -59,9 +59,8 @@ struct CausalityProbe {
 // The causality probe for `protocol` on the first min(M, 2·EVAL_SEQ_LEN) predictions (LoRA and
 // phased: 4·EVAL_SEQ_LEN); for TTT the chunk shrinks to EVAL_SEQ_LEN so that the slice holds a
 // trained chunk; LoRA/phased shrink chunk, batch, prefix and global chunk to the slice (stated in
-// the detail). `planted` (tests only) selects that protocol's planted violation.
-CausalityProbe causality_probe(const std::string& protocol, const Config& cfg, int64_t predictions,
-                               bool legacy_tiling = false, bool train_before_score = false);
+// the detail).
+CausalityProbe causality_probe(const std::string& protocol, const Config& cfg, int64_t predictions);
 CausalityProbe lora_causality_probe(const Config& cfg, std::span<const uint16_t> tokens, int64_t predictions,
                                     LoraOptions options);
 

@@ -217,11 +217,12 @@ int run_eval(EvalArgs& a) {
     r["updates"] = updates.updates;
   }
   if (cfg.ttt_enabled) {  // which TTT ran, with its settings (make_record.py copies these)
+    // The eval stage's TTT settings (the stage table, core/config.h); phased TTT's own only for it.
     nlohmann::json settings;
     const nlohmann::json all = to_json(cfg);
-    for (const auto& [k, v] : all.items())
-      if (k.starts_with("TTT_") || (cfg.ttt_mode == "phased" && (k.starts_with("PHASED_TTT_") || k.starts_with("GLOBAL_TTT_"))))
-        settings[k] = v;
+    for (const std::string& k : stage_fields("eval"))
+      if (k.starts_with("TTT_") || (cfg.ttt_mode == "phased" && k.find("_TTT_") != std::string::npos))
+        settings[k] = all.at(k);
     report["results"]["ttt"]["mode"] = cfg.ttt_mode;
     report["results"]["ttt"]["settings"] = settings;
   }

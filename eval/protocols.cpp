@@ -218,10 +218,8 @@ int64_t RowBatches::rows_in_step(int64_t step, int world) const {
 
 using namespace detail;
 
-namespace {
-
-Totals score_all(LanguageModel& lm, const Stream& s, const std::vector<Window>& windows, const EvalConfig& cfg,
-                 const Ranks& ranks, Hooks hooks, const char* label, bool pack) {
+Totals score_windows(LanguageModel& lm, const Stream& s, const std::vector<Window>& windows, const EvalConfig& cfg,
+                     const Ranks& ranks, Hooks hooks, const char* label, bool pack) {
   const auto t0 = std::chrono::steady_clock::now();
   Totals acc;
   const auto [lo, hi] = share(static_cast<int64_t>(windows.size()), ranks);
@@ -234,8 +232,6 @@ Totals score_all(LanguageModel& lm, const Stream& s, const std::vector<Window>& 
   acc.seconds = seconds_since(t0);
   return acc;
 }
-
-}  // namespace
 
 // ---- the model adapter -----------------------------------------------------------------------
 ModelLM::ModelLM(std::shared_ptr<Model> model, const EvalConfig& eval)
@@ -322,28 +318,17 @@ int64_t expected_sliding_windows(int64_t M, int64_t L, int64_t s) {
   return M > C ? (M - C + s - 1) / s : 1;  // ws = 0, and every k·s (k ≥ 1) with k·s + C < M
 }
 
-std::vector<Window> legacy_sliding_windows(int64_t M, int64_t L, int64_t s) {
-  std::vector<Window> w;
-  for (int64_t ws = 0; ws < M; ws += s) {
-    const int64_t end = std::min(ws + L, M);
-    w.push_back({ws, end, ws == 0 ? 0 : end - std::min(s, end - ws)});
-  }
-  return w;
-}
-
 // ---- totals ----------------------------------------------------------------------------------
 double Totals::loss() const { return predictions ? nll / static_cast<double>(predictions) : 0.0; }
 double Totals::bpb() const { return bytes ? nll / (std::numbers::ln2 * static_cast<double>(bytes)) : 0.0; }
 
 Totals plain(LanguageModel& lm, const Stream& s, const EvalConfig& cfg, const Ranks& ranks, Hooks hooks) {
-  return score_all(lm, s, plain_rows(s.predictions, cfg.eval_seq_len), cfg, ranks, hooks, "plain", /*pack=*/true);
+  return score_windows(lm, s, plain_rows(s.predictions, cfg.eval_seq_len), cfg, ranks, hooks, "plain", /*pack=*/true);
 }
 
-Totals sliding(LanguageModel& lm, const Stream& s, const EvalConfig& cfg, const Ranks& ranks, Hooks hooks,
-               bool legacy_tiling) {
-  const auto windows = legacy_tiling ? legacy_sliding_windows(s.predictions, cfg.eval_seq_len, cfg.eval_stride)
-                                     : sliding_windows(s.predictions, cfg.eval_seq_len, cfg.eval_stride);
-  return score_all(lm, s, windows, cfg, ranks, hooks, "sliding", /*pack=*/false);
+Totals sliding(LanguageModel& lm, const Stream& s, const EvalConfig& cfg, const Ranks& ranks, Hooks hooks) {
+  return score_windows(lm, s, sliding_windows(s.predictions, cfg.eval_seq_len, cfg.eval_stride), cfg, ranks, hooks,
+                       "sliding");
 }
 
 // ---- score-first TTT -------------------------------------------------------------------------
@@ -447,15 +432,14 @@ Totals ttt(LanguageModel& lm, const Stream& s, const EvalConfig& cfg, const TttO
     const int64_t begin = c * T, end = std::min(begin + T, M);
     const double lr = K > 1 ? o.lr * 0.5 * (1 + std::cos(std::numbers::pi * static_cast<double>(c) / static_cast<double>(K - 1))) : o.lr;
     const bool train = c < K - 1;  // the last chunk is never trained on
-    if (o.train_before_score && train)
-      train_chunk(lm, s, begin, end, lr, o, cfg, ranks, sgd, hooks.ledger);
+    auto train_on_chunk = [&] { train_chunk(lm, s, begin, end, lr, o, cfg, ranks, sgd, hooks.ledger); };
+    if (hooks.observer) hooks.observer->before_score(train ? train_on_chunk : std::function<void()>());
     if (hooks.ledger) hooks.ledger->tick();
     const int64_t n = first[static_cast<size_t>(c + 1)] - first[static_cast<size_t>(c)];
     const auto [lo, hi] = share(n, ranks);
     score_range(lm, s, windows, first[static_cast<size_t>(c)] + lo, first[static_cast<size_t>(c)] + hi,
                 cfg.eval_batch_seqs, acc, hooks, nullptr, 0);
-    if (!o.train_before_score && train)
-      train_chunk(lm, s, begin, end, lr, o, cfg, ranks, sgd, hooks.ledger);
+    if (train) train_on_chunk();
     if (progress)
       progress->update(c + 1, acc.bytes ? fmt::format("rank-local bpb {:.4f}", acc.nll / (std::numbers::ln2 * static_cast<double>(acc.bytes))) : "");
   }

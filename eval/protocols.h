@@ -106,10 +106,6 @@ std::vector<Window> plain_rows(int64_t predictions, int64_t seq_len);
 std::vector<Window> sliding_windows(int64_t predictions, int64_t seq_len, int64_t stride);
 // Windows the canonical tiling expects: 1 + ⌈(M − C) / s⌉ when M > C, else 1.
 int64_t expected_sliding_windows(int64_t predictions, int64_t seq_len, int64_t stride);
-// The early sliding implementation (§4.3 of the rules notes: every ws < M, each window scoring its
-// last min(s, len) positions), which scores the tail more than once. Kept only as a planted
-// violation that the single-pass check must catch.
-std::vector<Window> legacy_sliding_windows(int64_t predictions, int64_t seq_len, int64_t stride);
 
 struct Stream {
   std::span<const uint16_t> tokens;  // N tokens: the model's inputs (and TTT's training data)
@@ -142,15 +138,36 @@ struct Totals {
   double bpb() const;
 };
 
+// Watches the TTT loops (Hooks::observer): ttt() and lora_ttt() call it at fixed points with what
+// they are about to do. Every call defaults to nothing, and without an observer the protocols run as
+// specified. Besides watching (progress, statistics), a caller may act through what a call hands
+// over; the compliance tests plant their violations this way (tests/eval/planted.h), so the scoring
+// loops hold no test-only branch.
+class TttObserver {
+ public:
+  virtual ~TttObserver() = default;
+  // A chunk is about to be scored (ttt: a chunk of TTT_CHUNK_TOKENS; lora/phased: chunk c of a
+  // batch of documents). `train` makes the update the protocol makes on this chunk after scoring it
+  // (ttt: the chunk's SGD epochs; lora: one AdamW step); empty when the chunk is not trained on.
+  virtual void before_score(const std::function<void()>& /*train*/) {}
+  // Phased: global SGD is about to train on the documents `train` (indices into documents());
+  // `next`: the documents of the first batch not scored yet (empty at the end of the queue).
+  virtual void before_phase(std::vector<int64_t>& /*train*/, std::span<const int64_t> /*next*/) {}
+};
+
 struct Hooks {
   Ledger* ledger = nullptr;              // score/update evidence (C3, C4); merged across ranks at the end
   std::vector<double>* nll = nullptr;    // per-prediction nll (M entries), this rank's scores only
   bool progress = false;                 // live progress line on stderr
+  TttObserver* observer = nullptr;       // the TTT loops' fixed points (above)
 };
 
+// Scores `windows` (each prediction of [score_from, end) once; `pack`: consecutive windows as one
+// row, as plain does); plain and sliding are this with their tilings. label: the progress line's.
+Totals score_windows(LanguageModel& lm, const Stream& stream, const std::vector<Window>& windows, const EvalConfig& cfg,
+                     const Ranks& ranks, Hooks hooks = {}, const char* label = "windows", bool pack = false);
 Totals plain(LanguageModel& lm, const Stream& stream, const EvalConfig& cfg, const Ranks& ranks, Hooks hooks = {});
-Totals sliding(LanguageModel& lm, const Stream& stream, const EvalConfig& cfg, const Ranks& ranks, Hooks hooks = {},
-               bool legacy_tiling = false);
+Totals sliding(LanguageModel& lm, const Stream& stream, const EvalConfig& cfg, const Ranks& ranks, Hooks hooks = {});
 
 struct TttOptions {
   double lr = 0.005, momentum = 0.9, grad_clip = 1.0;
@@ -158,7 +175,6 @@ struct TttOptions {
   // SGD through at::_fused_sgd_ and one _foreach_norm for the clip (no host sync per step); the
   // per-tensor loop is the reference. Default: fused on CUDA.
   enum class Sgd { automatic, loop, fused } sgd = Sgd::automatic;
-  bool train_before_score = false;  // planted violation (tests of the ledger only): train on a chunk, then score it
   static TttOptions from(const EvalConfig& cfg);
 };
 Totals ttt(LanguageModel& lm, const Stream& stream, const EvalConfig& cfg, const TttOptions& options, const Ranks& ranks,
@@ -189,10 +205,6 @@ struct LoraOptions {
   int64_t prefix_docs = 2000, num_phases = 3, global_chunk_tokens = 32768, global_epochs = 1, global_batch_seqs = 32;
   double global_lr = 0.001, global_momentum = 0.9, global_grad_clip = 1.0;
   TttOptions::Sgd sgd = TttOptions::Sgd::automatic;
-  // Planted violations, for the compliance tests only.
-  bool plant_train_before_score = false;  // step on a chunk, then score it
-  bool plant_leak_across_docs = false;    // never reset the LoRA / optimizer between batches
-  bool plant_unscored_in_phase = false;   // add the next, not yet scored document to each global SGD phase
   static LoraOptions from(const Config& cfg);
 };
 // One clear error (golf::Error) when a setting cannot apply to this model: a LoRA rank larger than

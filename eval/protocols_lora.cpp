@@ -411,9 +411,10 @@ Totals lora_ttt(LanguageModel& base_lm, const Stream& s, const Config& cfg, cons
   if (hooks.progress) progress = std::make_unique<Progress>(o.phased ? "phased ttt" : "lora ttt", nb, "batches");
   int64_t done_batches = 0, my_batches = 0;
   std::vector<int64_t> in, tg, sc;
+  TttObserver* observer = hooks.observer;
 
   auto run_batch = [&](const std::vector<int64_t>& batch) {
-    if (!fresh && !o.plant_leak_across_docs) lora.reset(o.warm_start_a);
+    if (!fresh) lora.reset(o.warm_start_a);
     fresh = false;
     const int64_t n = static_cast<int64_t>(batch.size());
     std::vector<int64_t> chunks(static_cast<size_t>(n));
@@ -482,12 +483,12 @@ Totals lora_ttt(LanguageModel& base_lm, const Stream& s, const Config& cfg, cons
         }
       };
       const bool train = any_train && o.grad_steps > 0;
-      if (train && o.plant_train_before_score) train_step(nullptr);
+      if (observer) observer->before_score(train ? [&] { train_step(nullptr); } : std::function<void()>());
 
       if (ledger) ledger->tick();
       at::Tensor nll;
       {
-        at::AutoGradMode grad_mode(train && !o.plant_train_before_score && !probe);
+        at::AutoGradMode grad_mode(train && !probe);
         nll = lm.lora_nll(inputs, targets, lora.delta(idx), o.seq_len, host_inputs);  // (R, T)
       }
       at::Tensor score_nll = nll;
@@ -508,10 +509,8 @@ Totals lora_ttt(LanguageModel& base_lm, const Stream& s, const Config& cfg, cons
         }
       acc.windows += R;
 
-      if (train && !o.plant_train_before_score) {
+      if (train) {
         train_step(nll.requires_grad() ? &nll : nullptr);
-        for (int64_t g = 1; g < o.grad_steps; ++g) train_step(nullptr);
-      } else if (train) {
         for (int64_t g = 1; g < o.grad_steps; ++g) train_step(nullptr);
       }
     }
@@ -539,7 +538,11 @@ Totals lora_ttt(LanguageModel& base_lm, const Stream& s, const Config& cfg, cons
     std::sort(scored.begin(), scored.end(),
               [&](int64_t a, int64_t b) { return length_rank[static_cast<size_t>(a)] < length_rank[static_cast<size_t>(b)]; });
     scored.resize(static_cast<size_t>(std::min<int64_t>(b_k, static_cast<int64_t>(scored.size()))));
-    if (o.plant_unscored_in_phase && seg_end < nb) scored.push_back(plan.queue[static_cast<size_t>(seg_end)].front());
+    if (observer) {
+      std::span<const int64_t> next;  // the first batch not scored yet
+      if (seg_end < nb) next = plan.queue[static_cast<size_t>(seg_end)];
+      observer->before_phase(scored, next);
+    }
     base.set(true);
     acc.global_steps += global_sgd(lm, s, docs, scored, o, ranks, ledger, seg);
     base.set(false);

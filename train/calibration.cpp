@@ -26,6 +26,7 @@ std::map<std::string, at::Tensor> collect_hessians(Model& model, const Config& c
   auto loader = Loader::create(cfg.loader, options);
   HessianCollector hessians;
   hessians.passthrough_max_numel = cfg.passthrough_max_numel;
+  const ForwardProbes probes{.hessians = &hessians};
   at::NoGradGuard no_grad;
   std::vector<int64_t> ids;
   std::vector<at::Tensor> inputs;  // kept for the SMAT gate means
@@ -36,7 +37,7 @@ std::map<std::string, at::Tensor> collect_hessians(Model& model, const Config& c
     ForwardOptions forward;  // varlen: segment bounds from the host batch, not read back from the device
     if (model.fast_paths().attn != AttnBackend::sdpa) forward.cu_seqlens = varlen_segments(host.narrow(1, 0, batch.cols), cfg).cu_seqlens;
     const at::Tensor t = host.to(model.device());
-    model.logits(t.narrow(1, 0, batch.cols), cfg.num_loops > 0, &hessians, forward);
+    model.logits(t.narrow(1, 0, batch.cols), cfg.num_loops > 0, &probes, forward);
     if (cfg.smat_use_g) inputs.push_back(t.narrow(1, 0, batch.cols));
   }
   if (comm && comm->distributed()) {

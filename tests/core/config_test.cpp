@@ -261,7 +261,8 @@ TEST(ConfigStages, ModelStageIsTheArtifactKeySet) {
       "SMAT_USE_G", "SMAT_DIM", "SMAT_CENTRALITY", "SMAT_GONLY_CENTRALITY", "VALUE_RESIDUAL", "GATED_ATTENTION",
       "BIGRAM_HASH", "BIGRAM_BUCKETS", "BIGRAM_DIM", "MOA_ENABLED", "MOA_BRANCHES", "MOA_METRIC",
       "MOA_ROUTER_HIDDEN", "MOA_BIAS_GATE", "MOA_CONV_KERNEL", "MOA_CHAN_MULT", "MOA_BALL", "MOA_BALL_KAPPA",
-      "MOA_BALL_TAU", "SPARSE_ATTN_GATE_ENABLED", "SPARSE_ATTN_GATE_SCALE", "TOKENIZER_SHA256", "TOKENIZER_KIND"};
+      "MOA_BALL_TAU", "SPARSE_ATTN_GATE_ENABLED", "SPARSE_ATTN_GATE_SCALE", "TOKENIZER_SHA256", "TOKENIZER_KIND",
+      "HEAD_GATE_ENABLED"};
   EXPECT_EQ(std::set<std::string>(model.begin(), model.end()), expected);
   EXPECT_EQ(model.size(), expected.size());
 }
@@ -582,6 +583,7 @@ TEST(ConfigValidate, EachRuleNamesTheFieldsAndValues) {
       {"LQER_FACTOR_BITS=9 must be in [2, 8]", [](Config& c) { c.lqer_factor_bits = 9; }},
       {"LQER_ENABLED=2 must be 0 or 1", [](Config& c) { c.lqer_enabled = 2; }},
       {"GATED_ATTN_QUANT_GATE=2 must be 0 or 1", [](Config& c) { c.gated_attn_quant_gate = 2; }},
+      {"HEAD_GATE_ENABLED=2 must be 0 or 1", [](Config& c) { c.head_gate_enabled = 2; }},
   };
   for (const auto& [expected, change] : cases) {
     Config config;

@@ -10,6 +10,7 @@
 #include "core/tokenizer.h"
 #include "eval/compliance.h"
 #include "tests/eval/eval_fixture.h"
+#include "tests/eval/planted.h"
 #include "tests/test_util.h"
 
 namespace golf::eval {
@@ -67,7 +68,8 @@ TEST(Causality, FailsForAModelThatPeeksAtTheNextToken) {
 TEST(Causality, FailsForAnEvaluatorThatTrainsBeforeScoring) {
   test::EvalFixture f;
   const LmFactory make = [&] { return f.make_lm(); };
-  const auto probe = causality_probe("ttt", f.cfg, f.predictions, false, /*train_before_score=*/true);
+  planted::TrainBeforeScore train_first;
+  const auto probe = planted::observed(causality_probe("ttt", f.cfg, f.predictions), train_first);
   const CheckResult r = check_causality(make, f.tokens, f.table, f.cfg, probe, 1e-6);
   EXPECT_EQ(r.status, "FAIL") << r.detail;
 }
@@ -84,14 +86,15 @@ TEST(Normalization, PassesForTheModelAndFailsForAnUnnormalisedSoftmax) {
 
 TEST(ScoreBeforeUpdate, TheLedgerOfScoreFirstTttPassesAndTrainBeforeScoreFails) {
   test::EvalFixture f;
-  for (const bool planted : {false, true}) {
+  for (const bool plant : {false, true}) {
     auto lm = f.make_lm();
-    TttOptions o = TttOptions::from(f.cfg);
-    o.train_before_score = planted;
+    planted::TrainBeforeScore train_first;
     Ledger ledger(f.predictions);
-    ttt(*lm, f.stream(), f.cfg, o, Ranks{}, {&ledger});
+    Hooks hooks{&ledger};
+    if (plant) hooks.observer = &train_first;
+    ttt(*lm, f.stream(), f.cfg, TttOptions::from(f.cfg), Ranks{}, hooks);
     const CheckResult r = check_score_before_update(ledger.updates(), true);
-    EXPECT_EQ(r.status, planted ? "FAIL" : "PASS") << r.detail;
+    EXPECT_EQ(r.status, plant ? "FAIL" : "PASS") << r.detail;
     EXPECT_TRUE(ledger.coverage().ok()) << "both still score every prediction once";
   }
 }
@@ -108,7 +111,8 @@ TEST(SinglePass, PassesForTheProtocolsAndFailsForTheDoubleScoredTail) {
   std::vector<CoverageEntry> good, bad;
   for (const bool legacy : {false, true}) {
     Ledger ledger(f.predictions);
-    const Totals t = sliding(*lm, f.stream(), f.cfg, Ranks{}, {&ledger}, legacy);
+    const Totals t = legacy ? planted::legacy_sliding(*lm, f.stream(), f.cfg, {&ledger})
+                            : sliding(*lm, f.stream(), f.cfg, Ranks{}, {&ledger});
     (legacy ? bad : good).push_back({"sliding", ledger.coverage(), t.windows, expected});
   }
   EXPECT_EQ(check_single_pass(good).status, "PASS") << check_single_pass(good).detail;

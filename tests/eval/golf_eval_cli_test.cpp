@@ -130,6 +130,13 @@ TEST_F(GolfEvalCli, LoraAndPhasedTttOnTwoRanksEqualOneRank) {
         << r1.output;
     const auto a = read_json(one)["results"]["ttt"], b = read_json(two)["results"]["ttt"];
     EXPECT_EQ(a["mode"], mode);
+    // The settings that TTT ran with: the eval stage's TTT settings, phased TTT's own only for it.
+    const auto& settings = a["settings"];
+    EXPECT_EQ(settings["TTT_MODE"], mode);
+    EXPECT_EQ(settings["TTT_LORA_RANK"], 4);
+    EXPECT_EQ(settings.contains("PHASED_TTT_NUM_PHASES"), mode == "phased") << settings.dump();
+    if (mode == "phased") EXPECT_EQ(settings["GLOBAL_TTT_CHUNK_TOKENS"], 256);
+    EXPECT_FALSE(settings.contains("EVAL_SEQ_LEN") || settings.contains("TRAIN_SEQ_LEN")) << settings.dump();
     EXPECT_EQ(a["tokens"], b["tokens"]);
     EXPECT_EQ(a["bytes"], b["bytes"]);
     EXPECT_NEAR(a["val_bpb"].get<double>(), b["val_bpb"].get<double>(), 1e-6) << mode;

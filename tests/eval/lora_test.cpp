@@ -17,6 +17,7 @@
 #include "eval/compliance.h"
 #include "eval/protocols.h"
 #include "tests/eval/eval_fixture.h"
+#include "tests/eval/planted.h"
 #include "tests/test_util.h"
 
 namespace golf::eval {
@@ -213,10 +214,12 @@ TEST(LoraCompliance, TrainingAChunkBeforeScoringItFailsScoreBeforeUpdate) {
   for (const bool phased : {false, true}) {
     LoraOptions o = small_options(f.cfg);
     o.phased = phased;
-    o.plant_train_before_score = true;
+    planted::TrainBeforeScore train_first;
     auto lm = f.make_lm();
     Ledger ledger(f.predictions);
-    lora_ttt(*lm, f.stream(), f.cfg, o, Ranks{}, {&ledger});
+    Hooks hooks{&ledger};
+    hooks.observer = &train_first;
+    lora_ttt(*lm, f.stream(), f.cfg, o, Ranks{}, hooks);
     const CheckResult r = check_score_before_update(ledger.updates(), true);
     EXPECT_EQ(r.status, "FAIL") << r.detail;
     EXPECT_TRUE(ledger.coverage().ok()) << "still scores every prediction once";
@@ -228,10 +231,12 @@ TEST(LoraCompliance, AnUnscoredDocumentInAGlobalSgdPhaseFailsScoreBeforeUpdate) 
   LoraOptions o = small_options(f.cfg);
   o.phased = true;
   o.lr = 0;  // the LoRA steps are legal either way: only the phase can fail
-  o.plant_unscored_in_phase = true;
+  planted::UnscoredInPhase unscored;
   auto lm = f.make_lm();
   Ledger ledger(f.predictions);
-  lora_ttt(*lm, f.stream(), f.cfg, o, Ranks{}, {&ledger});
+  Hooks hooks{&ledger};
+  hooks.observer = &unscored;
+  lora_ttt(*lm, f.stream(), f.cfg, o, Ranks{}, hooks);
   const CheckResult r = check_score_before_update(ledger.updates(), true);
   EXPECT_EQ(r.status, "FAIL") << r.detail;
 }
@@ -242,8 +247,7 @@ TEST(LoraCompliance, DocumentIsolationPassesAndFailsWhenLoraStateLeaksAcrossDocu
   LoraOptions o = small_options(f.cfg);
   const CheckResult ok = check_lora_document_isolation(make, f.tokens, f.table, f.cfg, o, 1e-5);
   EXPECT_EQ(ok.status, "PASS") << ok.detail;
-  o.plant_leak_across_docs = true;
-  const CheckResult r = check_lora_document_isolation(make, f.tokens, f.table, f.cfg, o, 1e-5);
+  const CheckResult r = check_lora_document_isolation(make, f.tokens, f.table, f.cfg, planted::leaking_lora(o), 1e-5);
   EXPECT_EQ(r.status, "FAIL") << r.detail;
 }
 
@@ -259,8 +263,8 @@ TEST(LoraCompliance, CausalityHoldsInStreamAndQueueOrderForLoraAndInQueueOrderFo
     EXPECT_NE(r.detail.find("stream order"), std::string::npos) << r.detail;
     EXPECT_EQ(r.detail.find(" 0 later scores changed"), std::string::npos) << r.detail;
   }
-  LoraOptions leak = small_options(f.cfg);  // a LoRA shared across batches: later documents see earlier ones
-  leak.plant_leak_across_docs = true;
+  // A carried across batches: later documents see earlier ones.
+  const LoraOptions leak = planted::leaking_lora(small_options(f.cfg));
   const CheckResult r = check_causality(make, f.tokens, f.table, f.cfg, lora_causality_probe(f.cfg, f.tokens, f.predictions, leak), 1e-6);
   EXPECT_EQ(r.status, "FAIL") << r.detail;
 }

@@ -13,6 +13,7 @@
 #include "eval/protocols.h"
 #include "eval/protocols_internal.h"
 #include "tests/eval/eval_fixture.h"
+#include "tests/eval/planted.h"
 #include "tests/host_reads.h"
 
 namespace golf::eval {
@@ -40,7 +41,7 @@ TEST(Tiling, SlidingWindowsCoverEveryPredictionOnceAndMatchTheFormula) {
 
 TEST(Tiling, TheEarlyImplementationScoresTheTailTwice) {
   Ledger ledger(1000);
-  for (const auto& w : legacy_sliding_windows(1000, 64, 8))
+  for (const auto& w : planted::legacy_sliding_windows(1000, 64, 8))
     for (int64_t j = w.score_from; j < w.end; ++j) ledger.scored(j);
   const CoverageReport c = ledger.coverage();
   EXPECT_FALSE(c.ok());

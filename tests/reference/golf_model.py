@@ -59,6 +59,7 @@ class ModelConfig:
     smat_lambda_raw_init: float = 0.0
     value_residual: int = 0  # layers >= 1: v <- a v0 + b v, (a, b) init (0.5, 0.5)
     gated_attention: int = 0  # y_h *= sigmoid(W u + b)_h, W = 0, b = 4
+    head_gate_enabled: int = 0  # y_h *= gamma_h, one learned scalar per layer and head, gamma = 1 at init
     bigram_hash: int = 0  # x += s * P * E[hash(prev, cur)]
     bigram_buckets: int = 4096
     bigram_dim: int = 128
@@ -209,6 +210,8 @@ class GolfModel(torch.nn.Module):
             if cfg.gated_attention:
                 p[f"blocks/{i}/attn/attn_gate/weight"] = P(torch.zeros(H, d))
                 p[f"blocks/{i}/attn/attn_gate/bias"] = P(torch.full((H,), 4.0))
+            if cfg.head_gate_enabled:
+                p[f"blocks/{i}/attn/head_gate"] = P(torch.ones(H))
         S = num_skip_rows(cfg)
         p["skip_weights"] = P(torch.ones(S, d))
         if cfg.skip_gates_enabled:
@@ -334,6 +337,8 @@ class GolfModel(torch.nn.Module):
         if cfg.sparse_attn_gate_enabled:  # plain sigmoid, no 2x: 0.5 at a zero init
             z = u[..., : cfg.gate_width] @ self.p(f"blocks.{i}.attn.attn_gate_w").T  # (B, T, H)
             y = y * torch.sigmoid(cfg.sparse_attn_gate_scale * z)[..., None]
+        if cfg.head_gate_enabled:  # a plain per-head scale
+            y = y * self.p(f"blocks.{i}.attn.head_gate")[:, None]  # (H, 1) against (B, T, H, Dh)
         return y.reshape(B, T, d) @ self.p("qo_bank")[L + i].T
 
     # ---- MoA (core/moa.h), the naive way ------------------------------------------------------

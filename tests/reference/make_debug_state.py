@@ -37,10 +37,11 @@ VARIANTS = {
                                 sparse_attn_gate_scale=1.5, smear_input="raw", qk_gain_init=5.0, logit_softcap=30.0),
                      optim=dict(muon_polar_express=1, min_lr=0.1, warmdown_frac=0.75)),
     # Seed variants stacked (core/variants.h): SMAT full (S bias + value gate, causal-count centrality,
-    # d_s = 8 != head dim), value residual, gated attention (instead of the 2-sigmoid out gate), BigramHash.
+    # d_s = 8 != head dim), value residual, gated attention (instead of the 2-sigmoid out gate), BigramHash,
+    # the per-head output gate.
     "seed_variants": dict(model=dict(smat_use_s=1, smat_use_g=1, smat_dim=8, smat_centrality="count",
                                      value_residual=1, gated_attention=1, attn_out_gate_enabled=0,
-                                     bigram_hash=1, bigram_buckets=64, bigram_dim=16),
+                                     bigram_hash=1, bigram_buckets=64, bigram_dim=16, head_gate_enabled=1),
                           optim=dict()),
     # SMAT gate only (W_s kept for the centrality, seq divisor), GPT-J lanes, dense rows, BigramHash at d_b = d.
     "smat_g_only": dict(model=dict(smat_use_g=1, parallel_mode="gptj", doc_mask=0, value_residual=1,

@@ -6,6 +6,8 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <thread>
+
 #include "core/model.h"
 #include "train/optim.h"
 #include "tests/live_model.h"
@@ -19,6 +21,50 @@ Config small_config() { return test::small_model_config(); }
 using test::live_model;
 
 at::Tensor tokens_with_docs(std::vector<int64_t> ids) { return at::tensor(ids, at::kLong).unsqueeze(0); }
+
+// ---- forward probes: the forward keeps nothing between calls ---------------------------------
+TEST(ModelProbes, RecordingHessiansChangesNoOutput) {
+  const Config c = small_config();
+  const Model m = live_model(c);
+  const at::Tensor x = at::randint(4, 300, {2, 40}, at::kLong);
+  at::NoGradGuard no_grad;
+  const at::Tensor plain = m.logits(x, true);
+  HessianCollector h;
+  const ForwardProbes probes{.hessians = &h};
+  EXPECT_TRUE(at::equal(m.logits(x, true, &probes), plain));
+  EXPECT_TRUE(at::equal(m.logits(x, true), plain)) << "nothing recorded stays in the model";
+  for (int i = 0; i < c.num_layers; ++i)
+    for (const char* name : {"attn.c_q.weight", "attn.proj.weight", "mlp.fc.weight", "mlp.proj.weight"})
+      EXPECT_GT(h.rows[fmt::format("blocks.{}.{}", i, name)], 0) << i << " " << name;
+  EXPECT_EQ(h.rows["tok_emb.weight"], 2 * 40);
+}
+
+// Two threads running forwards of one model at once get what each gets alone: the per-forward state
+// (segments, RoPE tables, the banks cast once with GOLF_BANK_UNBIND) lives in the call, not the model.
+TEST(ModelProbes, ConcurrentForwardsOfOneModelEqualSequentialOnes) {
+  Model m = live_model(small_config());
+  FastPaths f = plain_paths();
+  f.bank_unbind = true;
+  m.set_fast_paths(f);
+  const at::Tensor a = at::randint(4, 300, {2, 40}, at::kLong), b = at::randint(4, 300, {3, 24}, at::kLong);
+  at::NoGradGuard no_grad;
+  const at::Tensor want_a = m.logits(a, true), want_b = m.logits(b, false);
+  for (int round = 0; round < 4; ++round) {
+    at::Tensor got_a, got_b;
+    std::thread ta([&] {
+      at::NoGradGuard ng;
+      for (int k = 0; k < 3; ++k) got_a = m.logits(a, true);
+    });
+    std::thread tb([&] {
+      at::NoGradGuard ng;
+      for (int k = 0; k < 3; ++k) got_b = m.logits(b, false);
+    });
+    ta.join();
+    tb.join();
+    EXPECT_TRUE(at::equal(got_a, want_a)) << round;
+    EXPECT_TRUE(at::equal(got_b, want_b)) << round;
+  }
+}
 
 TEST(ModelSchedule, VisitOrderMatchesTheRecordTable) {
   Config c;  // the record shape: 11 layers, loop 3..5 twice more

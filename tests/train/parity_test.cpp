@@ -23,7 +23,8 @@ using test::live_model;
 std::map<std::string, at::Tensor> collected_inputs(const Model& m, const at::Tensor& tokens, bool looping) {
   at::NoGradGuard no_grad;
   HessianCollector h;
-  m.logits(tokens, looping, &h);
+  const ForwardProbes probes{.hessians = &h};
+  m.logits(tokens, looping, &probes);
   return h.sums;
 }
 

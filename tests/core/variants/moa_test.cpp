@@ -188,6 +188,28 @@ TEST(MoaTriangle, ThePenaltyEntersTheTrainingLossOnlyAndIsLinearInLambda) {
   EXPECT_DOUBLE_EQ(on1.loss(in, tg, true).item<double>(), on1.loss(in, tg, true).item<double>()) << "deterministic";
 }
 
+// The forward hands the penalties out through its probes (ForwardProbes), one per layer visit and
+// metric branch; loss() adds exactly λ_TI times their sum, and recording them changes no score.
+TEST(MoaTriangle, ThePenaltiesAreRecordedThroughTheForwardProbes) {
+  Config c = moa_config();
+  c.moa_metric = "cosine", c.moa_ti_weight = 1e-2;
+  const Model m = live_model(c);
+  const at::Tensor x = at::randint(4, 300, {2, 41}, at::kLong);
+  const at::Tensor in = x.narrow(1, 0, 40), tg = x.narrow(1, 1, 40);
+  at::NoGradGuard no_grad;
+  std::vector<at::Tensor> penalties;
+  const ForwardProbes probes{.moa_triangle_penalties = &penalties};
+  const at::Tensor recorded = m.token_losses(in, tg, true, &probes);
+  EXPECT_TRUE(at::equal(recorded, m.token_losses(in, tg, true)));
+  const auto [enc, dec] = m.visit_order(true);
+  int64_t metric_branches = 0;
+  for (const auto& b : moa::branches(c)) metric_branches += b == "mha" || b == "mqa";
+  ASSERT_GT(metric_branches, 0);
+  EXPECT_EQ(static_cast<int64_t>(penalties.size()), static_cast<int64_t>(enc.size() + dec.size()) * metric_branches);
+  const double expected = recorded.mean().item<double>() + 1e-2 * at::stack(penalties).sum().item<double>();
+  EXPECT_NEAR(m.loss(in, tg, true).item<double>(), expected, 1e-6 * std::abs(expected));
+}
+
 // ---- router and FiLM -----------------------------------------------------------------------------
 TEST(MoaRouter, UniformAtInitAndAlwaysADistribution) {
   Config c = moa_config();

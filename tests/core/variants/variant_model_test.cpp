@@ -38,6 +38,7 @@ const std::vector<Variant>& variants_under_test() {
       {"gated_attention", [](Config& c) { c.gated_attention = 1, c.attn_out_gate_enabled = 0; }},
       {"bigram", [](Config& c) { c.bigram_hash = 1; }},
       {"bigram_dim_eq_d", [](Config& c) { c.bigram_hash = 1, c.bigram_dim = 48; }},
+      {"head_gate", [](Config& c) { c.head_gate_enabled = 1; }},
       // MoA (core/moa.h): every branch, each metric, ball pruning, MQA alone with the attention.
       {"moa_l2_all_branches", [](Config& c) { c.moa_enabled = 1; }},
       {"moa_cosine_ball", [](Config& c) { c.moa_enabled = 1, c.moa_metric = "cosine", c.moa_ball = 1; }},
@@ -75,7 +76,7 @@ void copy_shared(const Model& a, Model& b) {
 }
 Config baseline_of(Config c) {
   c.smat_use_s = c.smat_use_g = c.value_residual = c.gated_attention = c.bigram_hash = c.moa_enabled = 0;
-  c.moa_ball = 0;
+  c.moa_ball = c.head_gate_enabled = 0;
   c.smat_ablation = "none";
   return c;
 }
@@ -167,6 +168,27 @@ TEST(VariantInit, GatedAttentionScalesEachHeadBySigmoidFourNotOne) {
   EXPECT_GT(max_diff(out, ga.logits(x, true)), 1e-4) << "σ(4) ≠ 1: not the identity";
   for (int i = 0; i < c.num_layers; ++i) with.param(fmt::format("blocks.{}.attn.attn_gate.bias", i)).fill_(40.0);
   EXPECT_LE(max_diff(with.logits(x, true), ga.logits(x, true)), 1e-6) << "b → ∞ gives the baseline";
+}
+
+// γ = 1 at init: bitwise the baseline. γ_h scales head h's output only: γ = ½ on every head equals
+// the baseline with W_O halved (exact in fp32), and γ on one head moves the logits.
+TEST(VariantInit, HeadGateIsTheIdentityAtInitAndScalesEachHeadsOutput) {
+  Config c = small_config();
+  c.head_gate_enabled = 1;
+  const Model base = live_model(baseline_of(c));
+  Model gated(c, at::kCPU);
+  copy_shared(base, gated);
+  EXPECT_TRUE(at::equal(gated.param("blocks.0.attn.head_gate"), at::ones({c.num_heads})));
+  const auto x = at::randint(4, 300, {2, 40}, at::kLong);
+  at::NoGradGuard no_grad;
+  EXPECT_TRUE(at::equal(gated.logits(x, true), base.logits(x, true)));
+  Model halved = live_model(baseline_of(c));
+  halved.param("qo_bank").narrow(0, c.num_layers, c.num_layers).mul_(0.5);
+  for (int i = 0; i < c.num_layers; ++i) gated.param(fmt::format("blocks.{}.attn.head_gate", i)).fill_(0.5);
+  EXPECT_LE(max_diff(gated.logits(x, true), halved.logits(x, true)), 1e-6);
+  for (int i = 0; i < c.num_layers; ++i) gated.param(fmt::format("blocks.{}.attn.head_gate", i)).fill_(1.0);
+  gated.param("blocks.2.attn.head_gate")[1].fill_(0.0);  // silence one head of one layer
+  EXPECT_GT(max_diff(gated.logits(x, true), base.logits(x, true)), 1e-4);
 }
 
 TEST(VariantInit, ValueResidualWithZeroOneIsBitwiseTheBaselineAndHalfHalfIsNot) {

@@ -23,6 +23,7 @@ Config all_variants() {
   c.train_seq_len = 32;
   c.smat_use_s = 1, c.smat_use_g = 1, c.smat_dim = 32, c.value_residual = 1, c.gated_attention = 1;
   c.attn_out_gate_enabled = 0, c.bigram_hash = 1, c.bigram_buckets = 512, c.bigram_dim = 32;
+  c.head_gate_enabled = 1;
   return c;
 }
 
@@ -43,7 +44,8 @@ double round_trip(const Config& c, std::map<std::string, int>* bits_out) {
   hc.passthrough_max_numel = c.passthrough_max_numel;  // the matrices this config quantizes
   {
     at::NoGradGuard no_grad;
-    m.logits(x, true, &hc);
+    const ForwardProbes probes{.hessians = &hc};
+    m.logits(x, true, &probes);
   }
   const auto q = pack::quantize_model(m.state(), hc.hessians(c.num_layers), c, 1);
   for (const auto& t : q.tensors) (*bits_out)[t.name] = t.bits;
@@ -79,9 +81,11 @@ TEST(VariantPack, QuantizeDequantizeKeepsKeysShapesAndTheForward) {
   EXPECT_EQ(bits.at("blocks.1.attn.vr_lambda"), 16);
   EXPECT_EQ(bits.at("blocks.0.attn.smat_lambda_raw"), 16);
   EXPECT_EQ(bits.at("bigram.scale"), 16);
+  EXPECT_EQ(bits.at("blocks.0.attn.head_gate"), 16);
   // The same shape without variants, for scale: the variants must not make quantization much worse.
   Config plain = c;
   plain.smat_use_s = plain.smat_use_g = plain.value_residual = plain.gated_attention = plain.bigram_hash = 0;
+  plain.head_gate_enabled = 0;
   plain.attn_out_gate_enabled = 1;
   std::map<std::string, int> plain_bits;
   const double rel_plain = round_trip(plain, &plain_bits);
@@ -112,6 +116,7 @@ TEST(VariantPack, MoaModelRoundTripsWithItsSettingsAndSmallTensorsInFp16) {
   // moved this model's figure from 0.086 to 0.103, still half the plain model's.)
   Config plain = all_variants();
   plain.smat_use_s = plain.smat_use_g = plain.value_residual = plain.gated_attention = plain.bigram_hash = 0;
+  plain.head_gate_enabled = 0;
   plain.attn_out_gate_enabled = 1, plain.passthrough_max_numel = 1024, plain.gptq_enabled = 1;
   std::map<std::string, int> plain_bits;
   const double rel_plain = round_trip(plain, &plain_bits);
@@ -139,13 +144,14 @@ TEST(VariantPack, ArtifactConfigOfAModelWithoutVariantsHasNoVariantKeys) {
                       "PARALLEL_MODE", "NUM_LOOPS", "LOOP_START", "LOOP_END", "LOGIT_SOFTCAP", "TRAIN_SEQ_LEN",
                       "DOC_MASK", "SMEAR_BOS_MASK"}));
   for (const char* key : {"SMAT_USE_S", "VALUE_RESIDUAL", "GATED_ATTENTION", "BIGRAM_HASH", "SMAT_ABLATION", "MOA_ENABLED",
-                          "MOA_BRANCHES", "MOA_METRIC", "MOA_BALL", "MOA_TI_WEIGHT"})
+                          "MOA_BRANCHES", "MOA_METRIC", "MOA_BALL", "MOA_TI_WEIGHT", "HEAD_GATE_ENABLED"})
     EXPECT_EQ(plain.find(key), std::string::npos) << key;
   Config c = all_variants();
   c.smat_ablation = "lambda0";  // eval-time, never stored
   const auto j = nlohmann::json::parse(pack::model_config_json(c));
   EXPECT_EQ(j.at("SMAT_USE_S"), 1);
   EXPECT_EQ(j.at("BIGRAM_BUCKETS"), 512);
+  EXPECT_EQ(j.at("HEAD_GATE_ENABLED"), 1);
   EXPECT_FALSE(j.contains("SMAT_ABLATION"));
 }
 
