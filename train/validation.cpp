@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include "core/dist/comm.h"
+#include "core/device.h"
 #include "core/error.h"
 #include "core/shard.h"
 #include "core/tokenizer.h"
@@ -59,7 +60,7 @@ ValidationResult Validation::evaluate(const Model& model, bool looping, dist::Co
         buf[static_cast<size_t>(r * (L + 1) + j)] = tokens_[idx];
         if (j > 0) bytes += sidecar_.empty() ? table_.bytes(tokens_[idx - 1], tokens_[idx]) : sidecar_[idx];
       }
-    const at::Tensor batch = at::from_blob(buf.data(), {n, L + 1}, at::kLong).to(model.device());
+    const at::Tensor batch = to_device(at::from_blob(buf.data(), {n, L + 1}, at::kLong), model.device());
     const at::Tensor losses = model.token_losses(batch.narrow(1, 0, L), batch.narrow(1, 1, L), looping);
     nll += losses.to(at::kDouble).sum().item<double>();
   }
