@@ -72,7 +72,8 @@ def project_files(build, obj, repo):
     files = []
     for line in out.splitlines()[1:]:
         path = os.path.normpath(os.path.join(build, line.strip()))
-        if path.startswith(repo + os.sep) and not path.startswith(os.path.abspath(build) + os.sep):
+        inside_build = path == build or path.startswith(build + os.sep)
+        if path.startswith(repo + os.sep) and not inside_build and not os.path.isdir(path):
             files.append(os.path.relpath(path, repo))
     if not files:  # not built yet (or no deps recorded): the source named in the object's path
         m = re.match(r"(.*)/CMakeFiles/[^/]+\.dir/(.*)\.o$", obj)
