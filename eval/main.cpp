@@ -27,6 +27,7 @@
 #include "core/byte_table.h"
 #include "core/device.h"
 #include "core/error.h"
+#include "core/main_error.h"
 #include "core/model.h"
 #include "core/dist/comm.h"
 #include "core/dist/launcher.h"
@@ -314,11 +315,7 @@ int main(int argc, char** argv) {
     a.sources.environment = current_environment();
     if (dist::should_launch(launch)) return dist::launch(launch, argc, argv);
     return run_eval(a);
-  } catch (const Error& e) {
-    std::fprintf(stderr, "golf-eval: error: %s\n", e.what());
-    return 1;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "golf-eval: internal error: %s\n", e.what());
-    return 2;
+  } catch (...) {
+    return golf::main_error("golf-eval");  // core/main_error.h
   }
 }

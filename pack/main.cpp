@@ -24,6 +24,7 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/main_error.h"
 #include "core/model.h"
 #include "core/tensor_io.h"
 #include "pack/artifact.h"
@@ -317,11 +318,7 @@ int main(int argc, char** argv) {
     if (a.run_dir.empty()) fail("give a run directory to pack, or a subcommand (inspect, unpack); see --help");
     a.sources.environment = current_environment();
     return run_pack(a);
-  } catch (const Error& e) {
-    std::fprintf(stderr, "golf-pack: error: %s\n", e.what());
-    return 1;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "golf-pack: internal error: %s\n", e.what());
-    return 2;
+  } catch (...) {
+    return golf::main_error("golf-pack");  // core/main_error.h
   }
 }

@@ -25,6 +25,7 @@
 #include "core/dist/comm.h"
 #include "core/dist/launcher.h"
 #include "core/error.h"
+#include "core/main_error.h"
 #include "pack/plan.h"
 #include "pack/policy.h"
 #include "train/calibration.h"
@@ -129,12 +130,8 @@ int main(int argc, char** argv) {
     if (!golf::dist::world_from_env().main()) return 0;  // rank 0 reports for the run
     std::printf("run %s: %lld steps, final val_bpb %.6f, post-EMA val_bpb %.6f\n", result.run_dir.c_str(),
                 static_cast<long long>(result.steps), result.final_val.bpb, result.ema_val.bpb);
-  } catch (const golf::Error& e) {
-    std::fprintf(stderr, "golf-train: error: %s\n", e.what());
-    return 1;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "golf-train: internal error: %s\n", e.what());
-    return 2;
+  } catch (...) {
+    return golf::main_error("golf-train");  // core/main_error.h
   }
   return 0;
 }
