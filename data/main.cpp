@@ -9,6 +9,7 @@
 #include <cstdio>
 
 #include "core/error.h"
+#include "core/main_error.h"
 #include "core/progress.h"
 #include "data/golf_data.h"
 
@@ -115,12 +116,8 @@ int main(int argc, char** argv) {
       if (json) std::puts(gd::to_json(r).dump(2).c_str());
       else std::fputs(gd::to_table(r).c_str(), stdout);
     }
-  } catch (const golf::Error& e) {
-    std::fprintf(stderr, "golf-data: error: %s\n", e.what());
-    return 1;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "golf-data: internal error: %s\n", e.what());
-    return 2;
+  } catch (...) {
+    return golf::main_error("golf-data");  // core/main_error.h
   }
   return 0;
 }

@@ -25,7 +25,9 @@
 #include "core/atomic_file.h"
 #include "core/byte_sidecar.h"
 #include "core/byte_table.h"
+#include "core/device.h"
 #include "core/error.h"
+#include "core/main_error.h"
 #include "core/model.h"
 #include "core/dist/comm.h"
 #include "core/dist/launcher.h"
@@ -36,7 +38,7 @@
 #include "eval/val_data.h"
 #include "pack/artifact.h"
 #include "pack/code_size.h"
-#include "pack/pack_model.h"
+#include "pack/unpack_model.h"
 
 namespace fs = std::filesystem;
 using namespace golf;
@@ -74,14 +76,6 @@ Config resolve_eval_config(EvalArgs& a, const pack::Artifact& artifact) {
   return cfg;
 }
 
-at::Device pick_device(const Config& cfg, const dist::World& world) {
-  const bool cuda = torch::cuda::is_available();
-  if (cfg.device == "cuda" && !cuda) fail("DEVICE=cuda but no CUDA device is available");
-  return (cfg.device == "cuda" || (cfg.device == "auto" && cuda))
-             ? at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(world.local_rank))
-             : at::Device(at::kCPU);
-}
-
 nlohmann::json totals_json(const Totals& t) {
   return {{"val_loss", t.loss()}, {"val_bpb", t.bpb()}, {"tokens", t.predictions}, {"bytes", t.bytes},
           {"seconds", t.seconds}, {"windows", t.windows}};
@@ -94,7 +88,7 @@ int run_eval(EvalArgs& a) {
   const Config cfg = resolve_eval_config(a, artifact);
   const auto weights = pack::dequantize_model(artifact);
   const dist::World world = dist::world_from_env();
-  const at::Device device = pick_device(cfg, world);
+  const at::Device device = pick_device(cfg.device, world.local_rank);  // core/device.h
   dist::Comm comm(world, device, std::chrono::milliseconds(static_cast<int64_t>(1000 * cfg.dist_timeout_seconds)));
   Ranks ranks{world.rank, world.world_size, {}};
   if (comm.distributed())  // NCCL reduces device tensors, Gloo CPU ones: move there and back
@@ -322,11 +316,7 @@ int main(int argc, char** argv) {
     a.sources.environment = current_environment();
     if (dist::should_launch(launch)) return dist::launch(launch, argc, argv);
     return run_eval(a);
-  } catch (const Error& e) {
-    std::fprintf(stderr, "golf-eval: error: %s\n", e.what());
-    return 1;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "golf-eval: internal error: %s\n", e.what());
-    return 2;
+  } catch (...) {
+    return golf::main_error("golf-eval");  // core/main_error.h
   }
 }

@@ -12,6 +12,7 @@
 #include <limits>
 #include <numbers>
 
+#include "core/device.h"
 #include "core/error.h"
 #include "core/model.h"
 #include "core/progress.h"
@@ -48,10 +49,7 @@ std::vector<at::Tensor> summed_grads(std::vector<at::Tensor>& params, const Rank
   return grads;
 }
 
-at::Tensor to_device_async(const at::Tensor& host, at::Device device) {
-  if (!device.is_cuda()) return host.to(device);
-  return host.pin_memory().to(device, /*non_blocking=*/true);
-}
+at::Tensor to_device_async(const at::Tensor& host, at::Device device) { return to_device(host, device); }  // core/device.h
 
 void all_sum(at::Tensor& t, const Ranks& ranks) {
   if (ranks.world > 1) {

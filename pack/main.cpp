@@ -1,6 +1,8 @@
 // golf-pack — quantize a golf-train run into the artifact, refusing to exceed the byte limit.
 //
-//   golf-pack RUN_DIR [--out F.golf] [--set MATRIX_BITS=6]... [--calib-batches N] [--val]
+//   golf-pack RUN_DIR [--out F.golf] [--set MATRIX_BITS=6]... [--val]
+//                                    (RUN_DIR/hessians.safetensors: written by golf-train at the end of
+//                                     training, or by `golf-train calibrate RUN_DIR`)
 //   golf-pack inspect F.golf
 //   golf-pack unpack F.golf --out weights.safetensors     (the dequantized weights eval uses)
 //   golf-pack code [--marginal]                            (the counted code, per file)
@@ -22,6 +24,7 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/main_error.h"
 #include "core/model.h"
 #include "core/tensor_io.h"
 #include "pack/artifact.h"
@@ -29,7 +32,6 @@
 #include "pack/minify.h"
 #include "pack/pack_model.h"
 #include "pack/plan.h"
-#include "train/calibration.h"
 #include "train/validation.h"
 
 namespace fs = std::filesystem;
@@ -101,18 +103,16 @@ int run_pack(PackArgs& a) {
   if (a.manifest.empty()) a.manifest = a.repo_root / "pack" / "code_manifest.txt";
   const auto weights = load_tensors(a.run_dir / "ema_model.safetensors");
 
+  // Calibration is golf-train's (train/calibration.h): golf-pack links no trainer.
   std::map<std::string, at::Tensor> hessians;
-  if (a.calib_batches > 0) {
-    at::manual_seed(cfg.seed);
-    Model model(cfg, at::kCPU);
-    model.load_state(weights);
-    fmt::print(stderr, "computing Hessians from {} training batches of {}\n", a.calib_batches, cfg.data_path);
-    hessians = train::collect_hessians(model, cfg, a.calib_batches);
-  } else if (fs::exists(a.run_dir / "hessians.safetensors")) {
+  if (a.calib_batches > 0)
+    fail("--calib-batches moved to golf-train: run `golf-train calibrate {} --batches {}`, then golf-pack",
+         a.run_dir.string(), a.calib_batches);
+  if (fs::exists(a.run_dir / "hessians.safetensors")) {
     hessians = load_tensors(a.run_dir / "hessians.safetensors");
   } else if (cfg.gptq_enabled) {
-    fail("{} has no hessians.safetensors: pass --calib-batches N to compute them from the training shards",
-         a.run_dir.string());
+    fail("{} has no hessians.safetensors: run `golf-train calibrate {}` to compute them from the training shards",
+         a.run_dir.string(), a.run_dir.string());
   }
 
   // The SMAT gate means travel with the weights (fp16 passthrough) for SMAT_ABLATION=g_mean.
@@ -250,7 +250,8 @@ int main(int argc, char** argv) {
   app.add_option("--out", a.out, "artifact path (default RUN_DIR/final_model.golf)");
   app.add_option("--config", a.sources.json_files, "JSON settings (repeatable)")->check(CLI::ExistingFile);
   app.add_option("--set", a.sources.overrides, "KEY=VALUE quantization setting (repeatable)");
-  app.add_option("--calib-batches", a.calib_batches, "compute Hessians from N training batches instead of the run's");
+  app.add_option("--calib-batches", a.calib_batches, "moved: use `golf-train calibrate RUN_DIR --batches N`")
+      ->group("");  // hidden; kept so that old command lines get the message above
   app.add_option("--threads", a.threads, "GPTQ worker threads (0: all cores)");
   app.add_option("--repo-root", a.repo_root, "source tree whose counted code is measured");
   app.add_option("--manifest", a.manifest, "counted-code manifest (default REPO_ROOT/pack/code_manifest.txt)");
@@ -317,11 +318,7 @@ int main(int argc, char** argv) {
     if (a.run_dir.empty()) fail("give a run directory to pack, or a subcommand (inspect, unpack); see --help");
     a.sources.environment = current_environment();
     return run_pack(a);
-  } catch (const Error& e) {
-    std::fprintf(stderr, "golf-pack: error: %s\n", e.what());
-    return 1;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "golf-pack: internal error: %s\n", e.what());
-    return 2;
+  } catch (...) {
+    return golf::main_error("golf-pack");  // core/main_error.h
   }
 }

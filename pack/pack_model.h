@@ -1,4 +1,4 @@
-// pack/pack_model.h — golf-pack's model side: a run's weights → quantized artifact → weights again.
+// pack/pack_model.h — golf-pack's encoder: a run's weights → quantized artifact (links the quantizers).
 //
 //   unbank      qo/kv/mlp banks → per-layer matrices named as the records do
 //               (blocks.{i}.attn.{c_q,c_k,c_v,proj}.weight, blocks.{i}.mlp.{fc,proj}.weight)
@@ -10,8 +10,8 @@
 //   QuantGate   GATED_ATTN_QUANT_GATE=1: attention gate matrices int8 per row (quant/lqer.h)
 //   LQER        LQER_ENABLED=1: the LQER_TOP_K matrices with the largest ‖W − Ŵ‖_F get quantized
 //               rank-LQER_RANK factors of W − Ŵ, stored as grouped tensors X.lqA, X.lqB
-//   dequantize  bf16(q·s) per quantized matrix (bf16(q·s + Â·B̂) with LQER), fp16 passthrough
-//               widened, banks rebuilt: exactly the weights evaluation uses
+// The decoder half (unbank/rebank, dequantize_model, load_model_weights) is pack/unpack_model.h,
+// which golf-eval links without this quantizer.
 #pragma once
 #include <ATen/core/Tensor.h>
 
@@ -22,17 +22,9 @@
 #include "core/config.h"
 #include "pack/artifact.h"
 #include "pack/policy.h"
-
-namespace golf {
-class Model;
-}
+#include "pack/unpack_model.h"  // TensorMap, unbank, dequantize_model: the decoder half
 
 namespace golf::pack {
-
-using TensorMap = std::map<std::string, at::Tensor>;
-
-TensorMap unbank(const TensorMap& weights, const Config& config);
-TensorMap rebank(const TensorMap& unbanked, const Config& config);
 
 struct TensorReport {
   std::string name, group;
@@ -59,18 +51,5 @@ struct QuantizeResult {
 // quantized matrix needs a Hessian of matching size unless GPTQ_ENABLED=0. Throws golf::Error
 // naming the tensor on a missing Hessian, a shape mismatch or non-finite weights.
 QuantizeResult quantize_model(const TensorMap& weights, const TensorMap& hessians, const Config& config, int threads = 0);
-
-// The weights an artifact stands for (banked, fp32 tensors holding bf16(q·s) values) and the
-// model configuration stored in it.
-TensorMap dequantize_model(const Artifact& artifact, Config* config_out = nullptr);
-
-// model_setting_keys() and model_config_json(): pack/policy.h.
-
-// A model with the SMAT value gate carries, beside its weights, "smat_gate_means" (NUM_LAYERS):
-// the per-layer mean gate on calibration (training) data, collected with the Hessians, stored in
-// the artifact as fp16 and used only by the eval-time ablation SMAT_ABLATION=g_mean.
-inline constexpr const char* kSmatGateMeans = "smat_gate_means";
-// Loads `weights` into `model`, handing "smat_gate_means" (when present) to the model instead.
-void load_model_weights(Model& model, TensorMap weights);
 
 }  // namespace golf::pack

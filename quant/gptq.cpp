@@ -352,22 +352,6 @@ QuantizedMatrix quantize(const float* w, int64_t rows, int64_t cols, const float
   return out;
 }
 
-std::vector<float> dequantize(const QuantizedMatrix& m) {
-  if (m.rows < 0 || m.cols < 0 || static_cast<int64_t>(m.q.size()) != m.rows * m.cols ||
-      static_cast<int64_t>(m.scale_f16.size()) != m.rows)
-    fail("dequantize: {}x{} matrix has {} codes and {} scales", m.rows, m.cols, m.q.size(), m.scale_f16.size());
-  std::vector<float> out(m.q.size());
-  for (int64_t r = 0; r < m.rows; ++r) {
-    const float s = half_to_float(m.scale_f16[r]);
-    for (int64_t c = 0; c < m.cols; ++c) {
-      // Exact in fp32 (|q| ≤ 127 has 7 bits, s 11), then the bf16 cast evaluation applies.
-      const int64_t i = r * m.cols + c;
-      out[i] = round_to_bf16(static_cast<float>(m.q[i]) * s);
-    }
-  }
-  return out;
-}
-
 std::vector<std::pair<QuantizedMatrix, QuantReport>> quantize_all(const std::vector<Job>& jobs, int threads) {
   if (threads < 0) fail("quantize_all: threads must be ≥ 0, got {}", threads);
   const size_t n_jobs = jobs.size();

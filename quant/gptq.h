@@ -20,6 +20,8 @@
 #include <utility>
 #include <vector>
 
+#include "quant/codes.h"  // QuantizedMatrix and its decoder, dequantize()
+
 namespace golf::quant {
 
 struct QuantSpec {
@@ -30,13 +32,6 @@ struct QuantSpec {
   bool act_order = true;           // columns in descending diag(H) order (stable sort)
   int block_size = 128;            // lazy-batch block, ≥ 1
   double damp = 0.01;              // λ = damp · mean(diag H), ≥ 0; ×10 up to 3 retries (0 → 0.001), then RTN
-};
-
-struct QuantizedMatrix {
-  int64_t rows = 0, cols = 0;
-  int bits = 0;
-  std::vector<int8_t> q;            // rows*cols, row-major, ORIGINAL column order
-  std::vector<uint16_t> scale_f16;  // one fp16 scale per row (bit pattern), in [2^-14, 65504]
 };
 
 struct QuantReport {
@@ -56,9 +51,6 @@ struct QuantReport {
 // and spec.hessian_clip_lambda is 0). Throws golf::Error on bad arguments or non-finite inputs.
 QuantizedMatrix quantize(const float* w, int64_t rows, int64_t cols, const float* h, const QuantSpec& spec,
                          QuantReport* report = nullptr);
-
-// float(q)·float(scale) rounded to bf16 (what evaluation uses), as floats; rows*cols row-major.
-std::vector<float> dequantize(const QuantizedMatrix& m);
 
 // Runs independent jobs on `threads` threads (0 = all cores), largest first, each job
 // single-threaded; results in job order, identical for any thread count. If jobs fail, the error of

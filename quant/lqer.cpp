@@ -49,18 +49,6 @@ GroupedCodes quantize_grouped(const double* x, int64_t rows, int64_t cols, int64
 
 }  // namespace
 
-std::vector<float> dequantize(const GroupedCodes& c) {
-  const int64_t n = c.rows * c.cols;
-  if (c.group <= 0 || n % c.group != 0 || static_cast<int64_t>(c.q.size()) != n ||
-      static_cast<int64_t>(c.scale_f16.size()) != n / c.group)
-    fail("dequantize: {}x{} grouped codes (group {}) have {} codes and {} scales", c.rows, c.cols, c.group, c.q.size(),
-         c.scale_f16.size());
-  std::vector<float> out(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i)
-    out[static_cast<size_t>(i)] = static_cast<float>(c.q[static_cast<size_t>(i)]) * half_to_float(c.scale_f16[static_cast<size_t>(i / c.group)]);
-  return out;
-}
-
 GroupedCodes quantize_gate_int8(const float* w, int64_t rows, int64_t cols) {
   if (rows < 1 || cols < 1) fail("QuantGate: a {}x{} gate matrix has no values", rows, cols);
   std::vector<double> x(w, w + rows * cols);
@@ -111,20 +99,6 @@ LqerFactors lqer_factors(const float* e, int64_t rows, int64_t cols, const LqerS
     f.b = quantize_grouped(b.data(), r, cols, cols, qmax, spec.factor_bits, -qmax, qmax);
   }
   return f;
-}
-
-std::vector<float> lqer_product(const LqerFactors& f) {
-  const int64_t rows = f.a.rows, r = f.a.cols, cols = f.b.cols;
-  if (f.b.rows != r) fail("LQER: factor shapes {}x{} and {}x{} do not chain", rows, r, f.b.rows, cols);
-  const std::vector<float> a = dequantize(f.a), b = dequantize(f.b);
-  std::vector<float> out(static_cast<size_t>(rows * cols));
-  for (int64_t i = 0; i < rows; ++i)
-    for (int64_t j = 0; j < cols; ++j) {
-      double s = 0;
-      for (int64_t k = 0; k < r; ++k) s += double(a[static_cast<size_t>(i * r + k)]) * double(b[static_cast<size_t>(k * cols + j)]);
-      out[static_cast<size_t>(i * cols + j)] = static_cast<float>(s);
-    }
-  return out;
 }
 
 }  // namespace golf::quant

@@ -26,19 +26,9 @@
 #include <cstdint>
 #include <vector>
 
-namespace golf::quant {
+#include "quant/codes.h"  // GroupedCodes, LqerFactors and their decoders (dequantize, lqer_product)
 
-// Codes with one fp16 scale per `group` consecutive row-major values: value i = q[i] · s[i / group].
-struct GroupedCodes {
-  int64_t rows = 0, cols = 0;
-  int bits = 0;       // codes lie in [qmin, qmax] below
-  int qmin = 0, qmax = 0;
-  int64_t group = 0;  // numel % group == 0
-  std::vector<int8_t> q;            // rows*cols, row-major
-  std::vector<uint16_t> scale_f16;  // numel / group
-};
-// float(q)·float(s) per value (exact in fp32), row-major.
-std::vector<float> dequantize(const GroupedCodes& codes);
+namespace golf::quant {
 
 // QuantGate: int8 per-row codes of w (rows × cols row-major fp32), as GroupedCodes with group = cols.
 GroupedCodes quantize_gate_int8(const float* w, int64_t rows, int64_t cols);
@@ -50,12 +40,6 @@ struct LqerSpec {
   int64_t asym_group = 64;  // LQER_ASYM_GROUP
 };
 
-struct LqerFactors {
-  GroupedCodes a;  // rows × rank
-  GroupedCodes b;  // rank × cols
-  bool asym = false;
-};
-
 // The factors of E ≈ A·B for the error matrix e (rows × cols row-major fp32, E = W − Ŵ). Throws
 // golf::Error when the rank exceeds min(rows, cols) or is < 1, or e holds non-finite values.
 LqerFactors lqer_factors(const float* e, int64_t rows, int64_t cols, const LqerSpec& spec);
@@ -63,8 +47,5 @@ LqerFactors lqer_factors(const float* e, int64_t rows, int64_t cols, const LqerS
 // The unquantized factors, for tests: A = U_r S_r (rows × r) and B = V_rᵀ (r × cols), row-major
 // double, with the sign convention above.
 void lqer_svd(const float* e, int64_t rows, int64_t cols, int rank, std::vector<double>* a, std::vector<double>* b);
-
-// Â·B̂ (rows × cols row-major), accumulated in double, returned as float.
-std::vector<float> lqer_product(const LqerFactors& f);
 
 }  // namespace golf::quant

@@ -3,10 +3,15 @@
 #include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>
 
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+
 #include "core/dist/comm.h"
 #include "core/error.h"
 #include "core/fast_paths.h"
 #include "core/varlen.h"
+#include "core/tensor_io.h"
 #include "train/loader.h"
 
 namespace golf::train {
@@ -62,6 +67,27 @@ std::map<std::string, at::Tensor> collect_hessians(Model& model, const Config& c
     out["smat_gate_means"] = m.to(at::kFloat);
   }
   return out;
+}
+
+CalibrationReport calibrate_run(const std::filesystem::path& run_dir, const Config& cfg, at::Device device,
+                                bool overwrite) {
+  const auto start = std::chrono::steady_clock::now();
+  CalibrationReport r;
+  r.out = run_dir / "hessians.safetensors";
+  r.batches = cfg.gptq_calibration_batches;
+  const std::filesystem::path weights = run_dir / "ema_model.safetensors";
+  if (!std::filesystem::exists(weights))
+    fail("{}: no ema_model.safetensors (the run has not finished training)", run_dir.string());
+  if (std::filesystem::exists(r.out) && !overwrite)
+    fail("{} exists already; pass --force to replace it", r.out.string());
+  at::manual_seed(cfg.seed);
+  Model model(cfg, device);
+  model.load_state(load_tensors(weights));
+  const auto hessians = collect_hessians(model, cfg, r.batches);
+  r.matrices = static_cast<int64_t>(hessians.size());
+  save_tensors(r.out, hessians, {{"config", to_json(cfg).dump()}, {"format", "golf-weights-1"}});  // as RunDir::save_weights
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return r;
 }
 
 }  // namespace golf::train

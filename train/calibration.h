@@ -1,9 +1,12 @@
 // train/calibration.h — GPTQ calibration Hessians (XᵀX per quantized matrix) from training data.
-// Used at the end of golf-train (inside the GPTQ reserve) and by golf-pack --calib-batches when a
-// run directory has none. Never reads validation data: it draws from a fresh training loader.
+// Used at the end of golf-train (inside the GPTQ reserve) and by `golf-train calibrate RUN_DIR` for a
+// run directory that has none. Never reads validation data: it draws from a fresh training loader.
 #pragma once
 #include <ATen/core/Tensor.h>
 
+#include <c10/core/Device.h>
+
+#include <filesystem>
 #include <map>
 #include <string>
 
@@ -25,5 +28,18 @@ namespace golf::train {
 // row counts are all-reduced: every rank returns the same mean over all ranks' micro-batches.
 std::map<std::string, at::Tensor> collect_hessians(Model& model, const Config& config, int64_t batches,
                                                    dist::Comm* comm = nullptr);
+
+// golf-train calibrate RUN_DIR: a finished run's Hessians computed afresh. Loads
+// RUN_DIR/ema_model.safetensors into a model on `device`, collects GPTQ_CALIBRATION_BATCHES batches
+// (collect_hessians, one process) and writes RUN_DIR/hessians.safetensors with the configuration in
+// its metadata, as the end of training does. An existing hessians.safetensors is kept unless
+// `overwrite`: one clear error, nothing written.
+struct CalibrationReport {
+  std::filesystem::path out;
+  int64_t batches = 0, matrices = 0;
+  double seconds = 0;
+};
+CalibrationReport calibrate_run(const std::filesystem::path& run_dir, const Config& config, at::Device device,
+                                bool overwrite = false);
 
 }  // namespace golf::train

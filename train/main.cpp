@@ -7,6 +7,9 @@
 //                                    (only the settings golf-eval reads; --json: each as
 //                                     {"value", "stages", "help"}, for scripts/golf_pipeline.py)
 //   golf-train --allow-over-budget   (train although golf-pack plan predicts more than ARTIFACT_BUDGET)
+//   golf-train calibrate RUN_DIR [--batches N] [--force] [--set KEY=VALUE]...
+//                                    (GPTQ Hessians of a finished run → RUN_DIR/hessians.safetensors,
+//                                     for golf-pack; the run's model settings cannot change)
 //   golf-train --nproc 8 [--nnodes M --node-rank K --master-addr A --master-port P] ...
 //                                    (distributed: N workers per node, see core/dist/launcher.h;
 //                                     also runs as a worker under torchrun / Slurm)
@@ -18,10 +21,15 @@
 #include <cstdlib>
 
 #include "core/config.h"
+#include "core/device.h"
 #include "core/dist/comm.h"
 #include "core/dist/launcher.h"
 #include "core/error.h"
+#include "core/main_error.h"
 #include "pack/plan.h"
+#include "pack/policy.h"
+#include "train/calibration.h"
+#include "train/run_dir.h"
 #include "train/trainer.h"
 
 namespace {
@@ -44,6 +52,23 @@ nlohmann::json print_settings(const golf::Config& config, const std::string& sta
   }
   return out;
 }
+
+// golf-train calibrate RUN_DIR: settings from the run's config.json (its model settings pinned),
+// then --config, the environment and --set as for training; Hessians written into the run.
+int run_calibrate(const std::filesystem::path& run_dir, golf::ConfigSources sources, int64_t batches, bool force) {
+  const std::filesystem::path run_config = run_dir / "config.json";
+  if (!std::filesystem::exists(run_config))
+    golf::fail("{}: no config.json (not a golf-train run directory)", run_dir.string());
+  sources.json_files.insert(sources.json_files.begin(), run_config);
+  sources.pinned_json = golf::pack::model_config_json(golf::train::RunDir::read_config(run_dir));
+  sources.pinned_source = run_config.string();
+  if (batches > 0) sources.overrides.push_back("GPTQ_CALIBRATION_BATCHES=" + std::to_string(batches));
+  const golf::Config config = golf::resolve_config(sources);
+  const auto r = golf::train::calibrate_run(run_dir, config, golf::pick_device(config.device), force);
+  std::printf("gptq:calibration batches:%lld time:%.0fms\nwrote %s (%lld tensors)\n", static_cast<long long>(r.batches),
+              1000 * r.seconds, r.out.c_str(), static_cast<long long>(r.matrices));
+  return 0;
+}
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -63,11 +88,23 @@ int main(int argc, char** argv) {
   app.add_flag("--json", print_json, "with --print-config: each setting as {\"value\", \"stages\", \"help\"}");
   bool allow_over_budget = false;
   app.add_flag("--allow-over-budget", allow_over_budget, "train even when the predicted artifact exceeds the budget");
+  std::filesystem::path calibrate_dir;
+  int64_t calibrate_batches = 0;
+  bool calibrate_force = false;
+  auto* calibrate = app.add_subcommand("calibrate", "GPTQ calibration Hessians of a finished run, written to "
+                                       "RUN_DIR/hessians.safetensors (golf-pack reads them)");
+  calibrate->add_option("run_dir", calibrate_dir, "golf-train run directory (config.json, ema_model.safetensors)")
+      ->required();
+  calibrate->add_option("--batches", calibrate_batches, "training batches (default GPTQ_CALIBRATION_BATCHES)");
+  calibrate->add_flag("--force", calibrate_force, "replace an existing hessians.safetensors");
+  calibrate->add_option("--config", sources.json_files, "JSON settings (repeatable)")->check(CLI::ExistingFile);
+  calibrate->add_option("--set", sources.overrides, "KEY=VALUE setting (repeatable; not a model setting)");
   golf::dist::LaunchOptions launch;
   golf::dist::add_launch_options(app, launch);
   CLI11_PARSE(app, argc, argv);
   try {
     sources.environment = golf::current_environment();
+    if (*calibrate) return run_calibrate(calibrate_dir, sources, calibrate_batches, calibrate_force);
     if (resume && (!sources.json_files.empty() || !sources.overrides.empty()))
       golf::fail("--resume takes the run's own config.json; --config and --set cannot change a resumed run");
     if (!print_config && (!print_stage.empty() || print_json)) golf::fail("--stage and --json go with --print-config");
@@ -93,12 +130,8 @@ int main(int argc, char** argv) {
     if (!golf::dist::world_from_env().main()) return 0;  // rank 0 reports for the run
     std::printf("run %s: %lld steps, final val_bpb %.6f, post-EMA val_bpb %.6f\n", result.run_dir.c_str(),
                 static_cast<long long>(result.steps), result.final_val.bpb, result.ema_val.bpb);
-  } catch (const golf::Error& e) {
-    std::fprintf(stderr, "golf-train: error: %s\n", e.what());
-    return 1;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "golf-train: internal error: %s\n", e.what());
-    return 2;
+  } catch (...) {
+    return golf::main_error("golf-train");  // core/main_error.h
   }
   return 0;
 }

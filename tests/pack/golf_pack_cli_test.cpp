@@ -138,14 +138,50 @@ TEST_F(GolfPackCli, TheLimitHoldsAtItsEdgeAndNothingIsWrittenWhenOver) {
   EXPECT_FALSE(std::filesystem::exists(*dir / "over.golf.json"));
 }
 
-TEST_F(GolfPackCli, MissingHessiansAreComputedFromTrainingShardsOnRequest) {
+// Calibration is golf-train's (`golf-train calibrate RUN_DIR`); golf-pack links no trainer and
+// names the command when a run has no Hessians.
+TEST_F(GolfPackCli, MissingHessiansAreOneErrorNamingGolfTrainCalibrate) {
   test::TempDir bare;
   for (const char* f : {"config.json", "ema_model.safetensors"})
     std::filesystem::copy_file(run_dir() / f, bare / f);
   auto r = pack(quote(bare.path()) + " --out " + quote(bare / "x.golf"));
   EXPECT_EQ(r.exit_code, 1);
-  EXPECT_NE(r.output.find("--calib-batches"), std::string::npos) << r.output;
-  r = pack(quote(bare.path()) + " --out " + quote(bare / "x.golf") + " --calib-batches 2");
+  EXPECT_NE(r.output.find("golf-train calibrate " + bare.path().string()), std::string::npos) << r.output;
+  r = pack(quote(bare.path()) + " --out " + quote(bare / "x.golf") + " --calib-batches 2");  // the old option
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("golf-train calibrate " + bare.path().string() + " --batches 2"), std::string::npos) << r.output;
+  EXPECT_FALSE(std::filesystem::exists(bare / "x.golf"));
+}
+
+TEST_F(GolfPackCli, GolfTrainCalibrateRepeatsTheEndOfTrainingHessians) {
+  test::TempDir bare;
+  for (const char* f : {"config.json", "ema_model.safetensors"})
+    std::filesystem::copy_file(run_dir() / f, bare / f);
+  const auto train = [](const std::string& args) { return test::run(std::string("'") + GOLF_TRAIN_BIN + "' " + args); };
+  auto r = train("calibrate " + quote(bare.path()));  // GPTQ_CALIBRATION_BATCHES=4 from the run's config.json
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("gptq:calibration batches:4 "), std::string::npos) << r.output;
+  // The same EMA weights and the same training batches as at the end of training: the same Hessians.
+  const auto expected = load_tensors(run_dir() / "hessians.safetensors");
+  const auto computed = load_tensors(bare / "hessians.safetensors");
+  ASSERT_EQ(computed.size(), expected.size());
+  for (const auto& [name, h] : expected) {
+    ASSERT_TRUE(computed.count(name)) << name;
+    EXPECT_TRUE(at::allclose(computed.at(name), h, 1e-5, 1e-7)) << name;
+  }
+  r = train("calibrate " + quote(bare.path()));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("exists already; pass --force"), std::string::npos) << r.output;
+  r = train("calibrate " + quote(bare.path()) + " --force --batches 2");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("gptq:calibration batches:2 "), std::string::npos) << r.output;
+  r = train("calibrate " + quote(bare.path()) + " --force --set NUM_LAYERS=5");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("NUM_LAYERS"), std::string::npos) << r.output;
+  r = train("calibrate " + quote(bare / "nowhere"));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("no config.json"), std::string::npos) << r.output;
+  r = pack(quote(bare.path()) + " --out " + quote(bare / "x.golf"));
   EXPECT_EQ(r.exit_code, 0) << r.output;
 }
 
