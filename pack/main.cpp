@@ -244,7 +244,7 @@ int run_plan(PlanArgs& p, const PackArgs& a) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"golf-pack: GPTQ-quantize a golf-train run into a byte-shuffled Brotli artifact within the byte limit"};
+  CLI::App app{"golf-pack: GPTQ-quantize a golf-train run into a compressed artifact (COMPRESSOR: golf, brotli or pergroup) within the byte limit"};
   PackArgs a;
   app.add_option("run_dir", a.run_dir, "golf-train run directory (ema_model.safetensors, hessians.safetensors)");
   app.add_option("--out", a.out, "artifact path (default RUN_DIR/final_model.golf)");
