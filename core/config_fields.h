@@ -173,7 +173,7 @@ GOLF_QUANT_FIELD(int64_t, lqer_top_k, 3, quant, positive, "corrected tensors, la
 GOLF_QUANT_FIELD(int64_t, lqer_factor_bits, 4, quant, closed(2, 8), "bits of both factors in the symmetric per-row form")
 GOLF_QUANT_FIELD(int64_t, lqer_asym_enabled, 1, quant, flag, "A int2 (one scale), B int4 per group of LQER_ASYM_GROUP")
 GOLF_QUANT_FIELD(int64_t, lqer_asym_group, 64, quant, positive, "B values per fp16 scale (asymmetric form)")
-GOLF_QUANT_FIELD(std::string, compressor, "golf", quant, one_of("golf", "brotli", "pergroup"), "golf (golf's coder, the default) | brotli | pergroup (records' R0427L scheme)")
+GOLF_QUANT_FIELD(std::string, compressor, "golf", quant, one_of("brotli", "pergroup", "golf"), "golf (golf's coder, the default) | brotli | pergroup (records' R0427L scheme)")
 
 // ---- evaluation and test-time training (golf-eval)
 GOLF_EVAL_FIELD(int64_t, eval_seq_len, 2048, eval, positive, "rows of plain eval and sliding-window length")

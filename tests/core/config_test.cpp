@@ -293,15 +293,21 @@ json read_test_json(const std::string& name) {
 }
 
 // Old run directories still load: the config.json golf-train wrote before the split (the full-size
-// frontier_0427 run, 151 settings) reads back through both readers with every value unchanged.
+// frontier_0427 run, 151 settings) reads back through both readers with every value unchanged;
+// settings added since (e.g. HEAD_GATE_ENABLED) take their defaults.
+json with_later_defaults(const json& old) {
+  json expected = to_json(Config{});
+  for (const auto& [key, value] : old.items()) expected[key] = value;
+  return expected;
+}
 TEST(ConfigCompatibility, AnOldRunConfigLoadsWithEveryValueUnchanged) {
   const json old = read_test_json("run_config_frontier_11x512.json");
   const Config config = config_from_json(old);
   EXPECT_NO_THROW(validate(config));
-  EXPECT_EQ(to_json(config), old);
+  EXPECT_EQ(to_json(config), with_later_defaults(old));
   const Config resolved = resolve_config(
       ConfigSources{{std::filesystem::path(GOLF_REFERENCE_DIR) / "../core/data/run_config_frontier_11x512.json"}, {}, {}, {}, {}});
-  EXPECT_EQ(to_json(resolved), old);
+  EXPECT_EQ(to_json(resolved), with_later_defaults(old));
   EXPECT_EQ(resolved.ema_decay, 0.0);  // the run's own values, not defaults
   EXPECT_EQ(resolved.run_id, old.at("RUN_ID").get<std::string>());
 }
