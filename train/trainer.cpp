@@ -10,6 +10,7 @@
 #include <cmath>
 
 #include "core/byte_sidecar.h"
+#include "core/device.h"
 #include "core/dist/comm.h"
 #include "core/error.h"
 #include "core/fast_paths.h"
@@ -32,18 +33,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 double ms_since(Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); }
-
-// One GPU per rank on a node: cuda:LOCAL_RANK.
-at::Device pick_device(const Config& cfg, const dist::World& world) {
-  const bool cuda = torch::cuda::is_available();
-  if (cfg.device == "cuda" && !cuda) fail("DEVICE=cuda but no CUDA device is available");
-  if (!(cfg.device == "cuda" || (cfg.device == "auto" && cuda))) return at::Device(at::kCPU);
-  const int64_t gpus = static_cast<int64_t>(torch::cuda::device_count());
-  if (world.local_rank >= gpus)
-    fail("LOCAL_RANK={} needs GPU {}, but this node has {} CUDA device(s); use at most --nproc {}", world.local_rank,
-         world.local_rank, gpus, gpus);
-  return at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(world.local_rank));
-}
 
 void synchronize(at::Device device) {
   if (device.is_cuda()) torch::cuda::synchronize();
@@ -440,7 +429,7 @@ TrainResult train(Config config, const std::optional<std::filesystem::path>& res
     validate(config);
   }
   preflight(config);
-  const at::Device device = pick_device(config, world);
+  const at::Device device = pick_device(config.device, world.local_rank);  // core/device.h
   dist::Comm comm(world, device, std::chrono::milliseconds(static_cast<int64_t>(1000 * config.dist_timeout_seconds)));
   // Rank 0 alone creates (or opens) the run directory; the others learn whether it could, so a
   // refused run directory stops every rank with one clear error instead of a collective timeout.

@@ -2,7 +2,7 @@
 # scripts/bench/train_cpu_weights.sh [OUT_DIR] — realistic full-size (11 × 512, SP8192, the record
 # stack's defaults) weights for the coder benchmark, trained on this machine's CPU: Gutenberg
 # shards (the first TRAIN_DOCS documents), then golf-train for TRAIN_SECONDS of wall clock
-# (default 660) with small CPU batches, then golf-pack (GPTQ, COMPRESSOR=brotli) → OUT_DIR/run/
+# (default 660) with small CPU batches, then golf-pack (GPTQ, COMPRESSOR=golf) → OUT_DIR/run/
 # final_model.golf. Every later step of scripts/bench/coder.sh reads those quantized weights.
 # Environment: GOLF_BUILD_DIR (binaries), GOLF_DATA_DIR, GOLF_TOKENIZER_DIR, TRAIN_SECONDS, TRAIN_DOCS.
 set -euo pipefail
