@@ -84,7 +84,7 @@ GOLF_MODEL_FIELD(int64_t, sparse_attn_gate_enabled, 0, model | train, flag, "y_h
 GOLF_MODEL_FIELD(double, sparse_attn_gate_init_std, 0.0, train, non_negative, "W ~ N(0, std²) at init (0 → zeros)")
 GOLF_MODEL_FIELD(double, sparse_attn_gate_scale, 1.0, model | train, none, "multiplies the gate logits")
 
-// ---- seed attention variants (core/variants.h; all off by default)
+// ---- seed attention variants (model/variants.h; all off by default)
 GOLF_MODEL_FIELD(int64_t, smat_use_s, 0, model | train, flag, "SMAT semantic bias λ·cos(W_s h_i, W_s h_j) on the attention logits")
 GOLF_MODEL_FIELD(int64_t, smat_use_g, 0, model | train, flag, "SMAT value gate G_j = σ(w_g·h_j + μ·c_j + β) on V")
 GOLF_MODEL_FIELD(int64_t, smat_dim, 0, model | train, non_negative, "width d_s of W_s (0 → head dim)")
@@ -99,7 +99,7 @@ GOLF_MODEL_FIELD(int64_t, gated_attention, 0, model | train, flag, "y_h *= σ(W 
 GOLF_MODEL_FIELD(int64_t, bigram_hash, 0, model | train, flag, "add s·P·E[hash(prev, cur)] to the token embedding")
 GOLF_MODEL_FIELD(int64_t, bigram_buckets, 4096, model | train, none, "BigramHash table rows (the last is reserved for t = 0 and BOS)")
 GOLF_MODEL_FIELD(int64_t, bigram_dim, 128, model | train, none, "BigramHash table width (projected to MODEL_DIM unless equal)")
-// MoA, mixture of attentions (core/moa.h; docs/reference/seed-techniques.md §4): off by default.
+// MoA, mixture of attentions (model/moa.h; docs/reference/seed-techniques.md §4): off by default.
 GOLF_MODEL_FIELD(int64_t, moa_enabled, 0, model | train, flag, "each block's attention becomes a router-mixed set of branches")
 GOLF_MODEL_FIELD(std::string, moa_branches, "conv,mha,mqa,chan", model | train, none, "comma-separated subset of conv | mha | mqa | chan (mha required)")
 GOLF_MODEL_FIELD(std::string, moa_metric, "l2", model | train, one_of("l2", "cosine", "diag_mahalanobis"), "metric-head logits −α·D: l2 | cosine | diag_mahalanobis")

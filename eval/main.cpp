@@ -28,17 +28,17 @@
 #include "core/device.h"
 #include "core/error.h"
 #include "core/main_error.h"
-#include "core/model.h"
+#include "model/model.h"
 #include "core/dist/comm.h"
 #include "core/dist/launcher.h"
 #include "core/tokenizer.h"
-#include "eval/compliance.h"
-#include "eval/ledger.h"
-#include "eval/protocols.h"
-#include "eval/val_data.h"
-#include "pack/artifact.h"
-#include "pack/code_size.h"
-#include "pack/unpack_model.h"
+#include "scoring/compliance.h"
+#include "scoring/ledger.h"
+#include "scoring/protocols.h"
+#include "scoring/val_data.h"
+#include "artifact/artifact.h"
+#include "artifact/code_size.h"
+#include "artifact/unpack_model.h"
 
 namespace fs = std::filesystem;
 using namespace golf;
@@ -141,7 +141,7 @@ int run_eval(EvalArgs& a) {
   report["artifact"] = a.artifact.string();
   report["bytes_model"] = static_cast<int64_t>(artifact_bytes.size());
   try {
-    const auto code = pack::counted_code(a.repo_root, a.manifest.empty() ? a.repo_root / "pack/code_manifest.txt" : a.manifest);
+    const auto code = pack::counted_code(a.repo_root, a.manifest.empty() ? a.repo_root / "artifact/code_manifest.txt" : a.manifest);
     report["bytes_code"] = code.compressed_bytes;
     report["bytes_total"] = static_cast<int64_t>(artifact_bytes.size()) + code.compressed_bytes;
   } catch (const Error& e) {
@@ -308,7 +308,7 @@ int main(int argc, char** argv) {
   app.add_option("--config", a.sources.json_files, "JSON settings (repeatable)")->check(CLI::ExistingFile);
   app.add_option("--set", a.sources.overrides, "KEY=VALUE evaluation setting (repeatable)");
   app.add_option("--repo-root", a.repo_root, "source tree whose counted code is measured");
-  app.add_option("--manifest", a.manifest, "counted-code manifest (default REPO_ROOT/pack/code_manifest.txt)");
+  app.add_option("--manifest", a.manifest, "counted-code manifest (default REPO_ROOT/artifact/code_manifest.txt)");
   dist::LaunchOptions launch;
   dist::add_launch_options(app, launch);
   CLI11_PARSE(app, argc, argv);

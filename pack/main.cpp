@@ -25,14 +25,14 @@
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/main_error.h"
-#include "core/model.h"
+#include "model/model.h"
 #include "core/tensor_io.h"
-#include "pack/artifact.h"
-#include "pack/code_size.h"
-#include "pack/minify.h"
+#include "artifact/artifact.h"
+#include "artifact/code_size.h"
+#include "artifact/minify.h"
 #include "pack/pack_model.h"
 #include "pack/plan.h"
-#include "train/validation.h"
+#include "scoring/validation.h"
 
 namespace fs = std::filesystem;
 using namespace golf;
@@ -254,7 +254,7 @@ int main(int argc, char** argv) {
       ->group("");  // hidden; kept so that old command lines get the message above
   app.add_option("--threads", a.threads, "GPTQ worker threads (0: all cores)");
   app.add_option("--repo-root", a.repo_root, "source tree whose counted code is measured");
-  app.add_option("--manifest", a.manifest, "counted-code manifest (default REPO_ROOT/pack/code_manifest.txt)");
+  app.add_option("--manifest", a.manifest, "counted-code manifest (default REPO_ROOT/artifact/code_manifest.txt)");
   app.add_flag("--val", a.val, "also report validation bpb before and after quantization (reads DATA_PATH val shards)");
 
   fs::path artifact_path, unpack_out;

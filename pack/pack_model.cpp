@@ -8,10 +8,10 @@
 #include <cmath>
 
 #include "core/error.h"
-#include "core/model.h"
+#include "model/model.h"
 #include "quant/gptq.h"
 #include "quant/gptq_aten.h"
-#include "quant/half.h"
+#include "artifact/half.h"
 #include "quant/lqer.h"
 
 namespace golf::pack {
@@ -105,7 +105,7 @@ QuantizeResult quantize_model(const TensorMap& weights, const TensorMap& hessian
     const at::Tensor w = t.detach().to(at::kCPU, at::kFloat).contiguous();
     if (!at::isfinite(w).all().item<bool>()) fail("weight {} holds non-finite values", name);
     const std::vector<int64_t> shape(w.sizes().begin(), w.sizes().end());
-    const StorageRule rule = storage_rule(name, shape, cfg);  // pack/policy.h
+    const StorageRule rule = storage_rule(name, shape, cfg);  // artifact/policy.h
     if (rule.kind == StorageRule::Kind::GateInt8) {  // int8 per row (records' Quantized form)
       const quant::GroupedCodes c = quant::quantize_gate_int8(w.data_ptr<float>(), w.size(0), w.size(1));
       Tensor out;

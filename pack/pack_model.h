@@ -10,7 +10,7 @@
 //   QuantGate   GATED_ATTN_QUANT_GATE=1: attention gate matrices int8 per row (quant/lqer.h)
 //   LQER        LQER_ENABLED=1: the LQER_TOP_K matrices with the largest ‖W − Ŵ‖_F get quantized
 //               rank-LQER_RANK factors of W − Ŵ, stored as grouped tensors X.lqA, X.lqB
-// The decoder half (unbank/rebank, dequantize_model, load_model_weights) is pack/unpack_model.h,
+// The decoder half (unbank/rebank, dequantize_model, load_model_weights) is artifact/unpack_model.h,
 // which golf-eval links without this quantizer.
 #pragma once
 #include <ATen/core/Tensor.h>
@@ -20,9 +20,9 @@
 #include <vector>
 
 #include "core/config.h"
-#include "pack/artifact.h"
-#include "pack/policy.h"
-#include "pack/unpack_model.h"  // TensorMap, unbank, dequantize_model: the decoder half
+#include "artifact/artifact.h"
+#include "artifact/policy.h"
+#include "artifact/unpack_model.h"  // TensorMap, unbank, dequantize_model: the decoder half
 
 namespace golf::pack {
 

@@ -10,7 +10,7 @@
 #include <optional>
 
 #include "core/error.h"
-#include "pack/code_size.h"
+#include "artifact/code_size.h"
 #include "pack/plan_calibration.h"
 
 namespace golf::pack {
@@ -138,7 +138,7 @@ Plan layout(const ShapeMap& shapes, const Config& cfg, const std::vector<std::st
   std::sort(plan.tensors.begin(), plan.tensors.end(),
             [](const PlannedTensor& a, const PlannedTensor& b) { return a.name < b.name; });
 
-  // The payload, as pack/artifact.h lays it out.
+  // The payload, as artifact/artifact.h lays it out.
   int64_t table = 4 + static_cast<int64_t>(model_config_json(cfg).size()) + 4;
   int64_t codes = 0, scales = 0, values = 0;
   for (const PlannedTensor& t : plan.tensors) {

@@ -1,6 +1,6 @@
 // pack/plan.h — golf-pack plan: the artifact's bytes predicted before training (issue 16 §2).
 //
-// A configuration fixes every tensor's shape, and golf-pack's policy (pack/policy.h) fixes how
+// A configuration fixes every tensor's shape, and golf-pack's policy (artifact/policy.h) fixes how
 // each is stored, so the artifact's raw payload is known exactly: codes (one byte each), fp16
 // scales, fp16 passthrough values, the table and the config JSON. Only the compressed size of
 // that payload depends on the trained weights. The planner predicts it part by part:
@@ -15,7 +15,7 @@
 //   LQER factors   factor codes · factor bits / 8 · lqer_ratio
 //   gate codes     QuantGate int8 codes at 1 byte each (a few hundred codes: not calibrated)
 //   table          (config JSON + table + padding) raw bytes · table_ratio
-//   header         22 bytes; counted code: pack/code_size.h's count, exact
+//   header         22 bytes; counted code: artifact/code_size.h's count, exact
 //
 // The coefficients come from scripts/bench/plan_calibrate.py, which measures real packed runs
 // (measure_artifact below: each part's bytes by ablation through the real serializer) and fits
@@ -30,8 +30,8 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include "core/config.h"
-#include "pack/artifact.h"
-#include "pack/policy.h"
+#include "artifact/artifact.h"
+#include "artifact/policy.h"
 
 namespace golf::pack {
 
@@ -130,7 +130,7 @@ Measurement measure_artifact(const Artifact& artifact, const PackOptions& o, con
 
 namespace golf::pack {
 
-// golf-train's preflight: the plan of `cfg` (counted code from repo_root's pack/code_manifest.txt)
+// golf-train's preflight: the plan of `cfg` (counted code from repo_root's artifact/code_manifest.txt)
 // as two log lines. A compressor without a calibrated model is planned with brotli's, said so in
 // the lines (brotli is the largest of golf's coders). Throws golf::Error, naming the excess, when
 // the prediction exceeds ARTIFACT_BUDGET and !allow_over_budget.

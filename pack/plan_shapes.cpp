@@ -2,7 +2,7 @@
 // the global generator, which golf-train reseeds before training), so every variant's tensors are planned exactly as golf-train creates them.
 #include <ATen/ATen.h>
 
-#include "core/model.h"
+#include "model/model.h"
 #include "pack/plan.h"
 
 namespace golf::pack {

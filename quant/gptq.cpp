@@ -30,7 +30,7 @@
 #include <thread>
 
 #include "core/error.h"
-#include "quant/half.h"
+#include "artifact/half.h"
 
 namespace golf::quant {
 namespace {

@@ -20,7 +20,7 @@
 #include <utility>
 #include <vector>
 
-#include "quant/codes.h"  // QuantizedMatrix and its decoder, dequantize()
+#include "artifact/codes.h"  // QuantizedMatrix and its decoder, dequantize()
 
 namespace golf::quant {
 

@@ -3,7 +3,7 @@
 #include <ATen/ATen.h>
 
 #include "core/error.h"
-#include "quant/half.h"
+#include "artifact/half.h"
 
 namespace golf::quant {
 

@@ -7,7 +7,7 @@
 #include <cmath>
 
 #include "core/error.h"
-#include "quant/half.h"
+#include "artifact/half.h"
 
 namespace golf::quant {
 

@@ -15,7 +15,7 @@
 //   symmetric fallback: A and B each with per-row fp16 scales max|row| / qmax, codes in ±qmax,
 //     qmax = 2^(LQER_FACTOR_BITS−1) − 1.
 // Both are "grouped" codes: one scale per `group` consecutive row-major values (per-matrix: group =
-// numel, per-row: group = cols), which is how the artifact stores them (pack/artifact.h, kind 3).
+// numel, per-row: group = cols), which is how the artifact stores them (artifact/artifact.h, kind 3).
 //
 // Choices the records leave open (ours, documented): codes are computed with the fp16-ROUNDED
 // scale (the one dequantization uses, as GPTQ does); a zero scale (an all-zero matrix, row or
@@ -26,7 +26,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "quant/codes.h"  // GroupedCodes, LqerFactors and their decoders (dequantize, lqer_product)
+#include "artifact/codes.h"  // GroupedCodes, LqerFactors and their decoders (dequantize, lqer_product)
 
 namespace golf::quant {
 

@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
 """Compile the minified copies of the counted C++ sources with the build's own flags.
 
-The counted code is the minified archive (pack/minify.h); this checks that what is counted is
+The counted code is the minified archive (artifact/minify.h); this checks that what is counted is
 still the program: golf-pack writes every counted file as archived into a temporary tree, and each
 counted translation unit (a .cpp in build/compile_commands.json) is compiled from that tree with
 -fsyntax-only, its #include "..." of project headers resolving to the minified headers. CUDA
 translation units (.cu) are not compiled here (nvcc has no syntax-only mode); the token check in
-tests/pack/minify_test.cpp covers them.
+tests/artifact/minify_test.cpp covers them.
 
     scripts/check_minified.py [--build build] [--jobs 2] [--manifest M] [FILE.cpp ...]
                                                   (default: every counted .cpp)
@@ -49,7 +49,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--build", default=os.path.join(repo, "build"))
     p.add_argument("--jobs", type=int, default=2)
-    p.add_argument("--manifest", help="counted-code manifest (default pack/code_manifest.txt)")
+    p.add_argument("--manifest", help="counted-code manifest (default artifact/code_manifest.txt)")
     p.add_argument("files", nargs="*", help="counted .cpp files (relative to the repo root)")
     a = p.parse_args()
     build = os.path.abspath(a.build)
@@ -66,7 +66,7 @@ def main():
         wanted = a.files or [f for f in counted if f.endswith(".cpp")]
         for f in wanted:
             if f not in counted:
-                sys.exit(f"check_minified: {f} is not counted (pack/code_manifest.txt)")
+                sys.exit(f"check_minified: {f} is not counted (artifact/code_manifest.txt)")
             if f not in entries:
                 sys.exit(f"check_minified: {f} has no entry in {build}/compile_commands.json")
         failed = 0

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # scripts/fuzz_pack.sh [SECONDS] — fuzz the artifact reader and its decoders (Brotli, the grouped
-# stream of COMPRESSOR=pergroup/golf, golf's coder; pack/fuzz_artifact.cpp) with libFuzzer,
+# stream of COMPRESSOR=pergroup/golf, golf's coder; artifact/fuzz_artifact.cpp) with libFuzzer,
 # AddressSanitizer and UndefinedBehaviorSanitizer for SECONDS (default 300). Builds with clang
 # straight from the few sources the reader needs (no CMake), seeds the corpus with valid
 # artifacts, and prints executions and crashes; exits non-zero if anything was found.
@@ -18,7 +18,7 @@ fi
 
 mkdir -p "$DIR/corpus" "$DIR/crashes"
 cd "$ROOT"
-SOURCES=(pack/fuzz_artifact.cpp pack/artifact.cpp pack/coders.cpp pack/grouped.cpp pack/golf_coder.cpp core/atomic_file.cpp)
+SOURCES=(artifact/fuzz_artifact.cpp artifact/artifact.cpp artifact/coders.cpp artifact/grouped.cpp artifact/golf_coder.cpp core/atomic_file.cpp)
 LIBS=(-lbrotlienc -lbrotlidec -llzma -lfmt)
 echo "building $DIR/fuzz_artifact"
 clang++ -std=c++20 -g -O1 -I"$ROOT" -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \

@@ -11,7 +11,7 @@ contribute their source file only).
         [--forbid LIB ...]        exit 1 when a program links one of these libraries (e.g. golf_quant)
         [--require LIB ...]       exit 1 when a program does not link one of these
         [--counted]               also the counted code of each program's closure: the counted files
-                                  (pack/code_manifest.txt) it compiles, measured by `golf-pack code`
+                                  (artifact/code_manifest.txt) it compiles, measured by `golf-pack code`
         [--json OUT]              the result as JSON
         [--repo-root DIR]         the source tree the build was configured from (default: this one)
 

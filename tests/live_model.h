@@ -9,7 +9,7 @@
 #include <cstdint>
 
 #include "core/config.h"
-#include "core/model.h"
+#include "model/model.h"
 
 namespace golf::test {
 

@@ -9,8 +9,8 @@
 
 #include "core/dist/comm.h"
 #include "core/error.h"
-#include "core/fast_paths.h"
-#include "core/varlen.h"
+#include "model/fast_paths.h"
+#include "model/varlen.h"
 #include "core/tensor_io.h"
 #include "train/loader.h"
 

@@ -11,7 +11,7 @@
 #include <string>
 
 #include "core/config.h"
-#include "core/model.h"
+#include "model/model.h"
 
 namespace golf::dist {
 class Comm;

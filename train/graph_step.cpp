@@ -10,7 +10,7 @@
 #include <string>
 
 #include "core/error.h"
-#include "core/model.h"
+#include "model/model.h"
 
 namespace golf::train {
 

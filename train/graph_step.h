@@ -8,7 +8,7 @@
 // after the on graph was captured, and the on graph reuses the off graph's freed intermediates.
 // Shapes are static: the batch is copied into a fixed (rows, cols + 1) token buffer, and the
 // packed segment bounds into a fixed cu_seqlens buffer of segment_capacity + 1 entries (empty
-// segments [total, total) pad it; core/varlen.h). A batch that does not fit (another shape, more
+// segments [total, total) pad it; model/varlen.h). A batch that does not fit (another shape, more
 // segments than the capacity) runs eagerly instead.
 //
 // After a replay every parameter's .grad is that graph's static gradient tensor, holding this

@@ -27,7 +27,7 @@
 #include "core/error.h"
 #include "core/main_error.h"
 #include "pack/plan.h"
-#include "pack/policy.h"
+#include "artifact/policy.h"
 #include "train/calibration.h"
 #include "train/run_dir.h"
 #include "train/trainer.h"

@@ -29,7 +29,7 @@
 #include <vector>
 
 #include "core/config.h"
-#include "core/model.h"
+#include "model/model.h"
 
 namespace golf::dist {
 class Comm;

@@ -13,7 +13,7 @@
 #include <optional>
 
 #include "core/config.h"
-#include "train/validation.h"
+#include "scoring/validation.h"
 
 namespace golf::train {
 

@@ -42,6 +42,6 @@ fi
 cmake --build "$BUILD" --target golf-coder-bench >/dev/null
 NEUTRAL="$OUT/weights_brotli5.golf"
 if [ ! -f "$NEUTRAL" ] || [ "$ARTIFACT" -nt "$NEUTRAL" ]; then
-  "$BUILD/pack/golf-coder-bench" "$ARTIFACT" --save-brotli "$NEUTRAL"
+  "$BUILD/artifact/golf-coder-bench" "$ARTIFACT" --save-brotli "$NEUTRAL"
 fi
-"$BUILD/pack/golf-coder-bench" "$NEUTRAL" --json "$OUT/coder_bench.json" "${@:2}" | tee "$OUT/coder_bench.txt"
+"$BUILD/artifact/golf-coder-bench" "$NEUTRAL" --json "$OUT/coder_bench.json" "${@:2}" | tee "$OUT/coder_bench.txt"

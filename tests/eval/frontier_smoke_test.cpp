@@ -20,10 +20,10 @@
 
 #include "core/config.h"
 #include "core/tensor_io.h"
-#include "pack/artifact.h"
-#include "pack/grouped.h"
+#include "artifact/artifact.h"
+#include "artifact/grouped.h"
 #include "pack/pack_model.h"
-#include "quant/half.h"
+#include "artifact/half.h"
 #include "tests/test_util.h"
 
 namespace golf {

@@ -1,8 +1,9 @@
-# tests of eval/ (golf-eval): protocols and compliance checks on a tiny model (library level), and
-# golf-eval end to end on a tiny trained run (CLI).
-golf_test(eval_tests eval/protocols_test.cpp eval/compliance_test.cpp eval/lora_test.cpp eval/planted.cpp)
-target_link_libraries(eval_tests PRIVATE golf_eval)
-target_precompile_headers(eval_tests PRIVATE <ATen/ATen.h>)
+# tests of eval/ (golf-eval) and the scoring library: protocols and compliance checks on a tiny model
+# (library level, tests/scoring), and golf-eval end to end on a tiny trained run (CLI).
+# The scoring library's tests (tests/scoring ↔ scoring/).
+golf_test(scoring_tests scoring/protocols_test.cpp scoring/compliance_test.cpp scoring/lora_test.cpp scoring/planted.cpp)
+target_link_libraries(scoring_tests PRIVATE golf_scoring)
+target_precompile_headers(scoring_tests PRIVATE <ATen/ATen.h>)
 
 # The CLI tests share one tiny trained and packed run, made once per ctest run by the fixture.
 set(GOLF_EVAL_FIXTURE_DIR "${CMAKE_CURRENT_BINARY_DIR}/eval_fixture")

@@ -8,10 +8,10 @@
 #include <fstream>
 
 #include "core/tensor_io.h"
-#include "pack/artifact.h"
+#include "artifact/artifact.h"
 #include "pack/pack_model.h"
 #include "quant/gptq.h"
-#include "quant/half.h"
+#include "artifact/half.h"
 #include "tests/test_util.h"
 
 namespace golf {

@@ -8,8 +8,8 @@
 #include <algorithm>
 #include <cmath>
 
-#include "core/model.h"
-#include "pack/artifact.h"
+#include "model/model.h"
+#include "artifact/artifact.h"
 #include "pack/pack_model.h"
 #include "tests/live_model.h"
 #include "tests/test_util.h"

@@ -9,8 +9,8 @@
 #include <cmath>
 
 #include "core/error.h"
-#include "core/model.h"
-#include "pack/artifact.h"
+#include "model/model.h"
+#include "artifact/artifact.h"
 #include "pack/pack_model.h"
 #include "pack/plan.h"
 

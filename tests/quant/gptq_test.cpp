@@ -17,7 +17,7 @@
 #include <sstream>
 
 #include "core/error.h"
-#include "quant/half.h"
+#include "artifact/half.h"
 #include "tests/test_util.h"
 
 namespace golf::quant {

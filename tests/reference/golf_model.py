@@ -49,7 +49,7 @@ class ModelConfig:
     sparse_attn_gate_enabled: int = 0  # R29: y_h *= sigmoid(scale * (W u[:gate_width])_h), W = 0 -> 0.5
     sparse_attn_gate_init_std: float = 0.0  # W ~ N(0, std^2) at init (0 -> zeros)
     sparse_attn_gate_scale: float = 1.0
-    # Seed variants (core/variants.h), all off by default.
+    # Seed variants (model/variants.h), all off by default.
     smat_use_s: int = 0  # SMAT: logits += lambda * S, S_ij = cos(W_s h_i, W_s h_j), lambda = softplus(raw)
     smat_use_g: int = 0  # SMAT: v_j *= G_j = sigmoid(w_g . h_j + mu c_j + beta)
     smat_dim: int = 0  # d_s (0 -> head dim)
@@ -63,7 +63,7 @@ class ModelConfig:
     bigram_hash: int = 0  # x += s * P * E[hash(prev, cur)]
     bigram_buckets: int = 4096
     bigram_dim: int = 128
-    # MoA (core/moa.h): each block's attention becomes a router-mixed set of branches.
+    # MoA (model/moa.h): each block's attention becomes a router-mixed set of branches.
     moa_enabled: int = 0
     moa_branches: str = "conv,mha,mqa,chan"
     moa_metric: str = "l2"  # logits -alpha * D: "l2" |q-k|^2, "cosine" 1 - cos, "diag_mahalanobis" sum w (q-k)^2
@@ -341,7 +341,7 @@ class GolfModel(torch.nn.Module):
             y = y * self.p(f"blocks.{i}.attn.head_gate")[:, None]  # (H, 1) against (B, T, H, Dh)
         return y.reshape(B, T, d) @ self.p("qo_bank")[L + i].T
 
-    # ---- MoA (core/moa.h), the naive way ------------------------------------------------------
+    # ---- MoA (model/moa.h), the naive way ------------------------------------------------------
     def metric_distance(self, x: torch.Tensor, y: torch.Tensor, w: torch.Tensor | None) -> torch.Tensor:
         if self.cfg.moa_metric == "cosine":
             return 1 - F.cosine_similarity(x, y, dim=-1, eps=1e-12)

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The LoRA-augmented forward of golf-eval's LoRA TTT, computed independently of core/model.cpp.
+"""The LoRA-augmented forward of golf-eval's LoRA TTT, computed independently of model/model.cpp.
 
 The C++ applies each delta on the activation side, batched over rows: x -> x W^T + s (x A_b^T) B_b^T.
 Here every batch row b runs through the PyTorch twin (golf_model.py) alone, with the deltas merged

@@ -36,7 +36,7 @@ VARIANTS = {
     "frontier": dict(model=dict(attn_out_gate_enabled=0, sparse_attn_gate_enabled=1, sparse_attn_gate_init_std=0.02,
                                 sparse_attn_gate_scale=1.5, smear_input="raw", qk_gain_init=5.0, logit_softcap=30.0),
                      optim=dict(muon_polar_express=1, min_lr=0.1, warmdown_frac=0.75)),
-    # Seed variants stacked (core/variants.h): SMAT full (S bias + value gate, causal-count centrality,
+    # Seed variants stacked (model/variants.h): SMAT full (S bias + value gate, causal-count centrality,
     # d_s = 8 != head dim), value residual, gated attention (instead of the 2-sigmoid out gate), BigramHash,
     # the per-head output gate.
     "seed_variants": dict(model=dict(smat_use_s=1, smat_use_g=1, smat_dim=8, smat_centrality="count",
@@ -47,7 +47,7 @@ VARIANTS = {
     "smat_g_only": dict(model=dict(smat_use_g=1, parallel_mode="gptj", doc_mask=0, value_residual=1,
                                    bigram_hash=1, bigram_buckets=128, bigram_dim=64),
                         optim=dict()),
-    # MoA (core/moa.h): all four branches, diagonal-Mahalanobis metric heads with ball pruning, the
+    # MoA (model/moa.h): all four branches, diagonal-Mahalanobis metric heads with ball pruning, the
     # triangle penalty in the loss, conv kernel 3; with value residual and BigramHash beside it.
     "moa": dict(model=dict(moa_enabled=1, moa_metric="diag_mahalanobis", moa_ball=1, moa_router_hidden=16,
                            moa_conv_kernel=3, moa_alpha_init=0.2, moa_ti_weight=0.01, moa_ti_triples=32,

@@ -85,8 +85,8 @@ class DocCitations(unittest.TestCase):
         found = [c for _, c in citations("// see quant-and-pack.md §1 and docs/reference/nope.md, docs/design.md",
                                          notes)]
         self.assertEqual(sorted(found), sorted(["quant-and-pack.md", "docs/reference/nope.md", "docs/design.md"]))
-        self.assertFalse(resolves("docs/reference/nope.md", "core/model.cpp"))
-        self.assertTrue(resolves("docs/design.md", "core/model.cpp"))
+        self.assertFalse(resolves("docs/reference/nope.md", "model/model.cpp"))
+        self.assertTrue(resolves("docs/design.md", "model/model.cpp"))
         self.assertTrue(resolves("quant-and-pack.md", "quant/gptq.h"))
 
 

@@ -1,4 +1,4 @@
-// The model's fast paths (core/fast_paths.h) against its plain paths on the CPU: the same live
+// The model's fast paths (model/fast_paths.h) against its plain paths on the CPU: the same live
 // model run once with plain_paths() and once with each fast path (and all together) must give the
 // same loss, logits and every parameter gradient, with and without recurrence; the varlen
 // attention glue must keep causality and document isolation exactly as the masked reference does.
@@ -11,15 +11,15 @@
 
 #include <algorithm>
 
-#include "core/fast_paths.h"
-#include "core/model.h"
+#include "model/fast_paths.h"
+#include "model/model.h"
 #include "core/shard.h"
-#include "core/varlen.h"
+#include "model/varlen.h"
 #include "tests/host_reads.h"
 #include "tests/live_model.h"
 #include "tests/test_util.h"
 #include "train/optim.h"
-#include "train/validation.h"
+#include "scoring/validation.h"
 
 namespace golf {
 namespace {

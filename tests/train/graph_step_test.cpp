@@ -10,9 +10,9 @@
 #include <cstdlib>
 
 #include "core/error.h"
-#include "core/fast_paths.h"
-#include "core/model.h"
-#include "core/varlen.h"
+#include "model/fast_paths.h"
+#include "model/model.h"
+#include "model/varlen.h"
 #include "tests/live_model.h"
 #include "tests/test_util.h"
 

@@ -10,8 +10,8 @@
 #include <ATen/core/grad_mode.h>
 #include <torch/cuda.h>
 
-#include "core/fast_paths.h"
-#include "core/model.h"
+#include "model/fast_paths.h"
+#include "model/model.h"
 #include "tests/host_reads.h"
 #include "tests/live_model.h"
 #include "tests/test_util.h"

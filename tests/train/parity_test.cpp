@@ -8,7 +8,7 @@
 #include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>
 
-#include "core/model.h"
+#include "model/model.h"
 #include "tests/live_model.h"
 #include "tests/test_util.h"
 #include "train/optim.h"

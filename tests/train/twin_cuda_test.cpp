@@ -18,7 +18,7 @@
 #include <cmath>
 
 #include "core/config.h"
-#include "core/model.h"
+#include "model/model.h"
 #include "core/tensor_io.h"
 #include "tests/test_util.h"
 

@@ -6,7 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/config.h"
-#include "core/model.h"
+#include "model/model.h"
 #include "core/tensor_io.h"
 #include "tests/test_util.h"
 #include "train/optim.h"

@@ -1,0 +1,273 @@
+// artifact/code_size.cpp — counted code (manifest → minified deterministic archive → the smallest of
+// xz / raw LZMA2 / Brotli) with its per-file table, and the budget report.
+#include "artifact/code_size.h"
+
+#include <fnmatch.h>
+#include <lzma.h>
+
+#include <algorithm>
+#include <atomic>
+#include <exception>
+#include <fstream>
+#include <mutex>
+#include <thread>
+
+#include "core/error.h"
+#include "artifact/coders.h"
+#include "artifact/minify.h"
+
+namespace golf::pack {
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string trim(const std::string& s) {
+  const size_t begin = s.find_first_not_of(" \t\r");
+  if (begin == std::string::npos) return "";
+  return s.substr(begin, s.find_last_not_of(" \t\r") - begin + 1);
+}
+
+bool has_wildcard(const std::string& component) { return component.find_first_of("*?[\\") != std::string::npos; }
+
+// Relative paths of the regular files under `root` that `pattern` matches. Expanded one component
+// at a time, so only the directories the pattern can reach are listed (never the build trees).
+std::vector<std::string> expand(const fs::path& root, const std::vector<std::string>& components) {
+  std::vector<std::string> prefixes = {""};  // matched so far, relative, "" = the root itself
+  for (size_t i = 0; i < components.size(); ++i) {
+    const bool last = i + 1 == components.size();
+    const auto wanted = [&](const fs::path& p) {
+      std::error_code ec;
+      return last ? fs::is_regular_file(p, ec) : fs::is_directory(p, ec);
+    };
+    std::vector<std::string> next;
+    for (const std::string& prefix : prefixes) {
+      const auto join = [&](const std::string& name) { return prefix.empty() ? name : prefix + "/" + name; };
+      if (!has_wildcard(components[i])) {
+        if (wanted(root / join(components[i]))) next.push_back(join(components[i]));
+        continue;
+      }
+      std::error_code ec;
+      for (fs::directory_iterator it(root / prefix, ec), end; !ec && it != end; it.increment(ec)) {
+        const std::string name = it->path().filename().string();
+        if (::fnmatch(components[i].c_str(), name.c_str(), FNM_PATHNAME) == 0 && wanted(it->path()))
+          next.push_back(join(name));
+      }
+    }
+    prefixes = std::move(next);
+  }
+  return prefixes;
+}
+
+}  // namespace
+
+std::vector<std::string> manifest_files(const fs::path& repo_root, const fs::path& manifest) {
+  std::ifstream in(manifest);
+  if (!in) fail("{}: cannot open the code manifest", manifest.string());
+  std::vector<std::string> files;
+  std::string raw;
+  for (int line_no = 1; std::getline(in, raw); ++line_no) {
+    std::string pattern = trim(raw);
+    if (pattern.empty() || pattern.starts_with('#')) continue;
+    const bool exclude = pattern.starts_with('!');
+    if (exclude) pattern = trim(pattern.substr(1));
+    const std::string where = fmt::format("{}:{}: pattern '{}'", manifest.string(), line_no, pattern);
+    if (pattern.starts_with('/')) fail("{} is absolute; patterns are relative to the repo root {}", where, repo_root.string());
+    std::vector<std::string> components;
+    for (size_t begin = 0; begin <= pattern.size();) {
+      const size_t end = std::min(pattern.find('/', begin), pattern.size());
+      const std::string c = pattern.substr(begin, end - begin);
+      if (c == "..") fail("{} leaves the repo root (contains '..')", where);
+      if (!c.empty() && c != ".") components.push_back(c);
+      begin = end + 1;
+    }
+    if (components.empty()) fail("{} names no file", where);
+    const auto matched = expand(repo_root, components);
+    if (matched.empty()) fail("{} matches no file under {}", where, repo_root.string());
+    if (!exclude) {
+      files.insert(files.end(), matched.begin(), matched.end());
+      continue;
+    }
+    const auto before = files.size();
+    std::erase_if(files, [&](const std::string& f) { return std::find(matched.begin(), matched.end(), f) != matched.end(); });
+    if (files.size() == before) fail("{} excludes no file listed above it", where);
+  }
+  if (in.bad()) fail("{}: read error", manifest.string());
+  std::sort(files.begin(), files.end());
+  files.erase(std::unique(files.begin(), files.end()), files.end());
+  return files;
+}
+
+namespace {
+
+std::string file_contents(const fs::path& repo_root, const std::string& file, bool minify) {
+  const std::vector<uint8_t> bytes = read_file_bytes(repo_root / file);
+  std::string text(bytes.begin(), bytes.end());
+  return minify && is_cpp_source(file) ? minify_cpp(text, file) : text;
+}
+
+void append_entry(std::vector<uint8_t>& archive, const std::string& file, const std::string& contents) {
+  const std::string head = file + '\0' + std::to_string(contents.size()) + '\0';
+  archive.insert(archive.end(), head.begin(), head.end());
+  archive.insert(archive.end(), contents.begin(), contents.end());
+}
+
+std::vector<uint8_t> lzma2_raw_compress(std::span<const uint8_t> bytes) {
+  lzma_options_lzma options;
+  if (lzma_lzma_preset(&options, 9 | LZMA_PRESET_EXTREME)) fail("liblzma has no preset 9e");
+  const lzma_filter filters[] = {{LZMA_FILTER_LZMA2, &options}, {LZMA_VLI_UNKNOWN, nullptr}};
+  std::vector<uint8_t> out(lzma_stream_buffer_bound(bytes.size()));
+  size_t size = 0;
+  const lzma_ret r = lzma_raw_buffer_encode(filters, nullptr, bytes.data(), bytes.size(), out.data(), &size, out.size());
+  if (r != LZMA_OK) fail("raw LZMA2 compression of {} bytes failed (liblzma error {})", bytes.size(), static_cast<int>(r));
+  out.resize(size);
+  return out;
+}
+
+// Runs f(0..n-1) on all cores; the first error is rethrown.
+template <typename F>
+void parallel_for(size_t n, F f) {
+  std::atomic<size_t> next{0};
+  std::exception_ptr error;
+  std::mutex error_mutex;
+  const auto work = [&] {
+    for (size_t k; (k = next++) < n;) try {
+        f(k);
+      } catch (...) {
+        std::lock_guard lock(error_mutex);
+        if (!error) error = std::current_exception();
+      }
+  };
+  std::vector<std::thread> threads;
+  const size_t count = std::min<size_t>(n, std::max(1u, std::thread::hardware_concurrency()));
+  for (size_t t = 1; t < count; ++t) threads.emplace_back(work);
+  work();
+  for (auto& t : threads) t.join();
+  if (error) std::rethrow_exception(error);
+}
+
+}  // namespace
+
+std::vector<uint8_t> code_archive(const fs::path& repo_root, const std::vector<std::string>& files, bool minify) {
+  std::vector<uint8_t> archive;
+  for (const std::string& file : files) append_entry(archive, file, file_contents(repo_root, file, minify));
+  return archive;
+}
+
+std::vector<uint8_t> xz_compress(std::span<const uint8_t> bytes) {
+  std::vector<uint8_t> out(lzma_stream_buffer_bound(bytes.size()));
+  size_t size = 0;
+  const lzma_ret r = lzma_easy_buffer_encode(9 | LZMA_PRESET_EXTREME, LZMA_CHECK_CRC64, nullptr, bytes.data(), bytes.size(),
+                                             out.data(), &size, out.size());
+  if (r != LZMA_OK) fail("xz compression of {} bytes failed (liblzma error {})", bytes.size(), static_cast<int>(r));
+  out.resize(size);
+  return out;
+}
+
+const std::vector<std::string>& code_compressors() {
+  static const std::vector<std::string> names = {"xz-9e", "lzma2-9e", "brotli-11"};
+  return names;
+}
+
+std::vector<uint8_t> compress_code(const std::string& compressor, std::span<const uint8_t> bytes) {
+  if (compressor == "xz-9e") return xz_compress(bytes);
+  if (compressor == "lzma2-9e") return lzma2_raw_compress(bytes);
+  if (compressor == "brotli-11") return brotli_compress(bytes, 11, BrotliSetting{.window = 24, .mode = 1});
+  fail("unknown code compressor '{}' (known: xz-9e, lzma2-9e, brotli-11)", compressor);
+}
+
+CodeSize counted_code(const fs::path& repo_root, const fs::path& manifest, bool marginal) {
+  CodeSize code;
+  code.files = manifest_files(repo_root, manifest);
+  std::vector<std::string> minified(code.files.size());
+  parallel_for(code.files.size(), [&](size_t k) { minified[k] = file_contents(repo_root, code.files[k], true); });
+  std::vector<uint8_t> archive;
+  for (size_t k = 0; k < code.files.size(); ++k) {
+    append_entry(archive, code.files[k], minified[k]);
+    CodeFile row{.path = code.files[k], .raw_bytes = static_cast<int64_t>(fs::file_size(repo_root / code.files[k])),
+                 .minified_bytes = static_cast<int64_t>(minified[k].size())};
+    code.raw_bytes += row.raw_bytes;
+    code.minified_bytes += row.minified_bytes;
+    code.rows.push_back(row);
+  }
+  const auto& names = code_compressors();
+  code.candidates.resize(names.size());
+  parallel_for(names.size(), [&](size_t c) {
+    code.candidates[c] = {names[c], static_cast<int64_t>(compress_code(names[c], archive).size())};
+  });
+  const auto best = std::min_element(code.candidates.begin(), code.candidates.end(),
+                                     [](const auto& x, const auto& y) { return x.second < y.second; });
+  code.compressor = best->first;
+  code.compressed_bytes = best->second;
+
+  parallel_for(code.rows.size(), [&](size_t k) {
+    std::vector<uint8_t> alone;
+    append_entry(alone, code.files[k], minified[k]);
+    code.rows[k].alone_bytes = static_cast<int64_t>(compress_code(code.compressor, alone).size());
+    if (!marginal) return;
+    std::vector<uint8_t> without;
+    for (size_t j = 0; j < code.files.size(); ++j)
+      if (j != k) append_entry(without, code.files[j], minified[j]);
+    code.rows[k].marginal_bytes = code.compressed_bytes - static_cast<int64_t>(compress_code(code.compressor, without).size());
+  });
+  return code;
+}
+
+std::string code_table(const CodeSize& code) {
+  std::vector<CodeFile> rows = code.rows;
+  const bool marginal = !rows.empty() && rows[0].marginal_bytes >= 0;
+  std::stable_sort(rows.begin(), rows.end(), [&](const CodeFile& x, const CodeFile& y) {
+    return marginal ? x.marginal_bytes > y.marginal_bytes : x.alone_bytes > y.alone_bytes;
+  });
+  std::string out = fmt::format("{:<44} {:>9} {:>9} {:>8} {:>9}\n", "counted file", "raw", "minified", "alone",
+                                marginal ? "marginal" : "");
+  for (const CodeFile& r : rows)
+    out += fmt::format("{:<44} {:>9} {:>9} {:>8} {:>9}\n", r.path, with_commas(r.raw_bytes), with_commas(r.minified_bytes),
+                       with_commas(r.alone_bytes), marginal ? with_commas(r.marginal_bytes) : "");
+  out += fmt::format("{:<44} {:>9} {:>9}\n", fmt::format("total: {} files", rows.size()), with_commas(code.raw_bytes),
+                     with_commas(code.minified_bytes));
+  std::string tried;
+  for (const auto& [name, bytes] : code.candidates) tried += fmt::format("{}{} {}", tried.empty() ? "" : ", ", name, with_commas(bytes));
+  out += fmt::format("counted code: {} bytes ({}, the smallest of: {})\n", with_commas(code.compressed_bytes), code.compressor,
+                     tried);
+  if (marginal)
+    out += "alone: the minified file compressed by itself; marginal: bytes the archive loses without the file\n";
+  else
+    out += "alone: the minified file compressed by itself (golf-pack code --marginal: bytes the archive loses without each file)\n";
+  return out;
+}
+
+std::string budget_report(const Budget& b, const std::vector<GroupStats>& groups) {
+  std::string out;
+  const auto bytes = [](int64_t n) { return fmt::format("{:>12} bytes", with_commas(n)); };
+  out += fmt::format("artifact {}\n", bytes(b.artifact_bytes));
+  out += fmt::format("code     {}\n", bytes(b.code_bytes));
+  const int64_t slack = b.limit - b.total();
+  if (b.fits()) {
+    out += fmt::format("total    {} of the {}-byte limit: fits, {} bytes to spare\n", bytes(b.total()),
+                       with_commas(b.limit), with_commas(slack));
+    return out;
+  }
+  const int64_t save = -slack;
+  const std::string amount = fmt::format("{} byte{}", with_commas(save), save == 1 ? "" : "s");
+  out += fmt::format("total    {} of the {}-byte limit: OVER by {}; save at least {}\n", bytes(b.total()),
+                     with_commas(b.limit), amount, amount);
+  if (groups.empty()) return out;
+  std::vector<GroupStats> sorted = groups;
+  std::stable_sort(sorted.begin(), sorted.end(),
+                   [](const GroupStats& x, const GroupStats& y) { return x.compressed_bytes > y.compressed_bytes; });
+  int64_t group_total = 0;
+  for (const GroupStats& g : sorted) group_total += g.compressed_bytes;
+  out += "compressed bytes by group (largest first; each group compressed alone):\n";
+  for (const GroupStats& g : sorted) {
+    std::string fix = "cannot save that much alone";
+    if (g.params > 0 && g.compressed_bytes > save)
+      fix = fmt::format("saving it here alone: {:.3f} → {:.3f} bits/weight", g.bits_per_weight,
+                        static_cast<double>(g.compressed_bytes - save) * 8 / static_cast<double>(g.params));
+    out += fmt::format("  {:<16} {} {:5.1f}%  {}\n", g.group, bytes(g.compressed_bytes),
+                       group_total ? 100.0 * static_cast<double>(g.compressed_bytes) / static_cast<double>(group_total) : 0.0,
+                       fix);
+  }
+  return out;
+}
+
+}  // namespace golf::pack

@@ -1,0 +1,79 @@
+// artifact/code_size.h — the "counted code" half of the 16,000,000-byte limit, and the budget check.
+//
+// The challenge counts code bytes + compressed model bytes against a decimal 16,000,000-byte cap.
+// A C++ evaluator is code, so we count the sources needed to rebuild the model from an artifact
+// and evaluate it (and to train it), listed in a manifest (artifact/code_manifest.txt), counted the way
+// the records count theirs: minified, in one deterministic archive, compressed.
+#pragma once
+#include <cstdint>
+#include <filesystem>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "artifact/artifact.h"
+
+namespace golf::pack {
+
+// One counted file. `alone_bytes`: the minified file compressed on its own (with its archive
+// header); `marginal_bytes`: how much smaller the counted archive gets without it (-1 until
+// measured, which compresses the archive once per file). Neither adds up to the total exactly: the
+// compressor shares context between files.
+struct CodeFile {
+  std::string path;
+  int64_t raw_bytes = 0, minified_bytes = 0, alone_bytes = 0, marginal_bytes = -1;
+};
+
+struct CodeSize {
+  std::vector<std::string> files;  // relative to the repo root, '/'-separated, sorted, unique
+  std::vector<CodeFile> rows;      // one per file, same order
+  int64_t raw_bytes = 0;           // sum of the files' sizes
+  int64_t minified_bytes = 0;      // sum of the minified files' sizes
+  int64_t compressed_bytes = 0;    // the compressed archive of the minified files: this is what counts
+  std::string compressor;          // the compressor that gave compressed_bytes (the smallest)
+  std::vector<std::pair<std::string, int64_t>> candidates;  // every compressor tried, and its size
+};
+
+// The compressors tried on the counted archive, in order (a tie keeps the earlier one):
+//   "xz-9e"     liblzma preset 9 | LZMA_PRESET_EXTREME, xz container, CRC-64 (`xz -9e`);
+//   "lzma2-9e"  the same LZMA2 stream without the container (`xz --format=raw --lzma2=preset=9e`);
+//   "brotli-11" Brotli quality 11, window 24, text mode (`brotli -q 11 -w 24`).
+// Each output is decodable by the standard command line tool named.
+const std::vector<std::string>& code_compressors();
+std::vector<uint8_t> compress_code(const std::string& compressor, std::span<const uint8_t> bytes);
+
+// Manifest: one path or glob per line, relative to `repo_root` and matched with fnmatch(3) and
+// FNM_PATHNAME, one path component at a time ('*' never crosses '/'); only regular files count.
+// Lines starting with '#' (after leading blanks) and blank lines are ignored; surrounding blanks
+// are trimmed. A line "!pattern" removes the files it matches from those listed above it (so a
+// glob can count a directory, new files included, less a few named ones). A pattern that is
+// absolute, contains a ".." component, or matches no file, and an exclusion that removes nothing,
+// is a golf::Error naming the manifest line.
+//
+// The archive is, per file in sorted order: path, '\0', decimal size, '\0', contents, where the
+// contents of C++/CUDA sources are minify_cpp(file) (artifact/minify.h) and other files are verbatim.
+// It is compressed with every code_compressors() entry and the smallest counts. With `marginal`,
+// each row's marginal_bytes is measured too (on all cores; one compression per file).
+CodeSize counted_code(const std::filesystem::path& repo_root, const std::filesystem::path& manifest, bool marginal = false);
+
+// The pieces of counted_code, for tests and tools. code_archive with minify=false is the raw files.
+std::vector<std::string> manifest_files(const std::filesystem::path& repo_root, const std::filesystem::path& manifest);
+std::vector<uint8_t> code_archive(const std::filesystem::path& repo_root, const std::vector<std::string>& files,
+                                  bool minify = true);
+std::vector<uint8_t> xz_compress(std::span<const uint8_t> bytes);
+
+// The per-file table (largest marginal, else alone, first) with totals and the compressors tried.
+std::string code_table(const CodeSize& code);
+
+struct Budget {
+  int64_t limit = 16'000'000;  // decimal bytes, not MiB
+  int64_t artifact_bytes = 0, code_bytes = 0;
+  int64_t total() const { return artifact_bytes + code_bytes; }
+  bool fits() const { return total() <= limit; }
+};
+
+// Multi-line report: artifact, code and total against the limit; when over, how many bytes must
+// be saved and the groups (largest compressed size first) with what that saving means for each.
+std::string budget_report(const Budget& b, const std::vector<GroupStats>& groups);
+
+}  // namespace golf::pack

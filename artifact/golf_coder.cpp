@@ -1,0 +1,512 @@
+// artifact/golf_coder.cpp — golf's weight-code coder (model and stream: golf_coder.h). Encoder and
+// decoder share every modelling step (Model below); only the range coder differs.
+#include "artifact/golf_coder.h"
+
+#include <algorithm>
+#include <array>
+#include <bit>
+#include <cmath>
+#include <limits>
+
+#include "core/error.h"
+
+namespace golf::pack {
+
+namespace {
+
+constexpr int kUnary = 20;                 // |q| > k coded in unary for k = 1..kUnary-1
+constexpr int kGammaLength = kUnary + 1;   // nodes: "the gamma code has another bit"
+constexpr int kGammaBits = kGammaLength + 8;  // nodes: the gamma code's bits by position
+constexpr int kNodes = kGammaBits + 8;
+constexpr int kColBuckets = 16, kRowBuckets = 12, kNeighbour = 3;
+
+// Running means of |q| are kept ×16; these thresholds split them into log-spaced buckets.
+constexpr std::array<int, kColBuckets - 1> kColThresholds = {4, 8, 12, 16, 20, 24, 28, 32, 38, 45, 53, 64, 80, 104, 144};
+constexpr std::array<int, kRowBuckets - 1> kRowThresholds = {8, 16, 20, 24, 28, 32, 36, 42, 50, 64, 96};
+
+// The running means stay in [0, 63·16]; a table per threshold list turns a mean into its bucket.
+constexpr int kMeanLimit = 63 << 4;
+template <size_t N>
+std::array<uint8_t, kMeanLimit + 1> bucket_table(const std::array<int, N>& thresholds) {
+  std::array<uint8_t, kMeanLimit + 1> table{};
+  for (int v = 0; v <= kMeanLimit; ++v) {
+    int b = 0;
+    while (b < static_cast<int>(N) && v >= thresholds[static_cast<size_t>(b)]) ++b;
+    table[static_cast<size_t>(v)] = static_cast<uint8_t>(b);
+  }
+  return table;
+}
+const auto kColBucket = bucket_table(kColThresholds);
+const auto kRowBucket = bucket_table(kRowThresholds);
+
+// Logistic squash and its inverse in fixed point: stretch domain ×256 (±2047), probability ×4096.
+int squash(int d) {
+  static constexpr int t[33] = {1,    2,    3,    6,    10,   16,   27,   45,   73,   120,  194,
+                                310,  488,  747,  1101, 1546, 2047, 2549, 2994, 3348, 3607, 3785,
+                                3901, 3975, 4024, 4050, 4068, 4079, 4085, 4089, 4092, 4093, 4094};
+  if (d > 2047) return 4095;
+  if (d < -2047) return 1;
+  const int w = d & 127, i = (d >> 7) + 16;
+  return (t[i] * (128 - w) + t[i + 1] * w + 64) >> 7;
+}
+
+// stretch = squash⁻¹ over probabilities ×4096, and squash over the clamped stretch domain as a
+// table (clamped to [1, 4095]: no decision is ever certain).
+const std::array<int16_t, 4096> kStretch = [] {
+  std::array<int16_t, 4096> s{};
+  int next = 0;
+  for (int x = -2047; x <= 2047; ++x)
+    for (const int v = squash(x); next <= v; ++next) s[static_cast<size_t>(next)] = static_cast<int16_t>(x);
+  for (; next < 4096; ++next) s[static_cast<size_t>(next)] = 2047;
+  return s;
+}();
+const std::array<int16_t, 4095> kSquash = [] {
+  std::array<int16_t, 4095> t{};
+  for (int d = -2047; d <= 2047; ++d) t[static_cast<size_t>(d + 2047)] = static_cast<int16_t>(std::clamp(squash(d), 1, 4095));
+  return t;
+}();
+
+// Two adaptive probabilities of a 1 (×65536) for one context: `slow` is nearly a frequency count
+// (rate 1/(n+2), floor 1/1024), `fast` follows local drift (rate floor 1/16). The mixer weighs them.
+constexpr int kSlowLimit = 1022, kFastLimit = 14;
+const std::array<int32_t, kSlowLimit + 1> kCounterRate = [] {  // 65536 / (n + 2)
+  std::array<int32_t, kSlowLimit + 1> r{};
+  for (int i = 0; i <= kSlowLimit; ++i) r[static_cast<size_t>(i)] = 65536 / (i + 2);
+  return r;
+}();
+struct Counter {
+  uint16_t slow = 32768, fast = 32768;
+  uint16_t n = 0;
+  void update(int bit) {
+    const int target = bit ? 65535 : 0;
+    slow = static_cast<uint16_t>(slow + (((target - slow) * kCounterRate[n]) >> 16));
+    fast = static_cast<uint16_t>(fast + (((target - fast) * kCounterRate[std::min<int>(n, kFastLimit)]) >> 16));
+    if (n < kSlowLimit) ++n;
+  }
+};
+
+class Encoder {
+ public:
+  int code(int bit, int p16) {  // p16: probability of a 1
+    const uint32_t bound = (range_ >> 16) * static_cast<uint32_t>(p16);
+    if (bit) {
+      range_ = bound;
+    } else {
+      low_ += bound;
+      range_ -= bound;
+    }
+    while (range_ < (1u << 24)) range_ <<= 8, shift_low();
+    return bit;
+  }
+  std::vector<uint8_t> finish() {
+    for (int i = 0; i < 5; ++i) shift_low();
+    return std::move(out_);
+  }
+
+ private:
+  void shift_low() {
+    if (static_cast<uint32_t>(low_) < 0xFF000000u || (low_ >> 32) != 0) {
+      const auto carry = static_cast<uint8_t>(low_ >> 32);
+      uint8_t byte = cache_;
+      do {
+        out_.push_back(static_cast<uint8_t>(byte + carry));
+        byte = 0xFF;
+      } while (--pending_ != 0);
+      cache_ = static_cast<uint8_t>(low_ >> 24);
+    }
+    ++pending_;
+    low_ = (low_ & 0x00FFFFFFu) << 8;
+  }
+  uint64_t low_ = 0;
+  uint32_t range_ = 0xFFFFFFFFu;
+  uint8_t cache_ = 0;
+  uint64_t pending_ = 1;
+  std::vector<uint8_t> out_;
+};
+
+class Decoder {
+ public:
+  Decoder(std::span<const uint8_t> in, const std::string& source) : in_(in), source_(source) {
+    if (in.empty() || in[0] != 0) fail("{}: not a golf code stream (it must start with a zero byte)", source);
+    for (int i = 0; i < 5; ++i) code_ = (code_ << 8) | next();
+  }
+  int code(int /*unused*/, int p16) {
+    const uint32_t bound = (range_ >> 16) * static_cast<uint32_t>(p16);
+    int bit;
+    if (code_ < bound) {
+      range_ = bound;
+      bit = 1;
+    } else {
+      code_ -= bound;
+      range_ -= bound;
+      bit = 0;
+    }
+    while (range_ < (1u << 24)) range_ <<= 8, code_ = (code_ << 8) | next();
+    return bit;
+  }
+  void finish() const {
+    if (pos_ > in_.size()) fail("{}: the golf code stream ends early ({} bytes)", source_, in_.size());
+    if (pos_ < in_.size()) fail("{}: {} bytes follow the end of the golf code stream", source_, in_.size() - pos_);
+  }
+
+ private:
+  uint32_t next() { return pos_ < in_.size() ? in_[pos_++] : (++pos_, 0u); }
+  std::span<const uint8_t> in_;
+  const std::string& source_;
+  size_t pos_ = 0;
+  uint32_t code_ = 0, range_ = 0xFFFFFFFFu;
+};
+
+// Column statistics: a running mean whose rate falls as 1/n over a matrix's first rows, then
+// stays at 1/kColWindow. A column's spread is a property of its input feature, stable down the
+// rows: on the 35-step CPU-trained 11 × 512 weights windows 8/32/64 gave 15.736/15.688/15.674 MB
+// (golf's group bytes, without the sign context) and, with it, 32/64/128 gave 15.619/15.603/
+// 15.597 MB. (On 4-step near-init weights, whose zero-initialized projections drift down the
+// rows, 32 is better than 128 by 0.3 %.)
+constexpr int kColWindow = 128, kLocalRate = 4;  // local mean |q|: rate 2^-4
+constexpr size_t kInputs = 5;                    // (slow, fast) per model, bias
+constexpr int kSignNode = 1;
+constexpr int32_t kInitialWeight = 1 << 14, kMaxWeight = 1 << 22;
+
+// The column's running mean of q (×256), in signed buckets (bounds ±1/16, 3/16, 6/16, 12/16,
+// 24/16 of a code): a column whose codes lean one way (the embedding's mean direction) makes the
+// sign predictable (tok_emb: −3.5 % bytes on the trained weights).
+constexpr int kSignBuckets = 11;
+constexpr int kSignedLimit = 63 << 4;  // |mean q| ≤ 63 codes, ×16 after the shift below
+const std::array<uint8_t, 2 * kSignedLimit + 1> kSignBucket = [] {
+  constexpr std::array<int, kSignBuckets - 1> bounds = {-24, -12, -6, -3, -1, 1, 3, 6, 12, 24};  // ×16
+  std::array<uint8_t, 2 * kSignedLimit + 1> table{};
+  for (int v = -kSignedLimit; v <= kSignedLimit; ++v) {
+    uint8_t b = 0;
+    while (b < bounds.size() && v >= bounds[b]) ++b;
+    table[static_cast<size_t>(v + kSignedLimit)] = b;
+  }
+  return table;
+}();
+size_t sign_bucket(int col_signed) { return kSignBucket[static_cast<size_t>((col_signed >> 4) + kSignedLimit)]; }
+
+// Everything both sides predict with; `Coder` is Encoder or Decoder, and bit() returns the bit
+// that was coded (the encoder's own, or the decoded one). Counter tables are laid out context-
+// major, node-minor, so one code's decisions touch one short run of counters per model.
+class Model {
+ public:
+  Model()
+      : a_(kColBuckets * kNeighbour * kNodes), b_(kRowBuckets * kNeighbour * kNodes),
+        sign_a_(kColBuckets * kNeighbour * kSignBuckets), sign_b_(kRowBuckets * kNeighbour), weights_(kNodes * kInputs) {
+    for (size_t set = 0; set < kNodes; ++set)
+      for (size_t i = 0; i < kInputs; ++i) weights_[set * kInputs + i] = i + 1 < kInputs ? kInitialWeight : 0;
+  }
+
+  // The context of the next code: column and local running means, left and above codes, the
+  // column's running mean of q (signed).
+  void set_context(int col_mean, int local_mean, int left, int above, int col_signed) {
+    const size_t col = kColBucket[static_cast<size_t>(col_mean)], row = kRowBucket[static_cast<size_t>(local_mean)];
+    const size_t l = static_cast<size_t>(std::min(std::abs(left), 2)), u = static_cast<size_t>(std::min(std::abs(above), 2));
+    const size_t l_sign = left == 0 ? 0 : left > 0 ? 1 : 2, u_sign = above == 0 ? 0 : above > 0 ? 1 : 2;
+    a_now_ = &a_[(col * kNeighbour + l) * kNodes];
+    b_now_ = &b_[(row * kNeighbour + u) * kNodes];
+    sign_a_now_ = &sign_a_[(col * kNeighbour + l_sign) * kSignBuckets + sign_bucket(col_signed)];
+    sign_b_now_ = &sign_b_[row * kNeighbour + u_sign];
+  }
+
+  template <class Coder>
+  int bit(Coder& coder, int node, int bit) {
+    Counter& ca = node == kSignNode ? *sign_a_now_ : a_now_[node];
+    Counter& cb = node == kSignNode ? *sign_b_now_ : b_now_[node];
+    const int x[kInputs] = {kStretch[ca.slow >> 4], kStretch[ca.fast >> 4], kStretch[cb.slow >> 4], kStretch[cb.fast >> 4], 256};
+    int32_t* w = &weights_[static_cast<size_t>(node) * kInputs];
+    int64_t dot = 0;
+    for (size_t i = 0; i < kInputs; ++i) dot += int64_t{w[i]} * x[i];
+    const int p = kSquash[static_cast<size_t>(std::clamp<int64_t>(dot >> 16, -2047, 2047) + 2047)];
+    const int coded = coder.code(bit, p << 4);
+    // Mixer step 2^-13: slow enough that on i.i.d. codes the mix costs ≤ 0.1 % over the entropy.
+    const int err = (coded << 12) - p;
+    for (size_t i = 0; i < kInputs; ++i) w[i] = std::clamp(w[i] + ((x[i] * err + (1 << 12)) >> 13), -kMaxWeight, kMaxWeight);
+    ca.update(coded);
+    cb.update(coded);
+    return coded;
+  }
+
+ private:
+  std::vector<Counter> a_, b_, sign_a_, sign_b_;
+  std::vector<int32_t> weights_;  // one mixer per decision node
+  Counter *a_now_ = nullptr, *b_now_ = nullptr, *sign_a_now_ = nullptr, *sign_b_now_ = nullptr;
+};
+
+// A value (a code, or a code's difference from its reference row's code: |x| ≤ 254) as binary
+// decisions: zero?, sign, |x| in unary to kUnary, then Elias gamma of |x| − kUnary + 1.
+template <class Coder>
+int code_value(Model& m, Coder& coder, int x) {
+  if (m.bit(coder, 0, x == 0)) return 0;
+  const bool negative = m.bit(coder, kSignNode, x < 0);
+  const int mag_in = std::abs(x);
+  int mag = 1;
+  while (mag < kUnary && m.bit(coder, 1 + mag, mag_in > mag)) ++mag;
+  if (mag == kUnary) {
+    const auto value_in = static_cast<uint32_t>(mag_in - kUnary + 1);  // ≥ 1 when encoding
+    const int length_in = std::bit_width(value_in);
+    int length = 1;
+    while (length < 8 && m.bit(coder, kGammaLength + length - 1, length < length_in)) ++length;
+    uint32_t value = 1;
+    for (int i = length - 2; i >= 0; --i) value = (value << 1) | static_cast<uint32_t>(m.bit(coder, kGammaBits + i, (value_in >> i) & 1));
+    mag = static_cast<int>(value) + kUnary - 1;
+  }
+  return negative ? -mag : mag;
+}
+
+// The running statistics one Model predicts from, kept per matrix.
+struct Stats {
+  std::vector<int> col_mean, col_signed, above;  // ×256: mean |x|, mean x per column; the column's last x
+  int local_mean = 2 << 4;                       // ×16: mean |x| of the last ~16 values
+  int rows = 0;                                  // rows seen (the column rate falls as 1/rows)
+  explicit Stats(size_t cols) : col_mean(cols, 2 << 8), col_signed(cols, 0), above(cols, 0) {}
+};
+
+const std::array<int32_t, kColWindow + 1> kColRate = [] {  // 65536 / n
+  std::array<int32_t, kColWindow + 1> r{};
+  for (int n = 1; n <= kColWindow; ++n) r[static_cast<size_t>(n)] = 65536 / n;
+  return r;
+}();
+
+// Codes one row's values through `m`: x[c] is the value to encode (ignored when decoding);
+// returns them (the decoded ones when decoding).
+template <class Coder>
+void code_row(Model& m, Stats& st, Coder& coder, int* x, size_t cols) {
+  const int32_t col_rate = kColRate[static_cast<size_t>(std::min(st.rows + 1, kColWindow))];
+  for (size_t c = 0; c < cols; ++c) {
+    m.set_context(st.col_mean[c] >> 4, st.local_mean, c ? x[c - 1] : 0, st.above[c], st.col_signed[c]);
+    const int v = code_value(m, coder, x[c]);
+    x[c] = v;
+    const int mag = std::min(std::abs(v), 63);
+    st.col_mean[c] += static_cast<int>((int64_t{(mag << 8) - st.col_mean[c]} * col_rate) >> 16);
+    st.col_signed[c] += static_cast<int>((int64_t{(std::clamp(v, -63, 63) << 8) - st.col_signed[c]} * col_rate) >> 16);
+    st.local_mean += ((mag << 4) - st.local_mean) >> kLocalRate;
+    st.above[c] = v;
+  }
+  ++st.rows;
+}
+
+// Σ|a − b| over n bytes, written so that the compiler vectorizes it to sum-of-absolute-differences.
+uint32_t l1_distance(const uint8_t* a, const uint8_t* b, size_t n) {
+  uint32_t d = 0;
+  size_t c = 0;
+  for (; c + 32 <= n; c += 32) {
+    uint32_t block = 0;
+    for (size_t k = 0; k < 32; ++k) block += static_cast<uint32_t>(std::abs(int{a[c + k]} - int{b[c + k]}));
+    d += block;
+  }
+  for (; c < n; ++c) d += static_cast<uint32_t>(std::abs(int{a[c]} - int{b[c]}));
+  return d;
+}
+
+// The encoder's choice of reference rows for one matrix (the decoder only reads it): for each
+// row, the earlier row nearest in L1 (ties: the latest), kept when the estimated saving,
+// cols · log2(Σ|q| / L1 distance) bits (codes cost about log2 of their mean magnitude), exceeds
+// the reference's own cost, bit_width(r − 1) bits, by kReferenceMargin bits. -1 = none.
+// The estimate is optimistic for rows that are only loosely alike (their differences code worse
+// than it says): on the 35-step 11 × 512 weights tok_emb (the only group where any row gets a
+// reference) took 1,707,089 / 1,693,505 / 1,670,242 / 1,654,958 / 1,653,647 / 1,656,402 bytes
+// with margins 16 / 64 / 160 / 320 / 500 / 800 bits (no references: 1,868,383).
+constexpr double kReferenceMargin = 400;
+std::vector<int32_t> choose_references(const int8_t* q, size_t rows, size_t cols) {
+  std::vector<int32_t> refs(rows, -1);
+  std::vector<uint8_t> u(rows * cols);  // codes + 128: |a − b| unchanged, unsigned for the SAD
+  for (size_t i = 0; i < u.size(); ++i) u[i] = static_cast<uint8_t>(q[i] + 128);
+  const std::vector<uint8_t> zero(cols, 128);
+  for (size_t r = 1; r < rows; ++r) {
+    const uint8_t* row = u.data() + r * cols;
+    const uint32_t own = l1_distance(row, zero.data(), cols);
+    uint32_t best = std::numeric_limits<uint32_t>::max();
+    size_t best_j = 0;
+    for (size_t j = r; j-- > 0;) {
+      const uint32_t d = l1_distance(row, u.data() + j * cols, cols);
+      if (d < best) best = d, best_j = j;
+    }
+    const double saving = static_cast<double>(cols) * std::log2((own + 1.0) / (best + 1.0));
+    if (saving > std::bit_width(r - 1) + kReferenceMargin) refs[r] = static_cast<int32_t>(best_j);
+  }
+  return refs;
+}
+
+// Codes every matrix of `shapes` (codes row-major, concatenated). Per row: "has a reference row?"
+// (one adaptive counter per previous row's answer), then the reference's distance back (r − j − 1
+// in bit_width(r − 1) even bits), then the row: its codes through `plain`, or their differences
+// from the reference row's codes through `diff` (its own model and statistics).
+template <class Coder>
+void code_matrices(Coder& coder, const std::vector<std::pair<uint32_t, uint32_t>>& shapes, int8_t* codes,
+                   const std::vector<std::vector<int32_t>>* refs, const std::string* source) {
+  Model plain, diff;
+  Counter has_ref[2];
+  size_t base = 0;
+  std::vector<int> x;
+  for (size_t mi = 0; mi < shapes.size(); ++mi) {
+    const auto [rows, cols] = shapes[mi];
+    Stats plain_stats(cols), diff_stats(cols);
+    x.assign(cols, 0);
+    int previous_had_ref = 0;
+    for (size_t r = 0; r < rows; ++r) {
+      int8_t* row = codes + base + r * cols;
+      int32_t ref = -1;
+      if (r > 0) {
+        Counter& flag = has_ref[previous_had_ref];
+        const int p = std::clamp<int>(flag.slow, 64, 65536 - 64);
+        const int bit = coder.code(refs && (*refs)[mi][r] >= 0, p);
+        flag.update(bit);
+        previous_had_ref = bit;
+        if (bit) {
+          const int width = std::bit_width(r - 1);
+          uint32_t back = refs ? static_cast<uint32_t>(r - 1 - static_cast<size_t>((*refs)[mi][r])) : 0, got = 0;
+          for (int i = width - 1; i >= 0; --i) got = (got << 1) | static_cast<uint32_t>(coder.code((back >> i) & 1, 32768));
+          if (got > r - 1) fail("{}: corrupt golf code stream (row {} refers {} rows back)", *source, r, got + 1);
+          ref = static_cast<int32_t>(r - 1 - got);
+        }
+      }
+      const int8_t* ref_row = ref >= 0 ? codes + base + static_cast<size_t>(ref) * cols : nullptr;
+      if (refs)
+        for (size_t c = 0; c < cols; ++c) x[c] = row[c] - (ref_row ? ref_row[c] : 0);
+      if (ref_row) {
+        code_row(diff, diff_stats, coder, x.data(), cols);
+      } else {
+        code_row(plain, plain_stats, coder, x.data(), cols);
+      }
+      if (!refs)
+        for (size_t c = 0; c < cols; ++c) {
+          const int q = x[c] + (ref_row ? ref_row[c] : 0);
+          if (q < -128 || q > 127) fail("{}: corrupt golf code stream (a code of {})", *source, q);
+          row[c] = static_cast<int8_t>(q);
+        }
+    }
+    base += size_t{rows} * cols;
+  }
+}
+
+size_t total_codes(const std::vector<std::pair<uint32_t, uint32_t>>& shapes) {
+  size_t n = 0;
+  for (const auto& [rows, cols] : shapes) n += size_t{rows} * cols;
+  return n;
+}
+
+// The fp16 words' model (golf_coder.h): bit-tree contexts over each byte, two models mixed.
+class WordModel {
+ public:
+  WordModel() : a_(2 * 256 * 256), b_(2 * 256 * 256), weights_(16 * kWordInputs) {
+    for (size_t n = 0; n < 16; ++n)
+      for (size_t i = 0; i < kWordInputs; ++i) weights_[n * kWordInputs + i] = i < 4 ? 1 << 14 : 0;
+  }
+
+  template <class Coder>
+  uint16_t word(Coder& coder, uint16_t value) {
+    int high = 1;  // bit-tree node: a leading 1, then the bits so far
+    for (int k = 15; k >= 8; --k)
+      high = (high << 1) | bit(coder, 15 - k, high, static_cast<size_t>(prev_high_) * 256 + static_cast<size_t>(high), (value >> k) & 1);
+    high &= 0xFF;
+    const size_t near = high == prev_high_ ? 1 + (prev_low_ >> 2) : 0;  // the previous low byte, when comparable
+    int low = 1;
+    for (int k = 7; k >= 0; --k)
+      low = (low << 1) | bit(coder, 15 - k, 65536 + static_cast<size_t>(high) * 256 + static_cast<size_t>(low),
+                             65536 + near * 256 + static_cast<size_t>(low), (value >> k) & 1);
+    low &= 0xFF;
+    prev_high_ = high, prev_low_ = low;
+    return static_cast<uint16_t>(high << 8 | low);
+  }
+
+ private:
+  static constexpr size_t kWordInputs = 5;
+  template <class Coder>
+  int bit(Coder& coder, int position, size_t ctx_a, size_t ctx_b, int bit) {
+    Counter& ca = a_[ctx_a];
+    Counter& cb = b_[ctx_b];
+    const auto& stretch = kStretch;
+    const int x[kWordInputs] = {stretch[ca.slow >> 4], stretch[ca.fast >> 4], stretch[cb.slow >> 4], stretch[cb.fast >> 4], 256};
+    int32_t* w = &weights_[static_cast<size_t>(position) * kWordInputs];
+    int64_t dot = 0;
+    for (size_t i = 0; i < kWordInputs; ++i) dot += int64_t{w[i]} * x[i];
+    const int p = kSquash[static_cast<size_t>(std::clamp<int64_t>(dot >> 16, -2047, 2047) + 2047)];
+    const int coded = coder.code(bit, p << 4);
+    const int err = (coded << 12) - p;
+    constexpr int32_t kMaxWeight = 1 << 22;
+    // A faster mixer step than the codes' (2^-11): there are few words to learn from.
+    for (size_t i = 0; i < kWordInputs; ++i) w[i] = std::clamp(w[i] + ((x[i] * err + (1 << 10)) >> 11), -kMaxWeight, kMaxWeight);
+    ca.update(coded);
+    cb.update(coded);
+    return coded;
+  }
+  // a_: node × own high byte (low byte) or node alone (high byte, ctx < 256); b_: node × the
+  // previous word's high byte (high byte) or × the previous low byte's bucket (low byte).
+  std::vector<Counter> a_, b_;
+  std::vector<int32_t> weights_;
+  int prev_high_ = 0, prev_low_ = 0;
+};
+
+// The first byte of a stream names its format: the range coder's first byte is always 0, so
+// the version takes its place. Version 0 streams came from the coder before row references
+// (issue 16, session 3); no build decodes a version it was not written for.
+constexpr uint8_t kCodeStreamVersion = 1, kWordStreamVersion = 1;
+void check_version(std::span<const uint8_t> stream, uint8_t version, const char* kind, const std::string& source) {
+  if (stream.empty()) fail("{}: the golf {} stream is empty", source, kind);
+  if (stream[0] != version)
+    fail("{}: golf {} stream format {} is not supported (this build reads format {}{})", source, kind, stream[0], version,
+         stream[0] < version ? "; it was written by an earlier golf coder: repack from the run's weights" : "");
+}
+
+}  // namespace
+
+std::vector<uint8_t> golf_encode_codes(std::span<const int8_t> codes, const std::vector<std::pair<uint32_t, uint32_t>>& shapes) {
+  if (total_codes(shapes) != codes.size())
+    fail("golf coder: the shapes hold {} codes, {} were given", total_codes(shapes), codes.size());
+  for (const int8_t q : codes)
+    if (q == -128) fail("golf coder: code -128 is outside the symmetric range");
+  std::vector<std::vector<int32_t>> refs;
+  size_t base = 0;
+  for (const auto& [rows, cols] : shapes) {
+    refs.push_back(choose_references(codes.data() + base, rows, cols));
+    base += size_t{rows} * cols;
+  }
+  std::vector<int8_t> copy(codes.begin(), codes.end());
+  Encoder enc;
+  code_matrices(enc, shapes, copy.data(), &refs, nullptr);
+  std::vector<uint8_t> out = enc.finish();
+  out[0] = kCodeStreamVersion;  // the range coder's first byte is always 0
+  return out;
+}
+
+std::vector<int8_t> golf_decode_codes(std::span<const uint8_t> stream, const std::vector<std::pair<uint32_t, uint32_t>>& shapes,
+                                      const std::string& source) {
+  // A code costs at least log2(4096/4095) bits (the model's most confident prediction), so a
+  // stream far too short for the shapes is refused before anything is allocated.
+  const size_t n = total_codes(shapes);
+  if (n / 24000 > stream.size()) fail("{}: a {}-byte golf code stream cannot hold {} codes", source, stream.size(), n);
+  check_version(stream, kCodeStreamVersion, "code", source);
+  std::vector<uint8_t> body(stream.begin(), stream.end());
+  body[0] = 0;
+  std::vector<int8_t> codes(n);
+  Decoder dec(body, source);
+  code_matrices(dec, shapes, codes.data(), nullptr, &source);
+  dec.finish();
+  return codes;
+}
+
+std::vector<uint8_t> golf_encode_words(std::span<const uint16_t> words) {
+  WordModel model;
+  Encoder enc;
+  for (const uint16_t w : words) model.word(enc, w);
+  std::vector<uint8_t> out = enc.finish();
+  out[0] = kWordStreamVersion;
+  return out;
+}
+
+std::vector<uint16_t> golf_decode_words(std::span<const uint8_t> stream, size_t count, const std::string& source) {
+  // 16 decisions of at least log2(4096/4095) bits each: a byte holds at most ~1,400 words.
+  if (count / 1400 > stream.size()) fail("{}: a {}-byte golf word stream cannot hold {} words", source, stream.size(), count);
+  check_version(stream, kWordStreamVersion, "word", source);
+  std::vector<uint8_t> body(stream.begin(), stream.end());
+  body[0] = 0;
+  std::vector<uint16_t> words(count);
+  WordModel model;
+  Decoder dec(body, source);
+  for (uint16_t& w : words) w = model.word(dec, 0);
+  dec.finish();
+  return words;
+}
+
+}  // namespace golf::pack

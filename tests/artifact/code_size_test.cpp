@@ -1,0 +1,231 @@
+// Counted code (manifest globs → minified deterministic archive → the smallest compressor), its
+// per-file table, and the 16,000,000-byte budget.
+#include "artifact/code_size.h"
+
+#include <lzma.h>
+
+#include "core/error.h"
+#include "tests/test_util.h"
+
+namespace golf::pack {
+namespace {
+
+using test::TempDir;
+namespace fs = std::filesystem;
+
+bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
+// a/x.h a/y.h a/.hidden.h a/notes.txt a/b/z.h c.txt, and a directory a/dir.h that is not a file.
+void make_tree(const TempDir& dir) {
+  fs::create_directories(dir / "a/b");
+  fs::create_directories(dir / "a/dir.h");
+  test::write_file(dir / "a/x.h", "int x;\n");
+  test::write_file(dir / "a/y.h", "int y;\n");
+  test::write_file(dir / "a/.hidden.h", "int h;\n");
+  test::write_file(dir / "a/notes.txt", "notes\n");
+  test::write_file(dir / "a/b/z.h", "int z;\n");
+  test::write_file(dir / "c.txt", "c\n");
+}
+
+std::string manifest_error(const fs::path& root, const fs::path& manifest) {
+  return test::error_of([&] { manifest_files(root, manifest); });
+}
+
+TEST(CodeManifest, GlobsMatchPerComponentSortedAndDeduplicated) {
+  TempDir dir;
+  make_tree(dir);
+  test::write_file(dir / "manifest.txt",
+                   "# counted code\n"
+                   "\n"
+                   "a/*.h\n"
+                   "a/x.h\n"          // already matched: listed once
+                   "   c.txt  \r\n"   // blanks and a CR trimmed
+                   "a/*/z.[hc]\n");
+  const auto files = manifest_files(dir.path(), dir / "manifest.txt");
+  // '*' never crosses '/', matches a leading '.' (plain fnmatch), and directories never count.
+  EXPECT_EQ(files, (std::vector<std::string>{"a/.hidden.h", "a/b/z.h", "a/x.h", "a/y.h", "c.txt"}));
+}
+
+TEST(CodeManifest, ExclusionsRemoveFilesListedAbove) {
+  TempDir dir;
+  make_tree(dir);
+  test::write_file(dir / "manifest.txt", "a/*.h\n!a/.*.h\n  ! a/y.h\nc.txt\n");
+  EXPECT_EQ(manifest_files(dir.path(), dir / "manifest.txt"), (std::vector<std::string>{"a/x.h", "c.txt"}));
+  // An exclusion must remove something listed above it, and match a file at all.
+  test::write_file(dir / "manifest.txt", "a/x.h\n!a/y.h\n");
+  EXPECT_TRUE(contains(manifest_error(dir.path(), dir / "manifest.txt"), "manifest.txt:2: pattern 'a/y.h' excludes no file listed above it"));
+  test::write_file(dir / "manifest.txt", "a/x.h\n!a/nope.h\n");
+  EXPECT_TRUE(contains(manifest_error(dir.path(), dir / "manifest.txt"), "manifest.txt:2: pattern 'a/nope.h' matches no file"));
+}
+
+TEST(CodeManifest, PatternMatchingNothingNamesTheLine) {
+  TempDir dir;
+  make_tree(dir);
+  test::write_file(dir / "manifest.txt", "a/*.h\n# eval/* comes later\nnope/*.cpp\n");
+  const std::string msg = manifest_error(dir.path(), dir / "manifest.txt");
+  EXPECT_TRUE(contains(msg, "manifest.txt:3: pattern 'nope/*.cpp' matches no file")) << msg;
+  test::write_file(dir / "manifest.txt", "a/b\n");  // a directory is not a file
+  EXPECT_TRUE(contains(manifest_error(dir.path(), dir / "manifest.txt"), ":1: pattern 'a/b' matches no file"));
+}
+
+TEST(CodeManifest, PatternsMustStayInsideTheRepo) {
+  TempDir dir;
+  make_tree(dir);
+  test::write_file(dir / "manifest.txt", "/etc/passwd\n");
+  EXPECT_TRUE(contains(manifest_error(dir.path(), dir / "manifest.txt"), ":1: pattern '/etc/passwd' is absolute"));
+  test::write_file(dir / "manifest.txt", "c.txt\na/../c.txt\n");
+  EXPECT_TRUE(contains(manifest_error(dir.path(), dir / "manifest.txt"), ":2: pattern 'a/../c.txt' leaves the repo root"));
+  test::write_file(dir / "manifest.txt", ".\n");
+  EXPECT_TRUE(contains(manifest_error(dir.path(), dir / "manifest.txt"), "names no file"));
+  EXPECT_TRUE(contains(manifest_error(dir.path(), dir / "missing.txt"), "cannot open the code manifest"));
+}
+
+TEST(CodeArchive, LayoutIsPathSizeContents) {
+  TempDir dir;
+  test::write_file(dir / "a", "hi");
+  test::write_file(dir / "b", "");
+  const auto archive = code_archive(dir.path(), {"a", "b"});
+  const std::string expected("a\0" "2\0" "hi" "b\0" "0\0", 10);
+  EXPECT_EQ(std::string(archive.begin(), archive.end()), expected);
+}
+
+TEST(CodeArchive, CompressionIsAnXzStreamWithCrc64ThatDecodesBack) {
+  const std::string text = "the same line again and again\n";
+  std::vector<uint8_t> in;
+  for (int i = 0; i < 100; ++i) in.insert(in.end(), text.begin(), text.end());
+  const auto xz = xz_compress(in);
+  ASSERT_GT(xz.size(), 12u);
+  EXPECT_EQ(std::vector<uint8_t>(xz.begin(), xz.begin() + 6), (std::vector<uint8_t>{0xFD, '7', 'z', 'X', 'Z', 0}));
+  EXPECT_EQ(xz[7], LZMA_CHECK_CRC64);  // stream flags: check type
+  EXPECT_LT(xz.size(), in.size() / 10);
+  std::vector<uint8_t> back(in.size());
+  uint64_t memlimit = UINT64_MAX;
+  size_t in_pos = 0, out_pos = 0;
+  ASSERT_EQ(lzma_stream_buffer_decode(&memlimit, 0, nullptr, xz.data(), &in_pos, xz.size(), back.data(), &out_pos, back.size()),
+            LZMA_OK);
+  EXPECT_EQ(out_pos, in.size());
+  EXPECT_EQ(back, in);
+  EXPECT_EQ(xz_compress(in), xz);  // deterministic
+}
+
+TEST(CodeSize, CountsTheCompressedArchiveDeterministically) {
+  TempDir dir;
+  make_tree(dir);
+  test::write_file(dir / "manifest.txt", "a/*.h\nc.txt\n");
+  const CodeSize first = counted_code(dir.path(), dir / "manifest.txt");
+  EXPECT_EQ(first.files, (std::vector<std::string>{"a/.hidden.h", "a/x.h", "a/y.h", "c.txt"}));
+  EXPECT_EQ(first.raw_bytes, 7 + 7 + 7 + 2);
+  EXPECT_EQ(first.minified_bytes, 7 + 7 + 7 + 2);  // "int x;\n" is already minified; c.txt is not C++
+  // The smallest of the compressors tried, each on the same archive, is what counts.
+  const auto archive = code_archive(dir.path(), first.files);
+  ASSERT_EQ(first.candidates.size(), code_compressors().size());
+  int64_t smallest = INT64_MAX;
+  for (size_t c = 0; c < first.candidates.size(); ++c) {
+    EXPECT_EQ(first.candidates[c].first, code_compressors()[c]);
+    EXPECT_EQ(first.candidates[c].second, static_cast<int64_t>(compress_code(code_compressors()[c], archive).size()));
+    smallest = std::min(smallest, first.candidates[c].second);
+  }
+  EXPECT_EQ(first.compressed_bytes, smallest);
+  EXPECT_EQ(static_cast<int64_t>(compress_code(first.compressor, archive).size()), smallest);
+  ASSERT_EQ(first.rows.size(), first.files.size());
+  for (size_t k = 0; k < first.rows.size(); ++k) {
+    EXPECT_EQ(first.rows[k].path, first.files[k]);
+    EXPECT_EQ(first.rows[k].marginal_bytes, -1);  // not measured unless asked
+    EXPECT_GT(first.rows[k].alone_bytes, 0);
+  }
+  const CodeSize second = counted_code(dir.path(), dir / "manifest.txt");
+  EXPECT_EQ(second.compressed_bytes, first.compressed_bytes);
+  // One more byte of code changes what is counted.
+  test::write_file(dir / "c.txt", "cc\n");
+  EXPECT_EQ(counted_code(dir.path(), dir / "manifest.txt").raw_bytes, first.raw_bytes + 1);
+}
+
+TEST(CodeArchive, CppSourcesAreMinifiedOtherFilesAreNot) {
+  TempDir dir;
+  test::write_file(dir / "a.cpp", "int  x; // x\n");
+  test::write_file(dir / "b.txt", "keep  // this\n");
+  const auto minified = code_archive(dir.path(), {"a.cpp", "b.txt"});
+  EXPECT_EQ(std::string(minified.begin(), minified.end()), std::string("a.cpp\0" "7\0" "int x;\n" "b.txt\0" "14\0" "keep  // this\n", 38));
+  const auto raw = code_archive(dir.path(), {"a.cpp"}, /*minify=*/false);
+  EXPECT_EQ(std::string(raw.begin(), raw.end()), std::string("a.cpp\0" "13\0" "int  x; // x\n", 22));
+}
+
+TEST(CodeSize, MarginalBytesAreWhatTheArchiveLosesWithoutTheFile) {
+  TempDir dir;
+  test::write_file(dir / "a.h", "int alpha_beta_gamma = 1;\n");
+  test::write_file(dir / "b.h", "int alpha_beta_gamma_delta = 2; double epsilon;\n");
+  test::write_file(dir / "manifest.txt", "*.h\n");
+  const CodeSize code = counted_code(dir.path(), dir / "manifest.txt", /*marginal=*/true);
+  ASSERT_EQ(code.rows.size(), 2u);
+  for (size_t k = 0; k < 2; ++k) {
+    const auto without = code_archive(dir.path(), {code.files[1 - k]});
+    EXPECT_EQ(code.rows[k].marginal_bytes, code.compressed_bytes - static_cast<int64_t>(compress_code(code.compressor, without).size()));
+  }
+  const std::string table = code_table(code);
+  EXPECT_TRUE(contains(table, "marginal")) << table;
+  EXPECT_TRUE(contains(table, fmt::format("counted code: {} bytes ({}", with_commas(code.compressed_bytes), code.compressor))) << table;
+  EXPECT_TRUE(contains(table, "total: 2 files")) << table;
+  EXPECT_TRUE(contains(test::error_of([] { compress_code("zip", {}); }), "unknown code compressor 'zip'"));
+}
+
+TEST(CodeSize, RealManifestOfThisRepo) {
+  const fs::path root = GOLF_SOURCE_DIR;
+  const CodeSize code = counted_code(root, root / "artifact/code_manifest.txt");
+  for (const std::string f : {"core/error.h", "core/atomic_file.cpp", "artifact/artifact.h", "artifact/artifact.cpp"})
+    EXPECT_NE(std::find(code.files.begin(), code.files.end(), f), code.files.end()) << f;
+  EXPECT_TRUE(std::is_sorted(code.files.begin(), code.files.end()));
+  EXPECT_GT(code.compressed_bytes, 1000);
+  EXPECT_LT(code.compressed_bytes, code.raw_bytes / 2);
+  EXPECT_LT(code.minified_bytes, code.raw_bytes);
+  std::fputs(code_table(code).c_str(), stdout);
+}
+
+// ---- budget -----------------------------------------------------------------------------------
+
+std::vector<GroupStats> example_groups() {
+  const auto group = [](std::string name, int64_t params, int64_t compressed, double bits_per_weight) {
+    GroupStats g;
+    g.group = std::move(name);
+    g.params = params;
+    g.compressed_bytes = compressed;
+    g.bits_per_weight = bits_per_weight;
+    return g;
+  };
+  return {group("attention", 11'534'336, 5'000'000, 3.468), group("mlp", 23'068'672, 10'000'000, 3.468),
+          group("fp16 passthrough", 100'000, 150'000, 12)};
+}
+
+TEST(Budget, SixteenMillionDecimalBytesFitOneMoreDoesNot) {
+  EXPECT_EQ(Budget{}.limit, 16'000'000);  // decimal, not 16 MiB = 16,777,216
+  const Budget edge{.artifact_bytes = 15'968'000, .code_bytes = 32'000};
+  EXPECT_EQ(edge.total(), 16'000'000);
+  EXPECT_TRUE(edge.fits());
+  const std::string fits = budget_report(edge, example_groups());
+  EXPECT_TRUE(contains(fits, "16,000,000 bytes of the 16,000,000-byte limit: fits, 0 bytes to spare")) << fits;
+  EXPECT_FALSE(contains(fits, "mlp")) << fits;
+
+  const Budget over{.artifact_bytes = 15'968'001, .code_bytes = 32'000};
+  EXPECT_FALSE(over.fits());
+  const std::string report = budget_report(over, example_groups());
+  EXPECT_TRUE(contains(report, "16,000,001 bytes of the 16,000,000-byte limit: OVER by 1 byte; save at least 1 byte"))
+      << report;
+  // Largest group first, then the others.
+  const size_t mlp = report.find("mlp"), attention = report.find("attention"), fp16 = report.find("fp16 passthrough");
+  ASSERT_NE(mlp, std::string::npos);
+  EXPECT_LT(mlp, attention);
+  EXPECT_LT(attention, fp16);
+  EXPECT_TRUE(contains(report, "10,000,000 bytes")) << report;
+}
+
+TEST(Budget, ReportSaysWhatASavingMeansPerGroup) {
+  const Budget over{.artifact_bytes = 16'100'000, .code_bytes = 50'000};
+  const std::string report = budget_report(over, example_groups());
+  EXPECT_TRUE(contains(report, "OVER by 150,000 bytes; save at least 150,000 bytes")) << report;
+  // mlp: (10,000,000 - 150,000) × 8 / 23,068,672 = 3.416 bits/weight.
+  EXPECT_TRUE(contains(report, "3.468 → 3.416 bits/weight")) << report;
+  // fp16 passthrough holds exactly 150,000 bytes: it cannot give them all up.
+  EXPECT_TRUE(contains(report, "cannot save that much alone")) << report;
+}
+
+}  // namespace
+}  // namespace golf::pack
