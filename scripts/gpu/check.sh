@@ -345,8 +345,8 @@ run_row env.gpu 30 30 row_env_gpu
 run_row env.torch 60 60 row_env_torch
 run_row env.binaries 60 60 row_env_binaries
 run_row env.sdpa_backend 60 60 row_env_sdpa
-run_row kernel.softcap_ce 90 120 gtest_row core_torch_tests 'SoftcapCe.FusedKernelMatchesReferenceOnGpu'
-run_row kernel.qk_norm_rope 60 120 gtest_row core_torch_tests 'QkNormRope.CudaKernelsEqualTheCpuOpOnGpu'
+run_row kernel.softcap_ce 90 120 gtest_row model_tests 'SoftcapCe.FusedKernelMatchesReferenceOnGpu'
+run_row kernel.qk_norm_rope 60 120 gtest_row model_tests 'QkNormRope.CudaKernelsEqualTheCpuOpOnGpu'
 run_row graph.replay_equals_eager 90 120 gtest_row train_torch_tests 'GraphStep.AReplayedStepEqualsAnEagerStepOnGpu'
 run_row sync.train_step 60 120 gtest_row train_torch_tests 'FastPathsStep.TheTrainingStepDoesNotSyncOnGpu'
 run_row optim.device_scalars 60 120 gtest_row train_torch_tests 'OptimizerFastPath.MuonWithDeviceScalarsEqualsTheHostScalarsOnGpu'
