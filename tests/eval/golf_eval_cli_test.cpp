@@ -111,7 +111,7 @@ TEST_F(GolfEvalCli, RunEvalGivesTheReportTheCliWrote) {
 // alternatives this run does not take (a source tree is there, a plain tokenizer, SGD TTT). The
 // settings under config and results.ttt.settings come from the settings table, not the report.
 TEST_F(GolfEvalCli, EvalJsonHoldsTheReportSchemasKeys) {
-  const auto printed = test::run("'" + GOLF_EVAL_BIN + "' --print-report-schema");
+  const auto printed = test::run(std::string("'") + GOLF_EVAL_BIN + "' --print-report-schema");
   ASSERT_EQ(printed.exit_code, 0) << printed.output;
   const nlohmann::json schema = eval::eval_report_schema();
   EXPECT_EQ(nlohmann::json::parse(printed.output), schema);

@@ -4,6 +4,7 @@
 #include "train/calibration.h"
 
 #include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
 #include <gtest/gtest.h>
 
 #include <random>
@@ -45,6 +46,10 @@ TEST(CollectHessians, SmatGateMeansAreOverEveryCalibrationBatch) {
   validate(cfg);
   at::manual_seed(0);
   Model model(cfg, at::kCPU);
+  {  // away from the initialization, where the gate is σ(β) whatever the input
+    at::NoGradGuard no_grad;
+    for (auto& [name, p] : model.state()) p.add_(at::randn_like(p), 0.1);
+  }
 
   const auto out = collect_hessians(model, cfg, 3, nullptr);
   ASSERT_TRUE(out.contains("smat_gate_means"));
