@@ -18,8 +18,8 @@ at::Device pick_device(const std::string& setting, int64_t local_rank) {
   return at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(local_rank));
 }
 
-at::Tensor to_device(const at::Tensor& host, at::Device device) {
-  if (!device.is_cuda()) return host.to(device);
+at::Tensor to_device(const at::Tensor& host, at::Device device, bool async) {
+  if (!device.is_cuda() || !async) return host.to(device);
   return host.pin_memory().to(device, /*non_blocking=*/true);
 }
 

@@ -15,10 +15,13 @@ namespace golf {
 
 at::Device pick_device(const std::string& setting, int64_t local_rank = 0);
 
-// A host tensor (e.g. from_blob over a reused buffer) on `device`. To a GPU: through pinned memory
-// without blocking the host (the pinned copy is owned by the copy, so the buffer may be reused at
-// once); elsewhere host.to(device), which on the CPU is `host` itself (use it before reusing the
-// buffer, as every caller does within its batch).
-at::Tensor to_device(const at::Tensor& host, at::Device device);
+// The one way a batch built on the host (e.g. from_blob over a reused buffer) reaches `device`:
+//   a GPU, async (default) → staged in pinned memory (a tensor already pinned is used as it is) and
+//                            copied without blocking the host; the pinned copy is owned by the copy,
+//                            so the buffer may be reused at once
+//   a GPU, !async          → a plain blocking copy (the plain path that GOLF_NO_SYNC=0 keeps)
+//   the CPU                → host.to(device), which is `host` itself: use it before reusing the
+//                            buffer, and copy what outlives the buffer
+at::Tensor to_device(const at::Tensor& host, at::Device device, bool async = true);
 
 }  // namespace golf

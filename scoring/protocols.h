@@ -205,11 +205,11 @@ struct LoraOptions {
   int64_t prefix_docs = 2000, num_phases = 3, global_chunk_tokens = 32768, global_epochs = 1, global_batch_seqs = 32;
   double global_lr = 0.001, global_momentum = 0.9, global_grad_clip = 1.0;
   TttOptions::Sgd sgd = TttOptions::Sgd::automatic;
-  static LoraOptions from(const Config& cfg);
+  static LoraOptions from(const EvalConfig& cfg, int64_t seed);  // seed: SEED (run settings)
 };
 // One clear error (golf::Error) when a setting cannot apply to this model: a LoRA rank larger than
 // a LoRA'd layer's smaller side, or MoA (no LoRA sites).
-void validate_lora(const Config& cfg, const LoraOptions& options);
+void validate_lora(const ModelConfig& cfg, const LoraOptions& options);
 
 // Where each prediction stands in the declared evaluation order: (segment, batch) of its
 // document — a phase boundary separates segments. Predictions of a document share its place.

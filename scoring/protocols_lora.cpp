@@ -63,7 +63,7 @@ std::vector<std::vector<int64_t>> lora_queue(const std::vector<Document>& docs, 
   return batches;
 }
 
-LoraOptions LoraOptions::from(const Config& cfg) {
+LoraOptions LoraOptions::from(const EvalConfig& cfg, int64_t seed) {
   LoraOptions o;
   o.rank = cfg.ttt_lora_rank;
   o.alpha = cfg.ttt_lora_alpha;
@@ -79,7 +79,7 @@ LoraOptions LoraOptions::from(const Config& cfg) {
   o.o = cfg.ttt_o_lora != 0;
   o.mlp = cfg.ttt_mlp_lora != 0;
   o.warm_start_a = cfg.ttt_warm_start_a != 0;
-  o.seed = static_cast<uint64_t>(cfg.seed);
+  o.seed = static_cast<uint64_t>(seed);
   o.phased = cfg.ttt_mode == "phased";
   o.prefix_docs = cfg.phased_ttt_prefix_docs;
   o.num_phases = cfg.phased_ttt_num_phases;
@@ -112,7 +112,7 @@ std::vector<Site> visit_sites(const ModelConfig& cfg, const LoraOptions& o) {
 
 }  // namespace
 
-void validate_lora(const Config& cfg, const LoraOptions& o) {
+void validate_lora(const ModelConfig& cfg, const LoraOptions& o) {
   if (cfg.moa_enabled) fail("TTT_MODE={}: test-time LoRA is not available with MOA_ENABLED=1", o.phased ? "phased" : "lora");
   for (const Site& s : visit_sites(cfg, o))
     if (o.rank > std::min(s.in, s.out))

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cmath>
 
+#include "core/device.h"
 #include "core/dist/comm.h"
 #include "core/error.h"
 #include "model/fast_paths.h"
@@ -72,7 +73,7 @@ ValidationResult Validation::evaluate(const Model& model, bool looping, dist::Co
       forward.cu_seqlens = varlen_segments(host.narrow(1, 0, L), cfg_).cu_seqlens;
       if (async) forward.cu_seqlens = forward.cu_seqlens.pin_memory();
     }
-    const at::Tensor batch = async ? host.pin_memory().to(model.device(), /*non_blocking=*/true) : host.to(model.device());
+    const at::Tensor batch = golf::to_device(host, model.device(), async);  // core/device.h
     const at::Tensor losses = model.token_losses(batch.narrow(1, 0, L), batch.narrow(1, 1, L), looping, nullptr, forward);
     // The same float64 additions in the same order as reading each batch's sum: bit-identical.
     const at::Tensor batch_sum = losses.to(at::kDouble).sum();

@@ -120,6 +120,43 @@ def as_set_args(texts: list[str]) -> list[str]:
 
 # ---- the tools' JSON and logs --------------------------------------------------------------------------
 
+# The reports the stages write: golf-pack's RUN/final_model.golf.json and golf-eval's RUN/eval.json.
+# Their keys are declared once, by the report structs (pack/golf_pack.h, eval/golf_eval.h), whose
+# example `TOOL --print-report-schema` prints; tests/scripts/test_golf_pipeline.py checks every key
+# the scripts read against it.
+
+def report_schema(tool: str) -> dict:
+    """The example report (every key it can hold) of golf-pack or golf-eval: `TOOL --print-report-schema`."""
+    cmd = [tool, "--print-report-schema"]
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise PipelineError(f"cannot run {' '.join(cmd)}: {e}") from None
+    if p.returncode != 0:
+        raise PipelineError(f"{' '.join(cmd)} failed (exit {p.returncode}): {(p.stderr or p.stdout).strip()}")
+    try:
+        schema = json.loads(p.stdout)
+    except json.JSONDecodeError as e:
+        raise PipelineError(f"{' '.join(cmd)}: output is not JSON ({e})") from None
+    if not isinstance(schema, dict):
+        raise PipelineError(f"{' '.join(cmd)}: expected a JSON object")
+    return schema
+
+
+def key_paths(doc, prefix: str = "") -> set[str]:
+    """Every key path of a JSON document: "a", "a.b", "rows[].name" (a list's elements merged)."""
+    out: set[str] = set()
+    if isinstance(doc, dict):
+        for k, v in doc.items():
+            path = f"{prefix}.{k}" if prefix else k
+            out.add(path)
+            out |= key_paths(v, path)
+    elif isinstance(doc, list):
+        for v in doc:
+            out |= key_paths(v, prefix + "[]")
+    return out
+
+
 def read_json(path: str):
     """(object, None) or (None, reason): the reason names the file (by its base name) and the problem."""
     try:

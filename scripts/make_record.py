@@ -10,8 +10,8 @@ Each RUN_DIR is a golf-train run after golf-pack --val and golf-eval (scripts/re
   config.json            resolved settings (SEED must match the --seed-run seed)
   train.log              copied as train_seed{S}.log
   metrics.jsonl          steps, ms/step, train time; loss curves (scripts/plot_runs.py)
-  final_model.golf.json  golf-pack: bytes_model, bytes_code, bytes_total, limit, pre_quant, quantized
-  eval.json              golf-eval: results{plain,sliding,ttt}, compliance[], time, final; copied as
+  final_model.golf.json  golf-pack's report (its keys: `golf-pack --print-report-schema`)
+  eval.json              golf-eval's report (its keys: `golf-eval --print-report-schema`); copied as
                          eval_seed{S}.json
   eval.log               (optional) copied as eval_seed{S}.log
 A seed whose directory or a required file is missing or malformed, whose artifact is over the limit,

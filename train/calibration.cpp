@@ -7,6 +7,7 @@
 
 #include <chrono>
 
+#include "core/device.h"
 #include "core/dist/comm.h"
 #include "core/error.h"
 #include "model/fast_paths.h"
@@ -20,14 +21,8 @@ std::map<std::string, at::Tensor> collect_hessians(Model& model, const Config& c
                                                    dist::Comm* comm) {
   if (batches <= 0) fail("calibration needs at least one batch, got {}", batches);
   const int64_t W = comm ? comm->world_size() : 1;
-  LoaderOptions options;
-  options.data_dir = cfg.data_path;
-  options.rank = comm ? comm->rank() : 0;
-  options.world = W;
-  options.tokens_per_rank = batch_geometry(cfg, W).tokens_per_rank;
+  const LoaderOptions options = loader_options(cfg, comm ? comm->rank() : 0, W);  // train/loader.h
   batches = (batches + W - 1) / W;  // per rank
-  options.seq_len = cfg.train_seq_len;
-  options.seed = static_cast<uint64_t>(cfg.seed);
   auto loader = Loader::create(cfg.loader, options);
   HessianCollector hessians;
   hessians.passthrough_max_numel = cfg.passthrough_max_numel;
@@ -41,9 +36,10 @@ std::map<std::string, at::Tensor> collect_hessians(Model& model, const Config& c
     const at::Tensor host = at::from_blob(ids.data(), {batch.rows, batch.cols + 1}, at::kLong);
     ForwardOptions forward;  // varlen: segment bounds from the host batch, not read back from the device
     if (model.fast_paths().attn != AttnBackend::sdpa) forward.cu_seqlens = varlen_segments(host.narrow(1, 0, batch.cols), cfg).cu_seqlens;
-    const at::Tensor t = host.to(model.device());
+    const at::Tensor t = golf::to_device(host, model.device());  // core/device.h
     model.logits(t.narrow(1, 0, batch.cols), cfg.num_loops > 0, &probes, forward);
-    if (cfg.smat_use_g) inputs.push_back(t.narrow(1, 0, batch.cols));
+    // A copy: on the CPU `t` is `host`, a view of `ids`, which the next batch overwrites.
+    if (cfg.smat_use_g) inputs.push_back(t.narrow(1, 0, batch.cols).clone());
   }
   if (comm && comm->distributed()) {
     for (auto& [name, sum] : hessians.sums) comm->all_reduce_sum(sum);  // same names, same order on every rank

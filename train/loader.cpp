@@ -78,6 +78,17 @@ BatchGeometry batch_geometry(const Config& cfg, int64_t world) {
   return g;
 }
 
+LoaderOptions loader_options(const Config& cfg, int64_t rank, int64_t world) {
+  LoaderOptions o;
+  o.data_dir = cfg.data_path;
+  o.rank = rank;
+  o.world = world;
+  o.tokens_per_rank = batch_geometry(cfg, world).tokens_per_rank;
+  o.seq_len = cfg.train_seq_len;
+  o.seed = static_cast<uint64_t>(cfg.seed);
+  return o;
+}
+
 namespace {
 
 namespace fs = std::filesystem;

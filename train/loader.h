@@ -46,6 +46,10 @@ struct LoaderOptions {
   uint64_t seed = 1337;            // SEED; the coprime loader also hashes the shard file names as in pr1880.md
   int prefetch = 2;                // batches prepared ahead by a background thread (0 = synchronous)
 };
+// The one place a loader's options come from the settings, which hold them in three parts: DATA_PATH
+// and SEED (run), TRAIN_SEQ_LEN (model), TRAIN_BATCH_TOKENS and GRAD_ACCUM_STEPS (train, through
+// batch_geometry). `prefetch` keeps its default.
+LoaderOptions loader_options(const Config& config, int64_t rank, int64_t world);
 
 class Loader {
  public:

@@ -55,7 +55,7 @@ DeviceBatch to_device(const TokenBatch& b, at::Device device, const Config& cfg,
     out.cu_seqlens = varlen_segments(host.narrow(1, 0, b.cols), cfg).cu_seqlens;
     if (async) out.cu_seqlens = out.cu_seqlens.pin_memory();
   }
-  out.tokens = host.to(device, /*non_blocking=*/async, /*copy=*/true);
+  out.tokens = golf::to_device(host, device, async);  // core/device.h (host is already pinned when async)
   return out;
 }
 
@@ -72,12 +72,7 @@ class Trainer {
       : cfg_(std::move(cfg)), run_(run), comm_(comm), device_(device), profile_(device) {
     const BatchGeometry geometry = batch_geometry(cfg_, comm_.world_size());
     accum_ = geometry.accum;
-    loader_options_.data_dir = cfg_.data_path;
-    loader_options_.rank = comm_.rank();
-    loader_options_.world = comm_.world_size();
-    loader_options_.tokens_per_rank = geometry.tokens_per_rank;
-    loader_options_.seq_len = cfg_.train_seq_len;
-    loader_options_.seed = static_cast<uint64_t>(cfg_.seed);
+    loader_options_ = loader_options(cfg_, comm_.rank(), comm_.world_size());  // train/loader.h
     budget_ms_ = cfg_.max_wallclock_seconds > 0 ? 1000.0 * (cfg_.max_wallclock_seconds - cfg_.gptq_reserve_seconds) : 0;
     if (cfg_.max_wallclock_seconds > 0 && budget_ms_ <= 0)
       fail("MAX_WALLCLOCK_SECONDS {} leaves no training time after GPTQ_RESERVE_SECONDS {}", cfg_.max_wallclock_seconds,

@@ -9,6 +9,9 @@
 #include <fstream>
 #include <map>
 
+#include "core/config.h"
+#include "eval/golf_eval.h"
+#include "tests/report_json.h"
 #include "tests/test_util.h"
 
 namespace golf {
@@ -26,14 +29,22 @@ class GolfEvalCli : public ::testing::Test {
   static std::filesystem::path fixture() { return GOLF_EVAL_FIXTURE_DIR; }
   // The val directory holds the paragraph documents (and, as a trap, a copy of a training shard,
   // which golf-eval must never open).
-  static std::string env() {
-    return "env TOKENIZER_PATH=" + quote(fixture() / "tok.model") + " VAL_MAX_TOKENS=4096";
+  // The settings of every evaluation here (environment variables of golf-eval; run_eval's environment).
+  static std::map<std::string, std::string> settings(const std::string& data_path = "") {
+    return {{"TOKENIZER_PATH", (fixture() / "tok.model").string()},
+            {"VAL_MAX_TOKENS", "4096"},
+            {"DATA_PATH", data_path.empty() ? (fixture() / "val").string() : data_path},
+            {"EVAL_SEQ_LEN", "128"},
+            {"EVAL_STRIDE", "32"},
+            {"EVAL_BATCH_SEQS", "8"},
+            {"TTT_CHUNK_TOKENS", "1024"},
+            {"TTT_EPOCHS", "1"}};
   }
   static std::filesystem::path run_dir() { return fixture() / "runs" / "tiny"; }
   static test::CommandResult eval(const std::string& args, const std::string& data_path = "") {
-    return test::run(env() + " DATA_PATH=" + quote(data_path.empty() ? (fixture() / "val").string() : data_path) +
-                     " EVAL_SEQ_LEN=128 EVAL_STRIDE=32 EVAL_BATCH_SEQS=8 TTT_CHUNK_TOKENS=1024 TTT_EPOCHS=1 '" +
-                     GOLF_EVAL_BIN + "' " + args);
+    std::string command = "env";
+    for (const auto& [key, value] : settings(data_path)) command += " " + key + "=" + quote(value);
+    return test::run(command + " '" + GOLF_EVAL_BIN + "' " + args);
   }
   test::TempDir dir;  // this test's outputs
 };
@@ -72,6 +83,61 @@ TEST_F(GolfEvalCli, ScoresPlainSlidingAndTttWithEveryComplianceCheckPassing) {
   }
   EXPECT_EQ(checks, (std::vector<std::string>{"causality", "causality", "normalization", "score_before_update",
                                               "single_pass", "document_isolation", "byte_recount"}));
+}
+
+// golf-eval's main only parses, prints and writes: run_eval with the same options gives the report
+// the CLI wrote, key for key and value for value (timings aside).
+TEST_F(GolfEvalCli, RunEvalGivesTheReportTheCliWrote) {
+  const auto out = dir.path() / "eval.json";
+  const auto r = eval(quote(run_dir() / "final_model.golf") + " --ttt --repo-root " + quote(GOLF_SOURCE_DIR) +
+                      " --out " + quote(out));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  eval::EvalOptions options;
+  options.artifact = run_dir() / "final_model.golf";
+  options.out = out;
+  options.ttt = true;
+  options.repo_root = GOLF_SOURCE_DIR;
+  options.sources.environment = current_environment();
+  for (const auto& [key, value] : settings()) options.sources.environment[key] = value;
+  const eval::EvalReport report = eval::run_eval(options);
+  EXPECT_TRUE(report.main_rank);
+  EXPECT_EQ(report.out, out);
+  EXPECT_TRUE(report.all_passed());
+  EXPECT_EQ(report.final_result().name, "ttt");
+  test::expect_same_report(report.to_json(), read_json(out), {"seconds", "time"});
+}
+
+// eval.json has the keys of the report schema (what scripts/ may read): all of them but the
+// alternatives this run does not take (a source tree is there, a plain tokenizer, SGD TTT). The
+// settings under config and results.ttt.settings come from the settings table, not the report.
+TEST_F(GolfEvalCli, EvalJsonHoldsTheReportSchemasKeys) {
+  const auto printed = test::run(std::string("'") + GOLF_EVAL_BIN + "' --print-report-schema");
+  ASSERT_EQ(printed.exit_code, 0) << printed.output;
+  const nlohmann::json schema = eval::eval_report_schema();
+  EXPECT_EQ(nlohmann::json::parse(printed.output), schema);
+
+  const auto out = dir.path() / "eval.json";
+  const auto r = eval(quote(run_dir() / "final_model.golf") + " --ttt --no-plain --no-sliding --out " + quote(out));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  auto report_keys = [](const nlohmann::json& j) {
+    std::set<std::string> keys;
+    for (const auto& k : test::key_paths(j))
+      if (!k.starts_with("config.") && !k.starts_with("results.ttt.settings.")) keys.insert(k);
+    return keys;
+  };
+  const std::set<std::string> written = report_keys(read_json(out)), all = report_keys(schema);
+  std::set<std::string> not_written;
+  for (const auto& k : all)
+    if (!written.contains(k)) not_written.insert(k);
+  for (const auto& k : written) EXPECT_TRUE(all.contains(k)) << k << " is not in the report schema";
+  const std::set<std::string> other_runs = {
+      "bytes_code_error", "val_sidecar_files", "results.plain", "results.plain.val_loss", "results.plain.val_bpb",
+      "results.plain.tokens", "results.plain.bytes", "results.plain.seconds", "results.plain.windows",
+      "results.sliding", "results.sliding.val_loss", "results.sliding.val_bpb", "results.sliding.tokens",
+      "results.sliding.bytes", "results.sliding.seconds", "results.sliding.windows", "results.sliding.stride",
+      "results.ttt.documents", "results.ttt.batches", "results.ttt.phases", "results.ttt.global_steps",
+      "results.ttt.updates"};
+  EXPECT_EQ(not_written, other_runs);
 }
 
 TEST_F(GolfEvalCli, PlainEqualsTheIndependentScorerOfGolfPack) {

@@ -12,8 +12,9 @@ set_tests_properties(eval_run_fixture PROPERTIES FIXTURES_SETUP eval_run TIMEOUT
   "OMP_NUM_THREADS=1;GOLF_DATA_BIN=$<TARGET_FILE:golf-data>;GOLF_TRAIN_BIN=$<TARGET_FILE:golf-train>;GOLF_PACK_BIN=$<TARGET_FILE:golf-pack>;GOLF_PYTHON=${GOLF_PYTHON};TINY_SHAKESPEARE=${GOLF_SHARED_DIR}/data/tinyshakespeare.txt")
 
 golf_test(eval_cli_tests eval/golf_eval_cli_test.cpp FIXTURE eval_run)
-target_link_libraries(eval_cli_tests PRIVATE golf_core)
+target_link_libraries(eval_cli_tests PRIVATE golf_eval_stage)  # run_eval called directly, beside the CLI
 target_compile_definitions(eval_cli_tests PRIVATE GOLF_EVAL_BIN_DEFAULT="$<TARGET_FILE:golf-eval>" GOLF_PACK_BIN_DEFAULT="$<TARGET_FILE:golf-pack>"
+                           GOLF_SOURCE_DIR_DEFAULT="${PROJECT_SOURCE_DIR}"
                            GOLF_EVAL_FIXTURE_DIR_DEFAULT="${GOLF_EVAL_FIXTURE_DIR}")
 add_dependencies(eval_cli_tests golf-eval golf-pack golf-train golf-data)
 

@@ -9,9 +9,11 @@
 
 #include "core/tensor_io.h"
 #include "artifact/artifact.h"
+#include "pack/golf_pack.h"
 #include "pack/pack_model.h"
 #include "quant/gptq.h"
 #include "artifact/half.h"
+#include "tests/report_json.h"
 #include "tests/test_util.h"
 
 namespace golf {
@@ -238,6 +240,42 @@ TEST_F(GolfPackCli, ReportsValidationBpbBeforeAndAfterQuantization) {
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("pre-quantization post-ema val_loss:"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("quantized val_loss:"), std::string::npos) << r.output;
+}
+
+// golf-pack's main only parses, prints and writes: run_pack with the same options writes the same
+// artifact and gives the report the CLI wrote (F.golf.json), key for key and value for value
+// (timings aside); with --val that report holds every key of the report schema.
+TEST_F(GolfPackCli, RunPackGivesTheReportTheCliWrote) {
+  const auto out = *dir / "direct.golf";
+  const auto r = pack(quote(run_dir()) + " --out " + quote(out) + " --val --repo-root " + quote(GOLF_SOURCE_DIR));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const std::string cli_artifact = test::read_file(out);
+  const auto cli_report = nlohmann::json::parse(test::read_file(out.string() + ".json"));
+
+  pack::PackRunOptions options;
+  options.run_dir = run_dir();
+  options.out = out;
+  options.val = true;
+  options.repo_root = GOLF_SOURCE_DIR;
+  options.sources.environment = current_environment();
+  const pack::PackReport report = pack::run_pack(options);
+  EXPECT_EQ(report.artifact, out);
+  EXPECT_EQ(report.json, out.string() + ".json");
+  EXPECT_EQ(test::read_file(out), cli_artifact) << "run_pack wrote another artifact";
+  ASSERT_TRUE(report.quantized.has_value());
+  test::expect_same_report(report.to_json(), cli_report, {"quantize_seconds", "compress_seconds"});
+
+  const auto printed = pack("--print-report-schema");
+  ASSERT_EQ(printed.exit_code, 0) << printed.output;
+  const nlohmann::json schema = pack::pack_report_schema();
+  EXPECT_EQ(nlohmann::json::parse(printed.output), schema);
+  auto report_keys = [](const nlohmann::json& j) {  // the compressors tried are code_compressors()' names
+    std::set<std::string> keys;
+    for (const auto& k : test::key_paths(j))
+      if (!k.starts_with("code.candidates.")) keys.insert(k);
+    return keys;
+  };
+  EXPECT_EQ(report_keys(cli_report), report_keys(schema));
 }
 
 }  // namespace

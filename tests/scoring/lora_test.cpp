@@ -24,7 +24,7 @@ namespace golf::eval {
 namespace {
 
 LoraOptions small_options(const Config& cfg) {
-  LoraOptions o = LoraOptions::from(cfg);
+  LoraOptions o = LoraOptions::from(cfg, cfg.seed);
   o.rank = 4;
   o.alpha = 8;
   o.chunk = 8;

@@ -24,6 +24,8 @@ import fake_runs  # noqa: E402
 import golf_pipeline as gp  # noqa: E402
 
 REAL_TRAIN = os.path.join(os.environ.get("GOLF_BUILD_DIR", "/nonexistent"), "train", "golf-train")
+REAL_PACK = os.path.join(os.environ.get("GOLF_BUILD_DIR", "/nonexistent"), "pack", "golf-pack")
+REAL_EVAL = os.path.join(os.environ.get("GOLF_BUILD_DIR", "/nonexistent"), "eval", "golf-eval")
 
 
 class Helpers(unittest.TestCase):
@@ -174,6 +176,94 @@ class AgainstTheRealGolfTrain(unittest.TestCase):
         self.assertEqual(old - set(sent), set())
         model = set(gp.stage_settings(self.tools, "model"))
         self.assertEqual(model & set(sent), set(), "a model setting is pinned by the artifact, never sent")
+
+
+def report_reads(script: str) -> dict[str, set[str]]:
+    """The key paths a script reads from the stage reports, found in its code: gp.num(pack|ev, "a", "b"),
+    pack|ev.get("a") and pack|ev["a"] (also ttt.get("mode") for results.ttt), with a name bound by `for NAME in ("x", "y")` standing for each of its values.
+    {"pack": {"bytes_model", "pre_quant.val_bpb", ...}, "eval": {...}}."""
+    with open(os.path.join(SCRIPTS, script)) as f:
+        tree = ast.parse(f.read())
+    reads = {"pack": set(), "eval": set()}
+    variable = {"pack": ("pack", []), "ev": ("eval", []), "ttt": ("eval", ["results", "ttt"])}
+
+    def values(node, bound):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            return [node.value]
+        if isinstance(node, ast.Name) and node.id in bound:
+            return bound[node.id]
+        raise AssertionError(f"{script}:{node.lineno}: a report key that is neither a string nor a loop's string")
+
+    def walk(node, bound):
+        if isinstance(node, ast.For) and isinstance(node.target, ast.Name) and isinstance(node.iter, ast.Tuple) \
+                and all(isinstance(e, ast.Constant) and isinstance(e.value, str) for e in node.iter.elts):
+            bound = {**bound, node.target.id: [e.value for e in node.iter.elts]}
+        paths = []
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.args \
+                and isinstance(node.args[0], ast.Name) and node.args[0].id in variable:
+            if node.func.attr == "num" and isinstance(node.func.value, ast.Name) and node.func.value.id == "gp":
+                paths = [(node.args[0].id, node.args[1:])]
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "get" \
+                and isinstance(node.func.value, ast.Name) and node.func.value.id in variable:
+            paths = [(node.func.value.id, node.args[:1])]
+        if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name) and node.value.id in variable:
+            paths = [(node.value.id, [node.slice])]
+        for name, keys in paths:
+            combos = [[]]
+            for k in keys:
+                combos = [c + [v] for c in combos for v in values(k, bound)]
+            report, prefix = variable[name]
+            reads[report].update(".".join(prefix + c) for c in combos)
+        for child in ast.iter_child_nodes(node):
+            walk(child, bound)
+
+    walk(tree, {})
+    return reads
+
+
+class ReportKeys(unittest.TestCase):
+    """The keys the scripts read from golf-pack's and golf-eval's reports exist in the reports' schema."""
+
+    def test_key_paths_name_every_key(self):
+        doc = {"a": 1, "b": {"c": [1, 2]}, "rows": [{"x": 1}, {"y": 2}], "empty": []}
+        self.assertEqual(gp.key_paths(doc), {"a", "b", "b.c", "rows", "rows[].x", "rows[].y", "empty"})
+
+    def test_the_reads_are_found_in_the_scripts(self):
+        reads = report_reads("make_record.py")
+        for path in ("bytes_model", "limit", "pre_quant.val_bpb", "quantized.val_bpb"):
+            self.assertIn(path, reads["pack"])
+        for path in ("final.val_bpb", "results.ttt.val_bpb", "results.sliding.val_bpb", "train_data_read",
+                     "compliance", "time.projected_8gpu_seconds", "bytes_code"):
+            self.assertIn(path, reads["eval"])
+        self.assertIn("results.ttt.mode", reads["eval"])
+        self.assertIn("results.plain.val_bpb", report_reads("ablate.py")["eval"])  # through `for proto in (…)`
+
+    def test_report_schema_names_the_command(self):
+        tmp = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, tmp)
+        tool = os.path.join(tmp, "golf-eval")
+        with open(tool, "w") as f:
+            f.write(f"#!{sys.executable}\nimport sys\nassert sys.argv[1:] == ['--print-report-schema']\nprint('[1]')\n")
+        os.chmod(tool, 0o755)
+        with self.assertRaisesRegex(gp.PipelineError, "golf-eval --print-report-schema: expected a JSON object"):
+            gp.report_schema(tool)
+
+    @unittest.skipUnless(os.access(REAL_PACK, os.X_OK) and os.access(REAL_EVAL, os.X_OK),
+                         "no built golf-pack and golf-eval (GOLF_BUILD_DIR)")
+    def test_every_key_read_is_in_the_real_schema_and_the_stand_ins_write_no_other(self):
+        schema = {"pack": gp.key_paths(gp.report_schema(REAL_PACK)), "eval": gp.key_paths(gp.report_schema(REAL_EVAL))}
+        for script in ("make_record.py", "ablate.py"):
+            for report, paths in report_reads(script).items():
+                for path in sorted(paths):
+                    with self.subTest(script=script, path=path):
+                        self.assertIn(path, schema[report], f"{script} reads {path}, which {report}'s report lacks")
+        tmp = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, tmp)
+        run = fake_runs.make_run(os.path.join(tmp, "r"), 1337, 1.08)
+        for report, name in (("pack", "final_model.golf.json"), ("eval", "eval.json")):
+            with open(os.path.join(run, name)) as f:
+                written = gp.key_paths(json.load(f))
+            self.assertEqual(written - schema[report], set(), f"the stand-in {name} has keys the real one cannot")
 
 
 class NoPrivateImports(unittest.TestCase):

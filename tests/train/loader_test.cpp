@@ -461,6 +461,26 @@ TEST(Loader, RejectsAnUnknownKind) {
             std::string::npos);
 }
 
+// The loader's options come from the settings' three parts in one place: DATA_PATH and SEED (run),
+// TRAIN_SEQ_LEN (model), and this rank's share of TRAIN_BATCH_TOKENS (train, batch_geometry).
+TEST(Loader, OptionsComeFromTheRunModelAndTrainSettings) {
+  Config cfg;
+  cfg.data_path = "/data/shards";
+  cfg.seed = 42;
+  cfg.train_seq_len = 256;
+  cfg.train_batch_tokens = 8192;
+  cfg.grad_accum_steps = 2;
+  const LoaderOptions o = loader_options(cfg, 1, 4);
+  EXPECT_EQ(o.data_dir, "/data/shards");
+  EXPECT_EQ(o.seed, 42u);
+  EXPECT_EQ(o.seq_len, 256);
+  EXPECT_EQ(o.rank, 1);
+  EXPECT_EQ(o.world, 4);
+  EXPECT_EQ(o.tokens_per_rank, 8192 / (4 * 2));
+  EXPECT_EQ(o.tokens_per_rank, batch_geometry(cfg, 4).tokens_per_rank);
+  EXPECT_EQ(o.prefetch, LoaderOptions{}.prefetch);
+}
+
 // ------------------------------------------------------------------------------------------------
 // Prefetch machinery, driven by a source that counts and can fail
 
