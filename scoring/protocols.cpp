@@ -49,7 +49,10 @@ std::vector<at::Tensor> summed_grads(std::vector<at::Tensor>& params, const Rank
   return grads;
 }
 
-at::Tensor to_device_async(const at::Tensor& host, at::Device device) { return to_device(host, device); }  // core/device.h
+// core/device.h; a tensor already there is used as is (a CPU→CPU `to` would read as a host read).
+at::Tensor to_device_async(const at::Tensor& host, at::Device device) {
+  return host.device() == device ? host : to_device(host, device);
+}
 
 void all_sum(at::Tensor& t, const Ranks& ranks) {
   if (ranks.world > 1) {
@@ -142,7 +145,7 @@ void score_range(LanguageModel& lm, const Stream& s, std::span<const Window> win
     pending.push_back(nll.reshape({-1}).index_select(0, index));
     pending_values += index.size(0);
     pending_to = b0 + n;
-    if (pending_values >= kFlushValues) flush();
+    if (pending_values >= kFlushValues || hooks.read_each_batch) flush();
   }
   flush();
 }
@@ -233,8 +236,11 @@ Totals score_windows(LanguageModel& lm, const Stream& s, const std::vector<Windo
 
 // ---- the model adapter -----------------------------------------------------------------------
 ModelLM::ModelLM(std::shared_ptr<Model> model, const EvalConfig& eval)
+    : ModelLM(model, eval, model->config().num_loops > 0) {}
+
+ModelLM::ModelLM(std::shared_ptr<Model> model, const EvalConfig& eval, bool looping)
     : model_(std::move(model)),
-      looping_(model_->config().num_loops > 0),
+      looping_(looping),
       freeze_blocks_(eval.ttt_freeze_blocks),
       seq_len_cut_(eval.eval_seq_len) {}
 

@@ -76,6 +76,8 @@ class LanguageModel {
 class ModelLM : public LanguageModel {
  public:
   ModelLM(std::shared_ptr<Model> model, const EvalConfig& eval);  // reads TTT_FREEZE_BLOCKS, EVAL_SEQ_LEN
+  // With recurrence on or off as given (training-time validation: the loop's current state).
+  ModelLM(std::shared_ptr<Model> model, const EvalConfig& eval, bool looping);
   at::Tensor log_probs(const at::Tensor& inputs) override;
   at::Tensor loss(const at::Tensor& inputs, const at::Tensor& targets) override;
   // Per-position nll (B, T) with test-time LoRA deltas (one slice per row), cut every seq_len_cut.
@@ -160,6 +162,9 @@ struct Hooks {
   std::vector<double>* nll = nullptr;    // per-prediction nll (M entries), this rank's scores only
   bool progress = false;                 // live progress line on stderr
   TttObserver* observer = nullptr;       // the TTT loops' fixed points (above)
+  // Read the scores back after every forward (the plain path of GOLF_NO_SYNC=0) instead of once
+  // at the end (or every 2¹⁸ values): the same doubles added in the same order, bit-identical.
+  bool read_each_batch = false;
 };
 
 // Scores `windows` (each prediction of [score_from, end) once; `pack`: consecutive windows as one

@@ -14,7 +14,9 @@ bool is_val_shard_name(const std::string& filename) {
   return std::regex_match(filename, pattern);
 }
 
-ValData load_val(const Config& cfg) {
+ValData load_val(const Config& cfg) { return load_val(cfg, cfg.eval_seq_len, "EVAL_SEQ_LEN"); }
+
+ValData load_val(const Config& cfg, int64_t seq_len, const char* seq_len_name) {
   ValData v;
   const auto files = shard::list(cfg.data_path, "val");  // a directory: only fineweb_val_*.bin
   if (files.empty()) fail("DATA_PATH {}: no fineweb_val_NNNNNN.bin shards", cfg.data_path);
@@ -43,10 +45,10 @@ ValData load_val(const Config& cfg) {
   for (size_t i = 0; i < v.tokens.size(); ++i)
     if (v.tokens[i] >= cfg.vocab_size)
       fail("validation shards hold token id {} at position {}, ≥ VOCAB_SIZE {}", v.tokens[i], i, cfg.vocab_size);
-  const int64_t L = cfg.eval_seq_len;
+  const int64_t L = seq_len;
   v.predictions = (static_cast<int64_t>(v.tokens.size()) - 1) / L * L;
   if (v.predictions == 0)
-    fail("validation split has {} tokens, fewer than one EVAL_SEQ_LEN={} row plus one", v.tokens.size(), L);
+    fail("validation split has {} tokens, fewer than one {}={} row plus one", v.tokens.size(), seq_len_name, L);
   return v;
 }
 

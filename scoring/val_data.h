@@ -20,7 +20,7 @@ namespace golf::eval {
 struct ValData {
   std::vector<uint16_t> tokens;                  // the stream (VAL_MAX_TOKENS + 1 tokens when capped)
   std::vector<std::filesystem::path> files;      // every file read, in order
-  int64_t predictions = 0;                       // M = ⌊(N − 1) / EVAL_SEQ_LEN⌋ · EVAL_SEQ_LEN, as the records
+  int64_t predictions = 0;                       // M = ⌊(N − 1) / L⌋ · L (L = EVAL_SEQ_LEN), as the records
   std::vector<uint16_t> sidecar;                 // CaseOps: original bytes per token (same length as tokens); else empty
   std::vector<std::filesystem::path> sidecar_files;
   bool has_sidecar() const { return !sidecar_files.empty(); }
@@ -31,6 +31,9 @@ struct ValData {
 // token id is ≥ VOCAB_SIZE, when the stream is shorter than one EVAL_SEQ_LEN row, or when a sidecar
 // disagrees with its shard or only some shards have one.
 ValData load_val(const Config& config);
+// The same stream cut into rows of `seq_len` (named `seq_len_name` in errors): training-time
+// validation reads it with TRAIN_SEQ_LEN (scoring/validation.h).
+ValData load_val(const Config& config, int64_t seq_len, const char* seq_len_name);
 
 // True for names the evaluator may open: fineweb_val_NNNNNN.bin.
 bool is_val_shard_name(const std::string& filename);

@@ -1,24 +1,28 @@
-// scoring/validation.h — validation loss and exact bits per byte during training.
+// scoring/validation.h — validation loss and exact bits per byte during training (and golf-pack --val).
 //
-// The validation stream (all fineweb_val_NNNNNN.bin, in order) is cut into rows of TRAIN_SEQ_LEN
-// predictions (usable = ⌊(N−1)/L⌋·L, as the records do); every prediction is scored once, with
-// attention restricted to BOS-delimited segments inside its row.
+// Not a second scorer: the stream is golf-eval's (scoring/val_data.h: all fineweb_val_NNNNNN.bin in
+// order, the CaseOps byte sidecars beside them replacing the tokenizer's byte table) and the score is
+// golf-eval's plain protocol (scoring/protocols.h), configured with the training settings:
+//   rows of TRAIN_SEQ_LEN = L (usable = ⌊(N−1)/L⌋·L predictions, as the records); VAL_BATCH_SIZE /
+//   (world × grad-accumulation steps × L) consecutive rows (rows_per_forward) packed into one forward
+//   with attention cut at the pack start, at each BOS and every L tokens of a document (the
+//   records' eval_val), every prediction scored once;
 //   val_loss = Σ nll / predictions,   val_bpb = Σ nll / (ln 2 · Σ bytes)      (float64 sums)
-// Bytes come from the tokenizer's bpb byte table (core/byte_table.h), or for CaseOps data from the
-// byte sidecars beside the val shards (core/shard.h), which then replace the table.
+// so golf-eval's plain with EVAL_SEQ_LEN = L and EVAL_BATCH_SEQS = rows_per_forward gives the same
+// bits on the same weights and data.
 //
 // Distributed: rank k of W scores the contiguous rows [⌊k·R/W⌋, ⌊(k+1)·R/W⌋) of the R rows, and
-// the float64 sums (nll, bytes) are all-reduced, so every rank returns the same result, equal to
-// a single process's up to the order of the float64 additions.
+// the float64 sums (nll, predictions, bytes) are all-reduced, so every rank returns the same
+// result, equal to a single process's up to the order of the float64 additions.
 #pragma once
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
-#include <vector>
 
 #include "core/byte_table.h"
 #include "core/config.h"
 #include "model/model.h"
+#include "scoring/val_data.h"
 
 namespace golf::dist {
 class Comm;
@@ -37,17 +41,19 @@ class Validation {
   // Reads the val shards under DATA_PATH and the tokenizer's byte table; VAL_MAX_TOKENS caps the
   // stream (for quick runs).
   explicit Validation(const Config& config);
-  // Collective when `comm` is distributed: every rank must call it.
+  // Collective when `comm` is distributed: every rank must call it. GOLF_NO_SYNC (the model's fast
+  // paths): the scores stay on the device until the end; otherwise they are read after each forward
+  // (the plain path). Same additions in the same order either way: bit-identical results.
+  // Rows of TRAIN_SEQ_LEN packed into one forward: VAL_BATCH_TOKENS / (world × accum × L), at least 1.
+  static int64_t rows_per_forward(const Config& cfg, int64_t world);
   ValidationResult evaluate(const Model& model, bool looping, dist::Comm* comm = nullptr) const;
-  int64_t predictions() const { return rows_ * row_len_; }
-  bool uses_sidecar() const { return !sidecar_.empty(); }
+  int64_t predictions() const { return val_.predictions; }
+  bool uses_sidecar() const { return val_.has_sidecar(); }
 
  private:
   Config cfg_;
-  std::vector<uint16_t> tokens_;
-  std::vector<uint16_t> sidecar_;  // CaseOps: original bytes per token; empty otherwise
+  eval::ValData val_;
   ByteTable table_;
-  int64_t row_len_ = 0, rows_ = 0;
 };
 
 }  // namespace golf::train

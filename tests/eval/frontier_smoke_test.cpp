@@ -127,10 +127,11 @@ TEST_F(FrontierSmoke, EvaluatesSlidingAndPhasedTttWithEveryComplianceCheckPassin
 }
 
 TEST_F(FrontierSmoke, GolfEvalScoresWhatGolfPackScored) {
-  // golf-pack --val scored its own bytes (rows of TRAIN_SEQ_LEN = 128); golf-eval's plain rows of
-  // EVAL_SEQ_LEN = 128, one per forward, through its own read of the LQER + pergroup file, agree.
+  // golf-pack --val scored its own bytes (plain rows of TRAIN_SEQ_LEN = 128, VAL_BATCH_SIZE / 128 =
+  // 4096 rows per forward); golf-eval's plain configured alike, through its own read of the LQER +
+  // pergroup file, agrees.
   const auto out = scratch / "plain.json";
-  const auto r = eval("--no-sliding --set EVAL_SEQ_LEN=128 --set EVAL_BATCH_SEQS=1 --out " + quote(out));
+  const auto r = eval("--no-sliding --set EVAL_SEQ_LEN=128 --set EVAL_BATCH_SEQS=4096 --out " + quote(out));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const auto mine = read_json(out)["results"]["plain"];
   const auto packed = read_json(artifact().string() + ".json")["quantized"];

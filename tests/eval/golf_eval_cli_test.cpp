@@ -1,6 +1,6 @@
 // golf-eval end to end on a real (tiny) golf-train run packed by golf-pack: the records' log lines,
 // eval.json with plain / sliding / TTT results and every compliance check passing on the real
-// model, agreement with golf-pack's independent scorer, and bad inputs (a training shard as
+// model, agreement with golf-pack's --val score, and bad inputs (a training shard as
 // DATA_PATH, a changed model setting, a corrupt artifact) as one clear error with no output.
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -141,11 +141,12 @@ TEST_F(GolfEvalCli, EvalJsonHoldsTheReportSchemasKeys) {
 }
 
 TEST_F(GolfEvalCli, PlainEqualsTheIndependentScorerOfGolfPack) {
-  // golf-pack --val scores the same artifact with train/validation (rows of TRAIN_SEQ_LEN = 128,
-  // the fused softcap cross-entropy); golf-eval's plain rows of EVAL_SEQ_LEN = 128, one per forward
-  // (EVAL_BATCH_SEQS=1: packed rows would keep context across rows), must agree.
+  // golf-pack --val scores the same artifact with train/validation — golf-eval's plain protocol on
+  // golf-pack's own decode of the artifact, rows of TRAIN_SEQ_LEN = 128, VAL_BATCH_SIZE / 128 =
+  // 4096 rows per forward (all 32 here); golf-eval's plain configured alike, through its own read
+  // of the artifact, must agree.
   const auto out = dir.path() / "plain.json";
-  const auto r = eval(quote(run_dir() / "final_model.golf") + " --no-sliding --set EVAL_BATCH_SEQS=1 --out " + quote(out));
+  const auto r = eval(quote(run_dir() / "final_model.golf") + " --no-sliding --set EVAL_BATCH_SEQS=4096 --out " + quote(out));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const auto mine = read_json(out)["results"]["plain"];
   const auto packed = read_json(run_dir() / "final_model.golf.json")["quantized"];

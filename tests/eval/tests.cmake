@@ -1,7 +1,8 @@
 # tests of eval/ (golf-eval) and the scoring library: protocols and compliance checks on a tiny model
 # (library level, tests/scoring), and golf-eval end to end on a tiny trained run (CLI).
 # The scoring library's tests (tests/scoring ↔ scoring/).
-golf_test(scoring_tests scoring/protocols_test.cpp scoring/compliance_test.cpp scoring/lora_test.cpp scoring/planted.cpp)
+golf_test(scoring_tests scoring/protocols_test.cpp scoring/compliance_test.cpp scoring/lora_test.cpp scoring/planted.cpp
+  scoring/validation_test.cpp)
 target_link_libraries(scoring_tests PRIVATE golf_scoring)
 target_precompile_headers(scoring_tests PRIVATE <ATen/ATen.h>)
 
