@@ -303,8 +303,9 @@ TEST(Protocols, TheEvalForwardAndTttStepsReadNothingBackToTheHost) {
   std::vector<std::string> host_side;  // what varlen_segments of one batch of host rows records
   {
     const at::Tensor rows = at::randint(4, 60, {2, f.cfg.eval_seq_len}, at::kLong);
+    const ModelConfig model_config = f.cfg;
     test::HostReads reads;
-    varlen_segments(rows, Model(f.cfg, at::kCPU).config(), 64, f.cfg.eval_seq_len);
+    varlen_segments(rows, model_config, 64, f.cfg.eval_seq_len);
     host_side = reads.stop();
   }
   std::vector<std::string> expected;
