@@ -35,6 +35,7 @@ FastPaths fast_paths_from_env(bool cuda) {
   f.foreach_optim = flag("GOLF_FOREACH_OPTIM", true);
   f.no_sync = flag("GOLF_NO_SYNC", true);
   f.fused_qk = flag("GOLF_FUSED_QK", false);
+  f.fused_mix = flag("GOLF_FUSED_MIX", false);
   f.cuda_graphs = flag("GOLF_CUDA_GRAPHS", false) && cuda;  // the CPU falls back to the eager step
   if (const std::string_view v = env("GOLF_CLOCK_SYNC_EVERY"); !v.empty()) {
     const std::string text(v);
@@ -50,7 +51,7 @@ FastPaths fast_paths_from_env(bool cuda) {
 FastPaths plain_paths() {
   FastPaths f;
   f.attn = AttnBackend::sdpa;
-  f.fused_ops = f.bank_unbind = f.foreach_optim = f.no_sync = f.fused_qk = false;
+  f.fused_ops = f.bank_unbind = f.foreach_optim = f.no_sync = f.fused_qk = f.fused_mix = false;
   f.clock_sync_every = 1;
   f.cuda_graphs = false;
   return f;
@@ -67,8 +68,8 @@ std::string attn_backend_name(AttnBackend b) {
 }
 
 std::string describe(const FastPaths& f) {
-  return fmt::format("fast_paths: attn:{} fused_ops:{:d} bank_unbind:{:d} foreach_optim:{:d} no_sync:{:d} fused_qk:{:d} clock_sync_every:{} cuda_graphs:{:d}",
-                     attn_backend_name(f.attn), f.fused_ops, f.bank_unbind, f.foreach_optim, f.no_sync, f.fused_qk,
+  return fmt::format("fast_paths: attn:{} fused_ops:{:d} bank_unbind:{:d} foreach_optim:{:d} no_sync:{:d} fused_qk:{:d} fused_mix:{:d} clock_sync_every:{} cuda_graphs:{:d}",
+                     attn_backend_name(f.attn), f.fused_ops, f.bank_unbind, f.foreach_optim, f.no_sync, f.fused_qk, f.fused_mix,
                      f.clock_sync_every, f.cuda_graphs);
 }
 

@@ -24,6 +24,12 @@
 //   GOLF_FUSED_QK      1 | 0 (default 0 until the GPU kit measures it): QK-RMSNorm + partial RoPE +
 //                      q gain as one autograd op saving only its inputs (model/ops/qk_norm_rope.h;
 //                      CUDA kernel on CUDA, the same formulas in ATen elsewhere).
+//   GOLF_FUSED_MIX     1 | 0 (default 0 until the GPU kit measures it): the remaining elementwise
+//                      chains as autograd ops saving only their inputs (model/ops/mix.h): every
+//                      residual / lane / skip mix (a ⊙ x + b ⊙ y), XSA + the output gates
+//                      (AttnOutGate, gated attention, sparse and head gates) and the SmearGate's
+//                      shift-and-add; one CUDA kernel each way on CUDA, the same formulas in ATen
+//                      elsewhere.
 //   GOLF_CLOCK_SYNC_EVERY  N ≥ 1 (default 16): distributed golf-train broadcasts rank 0's clock
 //                      every N steps (and every step near the budget), the same estimate on every
 //                      rank in between (train/shared_clock.h); 1 = every step (the plain path).
@@ -47,6 +53,7 @@ struct FastPaths {
   bool foreach_optim = true;
   bool no_sync = true;
   bool fused_qk = false;
+  bool fused_mix = false;
   int64_t clock_sync_every = 16;
   bool cuda_graphs = false;  // as resolved for the device (never on the CPU)
 };

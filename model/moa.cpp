@@ -86,10 +86,17 @@ at::Tensor triangle_violation(const at::Tensor& a, const at::Tensor& b, const at
 
 at::Tensor triangle_penalty(const at::Tensor& k, const std::string& metric, const at::Tensor& w, int64_t triples,
                             uint64_t seed) {
+  return triangle_penalty_at(k, metric, w, triangle_indices(k.size(0) * k.size(1), triples, seed).to(k.device()));
+}
+
+at::Tensor triangle_indices(int64_t N, int64_t triples, uint64_t seed) {
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  return at::randint(N, {3, triples}, gen, at::TensorOptions().dtype(at::kLong));
+}
+
+at::Tensor triangle_penalty_at(const at::Tensor& k, const std::string& metric, const at::Tensor& w, const at::Tensor& idx) {
   const int64_t N = k.size(0) * k.size(1);
   const at::Tensor flat = k.reshape({N, k.size(2), k.size(3)}).to(at::kFloat);
-  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
-  const at::Tensor idx = at::randint(N, {3, triples}, gen, at::TensorOptions().dtype(at::kLong)).to(k.device());
   const at::Tensor wf = w.defined() ? w.to(at::kFloat) : w;
   return triangle_violation(flat.index_select(0, idx[0]), flat.index_select(0, idx[1]), flat.index_select(0, idx[2]),
                             metric, wf)

@@ -79,5 +79,10 @@ at::Tensor triangle_violation(const at::Tensor& a, const at::Tensor& b, const at
 // the global RNG is left alone). fp32 scalar.
 at::Tensor triangle_penalty(const at::Tensor& k, const std::string& metric, const at::Tensor& w, int64_t triples,
                             uint64_t seed);
+// The same in two parts, so a forward need not build and copy the (fixed) indices every call:
+// the triples' key indices (3, triples) int64 on the CPU, drawn from [0, N) by the seeded generator,
+// and the penalty for indices already on k's device.
+at::Tensor triangle_indices(int64_t N, int64_t triples, uint64_t seed);
+at::Tensor triangle_penalty_at(const at::Tensor& k, const std::string& metric, const at::Tensor& w, const at::Tensor& idx);
 
 }  // namespace golf::moa

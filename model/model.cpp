@@ -7,10 +7,12 @@
 
 #include <cmath>
 #include <limits>
+#include <mutex>
 
 #include "core/error.h"
 #include "model/moa.h"
 #include "model/ops/fused.h"
+#include "model/ops/mix.h"
 #include "model/ops/qk_norm_rope.h"
 #include "model/ops/softcap_ce.h"
 #include "model/variants.h"
@@ -191,6 +193,11 @@ Model::Model(const ModelConfig& cfg, at::Device device)
     add_param("parallel_post_lambdas", at::ones({L, 2, 2}, f32));
     add_param("parallel_resid_lambdas", at::full({L, 2}, 1.1, f32));
   }
+  variant_cache_ = std::make_shared<VariantCache>();
+  if (variants::smat_ablation_has(cfg, "random_s"))
+    for (int i = 0; i < L; ++i)
+      smat_random_projections_.push_back(
+          variants::smat_random_projection(smat_dim(), d, i).to(device_, compute_dtype_));
   if (cfg.smear_gate_enabled) {
     add_param("smear_gate.weight", at::zeros({1, cfg.gate_width}, f32));
     add_param("smear_lambda", at::zeros({1}, f32));
@@ -209,6 +216,14 @@ Model::Model(const ModelConfig& cfg, at::Device device)
     add_param("bigram.scale", at::full({1}, 0.05, f32));
   }
 }
+
+// MoA's triangle-penalty indices by (seed, B·T) on the model's device: drawn once on the CPU by
+// the same seeded generator (so every device gets the same triples), then reused by every forward
+// of that shape. Guarded, as forwards of one model may run on several threads.
+struct Model::VariantCache {
+  std::mutex mutex;
+  std::map<std::pair<uint64_t, int64_t>, at::Tensor> triangle_indices;
+};
 
 // Per-layer parameters of the seed variants (names and inits: model/variants.h).
 void Model::add_variant_params(int i) {
@@ -391,8 +406,12 @@ at::Tensor Model::embed(const at::Tensor& tokens, const Pass& s) const {
     at::Tensor g = w("smear_lambda") * at::sigmoid(at::matmul(e.narrow(-1, 0, cfg_.gate_width), w("smear_gate.weight").t()));
     if (cfg_.smear_bos_mask) g = g * (tokens != cfg_.bos_token_id).unsqueeze(-1).to(g.scalar_type());  // (B, T, 1)
     g = at::cat({at::zeros_like(g.narrow(1, 0, 1)), g.narrow(1, 1, T - 1)}, 1);
-    const at::Tensor prev = at::cat({at::zeros_like(e.narrow(1, 0, 1)), e.narrow(1, 0, T - 1)}, 1);
-    e = e + g * prev;
+    if (fast_.fused_mix) {  // GOLF_FUSED_MIX: the shift and the add as one op (model/ops/mix.h)
+      e = ops::smear(e, g);
+    } else {
+      const at::Tensor prev = at::cat({at::zeros_like(e.narrow(1, 0, 1)), e.narrow(1, 0, T - 1)}, 1);
+      e = e + g * prev;
+    }
     if (cfg_.smear_input == "raw") e = rms(e);
   }
   return e;
@@ -513,7 +532,8 @@ at::Tensor Model::attend(int i, const at::Tensor& u, const Qkv& qkv, const Pass&
   if (has_smat_ws()) {
     if (hessians && param(block(i, "attn.smat_ws.weight")).numel() > hessians->passthrough_max_numel)
       hessians->add(block(i, "attn.smat_ws.weight"), u);
-    uhat = ablated("random_s") ? variants::smat_random_unit(u, smat_dim(), i)
+    // random_s: smat_random_unit's R, built once on the device (smat_random_projections_)
+    uhat = ablated("random_s") ? variants::smat_unit(u, smat_random_projections_.at(static_cast<size_t>(i)).to(u.scalar_type()))
                                : variants::smat_unit(u, w(block(i, "attn.smat_ws.weight")));
   }
   at::Tensor v_att = qkv.v;
@@ -534,6 +554,7 @@ at::Tensor Model::attn_gates(int i, const at::Tensor& u, const Qkv& qkv, at::Ten
   HessianCollector* hessians = s.probes.hessians;
   const int64_t L = cfg_.num_layers, B = y.size(0), T = y.size(1), H = y.size(2), Dh = y.size(3);
   const int64_t Hkv = qkv.v.size(2);
+  if (fast_.fused_mix) return attn_gates_fused(i, u, qkv, y, s);
   if (i >= L - cfg_.xsa_last_n) {
     // XSA: remove from each head's output its component along the token's own value vector
     // (the un-gated v: invariant to G, and finite where G = 0).
@@ -558,6 +579,30 @@ at::Tensor Model::attn_gates(int i, const at::Tensor& u, const Qkv& qkv, at::Ten
     y = y * sparse_attn_gate(u, w(block(i, "attn.attn_gate_w")), cfg_.gate_width, cfg_.sparse_attn_gate_scale);
   if (cfg_.head_gate_enabled) y = y * w(block(i, "attn.head_gate")).view({1, 1, H, 1});  // γ_h: 1 at init
   return y;
+}
+
+// GOLF_FUSED_MIX: the same gates multiplied into one (B, T, H) factor first, then XSA and that
+// factor as one op (model/ops/mix.h). The function is attn_gates' (products reassociated only).
+at::Tensor Model::attn_gates_fused(int i, const at::Tensor& u, const Qkv& qkv, const at::Tensor& y, const Pass& s) const {
+  HessianCollector* hessians = s.probes.hessians;
+  const int64_t B = y.size(0), T = y.size(1), H = y.size(2);
+  at::Tensor gate;  // (B, T, H), undefined = 1
+  auto times = [&](const at::Tensor& g) { gate = gate.defined() ? gate * g : g; };
+  if (cfg_.gated_attention) {
+    if (hessians && param(block(i, "attn.attn_gate.weight")).numel() > hessians->passthrough_max_numel)
+      hessians->add(block(i, "attn.attn_gate.weight"), u);
+    times(at::sigmoid(at::matmul(u, w(block(i, "attn.attn_gate.weight")).t()) + w(block(i, "attn.attn_gate.bias"))));
+  }
+  if (cfg_.attn_out_gate_enabled)
+    times(2 * at::sigmoid(at::matmul(u.narrow(-1, 0, cfg_.gate_width), w(block(i, "attn.attn_gate_proj.weight")).t())));
+  if (cfg_.sparse_attn_gate_enabled)
+    times(sparse_attn_gate(u, w(block(i, "attn.attn_gate_w")), cfg_.gate_width, cfg_.sparse_attn_gate_scale).squeeze(-1));
+  if (cfg_.head_gate_enabled) {
+    const at::Tensor hg = w(block(i, "attn.head_gate")).view({1, 1, H});
+    times(gate.defined() ? hg : hg.expand({B, T, H}));
+  }
+  if (i >= cfg_.num_layers - cfg_.xsa_last_n) return ops::xsa_gate(y, qkv.v, gate);
+  return gate.defined() ? y * gate.unsqueeze(-1) : y;
 }
 
 at::Tensor Model::attn_out(int i, const at::Tensor& y, const Pass& s, const LoraVisit* lora) const {
@@ -585,9 +630,17 @@ at::Tensor Model::metric_attention(int i, const std::string& branch, const at::T
   at::Tensor bias;
   if (cfg_.moa_ball)
     bias = moa::ball_bias(kf, p("ball_origin"), at::softplus(p("ball_rho")), cfg_.moa_ball_kappa, cfg_.moa_ball_tau);
-  if (auto* penalties = s.probes.moa_triangle_penalties)
-    penalties->push_back(moa::triangle_penalty(kf, cfg_.moa_metric, wd, cfg_.moa_ti_triples,
-                                               0x7E1A0000ULL + 2 * static_cast<uint64_t>(i) + (branch == "mqa")));
+  if (auto* penalties = s.probes.moa_triangle_penalties) {
+    const uint64_t seed = 0x7E1A0000ULL + 2 * static_cast<uint64_t>(i) + (branch == "mqa");
+    at::Tensor idx;
+    {
+      const std::lock_guard<std::mutex> lock(variant_cache_->mutex);
+      at::Tensor& cached = variant_cache_->triangle_indices[{seed, kf.size(0) * kf.size(1)}];
+      if (!cached.defined()) cached = moa::triangle_indices(kf.size(0) * kf.size(1), cfg_.moa_ti_triples, seed).to(kf.device());
+      idx = cached;
+    }
+    penalties->push_back(moa::triangle_penalty_at(kf, cfg_.moa_metric, wd, idx));
+  }
   const auto [qm, km] = moa::metric_fold(qf, kf, alpha, cfg_.moa_metric, wd, bias);  // head dim Dh + 1
   const at::Tensor y = segment_attention(qm, km, at::constant_pad_nd(vf, {0, 1}), s.seg, s.seg_len, 1.0);
   return y.narrow(-1, 0, Dh).to(q.scalar_type());
@@ -668,25 +721,37 @@ at::Tensor Model::hidden(const at::Tensor& tokens, bool looping, const ForwardPr
     return cfg_.moa_enabled ? moa_mixer(i, u, pass, v_first) : attention(i, u, pass, v_first, lora);
   };
   auto ln = [&](int i) { return cfg_.ln_scale ? 1.0 / std::sqrt(i + 1.0) : 1.0; };
+  // GOLF_FUSED_MIX: each residual / lane / skip mix a ⊙ x + b ⊙ y as one op (model/ops/mix.h).
+  const bool fused = fast_.fused_mix;
   auto attn_in = [&](int i, const at::Tensor& lane) {  // x_in = m0 ⊙ x + m1 ⊙ x0
     const at::Tensor m = w(block(i, "resid_mix"));
+    if (fused) return ops::residual_mix(lane, m[0], x0, m[1]);
     return m[0] * lane + m[1] * x0;
   };
   auto sequential = [&](int i, const at::Tensor& x) {
     const at::Tensor x_in = attn_in(i, x);
+    if (fused) {
+      const at::Tensor x1 = ops::residual_mix(x_in, {}, attn(i, rms(x_in) * ln(i)), w(block(i, "attn_scale")));
+      return ops::residual_mix(x1, {}, mlp(i, rms(x1) * ln(i), pass, lora), w(block(i, "mlp_scale")));
+    }
     const at::Tensor x1 = x_in + w(block(i, "attn_scale")) * attn(i, rms(x_in) * ln(i));
     return x1 + w(block(i, "mlp_scale")) * mlp(i, rms(x1) * ln(i), pass, lora);
   };
   auto gptj = [&](int i, const at::Tensor& x) {
     const at::Tensor x_in = attn_in(i, x);
     const at::Tensor u = rms(x_in) * ln(i);
+    if (fused) {
+      const at::Tensor x1 = ops::residual_mix(x_in, {}, attn(i, u), w(block(i, "attn_scale")));
+      return ops::residual_mix(x1, {}, mlp(i, u, pass, lora), w(block(i, "mlp_scale")));
+    }
     return x_in + w(block(i, "attn_scale")) * attn(i, u) +
            w(block(i, "mlp_scale")) * mlp(i, u, pass, lora);
   };
   auto inject = [&](int j, const at::Tensor& x, const at::Tensor& skip) {
     const at::Tensor ws = w("skip_weights")[j];
-    if (!cfg_.skip_gates_enabled) return x + ws * skip;
+    if (!cfg_.skip_gates_enabled) return fused ? ops::residual_mix(x, {}, skip, ws) : x + ws * skip;
     const at::Tensor s = at::sigmoid(w("skip_gates")[j]);
+    if (fused) return ops::residual_mix(x, s, skip, (1 - s) * ws);
     return s * x + (1 - s) * (ws * skip);
   };
 
@@ -712,7 +777,19 @@ at::Tensor Model::hidden(const at::Tensor& tokens, bool looping, const ForwardPr
       if (lanes.empty()) x = inject(static_cast<int>(j), x, skip);
       else lanes[0] = inject(static_cast<int>(j), lanes[0], skip);
     }
-    if (parallel && cfg_.parallel_mode == "two_lane") {
+    if (parallel && cfg_.parallel_mode == "two_lane" && fused) {
+      // lane_k ← ρ_k lane_k + (π_ak s_a) ⊙ attn + (π_fk s_f) ⊙ mlp: the plain branch's sums, the
+      // scales folded into the (d) coefficients.
+      const at::Tensor ya = attn(i, rms(attn_in(i, lanes[0])) * ln(i));
+      const at::Tensor yf = mlp(i, rms(lanes[1]) * ln(i), pass, lora);
+      const at::Tensor sa = w(block(i, "attn_scale")), sf = w(block(i, "mlp_scale"));
+      const at::Tensor rho = w("parallel_resid_lambdas")[i], pi = w("parallel_post_lambdas")[i];
+      auto lane = [&](int k) {
+        const at::Tensor with_attn = ops::residual_mix(lanes[static_cast<size_t>(k)], rho[k], ya, pi[0][k] * sa);
+        return ops::residual_mix(with_attn, {}, yf, pi[1][k] * sf);
+      };
+      lanes = {lane(0), lane(1)};
+    } else if (parallel && cfg_.parallel_mode == "two_lane") {
       const at::Tensor a = w(block(i, "attn_scale")) * attn(i, rms(attn_in(i, lanes[0])) * ln(i));
       const at::Tensor f = w(block(i, "mlp_scale")) * mlp(i, rms(lanes[1]) * ln(i), pass, lora);
       const at::Tensor rho = w("parallel_resid_lambdas")[i], pi = w("parallel_post_lambdas")[i];  // (2), (2 src, 2 dst)

@@ -17,6 +17,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -166,6 +167,7 @@ class Model {
   at::Tensor attend(int layer, const at::Tensor& u, const Qkv& qkv, const Pass& s) const;
   at::Tensor attend_core(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const Pass& s) const;
   at::Tensor attn_gates(int layer, const at::Tensor& u, const Qkv& qkv, at::Tensor y, const Pass& s) const;
+  at::Tensor attn_gates_fused(int layer, const at::Tensor& u, const Qkv& qkv, const at::Tensor& y, const Pass& s) const;
   at::Tensor attn_out(int layer, const at::Tensor& y, const Pass& s, const LoraVisit* lora = nullptr) const;
   at::Tensor rope(const at::Tensor& x, const Pass& s) const;
   at::Tensor rms(const at::Tensor& x) const;  // golf::rms_norm or the fused at::rms_norm (GOLF_FUSED_OPS)
@@ -193,6 +195,13 @@ class Model {
   std::map<std::string, at::Tensor> params_;
   std::vector<double> smat_gate_means_;  // Ḡ_ℓ for SMAT_ABLATION=g_mean
   FastPaths fast_;
+  // The variants' fixed random tensors, built once on the model's device instead of on the CPU and
+  // copied every forward (a copy per layer visit, and nothing a captured graph could replay):
+  // SMAT_ABLATION=random_s's projection R per layer (compute dtype), built at construction; MoA's
+  // triangle-penalty key indices per (seed, B·T), built at first use (VariantCache, model.cpp).
+  std::vector<at::Tensor> smat_random_projections_;
+  struct VariantCache;
+  std::shared_ptr<VariantCache> variant_cache_;
 };
 
 // Segment id and position inside the segment for every token (both (B, T) int64): a segment starts

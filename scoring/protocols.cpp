@@ -173,12 +173,20 @@ Sgd::Sgd(std::vector<at::Tensor> p, TttOptions::Sgd mode) : params(std::move(p))
 void Sgd::step(const std::vector<at::Tensor>& grads, double lr, double mu, double clip) {
   at::NoGradGuard no_grad;
   if (fused) {
+    // The learning rate lives on the device (fp32), written only when the cosine schedule changes
+    // it (once per chunk): the step's kernels read it at run time, so a captured step would follow
+    // the schedule instead of freezing the host value it was captured with.
+    if (!lr_device.defined() || lr != lr_host) {
+      if (!lr_device.defined()) lr_device = at::empty({}, params.front().options().dtype(at::kFloat));
+      lr_device.fill_(lr);
+      lr_host = lr;
+    }
     // ‖g‖ over all tensors stays on the device: one _foreach_norm, one stack, no .item().
     const at::Tensor total = at::stack(at::_foreach_norm(grads, 2)).norm();
     const at::Tensor coef = (clip / (total + 1e-6)).clamp_max(1.0);
     at::_foreach_mul_(grads, coef);
     // The buffers start at zero, so every step (the first too) is buf = μ·buf + g.
-    at::_fused_sgd_(params, grads, momentum, /*weight_decay=*/0.0, mu, lr, /*dampening=*/0.0, /*nesterov=*/false,
+    at::_fused_sgd_(params, grads, momentum, /*weight_decay=*/0.0, mu, lr_device, /*dampening=*/0.0, /*nesterov=*/false,
                     /*maximize=*/false, /*is_first_step=*/false);
     return;
   }
@@ -246,14 +254,16 @@ ModelLM::ModelLM(std::shared_ptr<Model> model, const EvalConfig& eval, bool loop
 
 namespace {
 // The forward options for a cut length. With a varlen attention backend, the packed segment bounds
-// come from the rows the protocol built on the host (model/varlen.h), pinned on CUDA so their copy
-// is asynchronous; without host rows the model derives them from a host copy of the tokens.
+// come from the rows the protocol built on the host (model/varlen.h) and are copied to the device
+// here, pinned and without blocking, beside the batch's own copy: the forward then finds them in
+// place and copies nothing (a captured forward could not). Without host rows the model derives
+// them from a host copy of the tokens.
 ForwardOptions forward_options(const Model& model, int64_t seq_len_cut, const LoraDelta* lora,
                                const at::Tensor& host_inputs) {
   ForwardOptions o{seq_len_cut, lora, {}};
   if (host_inputs.defined() && model.fast_paths().attn != AttnBackend::sdpa) {
-    o.cu_seqlens = varlen_segments(host_inputs, model.config(), 64, seq_len_cut).cu_seqlens;
-    if (model.device().is_cuda()) o.cu_seqlens = o.cu_seqlens.pin_memory();
+    o.cu_seqlens = varlen_segments(host_inputs, model.config(), 64, seq_len_cut).cu_seqlens.to(at::kInt);
+    if (model.device().is_cuda()) o.cu_seqlens = to_device(o.cu_seqlens, model.device());
   }
   return o;
 }

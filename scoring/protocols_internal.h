@@ -52,6 +52,8 @@ void merge_totals(Totals& t, const Ranks& ranks);
 struct Sgd {
   std::vector<at::Tensor> params, momentum;
   bool fused = false;
+  at::Tensor lr_device;  // fused: the learning rate on the params' device (fp32), refilled when lr changes
+  double lr_host = 0;
   Sgd(std::vector<at::Tensor> params, TttOptions::Sgd mode);
   void step(const std::vector<at::Tensor>& grads, double lr, double mu, double clip);
 };

@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>
+#include <c10/cuda/CUDAEvent.h>
 
 #include <algorithm>
 #include <array>
@@ -119,10 +120,35 @@ Optimizer::Optimizer(Model& model, const OptimConfig& cfg, dist::Comm* comm)
   }
 }
 
+// The host side of step_scalars_: two pinned buffers used in turn, each with an event recorded on
+// the stream right after the non-blocking copy that reads it. Why rewriting a buffer is safe: before
+// the host writes buffer k it waits for buffer k's event, i.e. for the copy issued two uploads ago
+// to have run. The wait blocks only while the device is still more than one whole optimizer step
+// behind the host (a step is thousands of launches, so the launch queue keeps the host closer than
+// that; a CUDA graph replay with few launches would be throttled to two steps ahead, which is
+// what keeps its source buffer intact). One buffer would make the host wait for the copy of the
+// step just issued, i.e. for the whole step — a sync per step. On the CPU the copy is synchronous
+// and one buffer suffices. The buffers never move, so a captured copy could read them too.
+struct Optimizer::ScalarUpload {
+  at::Tensor host[2];
+  c10::cuda::CUDAEvent copied[2];
+  int next = 0;
+};
+
 void Optimizer::upload_step_scalars(int64_t step, double lr_mul) {
   // The same fp32 values the plain path's double scalars are rounded to inside ATen's kernels.
   const bool cuda = step_scalars_.is_cuda();
-  at::Tensor host = at::empty({step_scalars_.size(0)}, at::TensorOptions().dtype(at::kFloat).pinned_memory(cuda));
+  if (!upload_) {
+    upload_ = std::make_unique<ScalarUpload>();
+    for (at::Tensor& h : upload_->host)
+      h = at::empty({step_scalars_.size(0)}, at::TensorOptions().dtype(at::kFloat).pinned_memory(cuda));
+  }
+  const int k = upload_->next;
+  if (cuda) {
+    upload_->next ^= 1;
+    upload_->copied[k].synchronize();  // the copy from this buffer two uploads ago (no-op if never recorded)
+  }
+  at::Tensor& host = upload_->host[k];
   float* h = host.mutable_data_ptr<float>();
   const double lr = cfg_.matrix_lr * lr_mul;
   h[0] = static_cast<float>(muon_momentum(step, cfg_));
@@ -133,6 +159,7 @@ void Optimizer::upload_step_scalars(int64_t step, double lr_mul) {
   }
   for (const AdamGroup& g : adam_groups_) h[g.slot] = static_cast<float>(g.base_lr * lr_mul);
   step_scalars_.copy_(host, /*non_blocking=*/cuda);
+  if (cuda) upload_->copied[k].record(c10::cuda::getCurrentCUDAStream(step_scalars_.device().index()));
 }
 
 Optimizer::~Optimizer() = default;

@@ -25,6 +25,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -101,10 +102,12 @@ class Optimizer {
   // GOLF_FOREACH_OPTIM: every scalar that changes per step lives on the device, so the step
   // reads nothing from the host that a sync or a captured graph would freeze. step_scalars_ (fp32)
   // holds [0] Muon momentum μ, [1] Muon decay 1 − lr·MUON_WD, then per bank its step lr·scale
-  // (muon_slot_), then each AdamW group's learning rate; upload_step_scalars() fills a fresh pinned
-  // host buffer with the same fp32 values the plain path's double scalars round to and copies it
-  // without blocking (the caching host allocator keeps the buffer until its copy has run).
+  // (muon_slot_), then each AdamW group's learning rate; upload_step_scalars() writes the same
+  // fp32 values the plain path's double scalars round to into one of two persistent pinned host
+  // buffers and copies it without blocking (ScalarUpload in optim.cpp says why that is safe).
   at::Tensor step_scalars_;
+  struct ScalarUpload;
+  std::unique_ptr<ScalarUpload> upload_;
   std::map<std::string, int64_t> muon_slot_;
   // _fused_adamw_ state: per group (0 embedding, 1 scalars) the parameter names, the device
   // learning rate (a view of step_scalars_) and per-parameter device step counts (fp32, as the

@@ -67,12 +67,12 @@ outside="$(grep -E '^(fmt_DIR|nlohmann_json_DIR|CLI11_DIR|Eigen3_DIR|GTest_DIR|S
 ((CONFIGURE_ONLY)) && { say "configured (--configure-only)"; exit 0; }
 
 # ---- 3. build what the kit runs, and put it in the bundle ----------------------------------------
-TARGETS=(golf-train golf-pack golf-eval golf-data core_torch_tests model_tests quant_aten_tests train_torch_tests dist_step_tests)
+TARGETS=(golf-train golf-pack golf-eval golf-data core_torch_tests model_tests quant_aten_tests train_torch_tests dist_step_tests scoring_tests)
 say "building ${TARGETS[*]} with $JOBS jobs"
 cmake --build "$BUILD" -j "$JOBS" --target "${TARGETS[@]}" >"$BUILD/build-there.build.log" 2>&1 ||
   { tail -40 "$BUILD/build-there.build.log" >&2; die "build failed (log: $BUILD/build-there.build.log)"; }
 mkdir -p "$BUNDLE/bin" "$BUNDLE/tests" "$BUNDLE/lib"
 for t in train/golf-train pack/golf-pack eval/golf-eval data/golf-data; do cp "$BUILD/$t" "$BUNDLE/bin/"; done
-for t in core_torch_tests model_tests quant_aten_tests train_torch_tests dist_step_tests; do cp "$BUILD/tests/$t" "$BUNDLE/tests/"; done
+for t in core_torch_tests model_tests quant_aten_tests train_torch_tests dist_step_tests scoring_tests; do cp "$BUILD/tests/$t" "$BUNDLE/tests/"; done
 cp -L "$ARCH_LIB"/lib{sentencepiece,sentencepiece_train,fmt,brotlienc,brotlidec,brotlicommon,lzma}.so.[0-9] "$BUNDLE/lib/" 2>/dev/null || true
 say "done: $BUNDLE/bin and $BUNDLE/tests rebuilt from this tree; run scripts/gpu/check.sh"

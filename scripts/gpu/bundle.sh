@@ -50,8 +50,9 @@ t0=$SECONDS
 
 BINARIES=(train/golf-train pack/golf-pack eval/golf-eval data/golf-data)
 # The test binaries with GPU cases (check.sh runs these filters): SoftcapCe/TensorIo, GptqAten,
-# TwinOnCuda, GroupOfOne.
-TEST_BINARIES=(tests/core_torch_tests tests/model_tests tests/quant_aten_tests tests/train_torch_tests tests/dist_step_tests)
+# TwinOnCuda, GroupOfOne, and scoring_tests' Protocols.*OnGpu (kit row sync.eval_ttt_step).
+TEST_BINARIES=(tests/core_torch_tests tests/model_tests tests/quant_aten_tests tests/train_torch_tests tests/dist_step_tests
+  tests/scoring_tests)
 for b in "${BINARIES[@]}" "${TEST_BINARIES[@]}"; do
   [ -x "$BUILD/$b" ] || die "$BUILD/$b is not built (cmake --build $BUILD; or set GOLF_BUILD_DIR)"
 done

@@ -114,7 +114,7 @@ fi
 # the budget lasts (GPU only). A row whose switch golf-train does not know (issue 13 not merged
 # into this build) is SKIPPED, so the list can name switches before they land.
 FASTPATH_PLAIN="GOLF_ATTN=sdpa GOLF_FUSED_OPS=0 GOLF_BANK_UNBIND=0 GOLF_FOREACH_OPTIM=0 GOLF_NO_SYNC=0 GOLF_FUSED_QK=0
-  GOLF_CUDA_GRAPHS=0 GOLF_CLOCK_SYNC_EVERY=1"
+  GOLF_FUSED_MIX=0 GOLF_CUDA_GRAPHS=0 GOLF_CLOCK_SYNC_EVERY=1"
 FASTPATHS=(
   "attn_sdpa|GOLF_ATTN=sdpa"             # blocked, masked SDPA (the reference) instead of varlen flash
   "attn_cudnn|GOLF_ATTN=cudnn"           # cuDNN ragged attention instead of varlen flash
@@ -123,6 +123,8 @@ FASTPATHS=(
   "foreach_optim_off|GOLF_FOREACH_OPTIM=0"  # per-tensor clip / EMA / AdamW with host syncs
   "no_sync_off|GOLF_NO_SYNC=0"           # loss .item() and blocking batch copies every step
   "fused_qk_on|GOLF_FUSED_QK=1"          # QK-norm + partial RoPE + q gain as one kernel (default off)
+  "fused_mix_on|GOLF_FUSED_MIX=1"        # residual/lane/skip mixes, XSA + gates, SmearGate as kernels (default off)
+  "fused_all_on|GOLF_FUSED_QK=1 GOLF_FUSED_MIX=1"  # both custom-kernel groups together
   "cuda_graphs_on|GOLF_CUDA_GRAPHS=1"    # the micro-step replayed from a CUDA graph (default off)
 )
 
@@ -347,9 +349,14 @@ run_row env.binaries 60 60 row_env_binaries
 run_row env.sdpa_backend 60 60 row_env_sdpa
 run_row kernel.softcap_ce 90 120 gtest_row model_tests 'SoftcapCe.FusedKernelMatchesReferenceOnGpu'
 run_row kernel.qk_norm_rope 60 120 gtest_row model_tests 'QkNormRope.CudaKernelsEqualTheCpuOpOnGpu'
+# residual_mix / xsa_gate / smear kernels vs their CPU op, fp32 and bf16 (tolerances in the test:
+# estimates, 1e-5 fp32, 8e-3 / 1.6e-2 bf16, until this row has run once).
+run_row kernel.mix 60 120 gtest_row model_tests 'MixOps.CudaKernelsEqualTheCpuOpOnGpu'
 run_row graph.replay_equals_eager 90 120 gtest_row train_torch_tests 'GraphStep.AReplayedStepEqualsAnEagerStepOnGpu'
 run_row sync.train_step 60 120 gtest_row train_torch_tests 'FastPathsStep.TheTrainingStepDoesNotSyncOnGpu'
 run_row optim.device_scalars 60 120 gtest_row train_torch_tests 'OptimizerFastPath.MuonWithDeviceScalarsEqualsTheHostScalarsOnGpu'
+# golf-eval's scoring forward + TTT's loss backward and fused SGD (device lr) under sync debug "error".
+run_row sync.eval_ttt_step 60 120 gtest_row scoring_tests 'Protocols.TheEvalForwardAndTttStepsDoNotSyncOnGpu'
 run_row tensor_io.gpu_save 90 120 gtest_row core_torch_tests 'TensorIo.SavesGpuTensorsFromTheDevice'
 run_row gptq.aten_cuda 90 120 gtest_row quant_aten_tests 'GptqAten.EqualsTheEigenImplementationOnCuda'
 run_row model.bf16_cuda_vs_twin 90 120 gtest_row train_torch_tests 'Records/TwinOnCuda.*'

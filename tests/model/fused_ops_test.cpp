@@ -148,7 +148,7 @@ TEST(FastPaths, SwitchesReadZeroAndOne) {
   EXPECT_FALSE(f.no_sync);
   EXPECT_TRUE(f.bank_unbind);
   EXPECT_EQ(f.attn, AttnBackend::varlen_ref);
-  EXPECT_EQ(describe(f), "fast_paths: attn:varlen_ref fused_ops:0 bank_unbind:1 foreach_optim:1 no_sync:0 fused_qk:0 clock_sync_every:16 cuda_graphs:0");
+  EXPECT_EQ(describe(f), "fast_paths: attn:varlen_ref fused_ops:0 bank_unbind:1 foreach_optim:1 no_sync:0 fused_qk:0 fused_mix:0 clock_sync_every:16 cuda_graphs:0");
 }
 
 TEST(FastPaths, ABadValueNamesTheVariable) {
@@ -169,6 +169,7 @@ TEST(FastPaths, TheClockSyncIntervalIsAWholeNumberOfStepsAndTheNewSwitchesDefaul
   const FastPaths d = fast_paths_from_env(true);
   EXPECT_EQ(d.clock_sync_every, 16);
   EXPECT_FALSE(d.fused_qk);
+  EXPECT_FALSE(d.fused_mix);
   EXPECT_FALSE(d.cuda_graphs);
   EXPECT_EQ(plain_paths().clock_sync_every, 1);
   {
@@ -184,8 +185,10 @@ TEST(FastPaths, TheClockSyncIntervalIsAWholeNumberOfStepsAndTheNewSwitchesDefaul
       EXPECT_NE(std::string(err.what()).find(std::string("GOLF_CLOCK_SYNC_EVERY=") + bad), std::string::npos) << err.what();
     }
   }
-  EnvVar q("GOLF_FUSED_QK", "1"), g("GOLF_CUDA_GRAPHS", "1");
+  EnvVar q("GOLF_FUSED_QK", "1"), g("GOLF_CUDA_GRAPHS", "1"), m("GOLF_FUSED_MIX", "1");
   EXPECT_TRUE(fast_paths_from_env(false).fused_qk);
+  EXPECT_TRUE(fast_paths_from_env(false).fused_mix);
+  EXPECT_FALSE(plain_paths().fused_mix);
   EXPECT_FALSE(fast_paths_from_env(false).cuda_graphs) << "graphs resolve to the eager step on the CPU";
   EXPECT_TRUE(fast_paths_from_env(true).cuda_graphs);
 }

@@ -5,10 +5,13 @@
 // score (so that comparison can fail), TTT steps once per batch of TTT_BATCH_SEQS rows, and the
 // fused SGD equals the per-tensor loop.
 #include <ATen/ATen.h>
+#include <c10/cuda/CUDAFunctions.h>
 #include <gtest/gtest.h>
+#include <torch/cuda.h>
 
 #include "model/fast_paths.h"
 #include "model/model.h"
+#include "model/varlen.h"
 #include "scoring/ledger.h"
 #include "scoring/protocols.h"
 #include "scoring/protocols_internal.h"
@@ -247,6 +250,94 @@ TEST(Protocols, FusedSgdStepReadsNothingBackToTheHost) {
     sgd.step(grads, 0.05, 0.9, 0.05);
     EXPECT_EQ(reads.stop().empty(), fused) << (fused ? "fused" : "loop");
   }
+}
+
+// The fixture's model on `device` with every fast path and a varlen attention backend (varlen_ref
+// on the CPU, the default flash on CUDA).
+std::unique_ptr<ModelLM> fast_lm(const test::EvalFixture& f, at::Device device) {
+  auto model = std::make_shared<Model>(f.cfg, device);
+  model->load_state(f.weights);
+  FastPaths fp = fast_paths_from_env(device.is_cuda());
+  if (!device.is_cuda()) fp.attn = AttnBackend::varlen_ref;
+  fp.fused_ops = fp.bank_unbind = fp.fused_qk = fp.fused_mix = true;
+  model->set_fast_paths(fp);
+  return std::make_unique<ModelLM>(model, f.cfg);
+}
+
+// One scored batch and two TTT steps as the protocols run them: rows built on the host and copied
+// from pinned memory without blocking, their segment bounds passed with them (host_rows); the loss
+// backward, the frozen blocks' rows zeroed, the fused SGD with the cosine lr changing between steps.
+void eval_forward_and_ttt_steps(const test::EvalFixture& f, ModelLM& lm, detail::Sgd& sgd, bool host_rows) {
+  const int64_t L = f.cfg.eval_seq_len;
+  const at::Device device = lm.device();
+  std::vector<int64_t> rows(f.tokens.begin(), f.tokens.begin() + 2 * L + 1);
+  const at::Tensor host = at::from_blob(rows.data(), {2, L}, at::kLong);
+  const at::Tensor host_targets = at::from_blob(rows.data() + 1, {2, L}, at::kLong);
+  auto copy = [&](const at::Tensor& t) { return device.is_cuda() ? t.pin_memory().to(device, /*non_blocking=*/true) : t; };
+  const at::Tensor inputs = copy(host), targets = copy(host_targets);
+  const at::Tensor given = host_rows ? host : at::Tensor();
+  {
+    at::NoGradGuard no_grad;
+    lm.log_probs_of_rows(inputs, given);  // a scored batch (sliding windows, TTT's scoring pass)
+  }
+  for (const double lr : {0.05, 0.025}) {
+    for (auto& p : sgd.params)
+      if (p.mutable_grad().defined()) p.mutable_grad().zero_();
+    lm.loss_of_rows(inputs, targets, given).backward();
+    lm.after_backward();
+    std::vector<at::Tensor> grads;
+    for (auto& p : sgd.params) grads.push_back(p.mutable_grad().defined() ? p.mutable_grad() : at::zeros_like(p));
+    sgd.step(grads, lr, 0.9, 1.0);
+  }
+}
+
+TEST(Protocols, TheEvalForwardAndTttStepsReadNothingBackToTheHost) {
+  // What capturing eval and TTT batches in CUDA graphs needs (issue 13): with the rows' segment
+  // bounds given from the host, the scoring forward, the TTT loss forward + backward and the fused
+  // SGD step (device lr) read no device value back. The only calls the recorder sees are those of
+  // varlen_segments on the host rows themselves (host data, once per forward: 3 forwards), which
+  // it cannot tell from device reads on the CPU. Without host rows the varlen forward copies the
+  // tokens back to derive the bounds: the recorder sees more.
+  test::EvalFixture f;
+  f.cfg.ttt_freeze_blocks = 1;  // after_backward's row zeroing runs too
+  std::vector<std::string> host_side;  // what varlen_segments of one batch of host rows records
+  {
+    const at::Tensor rows = at::randint(4, 60, {2, f.cfg.eval_seq_len}, at::kLong);
+    const ModelConfig model_config = f.cfg;
+    test::HostReads reads;
+    varlen_segments(rows, model_config, 64, f.cfg.eval_seq_len);
+    host_side = reads.stop();
+  }
+  std::vector<std::string> expected;
+  for (int forward = 0; forward < 3; ++forward) expected.insert(expected.end(), host_side.begin(), host_side.end());
+  for (const bool host_rows : {true, false}) {
+    auto lm = fast_lm(f, at::kCPU);
+    detail::Sgd sgd(lm->trainable(), TttOptions::Sgd::fused);
+    test::HostReads reads;
+    eval_forward_and_ttt_steps(f, *lm, sgd, host_rows);
+    const std::vector<std::string> seen = reads.stop();
+    if (host_rows)
+      EXPECT_EQ(seen, expected) << "reads beyond varlen_segments on the host rows";
+    else
+      EXPECT_GT(seen.size(), expected.size()) << "the fallback reads the tokens";
+  }
+}
+
+TEST(Protocols, TheEvalForwardAndTttStepsDoNotSyncOnGpu) {
+  // The same batch and steps on the card under PyTorch's sync debug mode "error" (throws at any
+  // blocking device→host copy, .item() or stream synchronisation), after one warm-up round.
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  test::EvalFixture f;
+  f.cfg.ttt_freeze_blocks = 1;
+  auto lm = fast_lm(f, at::kCUDA);
+  detail::Sgd sgd(lm->trainable(), TttOptions::Sgd::fused);
+  eval_forward_and_ttt_steps(f, *lm, sgd, true);
+  torch::cuda::synchronize();
+  c10::cuda::warning_state().set_sync_debug_mode(c10::cuda::SyncDebugMode::L_ERROR);
+  EXPECT_NO_THROW(eval_forward_and_ttt_steps(f, *lm, sgd, true));
+  c10::cuda::warning_state().set_sync_debug_mode(c10::cuda::SyncDebugMode::L_DISABLED);
+  torch::cuda::synchronize();
+  for (const auto& p : sgd.params) EXPECT_TRUE(p.isfinite().all().item<bool>());
 }
 
 TEST(Protocols, TttWithZeroLearningRateIsSliding) {

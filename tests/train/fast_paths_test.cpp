@@ -18,6 +18,7 @@
 #include "tests/host_reads.h"
 #include "tests/live_model.h"
 #include "tests/test_util.h"
+#include "tests/train/fast_path_setup.h"
 #include "train/optim.h"
 #include "scoring/validation.h"
 
@@ -33,8 +34,7 @@ struct Result {
 };
 
 Result run(const Config& c, const FastPaths& f, const at::Tensor& x, bool looping, bool precomputed_cu = false) {
-  Model m = live_model(c);
-  m.set_fast_paths(f);
+  Model m = test::live_model_with(c, f);
   const at::Tensor tokens = x.narrow(1, 0, x.size(1) - 1), targets = x.narrow(1, 1, x.size(1) - 1);
   ForwardOptions forward;
   if (precomputed_cu) forward.cu_seqlens = varlen_segments(tokens, c).cu_seqlens;
@@ -79,18 +79,15 @@ TEST(FastPathsModel, EachFastPathGivesTheSameLossLogitsAndGradients) {
   const at::Tensor x = batch();
   for (const bool looping : {false, true}) {
     const Result plain = run(c, plain_paths(), x, looping);
+    const std::string loop = " looping " + std::to_string(looping);
+    using test::plain_with;
+    expect_same(run(c, plain_with(&FastPaths::fused_ops, true), x, looping), plain, "fused_ops" + loop);
+    expect_same(run(c, plain_with(&FastPaths::bank_unbind, true), x, looping), plain, "bank_unbind" + loop);
+    expect_same(run(c, plain_with(&FastPaths::attn, AttnBackend::varlen_ref), x, looping), plain, "varlen_ref" + loop);
+    expect_same(run(c, plain_with(&FastPaths::fused_qk, true), x, looping), plain, "fused_qk" + loop);
+    expect_same(run(c, plain_with(&FastPaths::fused_mix, true), x, looping), plain, "fused_mix" + loop);
     FastPaths f = plain_paths();
-    f.fused_ops = true;
-    expect_same(run(c, f, x, looping), plain, "fused_ops looping " + std::to_string(looping));
-    f = plain_paths();
-    f.bank_unbind = true;
-    expect_same(run(c, f, x, looping), plain, "bank_unbind looping " + std::to_string(looping));
-    f = plain_paths();
-    f.attn = AttnBackend::varlen_ref;
-    expect_same(run(c, f, x, looping), plain, "varlen_ref looping " + std::to_string(looping));
-    f = plain_paths();
-    f.fused_qk = true;
-    expect_same(run(c, f, x, looping), plain, "fused_qk looping " + std::to_string(looping));
+    f.fused_qk = f.fused_mix = true;
     f.attn = AttnBackend::varlen_ref;
     f.fused_ops = f.bank_unbind = true;
     expect_same(run(c, f, x, looping), plain, "all looping " + std::to_string(looping));
@@ -111,11 +108,10 @@ TEST(FastPathsModel, ForwardAndBackwardReadNothingBackToTheHost) {
   const at::Tensor tokens = x.narrow(1, 0, x.size(1) - 1), targets = x.narrow(1, 1, x.size(1) - 1);
   for (const AttnBackend attn : {AttnBackend::sdpa, AttnBackend::varlen_ref})
     for (const bool looping : {false, true}) {
-      Model m = live_model(c);
       FastPaths f = plain_paths();
       f.attn = attn;
-      f.fused_ops = f.bank_unbind = f.fused_qk = true;
-      m.set_fast_paths(f);
+      f.fused_ops = f.bank_unbind = f.fused_qk = f.fused_mix = true;
+      Model m = test::live_model_with(c, f);
       ForwardOptions forward;
       forward.cu_seqlens = varlen_segments(tokens, c).cu_seqlens;  // the loader's side, before the step
       test::HostReads reads;
@@ -125,10 +121,7 @@ TEST(FastPathsModel, ForwardAndBackwardReadNothingBackToTheHost) {
     }
   // The recorder sees a read: without cu_seqlens the varlen forward derives them from a host copy
   // of the tokens (the fallback the callers above avoid).
-  Model m = live_model(c);
-  FastPaths f = plain_paths();
-  f.attn = AttnBackend::varlen_ref;
-  m.set_fast_paths(f);
+  Model m = test::live_model_with(c, test::plain_with(&FastPaths::attn, AttnBackend::varlen_ref));
   test::HostReads reads;
   m.loss(tokens, targets, false);
   EXPECT_FALSE(reads.stop().empty());
@@ -144,14 +137,10 @@ TEST(FastPathsStep, TheTrainingStepDoesNotSyncOnGpu) {
   Config c = test::small_model_config();
   c.model_dim = 64;  // head dim 16: the flash kernels need a multiple of 8
   c.grad_clip_norm = 0.3;
-  const Model reference = live_model(c);
-  Model m(c, at::Device(at::kCUDA));
-  m.load_state(reference.state());
   FastPaths f = fast_paths_from_env(true);
   f.fused_qk = true;
-  m.set_fast_paths(f);
-  train::Optimizer opt(m, c);
-  train::Ema ema(m, 0.9);
+  const auto setup = test::train_setup(c, f, at::kCUDA);
+  auto& [m, opt, ema] = *setup;
   const at::Tensor x = batch();
   auto step = [&](int64_t k) {
     const at::Tensor host = x.pin_memory();
@@ -201,11 +190,10 @@ TEST(FastPathsValidation, NoSyncReadsTheLossOnceAndGivesTheSameBitsAsAReadPerBat
   train::ValidationResult result[2];
   size_t items[2];
   for (const bool no_sync : {false, true}) {
-    Model m = live_model(c);
     FastPaths f = plain_paths();
     f.attn = AttnBackend::varlen_ref;
     f.no_sync = no_sync;
-    m.set_fast_paths(f);
+    Model m = test::live_model_with(c, f);
     test::HostReads reads;
     result[no_sync] = validation.evaluate(m, true);
     const std::vector<std::string> seen = reads.stop();
@@ -218,6 +206,36 @@ TEST(FastPathsValidation, NoSyncReadsTheLossOnceAndGivesTheSameBitsAsAReadPerBat
   EXPECT_EQ(result[1].predictions, 80);
   EXPECT_EQ(items[0], 3u) << "one read per batch";
   EXPECT_EQ(items[1], 1u) << "one read in all";
+}
+
+TEST(FastPathsModel, FusedMixCoversEveryMixAndGateVariant) {
+  // GOLF_FUSED_MIX against the plain chains in each block shape and gate the ops serve: GPT-J
+  // single-lane parallel blocks, sequential-only blocks, ungated skips, raw-input SmearGate without
+  // the BOS mask, gated attention, the sparse gate and the head gate (alone and with XSA off on
+  // early layers).
+  const at::Tensor x = batch();
+  auto check = [&](Config c, const std::string& what) {
+    FastPaths f = plain_paths();
+    f.fused_mix = true;
+    for (const bool looping : {false, true})
+      expect_same(run(c, f, x, looping), run(c, plain_paths(), x, looping), what + " looping " + std::to_string(looping));
+  };
+  Config c = test::small_model_config();
+  c.parallel_mode = "gptj";
+  c.skip_gates_enabled = 0;
+  c.smear_input = "raw", c.smear_bos_mask = 0;
+  check(c, "gptj, ungated skips, raw smear");
+  c = test::small_model_config();
+  c.parallel_mode = "none";
+  c.xsa_last_n = 3;
+  c.attn_out_gate_enabled = 0, c.gated_attention = 1, c.head_gate_enabled = 1;
+  check(c, "sequential, gated attention + head gate, XSA on the last 3");
+  c = test::small_model_config();
+  c.attn_out_gate_enabled = 0, c.sparse_attn_gate_enabled = 1, c.sparse_attn_gate_init_std = 0.1;
+  check(c, "sparse gate");
+  c = test::small_model_config();
+  c.attn_out_gate_enabled = 0, c.head_gate_enabled = 1, c.xsa_last_n = 2;
+  check(c, "head gate alone");
 }
 
 TEST(FastPathsModel, BankUnbindIsBitExactInTheForward) {
@@ -245,12 +263,10 @@ TEST(FastPathsModel, DenseRowsAndVariantsKeepTheirReferenceAttention) {
 
 // Compliance invariants with the varlen attention and the fused QK op: bit-exact like the reference.
 Model varlen_model(const Config& c) {
-  Model m = live_model(c);
   FastPaths f = plain_paths();
   f.attn = AttnBackend::varlen_ref;
-  f.fused_ops = f.bank_unbind = f.fused_qk = true;
-  m.set_fast_paths(f);
-  return m;
+  f.fused_ops = f.bank_unbind = f.fused_qk = f.fused_mix = true;
+  return test::live_model_with(c, f);
 }
 
 TEST(FastPathsModel, VarlenChangingAFutureTokenLeavesEarlierLogitsUnchanged) {

@@ -15,6 +15,7 @@
 #include "tests/host_reads.h"
 #include "tests/live_model.h"
 #include "tests/test_util.h"
+#include "tests/train/fast_path_setup.h"
 #include "train/optim.h"
 
 namespace golf {
@@ -29,12 +30,8 @@ TrainRun train(bool foreach_optim, double clip) {
   Config c = test::small_model_config();
   c.grad_clip_norm = clip;
   c.adam_wd = 0.02, c.embed_wd = 0.01;  // exercise the decoupled decay in both groups
-  Model m = test::live_model(c);
-  FastPaths f = plain_paths();
-  f.foreach_optim = foreach_optim;
-  m.set_fast_paths(f);
-  train::Optimizer opt(m, c);
-  train::Ema ema(m, 0.9);
+  const auto setup = test::train_setup(c, test::plain_with(&FastPaths::foreach_optim, foreach_optim));
+  auto& [m, opt, ema] = *setup;
   TrainRun r;
   at::manual_seed(99);
   const at::Tensor x = at::randint(4, 300, {2, 33}, at::kLong);
@@ -104,12 +101,10 @@ TEST(OptimizerFastPath, MuonWithDeviceScalarsEqualsTheHostScalarsOnGpu) {
   live.loss(x.narrow(1, 0, 32), x.narrow(1, 1, 32), true).backward();
   std::map<std::string, at::Tensor> out[2];
   for (const bool foreach_optim : {false, true}) {
-    Model m(c, at::Device(at::kCUDA));
-    m.load_state(live.state());
     FastPaths f = fast_paths_from_env(true);
     f.foreach_optim = foreach_optim;
-    m.set_fast_paths(f);
-    train::Optimizer opt(m, c);
+    const auto setup = test::train_setup(c, f, at::kCUDA);  // live_model(c)'s weights, as `live`
+    auto& [m, opt, ema] = *setup;
     for (int64_t step = 0; step < 3; ++step) {
       for (const auto& name : m.names()) m.param(name).mutable_grad() = live.param(name).grad().to(at::kCUDA);
       opt.step(step, step == 2 ? 0.5 : 1.0);
@@ -131,12 +126,8 @@ TEST(OptimizerFastPath, TheStepReadsNothingBackToTheHost) {
   for (const bool foreach_optim : {true, false}) {
     Config c = test::small_model_config();
     c.grad_clip_norm = 0.3;
-    Model m = test::live_model(c);
-    FastPaths f = plain_paths();
-    f.foreach_optim = foreach_optim;
-    m.set_fast_paths(f);
-    train::Optimizer opt(m, c);
-    train::Ema ema(m, 0.9);
+    const auto setup = test::train_setup(c, test::plain_with(&FastPaths::foreach_optim, foreach_optim));
+    auto& [m, opt, ema] = *setup;
     const at::Tensor x = at::randint(4, 300, {1, 17}, at::kLong);
     m.loss(x.narrow(1, 0, 16), x.narrow(1, 1, 16), true).backward();
     test::HostReads reads;
