@@ -211,7 +211,7 @@ int run_plan(PlanArgs& p, const PackArgs& a) {
     if (!p.total_only)
       out["measured"].update({{"gptq_codes", m.gptq_code_bytes}, {"lqer_codes", m.lqer_code_bytes},
                               {"scales", m.scale_bytes},         {"fp16_values", m.value_bytes},
-                              {"table", m.table_bytes}});
+                              {"table", m.table_bytes}, {"gptq_codes_by_group", m.gptq_code_bytes_by_group}});
     out["config"] = {{"NUM_LAYERS", cfg.num_layers}, {"MODEL_DIM", cfg.model_dim}, {"MLP_MULT", cfg.mlp_mult},
                      {"VOCAB_SIZE", cfg.vocab_size}, {"MATRIX_BITS", cfg.matrix_bits}, {"EMBED_BITS", cfg.embed_bits},
                      {"COMPRESSOR", cfg.compressor}};
@@ -265,6 +265,8 @@ int main(int argc, char** argv) {
   code->add_option("--write-minified", minified_dir, "also write the counted files as archived (minified) under this directory");
   auto* inspect = app.add_subcommand("inspect", "describe an artifact: header, tensors, bytes per group, entropy");
   inspect->add_option("artifact", artifact_path)->required()->check(CLI::ExistingFile);
+  bool compress_groups = false;  // Brotli-11 per group: as long as packing with brotli (minutes at full size)
+  inspect->add_flag("--compress-groups", compress_groups, "also compress each group alone with Brotli (slow)");
   auto* unpack = app.add_subcommand("unpack", "write the dequantized weights (as evaluation uses them) as safetensors");
   unpack->add_option("artifact", artifact_path)->required()->check(CLI::ExistingFile);
   unpack->add_option("--out", unpack_out, "output .safetensors")->required();
@@ -306,7 +308,7 @@ int main(int argc, char** argv) {
         pack::PackOptions options;
         const pack::Header header = pack::read_header(bytes, artifact_path.string());
         options.shuffle_stride = header.shuffle_stride;
-        std::fputs(pack::describe(artifact, bytes, options).c_str(), stdout);
+        std::fputs(pack::describe(artifact, bytes, options, compress_groups).c_str(), stdout);
       } else {
         Config cfg;
         const auto weights = pack::dequantize_model(artifact, &cfg);
