@@ -494,7 +494,7 @@ std::string group_of(const std::string& name, Tensor::Kind kind) {
   return "other quantized";
 }
 
-std::vector<GroupStats> group_stats(const Artifact& a, const PackOptions& o) {
+std::vector<GroupStats> group_stats(const Artifact& a, const PackOptions& o, bool compress) {
   check_options(o);
   const auto order = sorted_tensors(a.tensors, "artifact");
   std::vector<GroupStats> stats;
@@ -515,10 +515,12 @@ std::vector<GroupStats> group_stats(const Artifact& a, const PackOptions& o) {
       for (const int8_t q : t->q) ++code_histogram[static_cast<uint8_t>(q)];
       for (const uint16_t v : t->values) ++(*value_histogram)[v];
     }
-    std::vector<uint8_t> bytes;
-    append_streams(bytes, members);
-    g.compressed_bytes = static_cast<int64_t>(
-        brotli_best(byte_shuffle(bytes, o.shuffle_stride), o.brotli_quality, o.brotli_candidates).stream.size());
+    if (compress) {
+      std::vector<uint8_t> bytes;
+      append_streams(bytes, members);
+      g.compressed_bytes = static_cast<int64_t>(
+          brotli_best(byte_shuffle(bytes, o.shuffle_stride), o.brotli_quality, o.brotli_candidates).stream.size());
+    }
     if (g.params > 0) {
       g.bits_per_weight = static_cast<double>(g.compressed_bytes) * 8 / static_cast<double>(g.params);
       g.entropy_bits = group == "fp16 passthrough" ? entropy_bits(*value_histogram, g.params)
@@ -539,7 +541,8 @@ std::string with_commas(int64_t n) {
   return out;
 }
 
-std::string describe(const Artifact& a, std::span<const uint8_t> file_bytes, const PackOptions& o) {
+std::string describe(const Artifact& a, std::span<const uint8_t> file_bytes, const PackOptions& o,
+                     bool compress_groups) {
   std::string out;
   auto line = [&out](std::string text) { out += text + "\n"; };
   if (!file_bytes.empty()) {
@@ -570,7 +573,18 @@ std::string describe(const Artifact& a, std::span<const uint8_t> file_bytes, con
                      t->kind == Tensor::Kind::Quantized ? "quant" : t->kind == Tensor::Kind::Grouped ? "group" : "fp16",
                      t->bits, shape_text(t->shape)));
 
-  const auto groups = group_stats(a, o);
+  const auto groups = group_stats(a, o, compress_groups);
+  if (!compress_groups) {
+    line("groups (order-0 entropy; golf-pack inspect --compress-groups adds each group through Brotli alone):");
+    line(fmt::format("  {:<16} {:>7} {:>12} {:>12} {:>8} {:>14}", "group", "tensors", "params", "raw bytes", "entropy",
+                     "entropy bytes"));
+    for (const GroupStats& g : groups)
+      line(fmt::format("  {:<16} {:>7} {:>12} {:>12} {:>8.3f} {:>14}", g.group, g.tensors, with_commas(g.params),
+                       with_commas(g.raw_bytes), g.entropy_bits,
+                       with_commas(std::llround(g.entropy_bits * static_cast<double>(g.params) / 8))));
+    line("  (entropy: order-0 bits per weight over the codes, or the fp16 values; entropy bytes leave out the scales)");
+    return out;
+  }
   line("groups (each compressed alone with the same shuffle and Brotli settings):");
   line(fmt::format("  {:<16} {:>7} {:>12} {:>12} {:>12} {:>8} {:>8} {:>11}", "group", "tensors", "params", "raw bytes",
                    "compressed", "bits/w", "entropy", "vs entropy"));

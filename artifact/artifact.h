@@ -176,12 +176,15 @@ struct GroupStats {
 std::string group_of(const std::string& tensor_name, Tensor::Kind kind = Tensor::Kind::Quantized);
 
 // One entry per non-empty group, in the order embedding, attention, mlp, other quantized, lqer
-// factors, fp16 passthrough.
-std::vector<GroupStats> group_stats(const Artifact& a, const PackOptions& o = {});
+// factors, fp16 passthrough. compress = false leaves compressed_bytes and bits_per_weight 0: each
+// group through Brotli-11 costs as long as packing the artifact with brotli (minutes at full size).
+std::vector<GroupStats> group_stats(const Artifact& a, const PackOptions& o = {}, bool compress = true);
 
 // Human-readable report: header fields of `file_bytes` (skipped when empty), the tensor table and
-// the per-group table, including how far Brotli is from the order-0 entropy.
-std::string describe(const Artifact& a, std::span<const uint8_t> file_bytes, const PackOptions& o = {});
+// the per-group table with the order-0 entropy; with compress_groups, also each group through
+// Brotli alone and how far that is from the entropy (slow: see group_stats).
+std::string describe(const Artifact& a, std::span<const uint8_t> file_bytes, const PackOptions& o = {},
+                     bool compress_groups = true);
 
 // 1234567 → "1,234,567" (reports in decimal bytes, as the limit is).
 std::string with_commas(int64_t n);

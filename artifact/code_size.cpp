@@ -2,16 +2,22 @@
 // xz / raw LZMA2 / Brotli) with its per-file table, and the budget report.
 #include "artifact/code_size.h"
 
+#include <brotli/encode.h>
 #include <fnmatch.h>
 #include <lzma.h>
+#include <openssl/evp.h>
+
+#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <atomic>
+#include <cstdlib>
 #include <exception>
 #include <fstream>
 #include <mutex>
 #include <thread>
 
+#include "core/atomic_file.h"
 #include "core/error.h"
 #include "artifact/coders.h"
 #include "artifact/minify.h"
@@ -175,7 +181,69 @@ std::vector<uint8_t> compress_code(const std::string& compressor, std::span<cons
   fail("unknown code compressor '{}' (known: xz-9e, lzma2-9e, brotli-11)", compressor);
 }
 
-CodeSize counted_code(const fs::path& repo_root, const fs::path& manifest, bool marginal) {
+fs::path code_cache_dir() {
+  if (const char* dir = std::getenv("GOLF_CODE_CACHE")) return dir;
+  if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg && *xdg) return fs::path(xdg) / "golf" / "counted-code";
+  if (const char* home = std::getenv("HOME"); home && *home) return fs::path(home) / ".cache" / "golf" / "counted-code";
+  return {};
+}
+
+std::string code_cache_key(std::span<const uint8_t> archive) {
+  // The compressors' versions are in the key: a different liblzma or Brotli may compress differently.
+  const std::string tag = fmt::format("golf counted code v1\n{}\n{}\n", lzma_version_string(), BrotliEncoderVersion());
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  const bool ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr) == 1 &&
+                  EVP_DigestUpdate(ctx, tag.data(), tag.size()) == 1 &&
+                  EVP_DigestUpdate(ctx, archive.data(), archive.size()) == 1 && EVP_DigestFinal_ex(ctx, digest, &len) == 1;
+  EVP_MD_CTX_free(ctx);
+  if (!ok) fail("SHA-256 of the counted-code archive failed (OpenSSL)");
+  std::string hex;
+  for (unsigned int i = 0; i < len; ++i) hex += fmt::format("{:02x}", digest[i]);
+  return hex;
+}
+
+namespace {
+
+// The cached sizes of `key` into `code` (its files and rows already listed); false when there is
+// no usable entry (missing, unreadable, another key or file list: all recomputed, never trusted).
+bool read_code_cache(const fs::path& file, const std::string& key, CodeSize& code) {
+  std::error_code ec;
+  if (!fs::is_regular_file(file, ec)) return false;
+  try {
+    const auto bytes = read_file_bytes(file);
+    const nlohmann::json j = nlohmann::json::parse(bytes.begin(), bytes.end());
+    if (j.at("key").get<std::string>() != key || j.at("files").get<std::vector<std::string>>() != code.files) return false;
+    const auto alone = j.at("alone_bytes").get<std::vector<int64_t>>();
+    const auto candidates = j.at("candidates").get<std::vector<std::pair<std::string, int64_t>>>();
+    if (alone.size() != code.rows.size() || candidates.size() != code_compressors().size()) return false;
+    for (size_t c = 0; c < candidates.size(); ++c)
+      if (candidates[c].first != code_compressors()[c] || candidates[c].second <= 0) return false;
+    for (size_t k = 0; k < alone.size(); ++k) code.rows[k].alone_bytes = alone[k];
+    code.candidates = candidates;
+    return true;
+  } catch (const std::exception&) {  // a damaged entry is a miss
+    return false;
+  }
+}
+
+void write_code_cache(const fs::path& file, const std::string& key, const CodeSize& code) {
+  nlohmann::json j = {{"key", key}, {"files", code.files}, {"candidates", code.candidates}};
+  std::vector<int64_t> alone;
+  for (const CodeFile& r : code.rows) alone.push_back(r.alone_bytes);
+  j["alone_bytes"] = alone;
+  try {
+    std::error_code ec;
+    fs::create_directories(file.parent_path(), ec);
+    write_file_atomic(file, j.dump() + "\n");
+  } catch (const std::exception&) {  // a read-only or missing cache only costs the time
+  }
+}
+
+}  // namespace
+
+CodeSize counted_code(const fs::path& repo_root, const fs::path& manifest, bool marginal, const fs::path& cache_dir) {
   CodeSize code;
   code.files = manifest_files(repo_root, manifest);
   std::vector<std::string> minified(code.files.size());
@@ -189,26 +257,35 @@ CodeSize counted_code(const fs::path& repo_root, const fs::path& manifest, bool 
     code.minified_bytes += row.minified_bytes;
     code.rows.push_back(row);
   }
+  const std::string key = cache_dir.empty() ? "" : code_cache_key(archive);
+  const fs::path cache_file = cache_dir.empty() ? fs::path() : cache_dir / (key + ".json");
+  code.from_cache = !cache_file.empty() && read_code_cache(cache_file, key, code);
   const auto& names = code_compressors();
-  code.candidates.resize(names.size());
-  parallel_for(names.size(), [&](size_t c) {
-    code.candidates[c] = {names[c], static_cast<int64_t>(compress_code(names[c], archive).size())};
-  });
+  if (!code.from_cache) {
+    code.candidates.resize(names.size());
+    parallel_for(names.size(), [&](size_t c) {
+      code.candidates[c] = {names[c], static_cast<int64_t>(compress_code(names[c], archive).size())};
+    });
+  }
   const auto best = std::min_element(code.candidates.begin(), code.candidates.end(),
                                      [](const auto& x, const auto& y) { return x.second < y.second; });
   code.compressor = best->first;
   code.compressed_bytes = best->second;
+  if (code.from_cache && !marginal) return code;
 
   parallel_for(code.rows.size(), [&](size_t k) {
-    std::vector<uint8_t> alone;
-    append_entry(alone, code.files[k], minified[k]);
-    code.rows[k].alone_bytes = static_cast<int64_t>(compress_code(code.compressor, alone).size());
+    if (!code.from_cache) {
+      std::vector<uint8_t> alone;
+      append_entry(alone, code.files[k], minified[k]);
+      code.rows[k].alone_bytes = static_cast<int64_t>(compress_code(code.compressor, alone).size());
+    }
     if (!marginal) return;
     std::vector<uint8_t> without;
     for (size_t j = 0; j < code.files.size(); ++j)
       if (j != k) append_entry(without, code.files[j], minified[j]);
     code.rows[k].marginal_bytes = code.compressed_bytes - static_cast<int64_t>(compress_code(code.compressor, without).size());
   });
+  if (!cache_file.empty() && !code.from_cache) write_code_cache(cache_file, key, code);
   return code;
 }
 

@@ -32,7 +32,12 @@ struct CodeSize {
   int64_t compressed_bytes = 0;    // the compressed archive of the minified files: this is what counts
   std::string compressor;          // the compressor that gave compressed_bytes (the smallest)
   std::vector<std::pair<std::string, int64_t>> candidates;  // every compressor tried, and its size
+  bool from_cache = false;         // the compressed sizes were read from the cache (see counted_code)
 };
+
+// The counted-code cache folder (see counted_code): GOLF_CODE_CACHE if set (empty: no cache), else
+// $XDG_CACHE_HOME/golf/counted-code, else $HOME/.cache/golf/counted-code (no cache without HOME).
+std::filesystem::path code_cache_dir();
 
 // The compressors tried on the counted archive, in order (a tie keeps the earlier one):
 //   "xz-9e"     liblzma preset 9 | LZMA_PRESET_EXTREME, xz container, CRC-64 (`xz -9e`);
@@ -54,7 +59,18 @@ std::vector<uint8_t> compress_code(const std::string& compressor, std::span<cons
 // contents of C++/CUDA sources are minify_cpp(file) (artifact/minify.h) and other files are verbatim.
 // It is compressed with every code_compressors() entry and the smallest counts. With `marginal`,
 // each row's marginal_bytes is measured too (on all cores; one compression per file).
-CodeSize counted_code(const std::filesystem::path& repo_root, const std::filesystem::path& manifest, bool marginal = false);
+//
+// Cache: compressing takes seconds and golf-train, golf-pack and golf-eval each count at start, so
+// the compressed sizes (every candidate and every file alone) are kept in cache_dir under the
+// SHA-256 of the archive itself (paths, sizes and minified contents) and of the liblzma and Brotli
+// versions: any change to what is counted is a new key, so a cached count is never stale. A missing,
+// unreadable or mismatched entry is recomputed (and written atomically); an unwritable cache_dir
+// only costs the time. An empty cache_dir disables the cache; `marginal` always recompresses.
+CodeSize counted_code(const std::filesystem::path& repo_root, const std::filesystem::path& manifest, bool marginal = false,
+                      const std::filesystem::path& cache_dir = code_cache_dir());
+// The cache key of an archive: hex SHA-256 of a format tag, the compressor library versions and the
+// archive.
+std::string code_cache_key(std::span<const uint8_t> archive);
 
 // The pieces of counted_code, for tests and tools. code_archive with minify=false is the raw files.
 std::vector<std::string> manifest_files(const std::filesystem::path& repo_root, const std::filesystem::path& manifest);

@@ -9,6 +9,7 @@
 #include <limits>
 
 #include "core/error.h"
+#include "artifact/row_distance.h"
 
 namespace golf::pack {
 
@@ -284,19 +285,6 @@ void code_row(Model& m, Stats& st, Coder& coder, int* x, size_t cols) {
     st.above[c] = v;
   }
   ++st.rows;
-}
-
-// Σ|a − b| over n bytes, written so that the compiler vectorizes it to sum-of-absolute-differences.
-uint32_t l1_distance(const uint8_t* a, const uint8_t* b, size_t n) {
-  uint32_t d = 0;
-  size_t c = 0;
-  for (; c + 32 <= n; c += 32) {
-    uint32_t block = 0;
-    for (size_t k = 0; k < 32; ++k) block += static_cast<uint32_t>(std::abs(int{a[c + k]} - int{b[c + k]}));
-    d += block;
-  }
-  for (; c < n; ++c) d += static_cast<uint32_t>(std::abs(int{a[c]} - int{b[c]}));
-  return d;
 }
 
 // The encoder's choice of reference rows for one matrix (the decoder only reads it): for each

@@ -11,6 +11,7 @@
 
 #include "core/error.h"
 #include "artifact/golf_coder.h"
+#include "artifact/row_distance.h"
 
 namespace golf::pack {
 
@@ -183,22 +184,6 @@ int code_group_of(const std::string& name) {
 }
 
 std::string code_group_name(int group) { return group >= 0 && group < kCodeGroups ? kGroupNames[group] : "?"; }
-
-namespace {
-// Σ|a − b| over n bytes; written as fixed 16-byte blocks so the compiler turns each into one
-// vector sum-of-absolute-differences.
-uint32_t l1_distance(const uint8_t* a, const uint8_t* b, size_t n) {
-  uint32_t d = 0;
-  size_t c = 0;
-  for (; c + 16 <= n; c += 16) {
-    uint32_t block = 0;
-    for (size_t k = 0; k < 16; ++k) block += static_cast<uint32_t>(std::abs(int{a[c + k]} - int{b[c + k]}));
-    d += block;
-  }
-  for (; c < n; ++c) d += static_cast<uint32_t>(std::abs(int{a[c]} - int{b[c]}));
-  return d;
-}
-}  // namespace
 
 std::vector<uint32_t> nearest_neighbour_order(std::span<const int8_t> codes, size_t rows, size_t cols) {
   std::vector<uint32_t> order;

@@ -191,13 +191,13 @@ CodeSize run_code(const CodeOptions& o) {
   return counted;
 }
 
-std::string run_inspect(const fs::path& artifact_path) {
+std::string run_inspect(const fs::path& artifact_path, bool compress_groups) {
   const auto bytes = read_file_bytes(artifact_path);
   const Artifact artifact = deserialize(bytes, artifact_path.string());
   PackOptions options;
   const Header header = read_header(bytes, artifact_path.string());
   options.shuffle_stride = header.shuffle_stride;
-  return describe(artifact, bytes, options);
+  return describe(artifact, bytes, options, compress_groups);
 }
 
 UnpackReport run_unpack(const fs::path& artifact_path, const fs::path& out) {
@@ -236,7 +236,7 @@ PlanReport run_plan(const PlanOptions& p) {
     if (!p.total_only)
       out["measured"].update({{"gptq_codes", m.gptq_code_bytes}, {"lqer_codes", m.lqer_code_bytes},
                               {"scales", m.scale_bytes},         {"fp16_values", m.value_bytes},
-                              {"table", m.table_bytes}});
+                              {"table", m.table_bytes}, {"gptq_codes_by_group", m.gptq_code_bytes_by_group}});
     out["config"] = {{"NUM_LAYERS", cfg.num_layers}, {"MODEL_DIM", cfg.model_dim}, {"MLP_MULT", cfg.mlp_mult},
                      {"VOCAB_SIZE", cfg.vocab_size}, {"MATRIX_BITS", cfg.matrix_bits}, {"EMBED_BITS", cfg.embed_bits},
                      {"COMPRESSOR", cfg.compressor}};

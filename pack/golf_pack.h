@@ -87,7 +87,8 @@ struct CodeOptions {
 };
 CodeSize run_code(const CodeOptions& options);
 
-std::string run_inspect(const fs::path& artifact);
+// compress_groups: also Brotli-11 each group alone (as long as packing with brotli: minutes at full size).
+std::string run_inspect(const fs::path& artifact, bool compress_groups = false);
 
 struct UnpackReport {
   fs::path out;

@@ -56,6 +56,8 @@ int main(int argc, char** argv) {
   code->add_option("--write-minified", minified_dir, "also write the counted files as archived (minified) under this directory");
   auto* inspect = app.add_subcommand("inspect", "describe an artifact: header, tensors, bytes per group, entropy");
   inspect->add_option("artifact", artifact_path)->required()->check(CLI::ExistingFile);
+  bool compress_groups = false;
+  inspect->add_flag("--compress-groups", compress_groups, "also compress each group alone with Brotli (slow)");
   auto* unpack = app.add_subcommand("unpack", "write the dequantized weights (as evaluation uses them) as safetensors");
   unpack->add_option("artifact", artifact_path)->required()->check(CLI::ExistingFile);
   unpack->add_option("--out", unpack_out, "output .safetensors")->required();
@@ -89,7 +91,7 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (*inspect) {
-      std::fputs(pack::run_inspect(artifact_path).c_str(), stdout);
+      std::fputs(pack::run_inspect(artifact_path, compress_groups).c_str(), stdout);
       return 0;
     }
     if (*unpack) {

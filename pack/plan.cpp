@@ -57,13 +57,27 @@ PlannedTensor grouped(std::string name, int64_t rows, int64_t cols, int bits, in
   return t;
 }
 
-// x = log2(qmax / k): the log of the codes' standard deviation under SDClip.
-double code_spread(int bits, double clip_sigmas) {
-  const double qmax = std::ldexp(1.0, bits - 1) - 1;
-  return std::log2(qmax / clip_sigmas);
+}  // namespace
+
+double rounded_gaussian_bits(double sigma, int qmax) {
+  if (!(sigma > 0) || qmax < 1) fail("rounded_gaussian_bits: sigma {} and qmax {} must be positive", sigma, qmax);
+  // P(round(X) = q) = Φ((q + ½)/σ) − Φ((q − ½)/σ); the clipped ends take the tails.
+  const auto cdf = [&](double x) { return 0.5 * std::erfc(-x / (sigma * std::sqrt(2.0))); };
+  double bits = 0;
+  for (int q = -qmax; q <= qmax; ++q) {
+    const double lo = q == -qmax ? 0.0 : cdf(q - 0.5), hi = q == qmax ? 1.0 : cdf(q + 0.5);
+    const double p = hi - lo;
+    if (p > 0) bits -= p * std::log2(p);
+  }
+  return bits;
 }
 
-}  // namespace
+double SizeModel::code_bits_offset(const std::string& group) const {
+  if (group == "embedding") return embedding_offset;
+  if (group == "attention") return attention_offset;
+  if (group == "mlp") return mlp_offset;
+  return other_offset;
+}
 
 const SizeModel& size_model(const std::string& compressor) {
   for (const SizeModel& m : kCalibratedSizeModels)
@@ -165,7 +179,10 @@ void predict(Plan& plan, const SizeModel& m, int64_t counted_code_bytes) {
       code_bytes = static_cast<double>(t.codes);
       plan.gate_code_bytes += code_bytes;
     } else if (t.kind == Tensor::Kind::Quantized) {
-      const double bits_per_code = m.code_bits_intercept + m.code_bits_slope * code_spread(t.bits, t.clip_sigmas);
+      const int qmax = (1 << (t.bits - 1)) - 1;
+      const double bits_per_code = t.clip_sigmas > 0 ? rounded_gaussian_bits(qmax / t.clip_sigmas, qmax) +
+                                                           m.code_bits_offset(t.group)
+                                                     : t.bits;  // no SDClip: no model, the raw width
       code_bytes = static_cast<double>(t.codes) * std::clamp(bits_per_code, 0.0, 8.0) / 8;
       plan.gptq_code_bytes += code_bytes;
     }
@@ -378,9 +395,17 @@ Measurement measure_artifact(const Artifact& artifact, const PackOptions& o, con
     for (const PlannedTensor& p : plan.tensors) out[p.name] = &p;
     return out;
   }();
-  for (Tensor& t : a.tensors)
-    if (t.kind == Tensor::Kind::Quantized && by_name.at(t.name)->group != "gate") std::fill(t.q.begin(), t.q.end(), 0);
-  const double no_gptq = bytes();
+  // The GPTQ codes group by group (QuantGate's few int8 codes stay: the fit counts them at 1 byte).
+  double before = static_cast<double>(m.file_bytes);
+  for (const std::string group : {"embedding", "attention", "mlp", "other quantized"}) {
+    for (Tensor& t : a.tensors) {
+      if (t.kind == Tensor::Kind::Quantized && by_name.at(t.name)->group == group) std::fill(t.q.begin(), t.q.end(), 0);
+    }
+    const double after = bytes();
+    m.gptq_code_bytes_by_group[group] = before - after;
+    before = after;
+  }
+  const double no_gptq = before;
   for (Tensor& t : a.tensors)
     if (t.kind == Tensor::Kind::Grouped) std::fill(t.q.begin(), t.q.end(), 0);
   const double no_lqer = bytes();

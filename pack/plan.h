@@ -5,11 +5,14 @@
 // scales, fp16 passthrough values, the table and the config JSON. Only the compressed size of
 // that payload depends on the trained weights. The planner predicts it part by part:
 //
-//   GPTQ codes     codes · (a + b·x) / 8 bytes, x = log2(qmax / k) for a b-bit matrix with SDClip
-//                  k (qmax = 2^(bits−1) − 1): SDClip gives codes of standard deviation ≈ qmax/k,
-//                  whose entropy is log2(qmax/k) + const for any fixed weight distribution, so
-//                  one line per compressor covers every bit width and clip (R0405's "(b, k) ≈
-//                  (b+1, 2k)"); a and b are fitted on real packed runs
+//   GPTQ codes     codes · (H(σ) + c_g) / 8 bytes. SDClip scales each row so its codes have the
+//                  standard deviation σ = qmax / k (qmax = 2^(bits−1) − 1, k the clip in sigmas);
+//                  H(σ) is the entropy of a zero-mean Gaussian of that deviation rounded to
+//                  integers and clipped to ±qmax (computed, not fitted), and c_g a fitted offset
+//                  per tensor group g (embedding, attention, mlp, other): how far that group's
+//                  real codes and the coder's contexts land from the Gaussian, e.g. below it for
+//                  heavy tails or rows the coder codes from an earlier row. One offset covers
+//                  every bit width and clip (R0405's "(b, k) ≈ (b+1, 2k)" is H's own scaling)
 //   scales         every fp16 scale (GPTQ rows, gate rows, LQER groups) · scale_bytes
 //   passthrough    every fp16 value · value_bytes
 //   LQER factors   factor codes · factor bits / 8 · lqer_ratio
@@ -19,7 +22,8 @@
 //
 // The coefficients come from scripts/bench/plan_calibrate.py, which measures real packed runs
 // (measure_artifact below: each part's bytes by ablation through the real serializer) and fits
-// them by least squares; the fitted table is pack/plan_calibration.h, the data beside the script.
+// them (the offsets: code-weighted means); the fitted table is pack/plan_calibration.h, the data
+// beside the script.
 #pragma once
 #include <cstdint>
 #include <filesystem>
@@ -38,10 +42,14 @@ namespace golf::pack {
 // The size model of one compressor (see the header comment).
 struct SizeModel {
   const char* compressor;
-  double code_bits_intercept, code_bits_slope;  // bits per GPTQ code = a + b·log2(qmax/k)
+  // bits per GPTQ code = rounded_gaussian_bits(qmax / k, qmax) + the offset of its group
+  double embedding_offset, attention_offset, mlp_offset, other_offset;
   double scale_bytes, value_bytes, lqer_ratio, table_ratio;
   int artifacts;  // calibration artifacts it was fitted on
+  double code_bits_offset(const std::string& group) const;  // "other quantized" and unknown: other
 };
+// Entropy in bits of round(X) clipped to [−qmax, qmax], X ~ N(0, sigma²) (sigma > 0).
+double rounded_gaussian_bits(double sigma, int qmax);
 // The calibrated model for COMPRESSOR=name; an uncalibrated compressor is one golf::Error naming
 // the calibrated ones.
 const SizeModel& size_model(const std::string& compressor);
@@ -114,13 +122,17 @@ FitResult fit_knob(const Config& base, const std::string& knob, int64_t margin, 
 // The calibration measurement of one real artifact: its bytes and each part's share, found by
 // ablation through the real serializer with options `o` (its compressor and stride; the same
 // quantized tensors can be measured under every compressor without quantizing again): the stream
-// again with the GPTQ and gate codes zeroed, then also the LQER codes, then every scale set to
+// again with the GPTQ and gate codes zeroed (group by group: embedding, attention, mlp, the rest),
+// then also the LQER codes, then every scale set to
 // one constant, then every fp16 value zeroed. Each difference is that part's bytes; what is left
 // is the table's. The plan for `cfg` must describe this artifact exactly (same tensors, shapes
 // and raw payload size), or this throws golf::Error naming the first difference.
 struct Measurement {
   int64_t file_bytes = 0;  // serialize(artifact, o): the artifact file golf-pack writes with o
   double gptq_code_bytes = 0, lqer_code_bytes = 0, scale_bytes = 0, value_bytes = 0, table_bytes = 0;
+  // gptq_code_bytes by plan group (embedding, attention, mlp, other quantized), zeroed one group
+  // after another in that order; they sum to gptq_code_bytes.
+  std::map<std::string, double> gptq_code_bytes_by_group;
 };
 std::vector<std::string> lqer_targets(const Artifact& artifact);  // the X of every X.lqA
 // ablate = false: only file_bytes (one serialization; the parts stay 0).

@@ -8,11 +8,11 @@
 
 namespace golf::pack {
 
-// compressor, bits/code = a + b·log2(qmax/k), bytes per scale, per fp16 value, LQER ratio, table ratio,
-// artifacts fitted on
+// compressor; bits per GPTQ code above the rounded-Gaussian entropy for embedding, attention, mlp, other;
+// bytes per scale, per fp16 value; LQER ratio; table ratio; artifacts fitted on
 inline const std::vector<SizeModel> kCalibratedSizeModels = {
-    {"brotli", 2.442966, 0.722319, 1.273002, 1.686534, 0.269450, 0.361397, 5},  // runs: 11x512, 4x128, 6x256; worst residual 0.6495 bits/code
-    {"golf", 2.700970, 0.500537, 1.376641, 1.729947, 0.178475, 0.519664, 5},  // runs: 11x512, 4x128, 6x256; worst residual 0.6220 bits/code
+    {"brotli", -0.328070, 0.153693, 0.040969, 0.153693, 1.262386, 1.686052, 0.285714, 0.354811, 3},  // runs: 11x512, 4x128, 6x256, 8x384; worst group residual 0.2562 bits/code
+    {"golf", -0.837556, 0.017920, -0.004236, 0.001409, 1.117091, 1.677598, 0.297544, 0.964372, 5},  // runs: 11x512, 4x128, 6x256, 8x384; worst group residual 0.2277 bits/code
 };
 
 }  // namespace golf::pack

@@ -6,20 +6,22 @@
       Packs RUN_DIR (golf-pack, GPTQ with the run's Hessians) under the first N settings of GRID,
       then measures each artifact under every compressor (golf-pack plan --measure: each part's
       bytes by ablation through the real serializer; for the compressors in --total-only only the
-      artifact's bytes, which enter the fit's code line but not its small parts) and appends one
+      artifact's bytes, which fit only groups no ablated row has) and appends one
       JSON line per (setting, compressor) to scripts/bench/plan_calibration.jsonl.
-      The data in the repo: 4x128 --grid 3 and 6x256 --grid 1 (ablation, brotli and golf), 11x512
-      (the lead's run) and 8x384 --grid 1 --total-only brotli,golf.
+      The data in the repo (session 5, golf's coder with row references, format 1): 11x512 (the
+      lead's 35-step run), 4x128 --grid 2, 6x256 and 8x384 (golf and brotli by ablation; 8x384 and
+      11x512 brotli --total-only).
   plan_calibrate.py fit [--exclude LABEL] [--print]
-      (the shipped pack/plan_calibration.h is `fit --exclude 8x384`: 8x384 is the held-out run)
-      Fits the size model of every compressor in the data by least squares and writes
+      (the shipped pack/plan_calibration.h is `fit` on all of it; plan_table.py reports each run
+      held out of its own fit)
+      Fits the size model of every compressor in the data and writes
       pack/plan_calibration.h (with --exclude: leaves that run out; with --print: prints the
       coefficients as JSON instead of writing the header).
 
-The model (pack/plan.h): GPTQ codes cost a + b·x bits each, x = log2(qmax / k); scales, fp16 values,
-LQER codes and the table cost a fitted number of bytes per unit. a, b: weighted least squares of the
-mean bits per code of each artifact on its code-weighted mean x (weights: its code count, so large
-models count most); the others: ratio of sums over all artifacts.
+The model (pack/plan.h): a GPTQ code costs H(σ) + c_g bits, H the entropy of a Gaussian of deviation
+σ = qmax / k rounded and clipped to ±qmax (computed), c_g a fitted offset per group (embedding,
+attention, mlp, other; code-weighted mean over the ablated rows); scales, fp16 values, LQER codes
+and the table cost a fitted number of bytes per unit (ratio of sums over the ablated rows).
 Environment: GOLF_BUILD_DIR (default ROOT/build).
 """
 import argparse
@@ -83,13 +85,31 @@ def measure(args):
             print(f"{args.label} g{i} {compressor}: {m['measured']['file_bytes']:,} bytes", flush=True)
 
 
-def code_spread(bits, clip):
-    return math.log2((2 ** (bits - 1) - 1) / clip)
+GROUPS = ["embedding", "attention", "mlp", "other quantized"]
+
+
+def rounded_gaussian_bits(sigma, qmax):
+    """pack/plan.cpp's rounded_gaussian_bits: entropy of round(X) clipped to ±qmax, X ~ N(0, sigma²)."""
+    def cdf(x):
+        return 0.5 * math.erfc(-x / (sigma * math.sqrt(2.0)))
+    bits = 0.0
+    for q in range(-qmax, qmax + 1):
+        p = (1.0 if q == qmax else cdf(q + 0.5)) - (0.0 if q == -qmax else cdf(q - 0.5))
+        if p > 0:
+            bits -= p * math.log2(p)
+    return bits
+
+
+def gaussian_bits(bits, clip):
+    qmax = 2 ** (bits - 1) - 1
+    return rounded_gaussian_bits(qmax / clip, qmax)
 
 
 def summarize(m):
-    """Per-artifact sums the model needs: GPTQ codes and their x, scales, values, LQER raw bytes."""
-    s = {"codes": 0, "codes_x": 0.0, "scales": 0, "values": 0, "lqer_raw": 0.0, "gate_codes": 0}
+    """Per-artifact sums the model needs: GPTQ codes and their Gaussian bits by group, scales,
+    values, LQER raw bytes."""
+    s = {"codes": 0, "scales": 0, "values": 0, "lqer_raw": 0.0, "gate_codes": 0,
+         "group_codes": {g: 0 for g in GROUPS}, "group_h": {g: 0.0 for g in GROUPS}}
     for t in m["tensors"]:
         s["scales"] += t["scales"]
         s["values"] += t["values"]
@@ -98,20 +118,28 @@ def summarize(m):
         elif t["group"] == "gate":
             s["gate_codes"] += t["codes"]
         elif t["codes"]:
+            g = t["group"] if t["group"] in GROUPS else "other quantized"
             s["codes"] += t["codes"]
-            s["codes_x"] += t["codes"] * code_spread(t["bits"], t["clip_sigmas"])
+            s["group_codes"][g] += t["codes"]
+            s["group_h"][g] += t["codes"] * gaussian_bits(t["bits"], t["clip_sigmas"])
     s["table_raw"] = m["table_raw_bytes"]
     return s
 
 
 def fit_rows(rows):
-    """Coefficients for one compressor from its measured rows.
+    """Coefficients for one compressor from its measured rows (those measured by ablation).
 
-    The small parts (bytes per scale, per fp16 value, LQER ratio, table ratio) come from the rows
-    measured by ablation (ratio of sums). The code line uses every row: an ablation row gives its
-    GPTQ code bytes directly, a total-only row its file bytes less the small parts as modelled.
+    The small parts (bytes per scale, per fp16 value, LQER ratio, table ratio): ratio of sums. The
+    GPTQ codes: per group, the code-weighted mean of (measured bits per code − the rounded-Gaussian
+    entropy of its codes), i.e. Σ (8 · bytes_g − Σ codes·H) / Σ codes_g over the rows; "other
+    quantized" without data of its own takes the pooled attention + mlp offset. Rows measured for
+    their total only (no ablation) only fit groups that no ablated row has (one pooled offset).
     """
-    ablated = [m for m in rows if "gptq_codes" in m["measured"]]
+    by_key = {}
+    for m in rows:
+        if "gptq_codes_by_group" in m["measured"]:
+            by_key[(m["label"], tuple(m["sets"]))] = m
+    ablated = list(by_key.values())
     if not ablated:
         return None
     sums = [summarize(m) for m in ablated]
@@ -130,40 +158,59 @@ def fit_rows(rows):
         "lqer_ratio": 1.0 if lqer is None else lqer,
         "table_ratio": ratio("table", "table_raw", minus="gate_codes"),
     }
-    # One row per (run, settings): the ablation row where there is one.
-    by_key = {}
-    for m in rows:
-        key = (m["label"], tuple(m["sets"]))
-        if key not in by_key or "gptq_codes" in m["measured"]:
-            by_key[key] = m
-    w, xs, ys = [], [], []
-    for m in by_key.values():
-        s, d = summarize(m), m["measured"]
-        if "gptq_codes" in d:
-            code_bytes = d["gptq_codes"]
-        else:
-            code_bytes = (d["file_bytes"] - 22 - s["scales"] * model["scale_bytes"] - s["values"] * model["value_bytes"]
-                          - s["lqer_raw"] * model["lqer_ratio"] - s["gate_codes"] - s["table_raw"] * model["table_ratio"])
-        w.append(s["codes"])
-        xs.append(s["codes_x"] / s["codes"])
-        ys.append(8 * code_bytes / s["codes"])
-    # Weighted least squares of mean bits/code on mean x, weights = codes (large models count most).
-    sw = sum(w)
-    mx = sum(wi * x for wi, x in zip(w, xs)) / sw
-    my = sum(wi * y for wi, y in zip(w, ys)) / sw
-    sxx = sum(wi * (x - mx) ** 2 for wi, x in zip(w, xs))
-    if sxx <= 1e-12:
-        sys.exit("plan_calibrate: every artifact has the same x: measure more grid settings (--grid)")
-    b = sum(wi * (x - mx) * (y - my) for wi, x, y in zip(w, xs, ys)) / sxx
-    a = my - b * mx
+    offsets, residual = {}, 0.0
+    for g in GROUPS:
+        codes = sum(s["group_codes"][g] for s in sums)
+        if codes:
+            excess = sum(8 * d["gptq_codes_by_group"].get(g, 0.0) - s["group_h"][g] for s, d in zip(sums, meas))
+            offsets[g] = excess / codes
+    # Groups no ablated row has (e.g. attention and mlp when only small runs, whose matrices are all
+    # fp16, were ablated): one pooled offset from the rows measured for their total only, whose
+    # bytes less every modelled part are those groups' codes.
+    missing = [g for g in GROUPS if g not in offsets]
+    totals = [m for m in rows if "gptq_codes_by_group" not in m["measured"]
+              and (m["label"], tuple(m["sets"])) not in by_key]
+    if missing and totals:
+        bits = h = codes = 0.0
+        for m in totals:
+            s = summarize(m)
+            rest = (m["measured"]["file_bytes"] - 22 - s["scales"] * model["scale_bytes"]
+                    - s["values"] * model["value_bytes"] - s["lqer_raw"] * model["lqer_ratio"] - s["gate_codes"]
+                    - s["table_raw"] * model["table_ratio"]
+                    - sum(s["group_h"][g] + s["group_codes"][g] * offsets[g] for g in offsets) / 8)
+            bits += 8 * rest
+            h += sum(s["group_h"][g] for g in missing)
+            codes += sum(s["group_codes"][g] for g in missing)
+        if codes:
+            for g in missing:
+                offsets[g] = (bits - h) / codes
+    if "other quantized" not in offsets:
+        pooled = [g for g in ("attention", "mlp") if g in offsets]
+        codes = sum(s["group_codes"][g] for s in sums for g in pooled)
+        offsets["other quantized"] = (sum(offsets[g] * sum(s["group_codes"][g] for s in sums) for g in pooled) / codes
+                                      if codes else 0.0)
+    for g in ("embedding", "attention", "mlp"):
+        offsets.setdefault(g, offsets["other quantized"])
+    for s, d in zip(sums, meas):  # worst per-group residual in bits/code over the rows
+        for g in GROUPS:
+            if s["group_codes"][g]:
+                y = 8 * d["gptq_codes_by_group"].get(g, 0.0) / s["group_codes"][g]
+                residual = max(residual, abs(y - s["group_h"][g] / s["group_codes"][g] - offsets[g]))
     model.update({
-        "code_bits_intercept": a,
-        "code_bits_slope": b,
-        "artifacts": len(by_key),
-        "labels": sorted({m["label"] for m in by_key.values()}),
-        "residual_bits_per_code": max(abs(y - (a + b * x)) for x, y in zip(xs, ys)),
+        "offsets": offsets,
+        "artifacts": len(ablated),
+        "labels": sorted({m["label"] for m in ablated} | {m["label"] for m in totals}),
+        "residual_bits_per_code": residual,
     })
     return model
+
+
+def predict_bytes(row, model):
+    """pack/plan.cpp's predict() for the tensors of a measured row (its real LQER choice)."""
+    s = summarize(row)
+    bits = sum(s["group_h"][g] + s["group_codes"][g] * model["offsets"][g] for g in GROUPS)
+    return (22 + bits / 8 + s["scales"] * model["scale_bytes"] + s["values"] * model["value_bytes"]
+            + s["lqer_raw"] * model["lqer_ratio"] + s["gate_codes"] + s["table_raw"] * model["table_ratio"])
 
 
 def load(exclude=None):
@@ -197,14 +244,16 @@ def fit(args):
         "",
         "namespace golf::pack {",
         "",
-        "// compressor, bits/code = a + b·log2(qmax/k), bytes per scale, per fp16 value, LQER ratio, table ratio,",
-        "// artifacts fitted on",
+        "// compressor; bits per GPTQ code above the rounded-Gaussian entropy for embedding, attention, mlp, other;",
+        "// bytes per scale, per fp16 value; LQER ratio; table ratio; artifacts fitted on",
         "inline const std::vector<SizeModel> kCalibratedSizeModels = {",
     ]
     for c, m in models.items():
-        lines.append(f'    {{"{c}", {m["code_bits_intercept"]:.6f}, {m["code_bits_slope"]:.6f}, {m["scale_bytes"]:.6f}, '
-                     f'{m["value_bytes"]:.6f}, {m["lqer_ratio"]:.6f}, {m["table_ratio"]:.6f}, {m["artifacts"]}}},'
-                     f'  // runs: {", ".join(m["labels"])}; worst residual {m["residual_bits_per_code"]:.4f} bits/code')
+        o = m["offsets"]
+        lines.append(f'    {{"{c}", {o["embedding"]:.6f}, {o["attention"]:.6f}, {o["mlp"]:.6f}, {o["other quantized"]:.6f}, '
+                     f'{m["scale_bytes"]:.6f}, {m["value_bytes"]:.6f}, {m["lqer_ratio"]:.6f}, {m["table_ratio"]:.6f}, '
+                     f'{m["artifacts"]}}},  // runs: {", ".join(m["labels"])}; worst group residual '
+                     f'{m["residual_bits_per_code"]:.4f} bits/code')
     lines += ["};", "", "}  // namespace golf::pack", ""]
     with open(HEADER + ".tmp", "w") as f:
         f.write("\n".join(lines))

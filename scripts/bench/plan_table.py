@@ -22,14 +22,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import plan_calibrate as pc  # noqa: E402
 
 
-def predict_bytes(row, model):
-    """pack/plan.cpp's predict() for the tensors of a measured row (its real LQER choice)."""
-    s = pc.summarize(row)
-    bits = model["code_bits_intercept"] * s["codes"] + model["code_bits_slope"] * s["codes_x"]
-    return (22 + bits / 8 + s["scales"] * model["scale_bytes"] + s["values"] * model["value_bytes"]
-            + s["lqer_raw"] * model["lqer_ratio"] + s["gate_codes"] + s["table_raw"] * model["table_ratio"])
-
-
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--compressors", default="brotli,golf")
@@ -61,7 +53,7 @@ def main():
             real = row["measured"]["file_bytes"] + code
             held = pc.fit_rows(pc.load(exclude=label).get(compressor, []))
             if held:
-                loo = round(predict_bytes(row, held)) + code
+                loo = round(pc.predict_bytes(row, held)) + code
                 loo_cells = f"{loo:,} | {100 * (loo - real) / real:+.2f} %"
             else:
                 loo_cells = "– | –"

@@ -556,6 +556,27 @@ TEST(GroupStats, DescribeShowsHeaderTableAndGroups) {
     EXPECT_TRUE(contains(text, part)) << "missing '" << part << "' in:\n" << text;
 }
 
+// golf-pack inspect's default: the cheap columns only (compressing every group alone takes as
+// long as packing); the counts and the entropy are those of the full report.
+TEST(GroupStats, WithoutCompressionOnlyTheCheapColumns) {
+  const Artifact a = random_artifact(6);
+  const auto full = group_stats(a), cheap = group_stats(a, {}, /*compress=*/false);
+  ASSERT_EQ(cheap.size(), full.size());
+  for (size_t i = 0; i < full.size(); ++i) {
+    EXPECT_EQ(cheap[i].group, full[i].group);
+    EXPECT_EQ(cheap[i].params, full[i].params);
+    EXPECT_EQ(cheap[i].raw_bytes, full[i].raw_bytes);
+    EXPECT_EQ(cheap[i].entropy_bits, full[i].entropy_bits);
+    EXPECT_EQ(cheap[i].compressed_bytes, 0);
+    EXPECT_GT(full[i].compressed_bytes, 0);
+  }
+  const Bytes file = serialize(a);
+  const std::string text = describe(a, file, {}, /*compress_groups=*/false);
+  EXPECT_TRUE(contains(text, "entropy bytes")) << text;
+  EXPECT_TRUE(contains(text, "--compress-groups")) << text;
+  EXPECT_FALSE(contains(text, "vs entropy")) << text;
+}
+
 TEST(GroupStats, WithCommasGroupsThousands) {
   EXPECT_EQ(with_commas(0), "0");
   EXPECT_EQ(with_commas(999), "999");

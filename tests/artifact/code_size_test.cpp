@@ -140,6 +140,102 @@ TEST(CodeSize, CountsTheCompressedArchiveDeterministically) {
   EXPECT_EQ(counted_code(dir.path(), dir / "manifest.txt").raw_bytes, first.raw_bytes + 1);
 }
 
+// Every field a count reports, to compare a cached count with a fresh one.
+void expect_same_count(const CodeSize& a, const CodeSize& b) {
+  EXPECT_EQ(a.files, b.files);
+  EXPECT_EQ(a.raw_bytes, b.raw_bytes);
+  EXPECT_EQ(a.minified_bytes, b.minified_bytes);
+  EXPECT_EQ(a.compressed_bytes, b.compressed_bytes);
+  EXPECT_EQ(a.compressor, b.compressor);
+  EXPECT_EQ(a.candidates, b.candidates);
+  ASSERT_EQ(a.rows.size(), b.rows.size());
+  for (size_t k = 0; k < a.rows.size(); ++k) {
+    EXPECT_EQ(a.rows[k].path, b.rows[k].path);
+    EXPECT_EQ(a.rows[k].raw_bytes, b.rows[k].raw_bytes);
+    EXPECT_EQ(a.rows[k].minified_bytes, b.rows[k].minified_bytes);
+    EXPECT_EQ(a.rows[k].alone_bytes, b.rows[k].alone_bytes) << a.rows[k].path;
+  }
+}
+
+TEST(CodeCache, ASecondCountReadsTheCacheAndEqualsAFreshCount) {
+  TempDir dir, cache;
+  test::write_file(dir / "a.cpp", "int alpha = 1;  // a comment the minifier drops\nint beta = 2;\n");
+  test::write_file(dir / "b.h", "#pragma once\nint gamma_delta(int x);\n");
+  test::write_file(dir / "manifest.txt", "a.cpp\nb.h\n");
+  const CodeSize fresh = counted_code(dir.path(), dir / "manifest.txt", false, /*cache_dir=*/{});
+  EXPECT_FALSE(fresh.from_cache);
+  const CodeSize first = counted_code(dir.path(), dir / "manifest.txt", false, cache.path());
+  EXPECT_FALSE(first.from_cache);
+  const fs::path entry = cache / (code_cache_key(code_archive(dir.path(), fresh.files)) + ".json");
+  EXPECT_TRUE(fs::is_regular_file(entry)) << entry;
+  const CodeSize second = counted_code(dir.path(), dir / "manifest.txt", false, cache.path());
+  EXPECT_TRUE(second.from_cache);
+  expect_same_count(first, fresh);
+  expect_same_count(second, fresh);
+  // --marginal recompresses per file on top of the cached sizes: the same as without the cache.
+  const CodeSize marginal = counted_code(dir.path(), dir / "manifest.txt", true, cache.path());
+  const CodeSize marginal_fresh = counted_code(dir.path(), dir / "manifest.txt", true, {});
+  expect_same_count(marginal, marginal_fresh);
+  for (size_t k = 0; k < marginal.rows.size(); ++k)
+    EXPECT_EQ(marginal.rows[k].marginal_bytes, marginal_fresh.rows[k].marginal_bytes);
+}
+
+TEST(CodeCache, AChangedFileIsANewKeyAndANewCount) {
+  TempDir dir, cache;
+  test::write_file(dir / "a.cpp", "int alpha = 1;\n");
+  test::write_file(dir / "manifest.txt", "a.cpp\n");
+  const CodeSize before = counted_code(dir.path(), dir / "manifest.txt", false, cache.path());
+  const std::string old_key = code_cache_key(code_archive(dir.path(), before.files));
+  // A comment only: the minified archive, hence the key and the count, are unchanged.
+  test::write_file(dir / "a.cpp", "int alpha = 1;  // alpha\n");
+  EXPECT_EQ(code_cache_key(code_archive(dir.path(), before.files)), old_key);
+  const CodeSize comment = counted_code(dir.path(), dir / "manifest.txt", false, cache.path());
+  EXPECT_TRUE(comment.from_cache);
+  EXPECT_EQ(comment.compressed_bytes, before.compressed_bytes);
+  EXPECT_EQ(comment.raw_bytes, before.raw_bytes + 10);  // raw sizes are read, never cached
+  // Code: a new key, counted afresh, equal to a count without the cache and larger than before.
+  test::write_file(dir / "a.cpp", "int alpha = 1;\nint beta_gamma_delta_epsilon(int zeta, double eta);\n");
+  EXPECT_NE(code_cache_key(code_archive(dir.path(), before.files)), old_key);
+  const CodeSize after = counted_code(dir.path(), dir / "manifest.txt", false, cache.path());
+  EXPECT_FALSE(after.from_cache);
+  expect_same_count(after, counted_code(dir.path(), dir / "manifest.txt", false, {}));
+  EXPECT_GT(after.compressed_bytes, before.compressed_bytes);
+  // A file added to the manifest changes the key too.
+  test::write_file(dir / "b.h", "int b;\n");
+  test::write_file(dir / "manifest.txt", "a.cpp\nb.h\n");
+  EXPECT_FALSE(counted_code(dir.path(), dir / "manifest.txt", false, cache.path()).from_cache);
+}
+
+TEST(CodeCache, DamagedEntriesAreRecomputedAndAnUnwritableCacheOnlyCostsTime) {
+  TempDir dir, cache;
+  test::write_file(dir / "a.cpp", "int alpha = 1;\n");
+  test::write_file(dir / "manifest.txt", "a.cpp\n");
+  const CodeSize fresh = counted_code(dir.path(), dir / "manifest.txt", false, {});
+  const fs::path entry = cache / (code_cache_key(code_archive(dir.path(), fresh.files)) + ".json");
+  for (const std::string damage : {"{not json", "{}", R"({"key":"0","files":["a.cpp"],"candidates":[],"alone_bytes":[1]})"}) {
+    test::write_file(entry, damage);
+    const CodeSize count = counted_code(dir.path(), dir / "manifest.txt", false, cache.path());
+    EXPECT_FALSE(count.from_cache) << damage;
+    expect_same_count(count, fresh);
+    EXPECT_TRUE(counted_code(dir.path(), dir / "manifest.txt", false, cache.path()).from_cache) << "rewritten";
+  }
+  test::write_file(dir / "not_a_dir", "x");
+  const CodeSize no_cache = counted_code(dir.path(), dir / "manifest.txt", false, dir / "not_a_dir");
+  EXPECT_FALSE(no_cache.from_cache);
+  expect_same_count(no_cache, fresh);
+}
+
+TEST(CodeCache, FolderComesFromTheEnvironment) {
+  const char* old = std::getenv("GOLF_CODE_CACHE");
+  const std::string saved = old ? old : "";
+  ::setenv("GOLF_CODE_CACHE", "/some/where", 1);
+  EXPECT_EQ(code_cache_dir(), fs::path("/some/where"));
+  ::setenv("GOLF_CODE_CACHE", "", 1);
+  EXPECT_TRUE(code_cache_dir().empty());  // set and empty: no cache
+  if (old) ::setenv("GOLF_CODE_CACHE", saved.c_str(), 1);
+  else ::unsetenv("GOLF_CODE_CACHE");
+}
+
 TEST(CodeArchive, CppSourcesAreMinifiedOtherFilesAreNot) {
   TempDir dir;
   test::write_file(dir / "a.cpp", "int  x; // x\n");

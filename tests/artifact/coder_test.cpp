@@ -12,6 +12,7 @@
 #include "artifact/coders.h"
 #include "artifact/golf_coder.h"
 #include "artifact/grouped.h"
+#include "artifact/row_distance.h"
 #include "tests/test_util.h"
 
 namespace golf::pack {
@@ -239,6 +240,24 @@ TEST(Grouped, PerGroupReportsEveryGroupAndPicksTheSmallestCandidate) {
   const int64_t chosen = report.groups[0].bytes - 2 - 4;  // method, layout, length
   EXPECT_LE(chosen, static_cast<int64_t>(xz_encode(emb).size()));
   EXPECT_LE(chosen, static_cast<int64_t>(brotli_compress(emb, 9, {22, 0}).size()));
+}
+
+// The one Σ|a − b| of golf's row references and pergroup's row order: equal to the plain sum
+// for every length around its 32-byte blocks, and at the extremes (all 0 against all 255).
+TEST(RowDistance, EqualsThePlainSumAtEveryLength) {
+  std::mt19937 rng(7);
+  std::uniform_int_distribution<int> byte(0, 255);
+  for (size_t n = 0; n <= 130; ++n) {
+    std::vector<uint8_t> a(n), b(n);
+    for (size_t i = 0; i < n; ++i) a[i] = static_cast<uint8_t>(byte(rng)), b[i] = static_cast<uint8_t>(byte(rng));
+    uint32_t plain = 0;
+    for (size_t i = 0; i < n; ++i) plain += static_cast<uint32_t>(std::abs(int{a[i]} - int{b[i]}));
+    EXPECT_EQ(l1_distance(a.data(), b.data(), n), plain) << "n=" << n;
+    EXPECT_EQ(l1_distance(b.data(), a.data(), n), plain) << "n=" << n;
+    EXPECT_EQ(l1_distance(a.data(), a.data(), n), 0u);
+  }
+  const std::vector<uint8_t> lo(8192, 0), hi(8192, 255);
+  EXPECT_EQ(l1_distance(lo.data(), hi.data(), lo.size()), 8192u * 255u);
 }
 
 TEST(Grouped, NearestNeighbourChainIsGreedyL1) {

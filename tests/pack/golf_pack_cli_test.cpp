@@ -96,6 +96,10 @@ TEST_F(GolfPackCli, PackingIsDeterministicAndInspectable) {
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("blocks.0.mlp.fc.weight"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("embedding"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("entropy bytes"), std::string::npos) << r.output;  // no recompression by default
+  const auto slow = pack("inspect --compress-groups " + quote(*dir / "d1.golf"));
+  ASSERT_EQ(slow.exit_code, 0) << slow.output;
+  EXPECT_NE(slow.output.find("vs entropy"), std::string::npos) << slow.output;
 }
 
 TEST_F(GolfPackCli, EveryCompressorWritesTheSameTensorsAndAnUnknownOneWritesNothing) {

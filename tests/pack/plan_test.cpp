@@ -118,10 +118,48 @@ TEST(Plan, LayoutRefusesAnLqerTargetThatIsNoMatrix) {
   EXPECT_THROW(pack::layout(pack::model_shapes(cfg), cfg, {"blocks.0.attn_scale"}), Error);
 }
 
+// The entropy of a rounded, clipped Gaussian summed from the normal density in long double with
+// a midpoint rule (independent of plan.cpp's erfc form).
+double gaussian_bits(int bits, double clip_sigmas) {
+  const int qmax = (1 << (bits - 1)) - 1;
+  const long double sigma = qmax / clip_sigmas, pi = 3.14159265358979323846L;
+  const int steps = 2000;
+  const auto mass = [&](long double a, long double b) {  // ∫_a^b φ(x/σ)/σ dx
+    long double sum = 0, h = (b - a) / steps;
+    for (int i = 0; i < steps; ++i) {
+      const long double x = (a + (i + 0.5L) * h) / sigma;
+      sum += std::exp(-x * x / 2) / std::sqrt(2 * pi) / sigma * h;
+    }
+    return sum;
+  };
+  const long double tail = 0.5L * std::erfc(static_cast<long double>(qmax - 0.5) / sigma / std::sqrt(2.0L));
+  long double h = 0;
+  for (int q = -qmax; q <= qmax; ++q) {
+    const long double p = std::abs(q) == qmax ? tail : mass(q - 0.5L, q + 0.5L);
+    if (p > 0) h -= p * std::log2(p);
+  }
+  return static_cast<double>(h);
+}
+
+TEST(Plan, RoundedGaussianBitsMatchesTheDensityAndItsLimits) {
+  for (const int bits : {2, 4, 5, 6, 7, 8})
+    for (const double clip : {3.0, 9.75, 12.0, 13.0, 15.0, 21.0}) {
+      const int qmax = (1 << (bits - 1)) - 1;
+      EXPECT_NEAR(pack::rounded_gaussian_bits(qmax / clip, qmax), gaussian_bits(bits, clip), 1e-6)
+          << bits << " bits, clip " << clip;
+    }
+  // Wide and unclipped: the differential entropy log2(σ·√(2πe)); narrow: almost every code 0.
+  EXPECT_NEAR(pack::rounded_gaussian_bits(20, 127), std::log2(20 * std::sqrt(2 * M_PI * M_E)), 1e-3);
+  EXPECT_LT(pack::rounded_gaussian_bits(0.05, 31), 1e-12);  // P(code ≠ 0) = P(|Z| > 10) ≈ 1.5e-23
+  // One code: clipped to ±1 with σ huge, three equally likely-ish values at most log2(3) bits.
+  EXPECT_LE(pack::rounded_gaussian_bits(1000, 1), std::log2(3.0) + 1e-12);
+  EXPECT_THROW(pack::rounded_gaussian_bits(0, 31), Error);
+}
+
 TEST(Plan, PredictionIsTheSumOfItsParts) {
   const Config cfg = record_stack(tiny_config());
   pack::Plan plan = pack::layout(pack::model_shapes(cfg), cfg);
-  const pack::SizeModel m{"test", 1.5, 0.75, 1.25, 1.75, 0.5, 0.25, 0};
+  const pack::SizeModel m{"test", -0.5, 0.25, 0.125, 0.0625, 1.25, 1.75, 0.5, 0.25, 0};
   pack::predict(plan, m, 12345);
   double codes = 0, lqer = 0, scales = 0, values = 0, gate = 0;
   for (const auto& t : plan.tensors) {
@@ -130,7 +168,7 @@ TEST(Plan, PredictionIsTheSumOfItsParts) {
     if (t.kind == pack::Tensor::Kind::Grouped) lqer += 0.5 * t.codes * t.bits / 8.0;
     else if (t.group == "gate") gate += t.codes;
     else if (t.kind == pack::Tensor::Kind::Quantized)
-      codes += t.codes * (1.5 + 0.75 * std::log2((std::pow(2.0, t.bits - 1) - 1) / t.clip_sigmas)) / 8;
+      codes += t.codes * (gaussian_bits(t.bits, t.clip_sigmas) + m.code_bits_offset(t.group)) / 8;
   }
   EXPECT_NEAR(plan.gptq_code_bytes, codes, 1e-6 * codes);
   EXPECT_NEAR(plan.lqer_code_bytes, lqer, 1e-9 + 1e-9 * lqer);
