@@ -26,6 +26,11 @@ add_test(NAME scripts.golf_pipeline
          COMMAND "${GOLF_PYTHON}" -W error::ResourceWarning "${CMAKE_CURRENT_SOURCE_DIR}/scripts/test_golf_pipeline.py"
          WORKING_DIRECTORY "${CMAKE_CURRENT_SOURCE_DIR}/scripts")
 set_tests_properties(scripts.golf_pipeline PROPERTIES TIMEOUT 120 ENVIRONMENT "GOLF_BUILD_DIR=${CMAKE_BINARY_DIR}")
+# The include layering (issue 17): libraries (core, model, artifact, scoring, quant) include no stage.
+add_test(NAME scripts.layering
+         COMMAND "${GOLF_PYTHON}" -W error::ResourceWarning "${CMAKE_CURRENT_SOURCE_DIR}/scripts/test_layering.py"
+         WORKING_DIRECTORY "${CMAKE_CURRENT_SOURCE_DIR}/scripts")
+set_tests_properties(scripts.layering PROPERTIES TIMEOUT 60)
 # Every docs/… path and reference-note name cited in the tree names a file of the repository.
 add_test(NAME scripts.doc_citations
          COMMAND "${GOLF_PYTHON}" -W error::ResourceWarning "${CMAKE_CURRENT_SOURCE_DIR}/scripts/test_doc_citations.py"
