@@ -24,7 +24,7 @@ namespace golf::pack {
 namespace {
 
 fs::path manifest_or_default(const fs::path& repo_root, const fs::path& manifest) {
-  return manifest.empty() ? repo_root / "pack" / "code_manifest.txt" : manifest;
+  return manifest.empty() ? repo_root / "artifact" / "code_manifest.txt" : manifest;
 }
 
 // The run's configuration with the user's packing settings on top; a changed model setting is an error.

@@ -435,7 +435,7 @@ std::string preflight(const Config& cfg, const std::filesystem::path& repo_root,
   }
   // Without a source tree (a binary copied elsewhere) the code is not measured: the prediction then
   // covers the artifact only, and says so; golf-pack still enforces the real total.
-  const std::filesystem::path manifest = repo_root / "pack" / "code_manifest.txt";
+  const std::filesystem::path manifest = repo_root / "artifact" / "code_manifest.txt";
   int64_t code = 0;
   if (std::filesystem::exists(manifest))
     code = counted_code(repo_root, manifest).compressed_bytes;
