@@ -3,7 +3,7 @@
 # The scoring library's tests (tests/scoring ↔ scoring/).
 golf_test(scoring_tests scoring/protocols_test.cpp scoring/compliance_test.cpp scoring/lora_test.cpp scoring/planted.cpp
   scoring/validation_test.cpp)
-target_link_libraries(scoring_tests PRIVATE golf_scoring)
+target_link_libraries(scoring_tests PRIVATE golf_validation)
 target_precompile_headers(scoring_tests PRIVATE <ATen/ATen.h>)
 
 # The CLI tests share one tiny trained and packed run, made once per ctest run by the fixture.
