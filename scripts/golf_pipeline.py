@@ -73,6 +73,21 @@ class Tools:
 
 # ---- settings by stage -----------------------------------------------------------------------------
 
+def tool_json(cmd: list[str]):
+    """What a golf tool prints as JSON (a settings table, a report schema); one PipelineError naming
+    the command if it cannot run, fails or prints something else."""
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise PipelineError(f"cannot run {' '.join(cmd)}: {e}") from None
+    if p.returncode != 0:
+        raise PipelineError(f"{' '.join(cmd)} failed (exit {p.returncode}): {(p.stderr or p.stdout).strip()}")
+    try:
+        return json.loads(p.stdout)
+    except json.JSONDecodeError as e:
+        raise PipelineError(f"{' '.join(cmd)}: output is not JSON ({e})") from None
+
+
 _stage_cache: dict[tuple[str, str], list[str]] = {}
 
 
@@ -83,16 +98,7 @@ def stage_settings(tools: Tools, stage: str) -> list[str]:
     key = (tools.train, stage)
     if key not in _stage_cache:
         cmd = [tools.train, "--print-config", "--stage", stage, "--json"]
-        try:
-            p = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
-        except (OSError, subprocess.TimeoutExpired) as e:
-            raise PipelineError(f"cannot run {' '.join(cmd)}: {e}") from None
-        if p.returncode != 0:
-            raise PipelineError(f"{' '.join(cmd)} failed (exit {p.returncode}): {(p.stderr or p.stdout).strip()}")
-        try:
-            table = json.loads(p.stdout)
-        except json.JSONDecodeError as e:
-            raise PipelineError(f"{' '.join(cmd)}: output is not JSON ({e})") from None
+        table = tool_json(cmd)
         if not isinstance(table, dict) or not all(isinstance(v, dict) and stage in v.get("stages", [])
                                                    for v in table.values()):
             raise PipelineError(f"{' '.join(cmd)}: expected {{KEY: {{value, stages, help}}}} of stage {stage}")
@@ -128,16 +134,7 @@ def as_set_args(texts: list[str]) -> list[str]:
 def report_schema(tool: str) -> dict:
     """The example report (every key it can hold) of golf-pack or golf-eval: `TOOL --print-report-schema`."""
     cmd = [tool, "--print-report-schema"]
-    try:
-        p = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
-    except (OSError, subprocess.TimeoutExpired) as e:
-        raise PipelineError(f"cannot run {' '.join(cmd)}: {e}") from None
-    if p.returncode != 0:
-        raise PipelineError(f"{' '.join(cmd)} failed (exit {p.returncode}): {(p.stderr or p.stdout).strip()}")
-    try:
-        schema = json.loads(p.stdout)
-    except json.JSONDecodeError as e:
-        raise PipelineError(f"{' '.join(cmd)}: output is not JSON ({e})") from None
+    schema = tool_json(cmd)
     if not isinstance(schema, dict):
         raise PipelineError(f"{' '.join(cmd)}: expected a JSON object")
     return schema
