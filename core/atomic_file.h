@@ -24,7 +24,6 @@ class AtomicFile {
   void commit();
 
   const std::filesystem::path& target() const { return target_; }
-  const std::filesystem::path& temp_path() const { return temp_; }
 
  private:
   std::filesystem::path target_, temp_;

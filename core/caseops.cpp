@@ -21,8 +21,6 @@ char operator_at(std::string_view s, size_t i) {
 
 }  // namespace
 
-bool is_operator(std::string_view piece) { return piece.size() == 3 && operator_at(piece, 0) != 0; }
-
 std::string encode(std::string_view text, std::vector<uint8_t>* original_bytes) {
   std::string out;
   out.reserve(text.size() + text.size() / 8);

@@ -53,7 +53,4 @@ struct Span {
 };
 std::vector<int64_t> token_byte_counts(std::span<const Span> spans, std::span<const uint8_t> original_bytes);
 
-// True when `piece` is one of the four operator characters.
-bool is_operator(std::string_view piece);
-
 }  // namespace golf::caseops

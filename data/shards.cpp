@@ -16,7 +16,7 @@
 #include "core/error.h"
 #include "core/progress.h"
 #include "core/shard.h"
-#include "core/text_input.h"
+#include "data/text_input.h"
 #include "core/tokenizer.h"
 #include "data/golf_data.h"
 

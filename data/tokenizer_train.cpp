@@ -10,7 +10,7 @@
 #include "core/atomic_file.h"
 #include "core/caseops.h"
 #include "core/error.h"
-#include "core/text_input.h"
+#include "data/text_input.h"
 #include "data/golf_data.h"
 
 namespace golf::data {

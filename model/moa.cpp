@@ -72,21 +72,9 @@ at::Tensor ball_bias(const at::Tensor& k, const at::Tensor& origin, const at::Te
   return -kappa * at::softplus((dist - radius) / tau);
 }
 
-at::Tensor ball_keep_mask(const at::Tensor& k, const at::Tensor& origin, const at::Tensor& radius) {
-  const int64_t B = k.size(0), T = k.size(1), H = k.size(2);
-  const at::Tensor inside = ((k - origin).norm(2, -1) <= radius).permute({0, 2, 1}).unsqueeze(2);  // (B, H, 1, Tj)
-  const at::Tensor diag = at::eye(T, k.options().dtype(at::kBool)).view({1, 1, T, T});
-  return inside.expand({B, H, T, T}).logical_or(diag);
-}
-
 at::Tensor triangle_violation(const at::Tensor& a, const at::Tensor& b, const at::Tensor& c, const std::string& metric,
                               const at::Tensor& w) {
   return at::relu(distance(a, c, metric, w) - distance(a, b, metric, w) - distance(b, c, metric, w)).mean(0);
-}
-
-at::Tensor triangle_penalty(const at::Tensor& k, const std::string& metric, const at::Tensor& w, int64_t triples,
-                            uint64_t seed) {
-  return triangle_penalty_at(k, metric, w, triangle_indices(k.size(0) * k.size(1), triples, seed).to(k.device()));
 }
 
 at::Tensor triangle_indices(int64_t N, int64_t triples, uint64_t seed) {

@@ -66,22 +66,17 @@ std::pair<at::Tensor, at::Tensor> metric_fold(const at::Tensor& q, const at::Ten
 
 // Ball pruning's soft key bias (B, T, H): −κ·softplus((‖k_j − o_h‖ − r_h)/τ), k (B, T, H, Dh),
 // origin (H, Dh), radius (H) > 0.
+// (The hard mask it approximates, ball_keep_mask, is in tests/model/variants/naive.h: no program uses it.)
 at::Tensor ball_bias(const at::Tensor& k, const at::Tensor& origin, const at::Tensor& radius, double kappa, double tau);
-// The hard mask the soft bias approximates: key j kept for query i, head h when ‖k_j − o_h‖ ≤ r_h
-// or j = i. (B, H, T, T) bool, before causality. Eval-time sparsity and tests.
-at::Tensor ball_keep_mask(const at::Tensor& k, const at::Tensor& origin, const at::Tensor& radius);
 
 // Mean over triples of ReLU(D(a, c) − D(a, b) − D(b, c)) per head: a, b, c (N, H, Dh) → (H).
 at::Tensor triangle_violation(const at::Tensor& a, const at::Tensor& b, const at::Tensor& c, const std::string& metric,
                               const at::Tensor& w);
-// The penalty of one metric branch visit: Σ_h R_TI over `triples` key triples drawn from the B·T
-// keys k (B, T, H, Dh) by a generator seeded with `seed` (fixed positions, fresh keys every batch;
-// the global RNG is left alone). fp32 scalar.
-at::Tensor triangle_penalty(const at::Tensor& k, const std::string& metric, const at::Tensor& w, int64_t triples,
-                            uint64_t seed);
-// The same in two parts, so a forward need not build and copy the (fixed) indices every call:
-// the triples' key indices (3, triples) int64 on the CPU, drawn from [0, N) by the seeded generator,
-// and the penalty for indices already on k's device.
+// The penalty of one metric branch visit, Σ_h R_TI over `triples` key triples drawn from the B·T
+// keys k (B, T, H, Dh) (fp32 scalar), in two parts so a forward need not build and copy the (fixed)
+// indices every call: the triples' key indices (3, triples) int64 on the CPU, drawn from [0, N) by
+// a generator seeded with the visit's seed (fixed positions, fresh keys every batch; the global RNG
+// is left alone), and the penalty for indices already on k's device.
 at::Tensor triangle_indices(int64_t N, int64_t triples, uint64_t seed);
 at::Tensor triangle_penalty_at(const at::Tensor& k, const std::string& metric, const at::Tensor& w, const at::Tensor& idx);
 

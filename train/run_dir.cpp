@@ -105,8 +105,6 @@ void RunDir::save_checkpoint(const Checkpoint& c) const {
   fs::remove_all(old, ec);
 }
 
-std::optional<Checkpoint> RunDir::load_checkpoint() const { return read_checkpoint(dir_); }
-
 std::optional<Checkpoint> RunDir::read_checkpoint(const fs::path& dir) {
   const fs::path d = dir / "checkpoint";
   if (!fs::exists(d / "state.json")) return std::nullopt;

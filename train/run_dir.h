@@ -43,7 +43,6 @@ class RunDir {
   void save_weights(const std::string& file, const std::map<std::string, at::Tensor>& tensors,
                     const Config& config) const;  // safetensors with the config in the metadata
   void save_checkpoint(const Checkpoint& checkpoint) const;
-  std::optional<Checkpoint> load_checkpoint() const;
 
  private:
   explicit RunDir(std::filesystem::path dir);

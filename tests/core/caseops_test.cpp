@@ -13,7 +13,6 @@
 #include <random>
 
 #include "core/caseops.h"
-#include "core/text_input.h"
 #include "tests/test_util.h"
 
 namespace golf {
@@ -83,37 +82,6 @@ TEST(CaseOps, MalformedTextIsOneClearError) {
   EXPECT_NE(test::error_of([] { caseops::decode(A + "1"); }).find("not followed by a lowercase"), std::string::npos);
   EXPECT_NE(test::error_of([] { caseops::decode(E + "x"); }).find("ESC at byte 0"), std::string::npos);
   EXPECT_NE(test::error_of([] { caseops::decode("aB"); }).find("uppercase letter 'B' at byte 1"), std::string::npos);
-}
-
-// Every Gutenberg val document round-trips, and the transform equals the Python reference's.
-TEST(CaseOps, RoundTripsEveryGutenbergValDocumentAndMatchesThePythonReference) {
-  const auto val = test::data_dir() / "gutenberg" / "val.jsonl.xz";
-  GOLF_REQUIRE_FILE(val);
-  test::TempDir dir;
-  const auto ref = test::run_reference("caseops_reference.py", "transform " + quote(val) + " " + quote(dir / "ref.jsonl"));
-  ASSERT_EQ(ref.exit_code, 0) << ref.output;
-  std::ifstream ref_lines(dir / "ref.jsonl");
-  DocumentReader reader({val});
-  Document doc;
-  int64_t docs = 0, lossless = 0, same_as_reference = 0, bytes = 0;
-  std::string line;
-  while (reader.next(doc)) {
-    ++docs;
-    bytes += static_cast<int64_t>(doc.text.size());
-    const std::string t = caseops::encode(doc.text);
-    lossless += caseops::decode(t) == doc.text;
-    ASSERT_TRUE(std::getline(ref_lines, line)) << "the reference has fewer documents";
-    const auto r = nlohmann::json::parse(line);
-    EXPECT_TRUE(r["rt"].get<bool>()) << doc.where << ": the reference's own round trip";
-    same_as_reference += r["t"].get<std::string>() == t;
-  }
-  EXPECT_FALSE(std::getline(ref_lines, line)) << "the reference has more documents";
-  std::printf("CaseOps round trip lossless on %lld/%lld Gutenberg val documents (%lld bytes); equal to the Python "
-              "reference on %lld/%lld\n", (long long)lossless, (long long)docs, (long long)bytes, (long long)same_as_reference,
-              (long long)docs);
-  EXPECT_EQ(docs, 1726);
-  EXPECT_EQ(lossless, docs);
-  EXPECT_EQ(same_as_reference, docs);
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include "core/caseops.h"
 #include "core/shard.h"
 #include "core/tokenizer.h"
+#include "data/text_input.h"
 #include "tests/data/cli.h"
 
 namespace golf {
@@ -194,6 +195,38 @@ TEST_F(BadSidecar, CaseOpsShardWithAPlainTokenizerAndTheReverse) {
   r = golf_data("inspect " + quote(dir / "good") + " --tokenizer " + quote(caseops_tokenizer()));
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.output.find("has no byte sidecar"), std::string::npos) << r.output;
+}
+
+// (Moved from tests/core/caseops_test.cpp with data/text_input.h: golf-data reads the corpus.)
+// Every Gutenberg val document round-trips, and the transform equals the Python reference's.
+TEST(CaseOps, RoundTripsEveryGutenbergValDocumentAndMatchesThePythonReference) {
+  const auto val = test::data_dir() / "gutenberg" / "val.jsonl.xz";
+  GOLF_REQUIRE_FILE(val);
+  test::TempDir dir;
+  const auto ref = test::run_reference("caseops_reference.py", "transform " + quote(val) + " " + quote(dir / "ref.jsonl"));
+  ASSERT_EQ(ref.exit_code, 0) << ref.output;
+  std::ifstream ref_lines(dir / "ref.jsonl");
+  DocumentReader reader({val});
+  Document doc;
+  int64_t docs = 0, lossless = 0, same_as_reference = 0, bytes = 0;
+  std::string line;
+  while (reader.next(doc)) {
+    ++docs;
+    bytes += static_cast<int64_t>(doc.text.size());
+    const std::string t = caseops::encode(doc.text);
+    lossless += caseops::decode(t) == doc.text;
+    ASSERT_TRUE(std::getline(ref_lines, line)) << "the reference has fewer documents";
+    const auto r = nlohmann::json::parse(line);
+    EXPECT_TRUE(r["rt"].get<bool>()) << doc.where << ": the reference's own round trip";
+    same_as_reference += r["t"].get<std::string>() == t;
+  }
+  EXPECT_FALSE(std::getline(ref_lines, line)) << "the reference has more documents";
+  std::printf("CaseOps round trip lossless on %lld/%lld Gutenberg val documents (%lld bytes); equal to the Python "
+              "reference on %lld/%lld\n", (long long)lossless, (long long)docs, (long long)bytes, (long long)same_as_reference,
+              (long long)docs);
+  EXPECT_EQ(docs, 1726);
+  EXPECT_EQ(lossless, docs);
+  EXPECT_EQ(same_as_reference, docs);
 }
 
 }  // namespace

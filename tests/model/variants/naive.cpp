@@ -38,6 +38,13 @@ at::Tensor metric_attention_naive(const at::Tensor& q, const at::Tensor& k, cons
   return at::einsum("bijh,bjhd->bihd", {p, v});
 }
 
+at::Tensor ball_keep_mask(const at::Tensor& k, const at::Tensor& origin, const at::Tensor& radius) {
+  const int64_t B = k.size(0), T = k.size(1), H = k.size(2);
+  const at::Tensor inside = ((k - origin).norm(2, -1) <= radius).permute({0, 2, 1}).unsqueeze(2);  // (B, H, 1, Tj)
+  const at::Tensor diag = at::eye(T, k.options().dtype(at::kBool)).view({1, 1, T, T});
+  return inside.expand({B, H, T, T}).logical_or(diag);
+}
+
 }  // namespace golf::moa
 
 namespace golf::variants {

@@ -19,6 +19,11 @@ at::Tensor metric_attention_naive(const at::Tensor& q, const at::Tensor& k, cons
                                   const std::string& metric, const at::Tensor& w, const at::Tensor& bias,
                                   const at::Tensor& seg);
 
+// The hard mask ball pruning's soft bias (moa::ball_bias) approximates: key j kept for query i,
+// head h when ‖k_j − o_h‖ ≤ r_h or j = i. k (B, T, H, Dh), origin (H, Dh), radius (H) → (B, H, T, T)
+// bool, before causality. For tests (moved here from model/moa.cpp: no program uses it).
+at::Tensor ball_keep_mask(const at::Tensor& k, const at::Tensor& origin, const at::Tensor& radius);
+
 }  // namespace golf::moa
 
 namespace golf::variants {

@@ -1,4 +1,4 @@
-#include "core/text_input.h"
+#include "data/text_input.h"
 
 #include <lzma.h>
 

@@ -1,4 +1,4 @@
-// core/text_input.h — documents from the corpus formats golf-data accepts:
+// data/text_input.h — documents from the corpus formats golf-data accepts:
 //   *.jsonl, *.jsonl.xz   one JSON object per line, the document in its "text" field (the
 //                         challenge's docs_selected.jsonl layout); blank lines are skipped
 //   *.txt,   *.txt.xz     the whole file is one document

@@ -1,5 +1,5 @@
 // Corpus reading: .jsonl / .jsonl.xz / .txt, and errors that name file:line.
-#include "core/text_input.h"
+#include "data/text_input.h"
 
 #include <lzma.h>
 
