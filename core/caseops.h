@@ -24,11 +24,9 @@
 // covers (SentencePiece surface spans), so a document's counts add up to its original UTF-8 length
 // (less leading/trailing whitespace, which SentencePiece assigns to no piece).
 #pragma once
-#include <cstdint>
-#include <span>
+#include <cstddef>
 #include <string>
 #include <string_view>
-#include <vector>
 
 namespace golf::caseops {
 
@@ -38,19 +36,12 @@ inline constexpr std::string_view kCapNext = "\xEE\x80\x83";  // U+E003
 inline constexpr std::string_view kEsc = "\xEE\x80\x84";      // U+E004
 inline constexpr std::string_view kOperators[4] = {kTitle, kAllCaps, kCapNext, kEsc};
 
-// The transformed text; with `original_bytes`, also one entry per transformed byte: how many bytes
-// of `text` it stands for (0 or 1; they sum to text.size()).
-std::string encode(std::string_view text, std::vector<uint8_t>* original_bytes = nullptr);
+// The operator starting at byte i of s (its last byte, 0x81..0x84), or 0 when there is none.
+char operator_at(std::string_view s, size_t i);
 
-// The exact inverse of encode(). Throws golf::Error (with the byte offset) on text encode() cannot
-// produce: an operator not followed by what it applies to, or an uppercase ASCII letter.
+// The exact inverse of encode() (data/caseops_encode.h: golf-data writes CaseOps shards; the programs
+// only read them). Throws golf::Error (with the byte offset) on text encode() cannot produce: an
+// operator not followed by what it applies to, or an uppercase ASCII letter.
 std::string decode(std::string_view transformed);
-
-// Per-token original byte counts of one document from the pieces' byte spans [begin, end) in the
-// transformed text: count[i] = Σ original_bytes[begin_i, end_i).
-struct Span {
-  uint32_t begin = 0, end = 0;
-};
-std::vector<int64_t> token_byte_counts(std::span<const Span> spans, std::span<const uint8_t> original_bytes);
 
 }  // namespace golf::caseops

@@ -13,6 +13,7 @@
 
 #include "core/byte_table.h"
 #include "core/caseops.h"
+#include "data/caseops_encode.h"
 #include "core/error.h"
 #include "core/progress.h"
 #include "core/shard.h"

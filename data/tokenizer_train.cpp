@@ -9,6 +9,7 @@
 
 #include "core/atomic_file.h"
 #include "core/caseops.h"
+#include "data/caseops_encode.h"
 #include "core/error.h"
 #include "data/text_input.h"
 #include "data/golf_data.h"

@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "core/caseops.h"
+#include "data/caseops_encode.h"
 #include "core/shard.h"
 #include "core/tokenizer.h"
 #include "data/text_input.h"

@@ -1,7 +1,7 @@
-// core/caseops: the CaseOps transform as specified (the records' example and every rule), its
-// exact inverse on arbitrary bytes and on every Gutenberg val document, agreement with the Python
-// reference (tests/reference/caseops_reference.py) document by document, the original-byte map
-// behind the sidecar, and malformed transformed text as one clear error.
+// data/caseops_encode + core/caseops: the CaseOps transform as specified (the records' example and
+// every rule), its exact inverse (core's decode) on arbitrary bytes, the original-byte map behind the
+// sidecar, and malformed transformed text as one clear error. (Every Gutenberg val document and the
+// Python reference: tests/data/caseops_test.cpp.)
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -13,6 +13,7 @@
 #include <random>
 
 #include "core/caseops.h"
+#include "data/caseops_encode.h"
 #include "tests/test_util.h"
 
 namespace golf {
