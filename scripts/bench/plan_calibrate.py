@@ -22,6 +22,10 @@ The model (pack/plan.h): a GPTQ code costs H(σ) + c_g bits, H the entropy of a 
 σ = qmax / k rounded and clipped to ±qmax (computed), c_g a fitted offset per group (embedding,
 attention, mlp, other; code-weighted mean over the ablated rows); scales, fp16 values, LQER codes
 and the table cost a fitted number of bytes per unit (ratio of sums over the ablated rows).
+The embedding has two offsets: c_seen for rows of tokens the run's training prefix held at least
+SEEN_TOKEN_COUNT times, c_rare for the rest. c_seen is the code-weighted mean of (bits − H) of the
+seen rows coded alone, per compressor (plan_embedding_rows.py's measurement, EMBEDDING_ROWS); c_rare
+is what the ablated embedding bytes leave for the rare rows, given c_seen and each run's rows seen.
 Environment: GOLF_BUILD_DIR (default ROOT/build).
 """
 import argparse
@@ -86,6 +90,41 @@ def measure(args):
 
 
 GROUPS = ["embedding", "attention", "mlp", "other quantized"]
+# Rows of tokens seen fewer times than this in the training prefix are "rare" (pack/plan.h). Chosen
+# on the per-row data (plan_table.md): from 16 on, the seen rows' bits − H settle (−0.08 … −0.14 for
+# golf) and the rare offset varies least between runs.
+SEEN_TOKEN_COUNT = 16
+EMBEDDING_ROWS = os.path.join(ROOT, "scripts", "bench", "plan_embedding_rows.json")
+
+
+def embedding_rows(exclude=None):
+    """plan_embedding_rows.py's per-run measurement: {label: run}, without `exclude`."""
+    with open(EMBEDDING_ROWS) as f:
+        return {r["label"]: r for r in json.load(f) if r["label"] != exclude}
+
+
+def seen_offset(compressor, runs):
+    """c_seen: Σ codes·(bits − H) / Σ codes over the buckets of rows seen ≥ SEEN_TOKEN_COUNT times."""
+    key = f"{compressor}_bits_per_code"
+    num = den = 0.0
+    for r in runs.values():
+        for b in r["buckets"]:
+            if b["rows"] and b["lo"] >= SEEN_TOKEN_COUNT and key in b:
+                num += b["codes"] * (b[key] - r["gaussian_bits"])
+                den += b["codes"]
+    return num / den if den else None
+
+
+def rare_codes(m, runs_all):
+    """Codes of the embedding's rare rows in measured row m (its run's prefix counts)."""
+    r = runs_all.get(m["label"])
+    if r is None:
+        return 0  # no per-row data for this run: every row counted as seen
+    seen = r["seen_rows"][str(SEEN_TOKEN_COUNT)]
+    for t in m["tensors"]:
+        if t["group"] == "embedding" and t["shape"][0] == r["rows"]:
+            return (r["rows"] - seen) * t["shape"][1]
+    return 0
 
 
 def rounded_gaussian_bits(sigma, qmax):
@@ -126,7 +165,7 @@ def summarize(m):
     return s
 
 
-def fit_rows(rows):
+def fit_rows(rows, exclude=None):
     """Coefficients for one compressor from its measured rows (those measured by ablation).
 
     The small parts (bytes per scale, per fp16 value, LQER ratio, table ratio): ratio of sums. The
@@ -159,11 +198,21 @@ def fit_rows(rows):
         "table_ratio": ratio("table", "table_raw", minus="gate_codes"),
     }
     offsets, residual = {}, 0.0
+    compressor = ablated[0]["config"]["COMPRESSOR"]
+    runs_all, runs_fit = embedding_rows(), embedding_rows(exclude)
+    c_seen = seen_offset(compressor, runs_fit)
+    rare = [rare_codes(m, runs_all) for m in ablated]
     for g in GROUPS:
         codes = sum(s["group_codes"][g] for s in sums)
         if codes:
             excess = sum(8 * d["gptq_codes_by_group"].get(g, 0.0) - s["group_h"][g] for s, d in zip(sums, meas))
             offsets[g] = excess / codes
+    if offsets.get("embedding") is not None and c_seen is not None and sum(rare):
+        # excess of the embedding = c_seen · seen codes + c_rare · rare codes
+        codes = sum(s["group_codes"]["embedding"] for s in sums)
+        excess = offsets["embedding"] * codes
+        offsets["embedding rare"] = (excess - c_seen * (codes - sum(rare))) / sum(rare)
+        offsets["embedding"] = c_seen
     # Groups no ablated row has (e.g. attention and mlp when only small runs, whose matrices are all
     # fp16, were ablated): one pooled offset from the rows measured for their total only, whose
     # bytes less every modelled part are those groups' codes.
@@ -177,7 +226,9 @@ def fit_rows(rows):
             rest = (m["measured"]["file_bytes"] - 22 - s["scales"] * model["scale_bytes"]
                     - s["values"] * model["value_bytes"] - s["lqer_raw"] * model["lqer_ratio"] - s["gate_codes"]
                     - s["table_raw"] * model["table_ratio"]
-                    - sum(s["group_h"][g] + s["group_codes"][g] * offsets[g] for g in offsets) / 8)
+                    - sum(s["group_h"][g] + s["group_codes"][g] * offsets[g] for g in GROUPS if g in offsets) / 8
+                    - rare_codes(m, runs_all) * (offsets.get("embedding rare", 0.0) - offsets.get("embedding", 0.0))
+                    * ("embedding" in offsets) / 8)
             bits += 8 * rest
             h += sum(s["group_h"][g] for g in missing)
             codes += sum(s["group_codes"][g] for g in missing)
@@ -191,11 +242,16 @@ def fit_rows(rows):
                                       if codes else 0.0)
     for g in ("embedding", "attention", "mlp"):
         offsets.setdefault(g, offsets["other quantized"])
-    for s, d in zip(sums, meas):  # worst per-group residual in bits/code over the rows
+    offsets.setdefault("embedding rare", offsets["embedding"])
+    for s, d, n_rare in zip(sums, meas, rare):  # worst per-group residual in bits/code over the rows
         for g in GROUPS:
             if s["group_codes"][g]:
                 y = 8 * d["gptq_codes_by_group"].get(g, 0.0) / s["group_codes"][g]
-                residual = max(residual, abs(y - s["group_h"][g] / s["group_codes"][g] - offsets[g]))
+                model_offset = offsets[g]
+                if g == "embedding":
+                    model_offset = (offsets["embedding"] * (s["group_codes"][g] - n_rare)
+                                    + offsets["embedding rare"] * n_rare) / s["group_codes"][g]
+                residual = max(residual, abs(y - s["group_h"][g] / s["group_codes"][g] - model_offset))
     model.update({
         "offsets": offsets,
         "artifacts": len(ablated),
@@ -209,6 +265,7 @@ def predict_bytes(row, model):
     """pack/plan.cpp's predict() for the tensors of a measured row (its real LQER choice)."""
     s = summarize(row)
     bits = sum(s["group_h"][g] + s["group_codes"][g] * model["offsets"][g] for g in GROUPS)
+    bits += rare_codes(row, embedding_rows()) * (model["offsets"]["embedding rare"] - model["offsets"]["embedding"])
     return (22 + bits / 8 + s["scales"] * model["scale_bytes"] + s["values"] * model["value_bytes"]
             + s["lqer_raw"] * model["lqer_ratio"] + s["gate_codes"] + s["table_raw"] * model["table_ratio"])
 
@@ -228,7 +285,7 @@ def load(exclude=None):
 
 
 def fit(args):
-    models = {c: fit_rows(rows) for c, rows in sorted(load(args.exclude).items())}
+    models = {c: fit_rows(rows, args.exclude) for c, rows in sorted(load(args.exclude).items())}
     models = {c: m for c, m in models.items() if m}
     if args.print:
         print(json.dumps(models, indent=2))
@@ -238,19 +295,24 @@ def fit(args):
         "// scripts/bench/plan_calibration.jsonl (real packed runs measured by `golf-pack plan --measure`).",
         "// Do not edit by hand: measure more runs and rerun the script.",
         "#pragma once",
+        "#include <cstdint>",
         "#include <vector>",
         "",
         '#include "pack/plan.h"',
         "",
         "namespace golf::pack {",
         "",
-        "// compressor; bits per GPTQ code above the rounded-Gaussian entropy for embedding, attention, mlp, other;",
-        "// bytes per scale, per fp16 value; LQER ratio; table ratio; artifacts fitted on",
+        "// Embedding rows of tokens the planned training holds fewer times than this are rare.",
+        f"inline constexpr int64_t kSeenTokenCount = {SEEN_TOKEN_COUNT};",
+        "",
+        "// compressor; bits per GPTQ code above the rounded-Gaussian entropy for embedding (seen rows), attention,",
+        "// mlp, other, embedding (rare rows); bytes per scale, per fp16 value; LQER ratio; table ratio; artifacts",
+        "// fitted on",
         "inline const std::vector<SizeModel> kCalibratedSizeModels = {",
     ]
     for c, m in models.items():
         o = m["offsets"]
-        lines.append(f'    {{"{c}", {o["embedding"]:.6f}, {o["attention"]:.6f}, {o["mlp"]:.6f}, {o["other quantized"]:.6f}, '
+        lines.append(f'    {{"{c}", {o["embedding"]:.6f}, {o["attention"]:.6f}, {o["mlp"]:.6f}, {o["other quantized"]:.6f}, {o["embedding rare"]:.6f}, '
                      f'{m["scale_bytes"]:.6f}, {m["value_bytes"]:.6f}, {m["lqer_ratio"]:.6f}, {m["table_ratio"]:.6f}, '
                      f'{m["artifacts"]}}},  // runs: {", ".join(m["labels"])}; worst group residual '
                      f'{m["residual_bits_per_code"]:.4f} bits/code')

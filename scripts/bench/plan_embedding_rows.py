@@ -28,8 +28,6 @@ import subprocess
 import sys
 import tempfile
 
-import numpy as np
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import plan_calibrate as pc  # noqa: E402
 
@@ -37,6 +35,7 @@ BOS = 1
 
 
 def read_shard(path):
+    import numpy as np  # only here: plan_table.py imports run_steps without numpy
     header = np.fromfile(path, dtype="<i4", count=256)
     if header[0] != 20240520 or header[1] != 1:
         sys.exit(f"{path}: not a shard (magic/version {header[0]}/{header[1]})")
@@ -60,6 +59,7 @@ def run_steps(run_dir):
 
 def prefix_counts(cfg, steps, world=1):
     """Token counts of the first `steps` optimizer steps of the packing loader (one process)."""
+    import numpy as np
     if cfg.get("LOADER", "packing") != "packing":
         sys.exit(f"LOADER={cfg['LOADER']}: only the packing loader is reproduced")
     accum = cfg.get("GRAD_ACCUM_STEPS", 0) or 8 // world
