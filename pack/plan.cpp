@@ -89,6 +89,11 @@ double SizeModel::code_bits_offset(const std::string& group) const {
   return other_offset;
 }
 
+double SizeModel::rare_offset(int64_t steps) const {
+  const int64_t clamped = std::clamp<int64_t>(steps, std::max<int64_t>(rare_steps_lo, 1), std::max(rare_steps_hi, rare_steps_lo));
+  return embedding_rare_offset + embedding_rare_slope * std::log(static_cast<double>(std::max<int64_t>(clamped, 1)));
+}
+
 const SizeModel& size_model(const std::string& compressor) {
   for (const SizeModel& m : kCalibratedSizeModels)
     if (compressor == m.compressor) return m;
@@ -196,7 +201,7 @@ void predict(Plan& plan, const SizeModel& m, int64_t counted_code_bytes) {
       };
       const CoverageSplit split = coverage_split(plan.coverage, t);
       code_bytes = bytes_at(static_cast<double>(t.codes - split.rare_codes), m.code_bits_offset(t.group)) +
-                   bytes_at(static_cast<double>(split.rare_codes), m.embedding_rare_offset);
+                   bytes_at(static_cast<double>(split.rare_codes), m.rare_offset(plan.coverage.steps));
       plan.gptq_code_bytes += code_bytes;
     }
     const double scale_bytes = static_cast<double>(t.scales) * m.scale_bytes;

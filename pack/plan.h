@@ -14,10 +14,11 @@
 //                  heavy tails or rows the coder codes from an earlier row. One offset covers
 //                  every bit width and clip (R0405's "(b, k) ≈ (b+1, 2k)" is H's own scaling).
 //                  The tied embedding has two: c_seen for the rows of tokens the planned training
-//                  prefix holds at least kSeenTokenCount times, c_rare for the others. Rows of
-//                  tokens a run rarely or never sees get only the tied head's shared softmax
-//                  gradient, move together and code ~1–1.9 bits/code below H; seen rows ~0.1–0.2
-//                  below (scripts/bench/plan_embedding_rows.py measured it per row). The rows seen
+//                  prefix holds at least kSeenTokenCount times, c_rare(steps) for the others. Rows
+//                  of tokens a run rarely or never sees get only the tied head's shared softmax
+//                  gradient, move together and code ~1–1.9 bits/code below H, further the longer
+//                  the run (c_rare is linear in ln ITERATIONS within the calibrated steps); seen
+//                  rows ~0.1 below (scripts/bench/plan_embedding_rows.py measured it per row). The rows seen
 //                  come from the train shards (token_coverage below); without them every row is
 //                  taken as seen, the larger prediction (a GPU-scale run sees every token)
 //   scales         every fp16 scale (GPTQ rows, gate rows, LQER groups) · scale_bytes
@@ -52,11 +53,16 @@ struct SizeModel {
   // bits per GPTQ code = rounded_gaussian_bits(qmax / k, qmax) + the offset of its group; the
   // embedding's rows: the seen offset, or the rare one for rows of tokens seen < kSeenTokenCount times
   double embedding_offset, attention_offset, mlp_offset, other_offset;
-  double embedding_rare_offset;
+  // The rare rows: embedding_rare_offset + embedding_rare_slope · ln(steps), steps clamped to the
+  // calibrated runs' [rare_steps_lo, rare_steps_hi] (no extrapolation; more steps, rarer rows drift
+  // further together and code smaller)
+  double embedding_rare_offset, embedding_rare_slope;
+  int64_t rare_steps_lo, rare_steps_hi;
   double scale_bytes, value_bytes, lqer_ratio, table_ratio;
   int artifacts;  // calibration artifacts it was fitted on
   double code_bits_offset(const std::string& group) const;  // "other quantized" and unknown: other;
                                                             // "embedding": the seen rows' offset
+  double rare_offset(int64_t steps) const;
 };
 // Entropy in bits of round(X) clipped to [−qmax, qmax], X ~ N(0, sigma²) (sigma > 0).
 double rounded_gaussian_bits(double sigma, int qmax);
@@ -84,6 +90,7 @@ struct TokenCoverage {
   int64_t rows = 0;            // VOCAB_SIZE
   int64_t rows_seen = 0;       // rows whose expected count in the planned tokens is ≥ seen_count
   int64_t seen_count = 0;
+  int64_t steps = 0;           // ITERATIONS (the rare rows' offset depends on it)
   int64_t planned_tokens = 0;  // ITERATIONS · GRAD-accumulated spans of TRAIN_BATCH_TOKENS / accum + 1
   int64_t tokens_read = 0;     // the prefix actually counted (≤ planned, ≤ kCoverageScanTokens)
   double seconds = 0;

@@ -63,6 +63,7 @@ TokenCoverage token_coverage(const Config& cfg, int64_t seen_count) {
   TokenCoverage c;
   c.rows = c.rows_seen = cfg.vocab_size;
   c.seen_count = seen_count;
+  c.steps = cfg.iterations;
   const int64_t accum = cfg.grad_accum_steps > 0 ? cfg.grad_accum_steps : 8;  // one process (train/loader.h)
   const int64_t span = cfg.train_batch_tokens / accum + 1;                   // inputs and targets
   c.planned_tokens = cfg.iterations * accum * span;

@@ -24,8 +24,10 @@ attention, mlp, other; code-weighted mean over the ablated rows); scales, fp16 v
 and the table cost a fitted number of bytes per unit (ratio of sums over the ablated rows).
 The embedding has two offsets: c_seen for rows of tokens the run's training prefix held at least
 SEEN_TOKEN_COUNT times, c_rare for the rest. c_seen is the code-weighted mean of (bits − H) of the
-seen rows coded alone, per compressor (plan_embedding_rows.py's measurement, EMBEDDING_ROWS); c_rare
-is what the ablated embedding bytes leave for the rare rows, given c_seen and each run's rows seen.
+seen rows coded alone, per compressor (plan_embedding_rows.py's measurement, EMBEDDING_ROWS); each
+run's own c_rare is what its ablated embedding bytes leave for its rare rows, given c_seen and its rows
+seen, and c_rare(steps) = a + b · ln(steps) is their least-squares line (weights: rare codes; b = 0
+with fewer than three runs or one step count), used within the calibrated runs' steps only.
 Environment: GOLF_BUILD_DIR (default ROOT/build).
 """
 import argparse
@@ -113,6 +115,17 @@ def seen_offset(compressor, runs):
                 num += b["codes"] * (b[key] - r["gaussian_bits"])
                 den += b["codes"]
     return num / den if den else None
+
+
+def rare_offset(offsets, rare_fit, steps):
+    """c_rare at a run of `steps` optimizer steps, clamped to the calibrated runs' steps (pack/plan.h)."""
+    steps = min(max(steps, rare_fit["steps"][0]), rare_fit["steps"][1])
+    return offsets["embedding rare"] + rare_fit["slope"] * math.log(steps)
+
+
+def run_steps(label, runs_all):
+    r = runs_all.get(label)
+    return r["steps"] if r else 1
 
 
 def rare_codes(m, runs_all):
@@ -207,11 +220,25 @@ def fit_rows(rows, exclude=None):
         if codes:
             excess = sum(8 * d["gptq_codes_by_group"].get(g, 0.0) - s["group_h"][g] for s, d in zip(sums, meas))
             offsets[g] = excess / codes
+    rare_fit = {"slope": 0.0, "steps": [1, 1]}
     if offsets.get("embedding") is not None and c_seen is not None and sum(rare):
-        # excess of the embedding = c_seen · seen codes + c_rare · rare codes
-        codes = sum(s["group_codes"]["embedding"] for s in sums)
-        excess = offsets["embedding"] * codes
-        offsets["embedding rare"] = (excess - c_seen * (codes - sum(rare))) / sum(rare)
+        # excess of the embedding = c_seen · seen codes + c_rare(steps) · rare codes, where
+        # c_rare(steps) = a + b · ln(steps): each run's own c_rare, regressed on its log step count
+        # (weights: its rare codes). The slope needs ≥ 3 runs of ≥ 2 step counts, else b = 0.
+        pts = []
+        for s, d, n_rare, m in zip(sums, meas, rare, ablated):
+            if n_rare:
+                excess = 8 * d["gptq_codes_by_group"]["embedding"] - s["group_h"]["embedding"]
+                y = (excess - c_seen * (s["group_codes"]["embedding"] - n_rare)) / n_rare
+                pts.append((math.log(runs_all[m["label"]]["steps"]), y, n_rare, m["label"]))
+        w = sum(p[2] for p in pts)
+        xm, ym = sum(p[0] * p[2] for p in pts) / w, sum(p[1] * p[2] for p in pts) / w
+        sxx = sum(p[2] * (p[0] - xm) ** 2 for p in pts)
+        if len({p[3] for p in pts}) >= 3 and sxx > 0:
+            rare_fit["slope"] = sum(p[2] * (p[0] - xm) * (p[1] - ym) for p in pts) / sxx
+        offsets["embedding rare"] = ym - rare_fit["slope"] * xm  # at ln(steps) = 0
+        steps = [runs_all[p[3]]["steps"] for p in pts]
+        rare_fit["steps"] = [min(steps), max(steps)]
         offsets["embedding"] = c_seen
     # Groups no ablated row has (e.g. attention and mlp when only small runs, whose matrices are all
     # fp16, were ablated): one pooled offset from the rows measured for their total only, whose
@@ -227,8 +254,8 @@ def fit_rows(rows, exclude=None):
                     - s["values"] * model["value_bytes"] - s["lqer_raw"] * model["lqer_ratio"] - s["gate_codes"]
                     - s["table_raw"] * model["table_ratio"]
                     - sum(s["group_h"][g] + s["group_codes"][g] * offsets[g] for g in GROUPS if g in offsets) / 8
-                    - rare_codes(m, runs_all) * (offsets.get("embedding rare", 0.0) - offsets.get("embedding", 0.0))
-                    * ("embedding" in offsets) / 8)
+                    - rare_codes(m, runs_all) * (rare_offset(offsets, rare_fit, run_steps(m["label"], runs_all))
+                                                 - offsets["embedding"]) * ("embedding rare" in offsets) / 8)
             bits += 8 * rest
             h += sum(s["group_h"][g] for g in missing)
             codes += sum(s["group_codes"][g] for g in missing)
@@ -243,17 +270,19 @@ def fit_rows(rows, exclude=None):
     for g in ("embedding", "attention", "mlp"):
         offsets.setdefault(g, offsets["other quantized"])
     offsets.setdefault("embedding rare", offsets["embedding"])
-    for s, d, n_rare in zip(sums, meas, rare):  # worst per-group residual in bits/code over the rows
+    for s, d, n_rare, m in zip(sums, meas, rare, ablated):  # worst per-group residual in bits/code
         for g in GROUPS:
             if s["group_codes"][g]:
                 y = 8 * d["gptq_codes_by_group"].get(g, 0.0) / s["group_codes"][g]
                 model_offset = offsets[g]
                 if g == "embedding":
                     model_offset = (offsets["embedding"] * (s["group_codes"][g] - n_rare)
-                                    + offsets["embedding rare"] * n_rare) / s["group_codes"][g]
+                                    + rare_offset(offsets, rare_fit, run_steps(m["label"], runs_all)) * n_rare) \
+                        / s["group_codes"][g]
                 residual = max(residual, abs(y - s["group_h"][g] / s["group_codes"][g] - model_offset))
     model.update({
         "offsets": offsets,
+        "rare_fit": rare_fit,
         "artifacts": len(ablated),
         "labels": sorted({m["label"] for m in ablated} | {m["label"] for m in totals}),
         "residual_bits_per_code": residual,
@@ -265,7 +294,9 @@ def predict_bytes(row, model):
     """pack/plan.cpp's predict() for the tensors of a measured row (its real LQER choice)."""
     s = summarize(row)
     bits = sum(s["group_h"][g] + s["group_codes"][g] * model["offsets"][g] for g in GROUPS)
-    bits += rare_codes(row, embedding_rows()) * (model["offsets"]["embedding rare"] - model["offsets"]["embedding"])
+    runs_all = embedding_rows()
+    bits += rare_codes(row, runs_all) * (rare_offset(model["offsets"], model["rare_fit"], run_steps(row["label"], runs_all))
+                                         - model["offsets"]["embedding"])
     return (22 + bits / 8 + s["scales"] * model["scale_bytes"] + s["values"] * model["value_bytes"]
             + s["lqer_raw"] * model["lqer_ratio"] + s["gate_codes"] + s["table_raw"] * model["table_ratio"])
 
@@ -306,13 +337,13 @@ def fit(args):
         f"inline constexpr int64_t kSeenTokenCount = {SEEN_TOKEN_COUNT};",
         "",
         "// compressor; bits per GPTQ code above the rounded-Gaussian entropy for embedding (seen rows), attention,",
-        "// mlp, other, embedding (rare rows); bytes per scale, per fp16 value; LQER ratio; table ratio; artifacts",
-        "// fitted on",
+        "// mlp, other; embedding rare rows: offset at ln(steps) = 0, slope per ln(steps), steps clamped to [lo, hi];",
+        "// bytes per scale, per fp16 value; LQER ratio; table ratio; artifacts fitted on",
         "inline const std::vector<SizeModel> kCalibratedSizeModels = {",
     ]
     for c, m in models.items():
         o = m["offsets"]
-        lines.append(f'    {{"{c}", {o["embedding"]:.6f}, {o["attention"]:.6f}, {o["mlp"]:.6f}, {o["other quantized"]:.6f}, {o["embedding rare"]:.6f}, '
+        lines.append(f'    {{"{c}", {o["embedding"]:.6f}, {o["attention"]:.6f}, {o["mlp"]:.6f}, {o["other quantized"]:.6f}, {o["embedding rare"]:.6f}, {m["rare_fit"]["slope"]:.6f}, {m["rare_fit"]["steps"][0]}, {m["rare_fit"]["steps"][1]}, '
                      f'{m["scale_bytes"]:.6f}, {m["value_bytes"]:.6f}, {m["lqer_ratio"]:.6f}, {m["table_ratio"]:.6f}, '
                      f'{m["artifacts"]}}},  // runs: {", ".join(m["labels"])}; worst group residual '
                      f'{m["residual_bits_per_code"]:.4f} bits/code')

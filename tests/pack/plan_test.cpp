@@ -159,7 +159,7 @@ TEST(Plan, RoundedGaussianBitsMatchesTheDensityAndItsLimits) {
 TEST(Plan, PredictionIsTheSumOfItsParts) {
   const Config cfg = record_stack(tiny_config());
   pack::Plan plan = pack::layout(pack::model_shapes(cfg), cfg);
-  const pack::SizeModel m{"test", -0.5, 0.25, 0.125, 0.0625, -1.0, 1.25, 1.75, 0.5, 0.25, 0};
+  const pack::SizeModel m{"test", -0.5, 0.25, 0.125, 0.0625, -1.0, 0.0, 1, 1, 1.25, 1.75, 0.5, 0.25, 0};
   pack::predict(plan, m, 12345);
   double codes = 0, lqer = 0, scales = 0, values = 0, gate = 0;
   for (const auto& t : plan.tensors) {

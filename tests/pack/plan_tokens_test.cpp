@@ -6,6 +6,7 @@
 // rare rows at the rare offset and the rest at the seen one.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <numeric>
@@ -150,20 +151,29 @@ TEST(PlanTokens, PredictCodesRareRowsAtTheRareOffset) {
   cfg.parallel_start_layer = 1;
   cfg.passthrough_max_numel = 1024;
   validate(cfg);
-  const pack::SizeModel m{"test", -0.25, 0.5, 0.5, 0.5, -1.5, 1.0, 1.0, 1.0, 1.0, 0};
+  // Rare rows at −1.5 − 0.25 · ln(steps), steps clamped to [10, 40].
+  const pack::SizeModel m{"test", -0.25, 0.5, 0.5, 0.5, -1.5, -0.25, 10, 40, 1.0, 1.0, 1.0, 1.0, 0};
   pack::Plan all = pack::layout(pack::model_shapes(cfg), cfg);
   pack::predict(all, m, 0);
   pack::Plan some = all;
   some.coverage.measured = true;
   some.coverage.rows = 512;
   some.coverage.rows_seen = 200;
+  some.coverage.steps = 20;
   pack::predict(some, m, 0);
   const auto emb = std::find_if(all.tensors.begin(), all.tensors.end(),
                                 [](const pack::PlannedTensor& t) { return t.group == "embedding"; });
   ASSERT_NE(emb, all.tensors.end());
   ASSERT_EQ(emb->shape[0], 512);
-  // 312 rare rows of 64 codes each cost 1.25 bits/code less than at the seen offset.
-  EXPECT_NEAR(all.gptq_code_bytes - some.gptq_code_bytes, 312.0 * 64 * 1.25 / 8, 1e-6);
+  // 312 rare rows of 64 codes each cost 1.25 + 0.25 · ln 20 bits/code less than at the seen offset.
+  EXPECT_NEAR(all.gptq_code_bytes - some.gptq_code_bytes, 312.0 * 64 * (1.25 + 0.25 * std::log(20.0)) / 8, 1e-6);
+  // Steps outside [10, 40] are clamped: no extrapolation.
+  for (const auto& [steps, at] : std::vector<std::pair<int64_t, double>>{{1, 10}, {10, 10}, {40, 40}, {20000, 40}}) {
+    pack::Plan p = some;
+    p.coverage.steps = steps;
+    pack::predict(p, m, 0);
+    EXPECT_NEAR(all.gptq_code_bytes - p.gptq_code_bytes, 312.0 * 64 * (1.25 + 0.25 * std::log(at)) / 8, 1e-6) << steps;
+  }
   // Every row seen, or coverage not measured: the same prediction.
   pack::Plan seen = all;
   seen.coverage.measured = true;
@@ -177,7 +187,7 @@ TEST(PlanTokens, TheShippedModelsNeverPredictLessForSeenRows) {
   // must not be predicted below one that sees few.
   for (const std::string& c : pack::calibrated_compressors()) {
     const pack::SizeModel& m = pack::size_model(c);
-    EXPECT_GE(m.embedding_offset, m.embedding_rare_offset) << c;
+    for (const int64_t steps : {1, 10, 35, 20000}) EXPECT_GE(m.embedding_offset, m.rare_offset(steps)) << c << " " << steps;
   }
 }
 
