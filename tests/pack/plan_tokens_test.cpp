@@ -16,6 +16,7 @@
 #include "core/error.h"
 #include "core/shard.h"
 #include "pack/plan.h"
+#include "train/loader.h"
 
 namespace golf {
 namespace {
@@ -87,6 +88,42 @@ TEST(PlanTokens, APrefixThatMissesTokensCountsOnlyTheRowsItHolds) {
   EXPECT_EQ(pack::token_coverage(small(dir.path, 1), 1).rows_seen, 8);
   EXPECT_EQ(pack::token_coverage(small(dir.path, 1), 2).rows_seen, 1);
   EXPECT_EQ(pack::token_coverage(small(dir.path, 1'000'000), 1).rows_seen, 64);
+}
+
+TEST(PlanTokens, TheCountIsTheTrainingLoadersOwnPrefix) {
+  // The reference: golf-train's packing Loader itself (train/loader.h), ITERATIONS batches of one
+  // process, counted; shards of uneven length with text before their first BOS and ragged tails.
+  TempDir dir;
+  uint32_t x = 12345;
+  const auto next = [&] { return x = x * 1664525u + 1013904223u; };
+  for (int i = 0; i < 3; ++i) {
+    std::vector<uint16_t> s = {static_cast<uint16_t>(40 + i), shard::kBos};
+    const int n = 700 + 311 * i;
+    for (int k = 0; k < n; ++k) s.push_back(static_cast<uint16_t>(next() % 7 ? (next() >> 8) % 24 : 24 + (next() >> 8) % 40));
+    shard::write(dir.path / shard::file_name("train", i), s);
+  }
+  int compared = 0;
+  for (const int64_t accum : {1, 3})
+    for (const int64_t steps : {1, 7, 40, 90, 300}) {
+      SCOPED_TRACE(::testing::Message() << "accum " << accum << ", steps " << steps);
+      Config cfg = small(dir.path, steps);
+      cfg.train_batch_tokens = 8 * accum;
+      cfg.grad_accum_steps = accum;
+      train::LoaderOptions o;
+      o.data_dir = dir.path;
+      o.tokens_per_rank = 8;
+      o.prefetch = 0;
+      auto loader = train::Loader::create("packing", o);
+      std::vector<int64_t> counts(64, 0);
+      for (int64_t b = 0; b < steps * accum; ++b)
+        for (const uint16_t t : loader->next().tokens) ++counts[t];
+      const pack::TokenCoverage c = pack::token_coverage(cfg, 3);
+      if (c.tokens_read < c.planned_tokens) continue;  // past the shards: scaled, not the loader's wrap
+      EXPECT_EQ(c.planned_tokens, std::accumulate(counts.begin(), counts.end(), int64_t{0}));
+      EXPECT_EQ(c.rows_seen, std::count_if(counts.begin(), counts.end(), [](int64_t n) { return n >= 3; }));
+      ++compared;
+    }
+  EXPECT_EQ(compared, 9);  // all but 300 steps × 3 (900 spans; the shards hold 336)
 }
 
 TEST(PlanTokens, APlanLongerThanTheShardsScalesTheCounts) {
