@@ -14,11 +14,13 @@
 //                  heavy tails or rows the coder codes from an earlier row. One offset covers
 //                  every bit width and clip (R0405's "(b, k) ≈ (b+1, 2k)" is H's own scaling).
 //                  The tied embedding has two: c_seen for the rows of tokens the planned training
-//                  prefix holds at least kSeenTokenCount times, c_rare(steps) for the others. Rows
-//                  of tokens a run rarely or never sees get only the tied head's shared softmax
-//                  gradient, move together and code ~1–1.9 bits/code below H, further the longer
-//                  the run (c_rare is linear in ln ITERATIONS within the calibrated steps); seen
-//                  rows ~0.1 below (scripts/bench/plan_embedding_rows.py measured it per row). The rows seen
+//                  prefix holds at least kSeenTokenCount (1) times, c_rare(steps) for the others.
+//                  Rows of tokens a run never sees get only the tied head's shared softmax
+//                  gradient, move together and code ~1–3.2 bits/code below H, further the longer
+//                  the run (c_rare is linear in ln ITERATIONS within the calibrated steps); rows
+//                  seen ≥ 16 times 0–0.14 below, nearer H the longer the run (c_seen is the
+//                  longest-trained run's; rows seen 1–15 times, ~0.3 below, are over-predicted
+//                  at it) (scripts/bench/plan_embedding_rows.py measured it per row). The rows seen
 //                  come from the train shards (token_coverage below); without them every row is
 //                  taken as seen, the larger prediction (a GPU-scale run sees every token)
 //   scales         every fp16 scale (GPTQ rows, gate rows, LQER groups) · scale_bytes

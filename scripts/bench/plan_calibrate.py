@@ -23,8 +23,9 @@ The model (pack/plan.h): a GPTQ code costs H(σ) + c_g bits, H the entropy of a 
 attention, mlp, other; code-weighted mean over the ablated rows); scales, fp16 values, LQER codes
 and the table cost a fitted number of bytes per unit (ratio of sums over the ablated rows).
 The embedding has two offsets: c_seen for rows of tokens the run's training prefix held at least
-SEEN_TOKEN_COUNT times, c_rare for the rest. c_seen is the code-weighted mean of (bits − H) of the
-seen rows coded alone, per compressor (plan_embedding_rows.py's measurement, EMBEDDING_ROWS); each
+SEEN_TOKEN_COUNT times, c_rare for the rest. c_seen is the largest over the runs of the code-weighted
+mean of (bits − H) of the seen rows coded alone, per compressor (plan_embedding_rows.py's
+measurement, EMBEDDING_ROWS); each
 run's own c_rare is what its ablated embedding bytes leave for its rare rows, given c_seen and its rows
 seen, and c_rare(steps) = a + b · ln(steps) is their least-squares line (weights: rare codes; b = 0
 with fewer than three runs or one step count), used within the calibrated runs' steps only.
@@ -95,7 +96,10 @@ GROUPS = ["embedding", "attention", "mlp", "other quantized"]
 # Rows of tokens seen fewer times than this in the training prefix are "rare" (pack/plan.h). Chosen
 # on the per-row data (plan_table.md): from 16 on, the seen rows' bits − H settle (−0.08 … −0.14 for
 # golf) and the rare offset varies least between runs.
-SEEN_TOKEN_COUNT = 16
+SEEN_TOKEN_COUNT = 1
+# c_seen is measured on rows seen at least this many times (well-trained rows; applied to every row
+# with count ≥ SEEN_TOKEN_COUNT, which over-predicts rows seen 1–15 times by ~0.3 bits/code: the safe side).
+SEEN_OFFSET_MIN_COUNT = 16
 EMBEDDING_ROWS = os.path.join(ROOT, "scripts", "bench", "plan_embedding_rows.json")
 
 
@@ -106,15 +110,21 @@ def embedding_rows(exclude=None):
 
 
 def seen_offset(compressor, runs):
-    """c_seen: Σ codes·(bits − H) / Σ codes over the buckets of rows seen ≥ SEEN_TOKEN_COUNT times."""
+    """c_seen: the largest over the runs of Σ codes·(bits − H) / Σ codes over the buckets of rows seen
+    ≥ SEEN_TOKEN_COUNT times. The largest, not the pooled mean: seen rows move towards H the longer a
+    run trains (golf: −0.08 … −0.14 at ≤ 35 steps, −0.01 at 205), so the longest-trained run bounds
+    a GPU-scale run's rows best, from the safe side."""
     key = f"{compressor}_bits_per_code"
-    num = den = 0.0
+    best = None
     for r in runs.values():
+        num = den = 0.0
         for b in r["buckets"]:
-            if b["rows"] and b["lo"] >= SEEN_TOKEN_COUNT and key in b:
+            if b["rows"] and b["lo"] >= SEEN_OFFSET_MIN_COUNT and key in b:
                 num += b["codes"] * (b[key] - r["gaussian_bits"])
                 den += b["codes"]
-    return num / den if den else None
+        if den:
+            best = num / den if best is None else max(best, num / den)
+    return best
 
 
 def rare_offset(offsets, rare_fit, steps):

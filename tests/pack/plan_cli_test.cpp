@@ -100,14 +100,14 @@ TEST(PlanCli, TheEmbeddingTermReadsTheTrainShardsOrSaysItAssumedEveryRowSeen) {
   ASSERT_EQ(some.exit_code, 0) << some.output;
   EXPECT_NE(none.output.find("every embedding row taken as seen (the larger prediction)"), std::string::npos)
       << none.output;
-  EXPECT_NE(some.output.find("embedding rows seen ≥ 16 times in the planned 10,250 training tokens: 100 of 1,024"),
-            std::string::npos) << some.output;
+  EXPECT_NE(some.output.find("embedding rows seen ≥ 1 times in the planned 10,250 training tokens: 101 of 1,024"),
+            std::string::npos) << some.output;  // kSeenTokenCount = 1: the 100 tokens and BOS
   const auto a = nlohmann::json::parse(test::read_file(dir / "none.json"));
   const auto b = nlohmann::json::parse(test::read_file(dir / "some.json"));
   EXPECT_FALSE(a.at("coverage").at("measured").get<bool>());
   EXPECT_TRUE(b.at("coverage").at("measured").get<bool>());
-  EXPECT_EQ(b.at("coverage").at("rows_seen").get<int64_t>(), 100);
-  // 924 rare rows code below the seen offset: the measured plan is the smaller one.
+  EXPECT_EQ(b.at("coverage").at("rows_seen").get<int64_t>(), 101);
+  // 923 rows never seen code below the seen offset: the measured plan is the smaller one.
   EXPECT_LT(b.at("bytes_total").get<int64_t>(), a.at("bytes_total").get<int64_t>());
 }
 
