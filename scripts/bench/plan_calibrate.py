@@ -10,7 +10,10 @@
       JSON line per (setting, compressor) to scripts/bench/plan_calibration.jsonl.
       The data in the repo (session 5, golf's coder with row references, format 1): 11x512 (the
       lead's 35-step run), 4x128 --grid 2, 6x256 and 8x384 (golf and brotli by ablation; 8x384 and
-      11x512 brotli --total-only).
+      11x512 brotli --total-only); session 6: 4x128-long --grid 1 (plan_train.sh
+      SHAPES=4x128:420:4x128-long, 205 steps; golf and brotli by ablation). The embedding's per-row
+      data of every run: plan_embedding_rows.py --edges 0,1,2,4,8,16,64,256 --json
+      scripts/bench/plan_embedding_rows.json (a run's label must match its label here).
   plan_calibrate.py fit [--exclude LABEL] [--print]
       (the shipped pack/plan_calibration.h is `fit` on all of it; plan_table.py reports each run
       held out of its own fit)
