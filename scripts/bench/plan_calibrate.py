@@ -96,9 +96,10 @@ def measure(args):
 
 
 GROUPS = ["embedding", "attention", "mlp", "other quantized"]
-# Rows of tokens seen fewer times than this in the training prefix are "rare" (pack/plan.h). Chosen
-# on the per-row data (plan_table.md): from 16 on, the seen rows' bits − H settle (−0.08 … −0.14 for
-# golf) and the rare offset varies least between runs.
+# Rows of tokens seen fewer times than this in the training prefix are "rare" (pack/plan.h): the
+# never-seen rows, whose offset falls with the run's length (−1.1 … −3.6 bits/code for golf). A split
+# at 16 (session 6's first version) put rows seen 1–15 times among them, whose share grows with the
+# run's length and which code near H, and under-predicted the 205-step run.
 SEEN_TOKEN_COUNT = 1
 # c_seen is measured on rows seen at least this many times (well-trained rows; applied to every row
 # with count ≥ SEEN_TOKEN_COUNT, which over-predicts rows seen 1–15 times by ~0.3 bits/code: the safe side).
