@@ -139,8 +139,8 @@ Plan plan_config(const Config& cfg, int64_t counted_code_bytes);
 // The token counts of the planned training prefix, streamed from the train shards at DATA_PATH
 // (pack/plan_tokens.cpp). LOADER=packing's order (train/loader.cpp): shards sorted, each from its
 // first BOS in spans of TRAIN_BATCH_TOKENS / accum + 1 tokens, a tail short of a span dropped,
-// ITERATIONS · accum spans (one process; MAX_WALLCLOCK_SECONDS may stop a run earlier, and fewer
-// tokens would mean fewer rows seen: ITERATIONS is the larger prediction). At most
+// ITERATIONS · accum spans (one process; MAX_WALLCLOCK_SECONDS may stop a run earlier: fewer rows
+// seen, but its unseen rows less collapsed, so that error has no known sign). At most
 // kCoverageScanTokens are read; a longer plan (or one past the last shard, which the loader wraps)
 // scales the counts by planned / read, i.e. each row's expected count. Every row is taken as seen
 // (measured = false, said in `note`) when DATA_PATH holds no fineweb_train_*.bin or LOADER=coprime
