@@ -94,6 +94,13 @@ double SizeModel::rare_offset(int64_t steps) const {
   return embedding_rare_offset + embedding_rare_slope * std::log(static_cast<double>(std::max<int64_t>(clamped, 1)));
 }
 
+double long_training_offset(int64_t steps, int64_t calibrated_steps) {
+  if (steps <= calibrated_steps) return 0;
+  if (steps >= kLongTrainingSteps) return kLongTrainingBitsPerCode;
+  return kLongTrainingBitsPerCode * std::log(static_cast<double>(steps) / static_cast<double>(calibrated_steps)) /
+         std::log(static_cast<double>(kLongTrainingSteps) / static_cast<double>(calibrated_steps));
+}
+
 const SizeModel& size_model(const std::string& compressor) {
   for (const SizeModel& m : kCalibratedSizeModels)
     if (compressor == m.compressor) return m;
@@ -185,6 +192,7 @@ Plan layout(const ShapeMap& shapes, const Config& cfg, const std::vector<std::st
 
 void predict(Plan& plan, const SizeModel& m, int64_t counted_code_bytes) {
   plan.gptq_code_bytes = plan.gate_code_bytes = plan.lqer_code_bytes = plan.scale_bytes = plan.value_bytes = 0;
+  plan.long_training_bits = long_training_offset(plan.coverage.steps, m.rare_steps_hi);
   for (PlannedTensor& t : plan.tensors) {
     double code_bytes = 0;
     if (t.kind == Tensor::Kind::Grouped) {
@@ -200,7 +208,8 @@ void predict(Plan& plan, const SizeModel& m, int64_t counted_code_bytes) {
         return codes * std::clamp(t.clip_sigmas > 0 ? h + offset : t.bits, 0.0, 8.0) / 8;
       };
       const CoverageSplit split = coverage_split(plan.coverage, t);
-      code_bytes = bytes_at(static_cast<double>(t.codes - split.rare_codes), m.code_bits_offset(t.group)) +
+      const double trained = plan.long_training_bits;
+      code_bytes = bytes_at(static_cast<double>(t.codes - split.rare_codes), m.code_bits_offset(t.group) + trained) +
                    bytes_at(static_cast<double>(split.rare_codes), m.rare_offset(plan.coverage.steps));
       plan.gptq_code_bytes += code_bytes;
     }
@@ -258,6 +267,10 @@ std::string plan_table(const Plan& p) {
                      with_commas(std::llround(p.gate_code_bytes)), with_commas(std::llround(p.table_bytes)),
                      with_commas(p.table_raw_bytes), p.header_bytes);
   if (!p.coverage.note.empty()) out += "tokens: " + p.coverage.note + "\n";
+  if (p.long_training_bits != 0)
+    out += fmt::format("long training: ITERATIONS={} plans every GPTQ code but the rare rows {:+.4f} bits (the records' "
+                       "GPU-trained R0416 blob; full from {} steps: pack/plan.h)\n",
+                       p.coverage.steps, p.long_training_bits, kLongTrainingSteps);
   out += fmt::format("raw payload {} bytes, {} parameters\n", with_commas(p.payload_bytes), with_commas(p.params));
   out += fmt::format("predicted artifact {} + counted code {} = {} bytes of {} ({}: {} bytes {})\n",
                      with_commas(p.artifact_bytes), with_commas(p.code_bytes), with_commas(p.total()),
@@ -279,6 +292,7 @@ nlohmann::json plan_json(const Plan& p) {
                         {"fp16_values", p.value_bytes},
                         {"table", p.table_bytes},
                         {"header", p.header_bytes}}},
+                      {"long_training_bits_per_code", p.long_training_bits},
                       {"bytes_model", p.artifact_bytes},
                       {"bytes_code", p.code_bytes},
                       {"bytes_total", p.total()},

@@ -66,6 +66,23 @@ struct SizeModel {
                                                             // "embedding": the seen rows' offset
   double rare_offset(int64_t steps) const;
 };
+// Long training: the runs above are CPU runs of ≤ 205 steps, whose weights are still near their
+// Gaussian initialisation. The only long-trained (GPU) evidence is the records' published blobs
+// (docs/reference quant-and-pack.md §2.7): R0416 (SmearGate + AttnOutGate, int6 matrices at k 12 / 13,
+// int7 embedding at k 15, byte-shuffled Brotli-11, ~4,800 steps of 786,432 tokens) stored 15,908,674
+// bytes where this model, calibrated on the CPU runs, plans 16,159,126 for the same configuration
+// with every row seen: trained weights code 0.0558 bits/code below it. That offset is added to every
+// GPTQ code but the rare embedding rows, in full from kLongTrainingSteps steps, from nothing at the
+// CPU runs' longest (SizeModel::rare_steps_hi), linear in ln steps between (an assumption: no run
+// lies between). It is fitted on R0416 alone and applied to every compressor: the records measured
+// only Brotli (and lrzip), and a coder closer to the codes' entropy gains at least as much from
+// codes of lower entropy (an assumption, not measured for golf's coder). R0419 (the same stack with
+// QuantGate, 15,950,809 bytes) is the held-out check: plan_table.md.
+inline constexpr double kLongTrainingBitsPerCode = -0.0558;
+inline constexpr int64_t kLongTrainingSteps = 4800;
+// The offset at `steps` (ITERATIONS) for a model calibrated up to `calibrated_steps`.
+double long_training_offset(int64_t steps, int64_t calibrated_steps);
+
 // Entropy in bits of round(X) clipped to [−qmax, qmax], X ~ N(0, sigma²) (sigma > 0).
 double rounded_gaussian_bits(double sigma, int qmax);
 // The calibrated model for COMPRESSOR=name; an uncalibrated compressor is one golf::Error naming
@@ -102,6 +119,7 @@ struct TokenCoverage {
 struct Plan {
   std::string compressor;
   TokenCoverage coverage;              // set before predict(); not measured: every row seen
+  double long_training_bits = 0;       // long_training_offset at coverage.steps (set by predict)
   std::vector<PlannedTensor> tensors;  // in name order, as the artifact's table
   int64_t params = 0;                  // model parameters (codes of GPTQ/gate matrices + fp16 values)
   int64_t payload_bytes = 0;           // the raw payload, exact (pack::encode_payload's size)

@@ -204,12 +204,16 @@ TEST(PlanTokens, PredictCodesRareRowsAtTheRareOffset) {
   ASSERT_EQ(emb->shape[0], 512);
   // 312 rare rows of 64 codes each cost 1.25 + 0.25 · ln 20 bits/code less than at the seen offset.
   EXPECT_NEAR(all.gptq_code_bytes - some.gptq_code_bytes, 312.0 * 64 * (1.25 + 0.25 * std::log(20.0)) / 8, 1e-6);
-  // Steps outside [10, 40] are clamped: no extrapolation.
+  // Steps outside [10, 40] are clamped: no extrapolation. (From 40 steps on, the long-training term
+  // lowers every seen code as well, so each is compared with every row seen at the same steps.)
   for (const auto& [steps, at] : std::vector<std::pair<int64_t, double>>{{1, 10}, {10, 10}, {40, 40}, {20000, 40}}) {
-    pack::Plan p = some;
-    p.coverage.steps = steps;
+    pack::Plan p = some, every_row_seen = all;
+    p.coverage.steps = every_row_seen.coverage.steps = steps;
     pack::predict(p, m, 0);
-    EXPECT_NEAR(all.gptq_code_bytes - p.gptq_code_bytes, 312.0 * 64 * (1.25 + 0.25 * std::log(at)) / 8, 1e-6) << steps;
+    pack::predict(every_row_seen, m, 0);
+    EXPECT_NEAR(every_row_seen.gptq_code_bytes - p.gptq_code_bytes,
+                312.0 * 64 * (1.25 + 0.25 * std::log(at) + pack::long_training_offset(steps, 40)) / 8, 1e-6)
+        << steps;
   }
   // Every row seen, or coverage not measured: the same prediction.
   pack::Plan seen = all;
