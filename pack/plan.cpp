@@ -57,6 +57,16 @@ PlannedTensor grouped(std::string name, int64_t rows, int64_t cols, int bits, in
   return t;
 }
 
+// The codes of an embedding tensor whose rows are rare in the planned training (plan.h's
+// TokenCoverage): only the tied embedding (group "embedding", one row per token) splits.
+struct CoverageSplit {
+  int64_t rare_codes = 0;
+};
+CoverageSplit coverage_split(const TokenCoverage& c, const PlannedTensor& t) {
+  if (!c.measured || t.group != "embedding" || t.shape.empty() || t.shape[0] != c.rows) return {};
+  return {(c.rows - c.rows_seen) * (t.codes / c.rows)};
+}
+
 }  // namespace
 
 double rounded_gaussian_bits(double sigma, int qmax) {
@@ -77,6 +87,18 @@ double SizeModel::code_bits_offset(const std::string& group) const {
   if (group == "attention") return attention_offset;
   if (group == "mlp") return mlp_offset;
   return other_offset;
+}
+
+double SizeModel::rare_offset(int64_t steps) const {
+  const int64_t clamped = std::clamp<int64_t>(steps, std::max<int64_t>(rare_steps_lo, 1), std::max(rare_steps_hi, rare_steps_lo));
+  return embedding_rare_offset + embedding_rare_slope * std::log(static_cast<double>(std::max<int64_t>(clamped, 1)));
+}
+
+double long_training_offset(int64_t steps, int64_t calibrated_steps) {
+  if (steps <= calibrated_steps) return 0;
+  if (steps >= kLongTrainingSteps) return kLongTrainingBitsPerCode;
+  return kLongTrainingBitsPerCode * std::log(static_cast<double>(steps) / static_cast<double>(calibrated_steps)) /
+         std::log(static_cast<double>(kLongTrainingSteps) / static_cast<double>(calibrated_steps));
 }
 
 const SizeModel& size_model(const std::string& compressor) {
@@ -170,6 +192,7 @@ Plan layout(const ShapeMap& shapes, const Config& cfg, const std::vector<std::st
 
 void predict(Plan& plan, const SizeModel& m, int64_t counted_code_bytes) {
   plan.gptq_code_bytes = plan.gate_code_bytes = plan.lqer_code_bytes = plan.scale_bytes = plan.value_bytes = 0;
+  plan.long_training_bits = long_training_offset(plan.coverage.steps, m.rare_steps_hi);
   for (PlannedTensor& t : plan.tensors) {
     double code_bytes = 0;
     if (t.kind == Tensor::Kind::Grouped) {
@@ -180,10 +203,14 @@ void predict(Plan& plan, const SizeModel& m, int64_t counted_code_bytes) {
       plan.gate_code_bytes += code_bytes;
     } else if (t.kind == Tensor::Kind::Quantized) {
       const int qmax = (1 << (t.bits - 1)) - 1;
-      const double bits_per_code = t.clip_sigmas > 0 ? rounded_gaussian_bits(qmax / t.clip_sigmas, qmax) +
-                                                           m.code_bits_offset(t.group)
-                                                     : t.bits;  // no SDClip: no model, the raw width
-      code_bytes = static_cast<double>(t.codes) * std::clamp(bits_per_code, 0.0, 8.0) / 8;
+      const double h = t.clip_sigmas > 0 ? rounded_gaussian_bits(qmax / t.clip_sigmas, qmax) : 0;
+      const auto bytes_at = [&](double codes, double offset) {  // no SDClip: no model, the raw width
+        return codes * std::clamp(t.clip_sigmas > 0 ? h + offset : t.bits, 0.0, 8.0) / 8;
+      };
+      const CoverageSplit split = coverage_split(plan.coverage, t);
+      const double trained = plan.long_training_bits;
+      code_bytes = bytes_at(static_cast<double>(t.codes - split.rare_codes), m.code_bits_offset(t.group) + trained) +
+                   bytes_at(static_cast<double>(split.rare_codes), m.rare_offset(plan.coverage.steps));
       plan.gptq_code_bytes += code_bytes;
     }
     const double scale_bytes = static_cast<double>(t.scales) * m.scale_bytes;
@@ -202,6 +229,7 @@ void predict(Plan& plan, const SizeModel& m, int64_t counted_code_bytes) {
 Plan plan_config(const Config& cfg, int64_t counted_code_bytes) {
   const SizeModel& m = size_model(cfg.compressor);  // first: an uncalibrated compressor fails fast
   Plan plan = layout(model_shapes(cfg), cfg);
+  plan.coverage = token_coverage(cfg, kSeenTokenCount);
   predict(plan, m, counted_code_bytes);
   return plan;
 }
@@ -238,6 +266,11 @@ std::string plan_table(const Plan& p) {
                      with_commas(std::llround(p.value_bytes)), with_commas(std::llround(p.lqer_code_bytes)),
                      with_commas(std::llround(p.gate_code_bytes)), with_commas(std::llround(p.table_bytes)),
                      with_commas(p.table_raw_bytes), p.header_bytes);
+  if (!p.coverage.note.empty()) out += "tokens: " + p.coverage.note + "\n";
+  if (p.long_training_bits != 0)
+    out += fmt::format("long training: ITERATIONS={} plans every GPTQ code but the rare rows {:+.4f} bits (the records' "
+                       "GPU-trained R0416 blob; full from {} steps: pack/plan.h)\n",
+                       p.coverage.steps, p.long_training_bits, kLongTrainingSteps);
   out += fmt::format("raw payload {} bytes, {} parameters\n", with_commas(p.payload_bytes), with_commas(p.params));
   out += fmt::format("predicted artifact {} + counted code {} = {} bytes of {} ({}: {} bytes {})\n",
                      with_commas(p.artifact_bytes), with_commas(p.code_bytes), with_commas(p.total()),
@@ -259,11 +292,21 @@ nlohmann::json plan_json(const Plan& p) {
                         {"fp16_values", p.value_bytes},
                         {"table", p.table_bytes},
                         {"header", p.header_bytes}}},
+                      {"long_training_bits_per_code", p.long_training_bits},
                       {"bytes_model", p.artifact_bytes},
                       {"bytes_code", p.code_bytes},
                       {"bytes_total", p.total()},
                       {"limit", p.limit},
-                      {"fits", p.fits()}};
+                      {"fits", p.fits()},
+                      {"coverage",
+                       {{"measured", p.coverage.measured},
+                        {"rows", p.coverage.rows},
+                        {"rows_seen", p.coverage.rows_seen},
+                        {"seen_count", p.coverage.seen_count},
+                        {"planned_tokens", p.coverage.planned_tokens},
+                        {"tokens_read", p.coverage.tokens_read},
+                        {"seconds", p.coverage.seconds},
+                        {"note", p.coverage.note}}}};
   j["tensors"] = nlohmann::json::array();
   for (const PlannedTensor& t : p.tensors)
     j["tensors"].push_back({{"name", t.name}, {"group", t.group}, {"shape", t.shape}, {"bits", t.bits},
@@ -306,6 +349,7 @@ FitResult fit_knob(const Config& base, const std::string& knob, int64_t margin, 
     fail("--fit {}: the knob must be dim, mlp or layers", knob);
   }
   const SizeModel& model = size_model(base.compressor);
+  const TokenCoverage coverage = token_coverage(base, kSeenTokenCount);  // no knob moves it
   const auto valid = [&](int64_t i) {
     try {
       validate(at(i));
@@ -322,6 +366,7 @@ FitResult fit_knob(const Config& base, const std::string& knob, int64_t margin, 
       std::optional<Plan> p;
       if (valid(i)) {
         p = layout(model_shapes(c), c);
+        p->coverage = coverage;
         predict(*p, model, counted_code_bytes);
         if (!p->fits(margin)) p.reset();
       }
@@ -450,6 +495,7 @@ std::string preflight(const Config& cfg, const std::filesystem::path& repo_root,
       with_commas(std::llround(p.lqer_code_bytes)),
       with_commas(std::llround(p.table_bytes + p.gate_code_bytes) + p.header_bytes), with_commas(p.code_bytes),
       with_commas(p.total()), with_commas(p.limit), note);
+  out += "plan: tokens: " + p.coverage.note + "\n";
   if (p.fits()) {
     out += fmt::format("plan: fits with {} bytes to spare (golf-pack plan prints the table)\n",
                        with_commas(p.limit - p.total()));

@@ -12,7 +12,17 @@
 //                  per tensor group g (embedding, attention, mlp, other): how far that group's
 //                  real codes and the coder's contexts land from the Gaussian, e.g. below it for
 //                  heavy tails or rows the coder codes from an earlier row. One offset covers
-//                  every bit width and clip (R0405's "(b, k) ≈ (b+1, 2k)" is H's own scaling)
+//                  every bit width and clip (R0405's "(b, k) ≈ (b+1, 2k)" is H's own scaling).
+//                  The tied embedding has two: c_seen for the rows of tokens the planned training
+//                  prefix holds at least kSeenTokenCount (1) times, c_rare(steps) for the others.
+//                  Rows of tokens a run never sees get only the tied head's shared softmax
+//                  gradient, move together and code ~1–3.2 bits/code below H, further the longer
+//                  the run (c_rare is linear in ln ITERATIONS within the calibrated steps); rows
+//                  seen ≥ 16 times 0–0.14 below, nearer H the longer the run (c_seen is the
+//                  longest-trained run's; rows seen 1–15 times, ~0.3 below, are over-predicted
+//                  at it) (scripts/bench/plan_embedding_rows.py measured it per row). The rows seen
+//                  come from the train shards (token_coverage below); without them every row is
+//                  taken as seen, the larger prediction (a GPU-scale run sees every token)
 //   scales         every fp16 scale (GPTQ rows, gate rows, LQER groups) · scale_bytes
 //   passthrough    every fp16 value · value_bytes
 //   LQER factors   factor codes · factor bits / 8 · lqer_ratio
@@ -42,12 +52,37 @@ namespace golf::pack {
 // The size model of one compressor (see the header comment).
 struct SizeModel {
   const char* compressor;
-  // bits per GPTQ code = rounded_gaussian_bits(qmax / k, qmax) + the offset of its group
+  // bits per GPTQ code = rounded_gaussian_bits(qmax / k, qmax) + the offset of its group; the
+  // embedding's rows: the seen offset, or the rare one for rows of tokens seen < kSeenTokenCount times
   double embedding_offset, attention_offset, mlp_offset, other_offset;
+  // The rare rows: embedding_rare_offset + embedding_rare_slope · ln(steps), steps clamped to the
+  // calibrated runs' [rare_steps_lo, rare_steps_hi] (no extrapolation; more steps, rarer rows drift
+  // further together and code smaller)
+  double embedding_rare_offset, embedding_rare_slope;
+  int64_t rare_steps_lo, rare_steps_hi;
   double scale_bytes, value_bytes, lqer_ratio, table_ratio;
   int artifacts;  // calibration artifacts it was fitted on
-  double code_bits_offset(const std::string& group) const;  // "other quantized" and unknown: other
+  double code_bits_offset(const std::string& group) const;  // "other quantized" and unknown: other;
+                                                            // "embedding": the seen rows' offset
+  double rare_offset(int64_t steps) const;
 };
+// Long training: the runs above are CPU runs of ≤ 205 steps, whose weights are still near their
+// Gaussian initialisation. The only long-trained (GPU) evidence is the records' published blobs
+// (docs/reference quant-and-pack.md §2.7): R0416 (SmearGate + AttnOutGate, int6 matrices at k 12 / 13,
+// int7 embedding at k 15, byte-shuffled Brotli-11, ~4,800 steps of 786,432 tokens) stored 15,908,674
+// bytes where this model, calibrated on the CPU runs, plans 16,159,126 for the same configuration
+// with every row seen: trained weights code 0.0558 bits/code below it. That offset is added to every
+// GPTQ code but the rare embedding rows, in full from kLongTrainingSteps steps, from nothing at the
+// CPU runs' longest (SizeModel::rare_steps_hi), linear in ln steps between (an assumption: no run
+// lies between). It is fitted on R0416 alone and applied to every compressor: the records measured
+// only Brotli (and lrzip), and a coder closer to the codes' entropy gains at least as much from
+// codes of lower entropy (an assumption, not measured for golf's coder). R0419 (the same stack with
+// QuantGate, 15,950,809 bytes) is the held-out check: plan_table.md.
+inline constexpr double kLongTrainingBitsPerCode = -0.0558;
+inline constexpr int64_t kLongTrainingSteps = 4800;
+// The offset at `steps` (ITERATIONS) for a model calibrated up to `calibrated_steps`.
+double long_training_offset(int64_t steps, int64_t calibrated_steps);
+
 // Entropy in bits of round(X) clipped to [−qmax, qmax], X ~ N(0, sigma²) (sigma > 0).
 double rounded_gaussian_bits(double sigma, int qmax);
 // The calibrated model for COMPRESSOR=name; an uncalibrated compressor is one golf::Error naming
@@ -67,8 +102,24 @@ struct PlannedTensor {
   double bytes = 0;            // predicted compressed bytes (codes + scales + values)
 };
 
+// How many rows of the tied embedding (tokens) the planned training holds at least `seen_count`
+// times, from the train shards at DATA_PATH (token_coverage below).
+struct TokenCoverage {
+  bool measured = false;       // false: every row taken as seen (the larger prediction); `note` says why
+  int64_t rows = 0;            // VOCAB_SIZE
+  int64_t rows_seen = 0;       // rows whose expected count in the planned tokens is ≥ seen_count
+  int64_t seen_count = 0;
+  int64_t steps = 0;           // ITERATIONS (the rare rows' offset depends on it)
+  int64_t planned_tokens = 0;  // ITERATIONS · GRAD-accumulated spans of TRAIN_BATCH_TOKENS / accum + 1
+  int64_t tokens_read = 0;     // the prefix actually counted (≤ planned, ≤ kCoverageScanTokens)
+  double seconds = 0;
+  std::string note;            // one line for the plan's output
+};
+
 struct Plan {
   std::string compressor;
+  TokenCoverage coverage;              // set before predict(); not measured: every row seen
+  double long_training_bits = 0;       // long_training_offset at coverage.steps (set by predict)
   std::vector<PlannedTensor> tensors;  // in name order, as the artifact's table
   int64_t params = 0;                  // model parameters (codes of GPTQ/gate matrices + fp16 values)
   int64_t payload_bytes = 0;           // the raw payload, exact (pack::encode_payload's size)
@@ -97,9 +148,23 @@ ShapeMap model_shapes(const Config& cfg);
 // describe a real artifact exactly).
 Plan layout(const ShapeMap& shapes, const Config& cfg, const std::vector<std::string>& lqer_targets = {});
 // Fills the predicted bytes of `plan` with the size model of cfg.COMPRESSOR, plus the counted code.
+// The embedding (group "embedding", VOCAB_SIZE rows) splits by plan.coverage when it is measured.
 void predict(Plan& plan, const SizeModel& model, int64_t counted_code_bytes);
-// layout + predict for cfg (its COMPRESSOR's model; builds the model on the CPU for its shapes).
+// layout + token_coverage + predict for cfg (its COMPRESSOR's model; builds the model on the CPU
+// for its shapes).
 Plan plan_config(const Config& cfg, int64_t counted_code_bytes);
+
+// The token counts of the planned training prefix, streamed from the train shards at DATA_PATH
+// (pack/plan_tokens.cpp). LOADER=packing's order (train/loader.cpp): shards sorted, each from its
+// first BOS in spans of TRAIN_BATCH_TOKENS / accum + 1 tokens, a tail short of a span dropped,
+// ITERATIONS · accum spans (one process; MAX_WALLCLOCK_SECONDS may stop a run earlier: fewer rows
+// seen, but its unseen rows less collapsed, so that error has no known sign). At most
+// kCoverageScanTokens are read; a longer plan (or one past the last shard, which the loader wraps)
+// scales the counts by planned / read, i.e. each row's expected count. Every row is taken as seen
+// (measured = false, said in `note`) when DATA_PATH holds no fineweb_train_*.bin or LOADER=coprime
+// (its scattered windows are not reproduced). A shard with a bad header is one golf::Error naming it.
+inline constexpr int64_t kCoverageScanTokens = int64_t{1} << 27;
+TokenCoverage token_coverage(const Config& cfg, int64_t seen_count);
 
 std::string plan_table(const Plan& plan);
 nlohmann::json plan_json(const Plan& plan);
@@ -143,7 +208,7 @@ Measurement measure_artifact(const Artifact& artifact, const PackOptions& o, con
 namespace golf::pack {
 
 // golf-train's preflight: the plan of `cfg` (counted code from repo_root's artifact/code_manifest.txt)
-// as two log lines. A compressor without a calibrated model is planned with brotli's, said so in
+// as log lines (the prediction, the embedding rows seen, fits or not). A compressor without a calibrated model is planned with brotli's, said so in
 // the lines (brotli is the largest of golf's coders). Throws golf::Error, naming the excess, when
 // the prediction exceeds ARTIFACT_BUDGET and !allow_over_budget.
 std::string preflight(const Config& cfg, const std::filesystem::path& repo_root, bool allow_over_budget);

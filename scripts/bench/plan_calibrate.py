@@ -10,7 +10,10 @@
       JSON line per (setting, compressor) to scripts/bench/plan_calibration.jsonl.
       The data in the repo (session 5, golf's coder with row references, format 1): 11x512 (the
       lead's 35-step run), 4x128 --grid 2, 6x256 and 8x384 (golf and brotli by ablation; 8x384 and
-      11x512 brotli --total-only).
+      11x512 brotli --total-only); session 6: 4x128-long --grid 1 (plan_train.sh
+      SHAPES=4x128:420:4x128-long, 205 steps; golf and brotli by ablation). The embedding's per-row
+      data of every run: plan_embedding_rows.py --edges 0,1,2,4,8,16,64,256 --json
+      scripts/bench/plan_embedding_rows.json (a run's label must match its label here).
   plan_calibrate.py fit [--exclude LABEL] [--print]
       (the shipped pack/plan_calibration.h is `fit` on all of it; plan_table.py reports each run
       held out of its own fit)
@@ -22,6 +25,13 @@ The model (pack/plan.h): a GPTQ code costs H(σ) + c_g bits, H the entropy of a 
 σ = qmax / k rounded and clipped to ±qmax (computed), c_g a fitted offset per group (embedding,
 attention, mlp, other; code-weighted mean over the ablated rows); scales, fp16 values, LQER codes
 and the table cost a fitted number of bytes per unit (ratio of sums over the ablated rows).
+The embedding has two offsets: c_seen for rows of tokens the run's training prefix held at least
+SEEN_TOKEN_COUNT times, c_rare for the rest. c_seen is the largest over the runs of the code-weighted
+mean of (bits − H) of the seen rows coded alone, per compressor (plan_embedding_rows.py's
+measurement, EMBEDDING_ROWS); each
+run's own c_rare is what its ablated embedding bytes leave for its rare rows, given c_seen and its rows
+seen, and c_rare(steps) = a + b · ln(steps) is their least-squares line (weights: rare codes; b = 0
+with fewer than three runs or one step count), used within the calibrated runs' steps only.
 Environment: GOLF_BUILD_DIR (default ROOT/build).
 """
 import argparse
@@ -86,6 +96,62 @@ def measure(args):
 
 
 GROUPS = ["embedding", "attention", "mlp", "other quantized"]
+# Rows of tokens seen fewer times than this in the training prefix are "rare" (pack/plan.h): the
+# never-seen rows, whose offset falls with the run's length (−1.1 … −3.6 bits/code for golf). A split
+# at 16 (session 6's first version) put rows seen 1–15 times among them, whose share grows with the
+# run's length and which code near H, and under-predicted the 205-step run.
+SEEN_TOKEN_COUNT = 1
+# c_seen is measured on rows seen at least this many times (well-trained rows; applied to every row
+# with count ≥ SEEN_TOKEN_COUNT, which over-predicts rows seen 1–15 times by ~0.3 bits/code: the safe side).
+SEEN_OFFSET_MIN_COUNT = 16
+EMBEDDING_ROWS = os.path.join(ROOT, "scripts", "bench", "plan_embedding_rows.json")
+
+
+def embedding_rows(exclude=None):
+    """plan_embedding_rows.py's per-run measurement: {label: run}, without `exclude`."""
+    with open(EMBEDDING_ROWS) as f:
+        return {r["label"]: r for r in json.load(f) if r["label"] != exclude}
+
+
+def seen_offset(compressor, runs):
+    """c_seen: the largest over the runs of Σ codes·(bits − H) / Σ codes over the buckets of rows seen
+    ≥ SEEN_TOKEN_COUNT times. The largest, not the pooled mean: seen rows move towards H the longer a
+    run trains (golf: −0.08 … −0.14 at ≤ 35 steps, −0.01 at 205), so the longest-trained run bounds
+    a GPU-scale run's rows best, from the safe side."""
+    key = f"{compressor}_bits_per_code"
+    best = None
+    for r in runs.values():
+        num = den = 0.0
+        for b in r["buckets"]:
+            if b["rows"] and b["lo"] >= SEEN_OFFSET_MIN_COUNT and key in b:
+                num += b["codes"] * (b[key] - r["gaussian_bits"])
+                den += b["codes"]
+        if den:
+            best = num / den if best is None else max(best, num / den)
+    return best
+
+
+def rare_offset(offsets, rare_fit, steps):
+    """c_rare at a run of `steps` optimizer steps, clamped to the calibrated runs' steps (pack/plan.h)."""
+    steps = min(max(steps, rare_fit["steps"][0]), rare_fit["steps"][1])
+    return offsets["embedding rare"] + rare_fit["slope"] * math.log(steps)
+
+
+def run_steps(label, runs_all):
+    r = runs_all.get(label)
+    return r["steps"] if r else 1
+
+
+def rare_codes(m, runs_all):
+    """Codes of the embedding's rare rows in measured row m (its run's prefix counts)."""
+    r = runs_all.get(m["label"])
+    if r is None:
+        return 0  # no per-row data for this run: every row counted as seen
+    seen = r["seen_rows"][str(SEEN_TOKEN_COUNT)]
+    for t in m["tensors"]:
+        if t["group"] == "embedding" and t["shape"][0] == r["rows"]:
+            return (r["rows"] - seen) * t["shape"][1]
+    return 0
 
 
 def rounded_gaussian_bits(sigma, qmax):
@@ -126,7 +192,7 @@ def summarize(m):
     return s
 
 
-def fit_rows(rows):
+def fit_rows(rows, exclude=None):
     """Coefficients for one compressor from its measured rows (those measured by ablation).
 
     The small parts (bytes per scale, per fp16 value, LQER ratio, table ratio): ratio of sums. The
@@ -159,11 +225,35 @@ def fit_rows(rows):
         "table_ratio": ratio("table", "table_raw", minus="gate_codes"),
     }
     offsets, residual = {}, 0.0
+    compressor = ablated[0]["config"]["COMPRESSOR"]
+    runs_all, runs_fit = embedding_rows(), embedding_rows(exclude)
+    c_seen = seen_offset(compressor, runs_fit)
+    rare = [rare_codes(m, runs_all) for m in ablated]
     for g in GROUPS:
         codes = sum(s["group_codes"][g] for s in sums)
         if codes:
             excess = sum(8 * d["gptq_codes_by_group"].get(g, 0.0) - s["group_h"][g] for s, d in zip(sums, meas))
             offsets[g] = excess / codes
+    rare_fit = {"slope": 0.0, "steps": [1, 1]}
+    if offsets.get("embedding") is not None and c_seen is not None and sum(rare):
+        # excess of the embedding = c_seen · seen codes + c_rare(steps) · rare codes, where
+        # c_rare(steps) = a + b · ln(steps): each run's own c_rare, regressed on its log step count
+        # (weights: its rare codes). The slope needs ≥ 3 runs of ≥ 2 step counts, else b = 0.
+        pts = []
+        for s, d, n_rare, m in zip(sums, meas, rare, ablated):
+            if n_rare:
+                excess = 8 * d["gptq_codes_by_group"]["embedding"] - s["group_h"]["embedding"]
+                y = (excess - c_seen * (s["group_codes"]["embedding"] - n_rare)) / n_rare
+                pts.append((math.log(runs_all[m["label"]]["steps"]), y, n_rare, m["label"]))
+        w = sum(p[2] for p in pts)
+        xm, ym = sum(p[0] * p[2] for p in pts) / w, sum(p[1] * p[2] for p in pts) / w
+        sxx = sum(p[2] * (p[0] - xm) ** 2 for p in pts)
+        if len({p[3] for p in pts}) >= 3 and sxx > 0:
+            rare_fit["slope"] = sum(p[2] * (p[0] - xm) * (p[1] - ym) for p in pts) / sxx
+        offsets["embedding rare"] = ym - rare_fit["slope"] * xm  # at ln(steps) = 0
+        steps = [runs_all[p[3]]["steps"] for p in pts]
+        rare_fit["steps"] = [min(steps), max(steps)]
+        offsets["embedding"] = c_seen
     # Groups no ablated row has (e.g. attention and mlp when only small runs, whose matrices are all
     # fp16, were ablated): one pooled offset from the rows measured for their total only, whose
     # bytes less every modelled part are those groups' codes.
@@ -177,7 +267,9 @@ def fit_rows(rows):
             rest = (m["measured"]["file_bytes"] - 22 - s["scales"] * model["scale_bytes"]
                     - s["values"] * model["value_bytes"] - s["lqer_raw"] * model["lqer_ratio"] - s["gate_codes"]
                     - s["table_raw"] * model["table_ratio"]
-                    - sum(s["group_h"][g] + s["group_codes"][g] * offsets[g] for g in offsets) / 8)
+                    - sum(s["group_h"][g] + s["group_codes"][g] * offsets[g] for g in GROUPS if g in offsets) / 8
+                    - rare_codes(m, runs_all) * (rare_offset(offsets, rare_fit, run_steps(m["label"], runs_all))
+                                                 - offsets["embedding"]) * ("embedding rare" in offsets) / 8)
             bits += 8 * rest
             h += sum(s["group_h"][g] for g in missing)
             codes += sum(s["group_codes"][g] for g in missing)
@@ -191,13 +283,20 @@ def fit_rows(rows):
                                       if codes else 0.0)
     for g in ("embedding", "attention", "mlp"):
         offsets.setdefault(g, offsets["other quantized"])
-    for s, d in zip(sums, meas):  # worst per-group residual in bits/code over the rows
+    offsets.setdefault("embedding rare", offsets["embedding"])
+    for s, d, n_rare, m in zip(sums, meas, rare, ablated):  # worst per-group residual in bits/code
         for g in GROUPS:
             if s["group_codes"][g]:
                 y = 8 * d["gptq_codes_by_group"].get(g, 0.0) / s["group_codes"][g]
-                residual = max(residual, abs(y - s["group_h"][g] / s["group_codes"][g] - offsets[g]))
+                model_offset = offsets[g]
+                if g == "embedding":
+                    model_offset = (offsets["embedding"] * (s["group_codes"][g] - n_rare)
+                                    + rare_offset(offsets, rare_fit, run_steps(m["label"], runs_all)) * n_rare) \
+                        / s["group_codes"][g]
+                residual = max(residual, abs(y - s["group_h"][g] / s["group_codes"][g] - model_offset))
     model.update({
         "offsets": offsets,
+        "rare_fit": rare_fit,
         "artifacts": len(ablated),
         "labels": sorted({m["label"] for m in ablated} | {m["label"] for m in totals}),
         "residual_bits_per_code": residual,
@@ -209,6 +308,9 @@ def predict_bytes(row, model):
     """pack/plan.cpp's predict() for the tensors of a measured row (its real LQER choice)."""
     s = summarize(row)
     bits = sum(s["group_h"][g] + s["group_codes"][g] * model["offsets"][g] for g in GROUPS)
+    runs_all = embedding_rows()
+    bits += rare_codes(row, runs_all) * (rare_offset(model["offsets"], model["rare_fit"], run_steps(row["label"], runs_all))
+                                         - model["offsets"]["embedding"])
     return (22 + bits / 8 + s["scales"] * model["scale_bytes"] + s["values"] * model["value_bytes"]
             + s["lqer_raw"] * model["lqer_ratio"] + s["gate_codes"] + s["table_raw"] * model["table_ratio"])
 
@@ -228,7 +330,7 @@ def load(exclude=None):
 
 
 def fit(args):
-    models = {c: fit_rows(rows) for c, rows in sorted(load(args.exclude).items())}
+    models = {c: fit_rows(rows, args.exclude) for c, rows in sorted(load(args.exclude).items())}
     models = {c: m for c, m in models.items() if m}
     if args.print:
         print(json.dumps(models, indent=2))
@@ -238,19 +340,24 @@ def fit(args):
         "// scripts/bench/plan_calibration.jsonl (real packed runs measured by `golf-pack plan --measure`).",
         "// Do not edit by hand: measure more runs and rerun the script.",
         "#pragma once",
+        "#include <cstdint>",
         "#include <vector>",
         "",
         '#include "pack/plan.h"',
         "",
         "namespace golf::pack {",
         "",
-        "// compressor; bits per GPTQ code above the rounded-Gaussian entropy for embedding, attention, mlp, other;",
+        "// Embedding rows of tokens the planned training holds fewer times than this are rare.",
+        f"inline constexpr int64_t kSeenTokenCount = {SEEN_TOKEN_COUNT};",
+        "",
+        "// compressor; bits per GPTQ code above the rounded-Gaussian entropy for embedding (seen rows), attention,",
+        "// mlp, other; embedding rare rows: offset at ln(steps) = 0, slope per ln(steps), steps clamped to [lo, hi];",
         "// bytes per scale, per fp16 value; LQER ratio; table ratio; artifacts fitted on",
         "inline const std::vector<SizeModel> kCalibratedSizeModels = {",
     ]
     for c, m in models.items():
         o = m["offsets"]
-        lines.append(f'    {{"{c}", {o["embedding"]:.6f}, {o["attention"]:.6f}, {o["mlp"]:.6f}, {o["other quantized"]:.6f}, '
+        lines.append(f'    {{"{c}", {o["embedding"]:.6f}, {o["attention"]:.6f}, {o["mlp"]:.6f}, {o["other quantized"]:.6f}, {o["embedding rare"]:.6f}, {m["rare_fit"]["slope"]:.6f}, {m["rare_fit"]["steps"][0]}, {m["rare_fit"]["steps"][1]}, '
                      f'{m["scale_bytes"]:.6f}, {m["value_bytes"]:.6f}, {m["lqer_ratio"]:.6f}, {m["table_ratio"]:.6f}, '
                      f'{m["artifacts"]}}},  // runs: {", ".join(m["labels"])}; worst group residual '
                      f'{m["residual_bits_per_code"]:.4f} bits/code')

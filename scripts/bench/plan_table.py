@@ -20,6 +20,7 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import plan_calibrate as pc  # noqa: E402
+import plan_embedding_rows as per  # noqa: E402
 
 
 def main():
@@ -33,8 +34,8 @@ def main():
     for r in all_rows:
         if r["label"] not in labels:
             labels.append(r["label"])
-    lines = ["| run | compressor | params | real total | plan | error | held-out plan | held-out error |",
-             "|---|---|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| run | compressor | params | rows seen | real total | plan | error | held-out plan | held-out error |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for compressor in args.compressors.split(","):
         for label in labels:
             own = [r for r in all_rows if r["label"] == label and not r["sets"] and r["config"]["COMPRESSOR"] == compressor]
@@ -42,8 +43,12 @@ def main():
                 continue
             row = own[0]
             with tempfile.TemporaryDirectory() as tmp:
+                # The run's real step count (MAX_WALLCLOCK_SECONDS stopped it long before ITERATIONS): the
+                # planner counts the embedding rows its tokens see in DATA_PATH's train shards.
+                steps = per.run_steps(row["run"])
                 out = subprocess.run([golf_pack, "plan", "--config", os.path.join(row["run"], "config.json"),
-                                      "--set", f"COMPRESSOR={compressor}", "--json", os.path.join(tmp, "plan.json")],
+                                      "--set", f"COMPRESSOR={compressor}", "--set", f"ITERATIONS={steps}",
+                                      "--json", os.path.join(tmp, "plan.json")],
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
                 if out.returncode != 0:
                     sys.exit(out.stdout)
@@ -51,13 +56,15 @@ def main():
                     plan = json.load(f)
             code = plan["bytes_code"]
             real = row["measured"]["file_bytes"] + code
-            held = pc.fit_rows(pc.load(exclude=label).get(compressor, []))
+            held = pc.fit_rows(pc.load(exclude=label).get(compressor, []), exclude=label)
             if held:
                 loo = round(pc.predict_bytes(row, held)) + code
                 loo_cells = f"{loo:,} | {100 * (loo - real) / real:+.2f} %"
             else:
                 loo_cells = "– | –"
-            lines.append(f"| {label} | {compressor} | {plan['params']:,} | {real:,} | {plan['bytes_total']:,} | "
+            cov = plan["coverage"]
+            seen = f"{cov['rows_seen']:,}" if cov["measured"] else "all (assumed)"
+            lines.append(f"| {label} | {compressor} | {plan['params']:,} | {seen} | {real:,} | {plan['bytes_total']:,} | "
                          f"{100 * (plan['bytes_total'] - real) / real:+.2f} % | {loo_cells} |")
     text = "\n".join(lines) + "\n"
     print(text, end="")

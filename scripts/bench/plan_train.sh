@@ -14,17 +14,20 @@ BUILD="${GOLF_BUILD_DIR:-$ROOT/build}"
 DATA_PATH="${DATA_PATH:-$HOME/.cache/golf/bench/frontier-11x512/data}"
 TOKENIZER_PATH="${TOKENIZER_PATH:-$ROOT/../shared/tokenizers/fineweb_8192_bpe.model}"
 mkdir -p "$OUT"
-for shape in 4x128:240 6x256:300 8x384:420; do
-  size="${shape%%:*}"; seconds="${shape##*:}"
+# SHAPES: "LxD:SECONDS[:RUN_ID] ..." (default the three calibration runs; session 6 added
+# 4x128:420:4x128-long, a longer run held out of the calibration to test c_rare(ITERATIONS)).
+for shape in ${SHAPES:-4x128:240 6x256:300 8x384:420}; do
+  IFS=: read -r size seconds run_id <<<"$shape"
+  run_id="${run_id:-$size}"
   layers="${size%%x*}"; dim="${size##*x}"
-  [ -f "$OUT/$size/hessians.safetensors" ] && continue
-  rm -rf "${OUT:?}/$size"
+  [ -f "$OUT/$run_id/hessians.safetensors" ] && continue
+  rm -rf "${OUT:?}/$run_id"
   OMP_NUM_THREADS="${THREADS:-1}" "$BUILD/train/golf-train" --config "$ROOT/train/configs/frontier_0427.json" \
-    --set DATA_PATH="$DATA_PATH" --set TOKENIZER_PATH="$TOKENIZER_PATH" --set OUTPUT_DIR="$OUT" --set RUN_ID="$size" \
+    --set DATA_PATH="$DATA_PATH" --set TOKENIZER_PATH="$TOKENIZER_PATH" --set OUTPUT_DIR="$OUT" --set RUN_ID="$run_id" \
     --set NUM_LAYERS="$layers" --set MODEL_DIM="$dim" --set NUM_LOOPS=0 --set PARALLEL_START_LAYER=$((layers - 3)) \
     --set DEVICE=cpu --set MAX_WALLCLOCK_SECONDS="$seconds" --set ITERATIONS=100000 --set WARMUP_STEPS=0 \
     --set TRAIN_SEQ_LEN=256 --set TRAIN_BATCH_TOKENS=2048 --set GRAD_ACCUM_STEPS=1 --set VAL_LOSS_EVERY=0 \
     --set VAL_MAX_TOKENS=4096 --set VAL_BATCH_TOKENS=4096 --set CHECKPOINT_EVERY=0 \
     --set GPTQ_CALIBRATION_BATCHES=2 --set TRAIN_LOG_EVERY=20 --set EMA_DECAY=0 --set GPTQ_RESERVE_SECONDS=0 \
-    > "$OUT/$size.train.log" 2>&1
+    > "$OUT/$run_id.train.log" 2>&1
 done

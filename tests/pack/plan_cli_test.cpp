@@ -1,9 +1,13 @@
 // golf-pack plan and golf-train's preflight through their CLIs: a plan prints its table and
 // writes its JSON; --fit prints a ready --set line whose plan fits; an invalid configuration is one
 // clear error with nothing written; golf-train refuses a run predicted over the budget before it
-// creates the run directory, and trains anyway with --allow-over-budget.
+// creates the run directory, and trains anyway with --allow-over-budget; the plan says how many
+// embedding rows DATA_PATH's train shards let the planned training see, or that it took every row
+// as seen (no shards: the larger prediction).
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
+
+#include "core/shard.h"
 
 #include "tests/test_util.h"
 
@@ -79,6 +83,32 @@ TEST(PlanCli, GolfTrainRefusesARunOverTheBudget) {
   const auto allowed = test::run(run + " --allow-over-budget");
   EXPECT_NE(allowed.output.find("plan: OVER the budget"), std::string::npos) << allowed.output;
   EXPECT_NE(allowed.output.find("plan: predicted artifact"), std::string::npos) << allowed.output;
+  EXPECT_NE(allowed.output.find("plan: tokens: no fineweb_train_*.bin at DATA_PATH="), std::string::npos)
+      << allowed.output;
+}
+
+TEST(PlanCli, TheEmbeddingTermReadsTheTrainShardsOrSaysItAssumedEveryRowSeen) {
+  test::TempDir dir;
+  std::filesystem::create_directories(dir / "data");
+  std::vector<uint16_t> tokens = {shard::kBos};
+  for (int i = 0; i < 20000; ++i) tokens.push_back(static_cast<uint16_t>(2 + i % 100));  // 100 of 1024 tokens
+  shard::write(dir / "data" / shard::file_name("train", 0), tokens);
+  const std::string base = "plan" + kSmall + " --set TRAIN_BATCH_TOKENS=1024 --set GRAD_ACCUM_STEPS=1 --set ITERATIONS=10";
+  const auto none = pack(base + " --set DATA_PATH=" + quote(dir / "empty") + " --json " + quote(dir / "none.json"));
+  const auto some = pack(base + " --set DATA_PATH=" + quote(dir / "data") + " --json " + quote(dir / "some.json"));
+  ASSERT_EQ(none.exit_code, 0) << none.output;
+  ASSERT_EQ(some.exit_code, 0) << some.output;
+  EXPECT_NE(none.output.find("every embedding row taken as seen (the larger prediction)"), std::string::npos)
+      << none.output;
+  EXPECT_NE(some.output.find("embedding rows seen ≥ 1 times in the planned 10,250 training tokens: 101 of 1,024"),
+            std::string::npos) << some.output;  // kSeenTokenCount = 1: the 100 tokens and BOS
+  const auto a = nlohmann::json::parse(test::read_file(dir / "none.json"));
+  const auto b = nlohmann::json::parse(test::read_file(dir / "some.json"));
+  EXPECT_FALSE(a.at("coverage").at("measured").get<bool>());
+  EXPECT_TRUE(b.at("coverage").at("measured").get<bool>());
+  EXPECT_EQ(b.at("coverage").at("rows_seen").get<int64_t>(), 101);
+  // 923 rows never seen code below the seen offset: the measured plan is the smaller one.
+  EXPECT_LT(b.at("bytes_total").get<int64_t>(), a.at("bytes_total").get<int64_t>());
 }
 
 }  // namespace

@@ -159,7 +159,7 @@ TEST(Plan, RoundedGaussianBitsMatchesTheDensityAndItsLimits) {
 TEST(Plan, PredictionIsTheSumOfItsParts) {
   const Config cfg = record_stack(tiny_config());
   pack::Plan plan = pack::layout(pack::model_shapes(cfg), cfg);
-  const pack::SizeModel m{"test", -0.5, 0.25, 0.125, 0.0625, 1.25, 1.75, 0.5, 0.25, 0};
+  const pack::SizeModel m{"test", -0.5, 0.25, 0.125, 0.0625, -1.0, 0.0, 1, 1, 1.25, 1.75, 0.5, 0.25, 0};
   pack::predict(plan, m, 12345);
   double codes = 0, lqer = 0, scales = 0, values = 0, gate = 0;
   for (const auto& t : plan.tensors) {
@@ -178,6 +178,37 @@ TEST(Plan, PredictionIsTheSumOfItsParts) {
   EXPECT_EQ(plan.artifact_bytes,
             22 + std::llround(codes + lqer + scales + values + gate + 0.25 * plan.table_raw_bytes));
   EXPECT_EQ(plan.total(), plan.artifact_bytes + 12345);
+}
+
+// Long training (the records' GPU runs): every GPTQ code but the rare embedding rows is planned
+// kLongTrainingBitsPerCode lower from kLongTrainingSteps on, nothing at or below the calibrated
+// runs' steps, and half of it at their geometric mean (linear in ln steps).
+TEST(Plan, LongTrainingLowersEveryGptqCodeByTheRecordsOffset) {
+  EXPECT_EQ(pack::long_training_offset(0, 205), 0.0);
+  EXPECT_EQ(pack::long_training_offset(205, 205), 0.0);
+  EXPECT_EQ(pack::long_training_offset(pack::kLongTrainingSteps, 205), pack::kLongTrainingBitsPerCode);
+  EXPECT_EQ(pack::long_training_offset(20000, 205), pack::kLongTrainingBitsPerCode);
+  const int64_t middle = std::llround(std::sqrt(205.0 * pack::kLongTrainingSteps));
+  EXPECT_NEAR(pack::long_training_offset(middle, 205), pack::kLongTrainingBitsPerCode / 2, 1e-4);
+  EXPECT_LT(pack::long_training_offset(middle + 100, 205), pack::long_training_offset(middle, 205));
+
+  const Config cfg = record_stack(tiny_config());
+  const pack::SizeModel m{"test", -0.5, 0.25, 0.125, 0.0625, -1.0, 0.0, 1, 100, 1.25, 1.75, 0.5, 0.25, 0};
+  pack::Plan short_run = pack::layout(pack::model_shapes(cfg), cfg), long_run = short_run;
+  short_run.coverage.steps = 100;  // the calibrated runs' longest: no term
+  long_run.coverage.steps = 20000;
+  pack::predict(short_run, m, 0);
+  pack::predict(long_run, m, 0);
+  double gptq_codes = 0;
+  for (const auto& t : long_run.tensors)
+    if (t.kind == pack::Tensor::Kind::Quantized && t.group != "gate") gptq_codes += t.codes;
+  ASSERT_GT(gptq_codes, 0);
+  EXPECT_EQ(short_run.long_training_bits, 0.0);
+  EXPECT_EQ(long_run.long_training_bits, pack::kLongTrainingBitsPerCode);
+  EXPECT_NEAR(long_run.gptq_code_bytes - short_run.gptq_code_bytes, pack::kLongTrainingBitsPerCode * gptq_codes / 8,
+              1e-6 * gptq_codes);
+  EXPECT_EQ(long_run.scale_bytes, short_run.scale_bytes);
+  EXPECT_EQ(long_run.lqer_code_bytes, short_run.lqer_code_bytes);
 }
 
 TEST(Plan, SizeGrowsWithBitsAndFallsWithClip) {
