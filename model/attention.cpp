@@ -126,7 +126,7 @@ at::Tensor Model::attend(int i, const at::Tensor& u, const Qkv& qkv, const Pass&
   if (has_smat_ws()) {
     if (hessians && param(block(i, "attn.smat_ws.weight")).numel() > hessians->passthrough_max_numel)
       hessians->add(block(i, "attn.smat_ws.weight"), u);
-    // random_s: smat_random_unit's R, built once on the device (smat_random_projections_)
+    // random_s: smat_random_projection's R, moved to the device once (smat_random_projections_)
     uhat = ablated("random_s") ? variants::smat_unit(u, smat_random_projections_.at(static_cast<size_t>(i)).to(u.scalar_type()))
                                : variants::smat_unit(u, w(block(i, "attn.smat_ws.weight")));
   }

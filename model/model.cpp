@@ -409,6 +409,9 @@ at::Tensor Model::smat_gate(int i, const at::Tensor& u, const at::Tensor& uhat, 
     z = z + w(block(i, "attn.smat_mu")) * variants::smat_centrality(uhat, s.pos, cfg_).unsqueeze(-1).to(z.scalar_type());
   const at::Tensor g = at::sigmoid(z);
   if (gate_sums) {
+    // One host read per layer visit, in calibration only (SMAT_ABLATION=g_mean: a few batches, once
+    // per run; training and scoring forwards never pass the probe). Kept: a device-side sum would
+    // change ForwardProbes' type in model/model.h, which every stage includes, for no gain there.
     auto& [sum, count] = (*gate_sums)[static_cast<size_t>(i)];
     sum += g.detach().to(at::kDouble).sum().item<double>();
     count += g.numel();

@@ -30,10 +30,6 @@ at::Tensor smat_random_projection(int64_t ds, int64_t d, int layer) {
   return at::randn({ds, d}, gen, at::TensorOptions().dtype(at::kFloat));
 }
 
-at::Tensor smat_random_unit(const at::Tensor& h, int64_t ds, int layer) {
-  return smat_unit(h, smat_random_projection(ds, h.size(-1), layer).to(h.device(), h.scalar_type()));
-}
-
 at::Tensor segment_prefix_sum(const at::Tensor& x, const at::Tensor& pos) {
   const int64_t T = x.size(1);
   const at::Tensor cs = x.to(at::kFloat).cumsum(1);                                          // (B, T, D)
