@@ -174,8 +174,7 @@ EvalReport run_eval(const EvalOptions& o) {
   }
   const ByteTable table = ByteTable::build(tokenizer, static_cast<int>(cfg.vocab_size));
   const int64_t M = val.predictions;
-  Stream stream{val.tokens, M, &table, {}};
-  stream.sidecar = val.sidecar;  // CaseOps: the byte sidecar replaces the table
+  const Stream stream{val.tokens, M, &table, {}, val.sidecar};  // CaseOps: the byte sidecar replaces the table
   const bool compliance = !o.no_check && (o.check || cfg.ttt_enabled);
 
   auto make_lm = [&]() -> std::unique_ptr<LanguageModel> {

@@ -38,8 +38,9 @@ bool smat_ablation_has(const ModelConfig& config, std::string_view item);
 
 // SMAT semantic unit vectors: h (B, T, d), ws (d_s, d) → û (B, T, d_s), in h's dtype.
 at::Tensor smat_unit(const at::Tensor& h, const at::Tensor& ws);
-// SMAT_ABLATION=random_s: smat_unit with a fixed Gaussian R (d_s, d) (fp32 CPU, seeded by the
-// layer) in place of W_s: S keeps its range and symmetry and loses the learned semantics.
+// SMAT_ABLATION=random_s: a fixed Gaussian R (d_s, d) (fp32 CPU, seeded by the layer) in place of
+// W_s: S keeps its range and symmetry and loses the learned semantics. The model moves it to its
+// device once (Model::smat_random_projections_) and calls smat_unit(h, R).
 at::Tensor smat_random_projection(int64_t ds, int64_t d, int layer);
 
 // Σ_{l ≤ t, l in t's segment} x_l for x (B, T, D), pos (B, T) the position inside the segment

@@ -56,7 +56,7 @@ CausalityProbe lora_causality_probe(const Config& cfg, std::span<const uint16_t>
   o.chunk = std::max<int64_t>(1, std::min(o.chunk, o.seq_len / 4));
   o.batch_size = 2;
   const std::span<const uint16_t> slice = tokens.first(static_cast<size_t>(P + 1));
-  const Stream stream{slice, P, nullptr, {}};
+  const Stream stream{slice, P, nullptr, {}, {}};
   const int64_t docs = static_cast<int64_t>(documents(stream, cfg.bos_token_id).size());
   if (o.phased) {
     o.prefix_docs = std::max<int64_t>(1, docs / 2);
@@ -88,7 +88,7 @@ CheckResult check_causality(const LmFactory& make_lm, std::span<const uint16_t> 
     auto lm = make_lm();
     Hooks h;
     h.nll = &nll;
-    probe.run(*lm, Stream{inputs, P, &table, original}, h);
+    probe.run(*lm, Stream{inputs, P, &table, original, {}}, h);
     return nll;
   };
   const std::vector<double> base = run(original);
@@ -280,7 +280,7 @@ CheckResult check_lora_document_isolation(const LmFactory& make_lm, std::span<co
     auto lm = make_lm();
     Hooks h;
     h.nll = &nll;
-    lora_ttt(*lm, Stream{stream, P, &table, {}}, cfg, oo, Ranks{}, h);
+    lora_ttt(*lm, Stream{stream, P, &table, {}, {}}, cfg, oo, Ranks{}, h);
     return std::vector<double>(nll.begin() + off, nll.end());
   };
   auto worst = [](const std::vector<double>& x, const std::vector<double>& y) {

@@ -247,10 +247,19 @@ ModelLM::ModelLM(std::shared_ptr<Model> model, const EvalConfig& eval)
     : ModelLM(model, eval, model->config().num_loops > 0) {}
 
 ModelLM::ModelLM(std::shared_ptr<Model> model, const EvalConfig& eval, bool looping)
-    : model_(std::move(model)),
+    : owned_(std::move(model)),
+      model_(owned_.get()),
       looping_(looping),
       freeze_blocks_(eval.ttt_freeze_blocks),
       seq_len_cut_(eval.eval_seq_len) {}
+
+ModelLM::ModelLM(const Model& model, const EvalConfig& eval, bool looping)
+    : model_(&model), looping_(looping), freeze_blocks_(eval.ttt_freeze_blocks), seq_len_cut_(eval.eval_seq_len) {}
+
+Model& ModelLM::trained() {
+  if (!owned_) fail("internal: a read-only ModelLM (training-time validation) was asked for its trainable model");
+  return *owned_;
+}
 
 namespace {
 // The forward options for a cut length. With a varlen attention backend, the packed segment bounds
@@ -287,17 +296,19 @@ at::Tensor ModelLM::lora_nll(const at::Tensor& inputs, const at::Tensor& targets
   return model_->token_losses(inputs, targets, looping_, nullptr, forward_options(*model_, seq_len_cut, &lora, host_inputs));
 }
 std::vector<at::Tensor> ModelLM::trainable() {
+  Model& model = trained();
   std::vector<at::Tensor> out;
-  for (const auto& name : model_->names()) out.push_back(model_->param(name));
+  for (const auto& name : model.names()) out.push_back(model.param(name));
   return out;
 }
 at::Device ModelLM::device() const { return model_->device(); }
 
 void ModelLM::after_backward() {
   if (freeze_blocks_ <= 0) return;
-  const int64_t L = model_->config().num_layers, N = std::min(freeze_blocks_, L);
+  Model& model = trained();
+  const int64_t L = model.config().num_layers, N = std::min(freeze_blocks_, L);
   auto zero_rows = [&](const char* name, std::vector<int64_t> rows) {
-    at::Tensor g = model_->param(name).mutable_grad();
+    at::Tensor g = model.param(name).mutable_grad();
     if (!g.defined()) return;
     for (const int64_t r : rows) g[r].zero_();
   };
@@ -307,9 +318,9 @@ void ModelLM::after_backward() {
     zero_rows("mlp_up_bank", {i});
     zero_rows("mlp_down_bank", {i});
     const std::string prefix = fmt::format("blocks.{}.", i);
-    for (const auto& name : model_->names())
-      if (name.rfind(prefix, 0) == 0 && model_->param(name).mutable_grad().defined())
-        model_->param(name).mutable_grad().zero_();
+    for (const auto& name : model.names())
+      if (name.rfind(prefix, 0) == 0 && model.param(name).mutable_grad().defined())
+        model.param(name).mutable_grad().zero_();
   }
 }
 

@@ -76,8 +76,12 @@ class LanguageModel {
 class ModelLM : public LanguageModel {
  public:
   ModelLM(std::shared_ptr<Model> model, const EvalConfig& eval);  // reads TTT_FREEZE_BLOCKS, EVAL_SEQ_LEN
-  // With recurrence on or off as given (training-time validation: the loop's current state).
+  // With recurrence on or off as given.
   ModelLM(std::shared_ptr<Model> model, const EvalConfig& eval, bool looping);
+  // Read-only (training-time validation: recurrence as the loop's current state): scores a model it
+  // does not own, which must outlive it. It only runs forwards; trainable(), after_backward() and
+  // model() refuse, as they would change the model.
+  ModelLM(const Model& model, const EvalConfig& eval, bool looping);
   at::Tensor log_probs(const at::Tensor& inputs) override;
   at::Tensor loss(const at::Tensor& inputs, const at::Tensor& targets) override;
   // Per-position nll (B, T) with test-time LoRA deltas (one slice per row), cut every seq_len_cut.
@@ -92,10 +96,12 @@ class ModelLM : public LanguageModel {
   std::vector<at::Tensor> trainable() override;
   void after_backward() override;
   at::Device device() const override;
-  Model& model() { return *model_; }
+  Model& model() { return trained(); }  // the model TTT trains; fails on a read-only ModelLM
 
  private:
-  std::shared_ptr<Model> model_;
+  Model& trained();
+  std::shared_ptr<Model> owned_;  // null when read-only
+  const Model* model_;            // every forward reads through this: owned_ or the borrowed model
   bool looping_;
   int64_t freeze_blocks_;
   int64_t seq_len_cut_;

@@ -2,8 +2,6 @@
 
 #include <ATen/ATen.h>
 
-#include <memory>
-
 #include "core/dist/comm.h"
 #include "core/error.h"
 #include "core/tokenizer.h"
@@ -29,8 +27,7 @@ ValidationResult Validation::evaluate(const Model& model, bool looping, dist::Co
   EvalConfig settings = cfg_;
   settings.eval_seq_len = cfg_.train_seq_len;
   settings.eval_batch_seqs = rows_per_forward(cfg_, comm ? comm->world_size() : 1);
-  // plain only reads the model (no training, no frozen blocks): a non-owning handle to it.
-  eval::ModelLM lm(std::shared_ptr<Model>(std::shared_ptr<Model>{}, const_cast<Model*>(&model)), settings, looping);
+  eval::ModelLM lm(model, settings, looping);  // read-only: plain only runs forwards
   eval::Stream stream;
   stream.tokens = val_.tokens;
   stream.predictions = val_.predictions;

@@ -76,7 +76,7 @@ struct ResidualMix : torch::autograd::Function<ResidualMix> {
 };
 
 // ---- xsa_gate ---------------------------------------------------------------------------------
-constexpr double kXsaNormMin = 1e-12;  // model/model.cpp's clamp_min on ‖v‖
+constexpr double kXsaNormMin = 1e-12;  // model/attention.cpp's clamp_min on ‖v‖
 
 void check_xsa(const at::Tensor& y, const at::Tensor& v, const at::Tensor& gate) {
   TORCH_CHECK(y.dim() == 4 && v.dim() == 4 && y.size(0) == v.size(0) && y.size(1) == v.size(1) &&

@@ -41,7 +41,7 @@ at::Tensor residual_mix(const at::Tensor& x, const at::Tensor& a, const at::Tens
 at::Tensor residual_mix_reference(const at::Tensor& x, const at::Tensor& a, const at::Tensor& y, const at::Tensor& b);
 
 at::Tensor xsa_gate(const at::Tensor& y, const at::Tensor& v, const at::Tensor& gate);
-// model/model.cpp's XSA chain, then y ⊙ gate.unsqueeze(-1) when the gate is defined.
+// model/attention.cpp's XSA chain (attn_gates), then y ⊙ gate.unsqueeze(-1) when the gate is defined.
 at::Tensor xsa_gate_reference(const at::Tensor& y, const at::Tensor& v, const at::Tensor& gate);
 
 at::Tensor smear(const at::Tensor& e, const at::Tensor& g);

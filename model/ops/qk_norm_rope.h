@@ -6,7 +6,7 @@
 //   y[j]       = g · ( n[j]·c[j] + n[j+h]·s[j])      j < h = r/2      (rotation by −θ,
 //   y[j+h]     = g · (−n[j]·s[j] + n[j+h]·c[j])                        half-split pairing)
 //   y[d]       = g · n[d]                            d ≥ r            (the un-rotated rest)
-// i.e. exactly model/model.cpp's rope(rms(x)) · q_gain, the chain it replaces
+// i.e. exactly model/attention.cpp's rope(rms(x)) · q_gain (attend), the chain it replaces
 // (qk_norm_rope_reference). Gradients (dy → dx, dg; the tables are constants, positions only):
 //   dr = g·dy;  dn = Rᵀ dr (the inverse rotation);  dx = inv · (dn − n · mean(dn ⊙ n));
 //   dg = Σ over tokens and dims of dy ⊙ rope(n).

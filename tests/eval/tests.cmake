@@ -4,7 +4,7 @@
 golf_test(scoring_tests scoring/protocols_test.cpp scoring/compliance_test.cpp scoring/lora_test.cpp scoring/planted.cpp
   scoring/validation_test.cpp)
 target_link_libraries(scoring_tests PRIVATE golf_validation)
-target_precompile_headers(scoring_tests PRIVATE <ATen/ATen.h>)
+target_precompile_headers(scoring_tests REUSE_FROM golf_core_torch)
 
 # The CLI tests share one tiny trained and packed run, made once per ctest run by the fixture.
 set(GOLF_EVAL_FIXTURE_DIR "${CMAKE_CURRENT_BINARY_DIR}/eval_fixture")

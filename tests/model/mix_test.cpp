@@ -1,7 +1,8 @@
 // The GOLF_FUSED_MIX ops (model/ops/mix.h) against the chains they replace: forward and every
 // gradient in fp32 and float64, the hand-written backwards against central finite differences in
-// float64, the reference functions against model/model.cpp's expressions bit for bit, and on a GPU
-// the CUDA kernels against the CPU op on the same values (fp32 and bf16).
+// float64, the reference functions against the model's expressions (model/model.cpp,
+// model/attention.cpp) bit for bit, and on a GPU the CUDA kernels against the CPU op on the same
+// values (fp32 and bf16).
 #include "model/ops/mix.h"
 
 #include <ATen/ATen.h>
@@ -201,8 +202,8 @@ TEST(Smear, BackwardMatchesFiniteDifferencesInFloat64) {
   expect_finite_differences(kSmear, in, at::randn_like(in[0]), "smear");
 }
 
-// The references are model/model.cpp's plain expressions (the GOLF_FUSED_MIX=0 path), written out
-// again here: bit for bit.
+// The references are the model's plain expressions (the GOLF_FUSED_MIX=0 path; model/model.cpp,
+// model/attention.cpp), written out again here: bit for bit.
 TEST(MixReferences, AreTheModelsChainsBitForBit) {
   at::manual_seed(28);
   const at::Tensor x = at::randn({2, 5, 12}), y = at::randn({2, 5, 12}), m = at::randn({2, 12}), s = at::randn({12});

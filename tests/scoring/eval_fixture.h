@@ -79,7 +79,7 @@ struct EvalFixture {
     model->load_state(weights);
     return std::make_unique<eval::ModelLM>(model, cfg);
   }
-  eval::Stream stream() const { return {tokens, predictions, &table, {}}; }
+  eval::Stream stream() const { return {tokens, predictions, &table, {}, {}}; }
 };
 
 }  // namespace golf::test

@@ -9,6 +9,7 @@
 #include <memory>
 
 #include "core/byte_table.h"
+#include "core/error.h"
 #include "core/shard.h"
 #include "core/tokenizer.h"
 #include "scoring/protocols.h"
@@ -60,6 +61,22 @@ TEST(Validation, IsGolfEvalsPlainConfiguredAlike) {
     EXPECT_EQ(v.loss, t.loss()) << "looping " << looping;
     EXPECT_EQ(v.bpb, t.bpb()) << "looping " << looping;
   }
+}
+
+TEST(Validation, ScoresThroughAReadOnlyModelAdapter) {
+  // Validation holds a const Model&: its ModelLM runs forwards only, and every call that would
+  // change the model (TTT's parameters, frozen-block gradients) refuses instead.
+  ValFixture f;
+  const Model model = test::live_model(f.cfg);
+  Config e = f.cfg;
+  e.eval_seq_len = 16, e.ttt_freeze_blocks = 2;  // the cut the plain forward below uses
+  eval::ModelLM lm(model, e, true);
+  const at::Tensor x = at::randint(2, 8192, {1, 16}, at::kLong);
+  at::NoGradGuard no_grad;
+  EXPECT_TRUE(at::equal(lm.log_probs(x), at::log_softmax(model.logits(x, true), -1)));
+  EXPECT_THROW(lm.trainable(), Error);
+  EXPECT_THROW(lm.model(), Error);
+  EXPECT_THROW(lm.after_backward(), Error);
 }
 
 TEST(Validation, RowsPerForwardSplitTheBatchOverRanksAndAccumulationAsTheRecords) {
