@@ -531,16 +531,6 @@ std::vector<GroupStats> group_stats(const Artifact& a, const PackOptions& o, boo
   return stats;
 }
 
-std::string with_commas(int64_t n) {
-  const std::string digits = std::to_string(n < 0 ? -static_cast<uint64_t>(n) : static_cast<uint64_t>(n));
-  std::string out = n < 0 ? "-" : "";
-  for (size_t i = 0; i < digits.size(); ++i) {
-    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
-    out += digits[i];
-  }
-  return out;
-}
-
 std::string describe(const Artifact& a, std::span<const uint8_t> file_bytes, const PackOptions& o,
                      bool compress_groups) {
   std::string out;

@@ -62,6 +62,7 @@
 #include <vector>
 
 #include "artifact/coders.h"
+#include "core/progress.h"  // with_commas, which the reports below use
 
 namespace golf::pack {
 
@@ -185,8 +186,5 @@ std::vector<GroupStats> group_stats(const Artifact& a, const PackOptions& o = {}
 // Brotli alone and how far that is from the entropy (slow: see group_stats).
 std::string describe(const Artifact& a, std::span<const uint8_t> file_bytes, const PackOptions& o = {},
                      bool compress_groups = true);
-
-// 1234567 → "1,234,567" (reports in decimal bytes, as the limit is).
-std::string with_commas(int64_t n);
 
 }  // namespace golf::pack

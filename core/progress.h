@@ -30,5 +30,7 @@ class Progress {
 std::string human_bytes(double bytes);
 // "1m05s", "12.3s"
 std::string human_seconds(double seconds);
+// 1234567 → "1,234,567" (reports in decimal bytes, as the limit is).
+std::string with_commas(int64_t n);
 
 }  // namespace golf

@@ -103,7 +103,7 @@ int main(int argc, char** argv) {
     a.sources.environment = golf::current_environment();
     const pack::PackReport r = pack::run_pack(a);
     golf::write_file_atomic(r.json, r.to_json().dump(2) + "\n");
-    fmt::print("wrote {} ({} bytes) and {}\n", r.artifact.string(), pack::with_commas(r.bytes_model), r.json.string());
+    fmt::print("wrote {} ({} bytes) and {}\n", r.artifact.string(), golf::with_commas(r.bytes_model), r.json.string());
     return 0;
   } catch (...) {
     return golf::main_error("golf-pack");  // core/main_error.h

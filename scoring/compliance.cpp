@@ -11,6 +11,7 @@
 
 #include "core/byte_sidecar.h"
 #include "core/error.h"
+#include "core/progress.h"
 #include "core/tokenizer.h"
 
 namespace golf::eval {
@@ -19,12 +20,6 @@ namespace {
 
 CheckResult result(const char* check, bool ok, std::string detail) {
   return {check, ok ? "PASS" : "FAIL", std::move(detail)};
-}
-
-std::string commas(int64_t v) {
-  std::string s = std::to_string(v < 0 ? -v : v);
-  for (int i = static_cast<int>(s.size()) - 3; i > 0; i -= 3) s.insert(static_cast<size_t>(i), ",");
-  return v < 0 ? "-" + s : s;
 }
 
 }  // namespace
@@ -207,7 +202,7 @@ CheckResult check_single_pass(const std::vector<CoverageEntry>& runs) {
     std::string s = fmt::format("{}: {}", r.protocol, r.coverage.describe());
     bool run_ok = r.coverage.ok();
     if (r.expected_windows >= 0) {
-      s += fmt::format(", {} windows (tiling formula: {})", commas(r.windows), commas(r.expected_windows));
+      s += fmt::format(", {} windows (tiling formula: {})", with_commas(r.windows), with_commas(r.expected_windows));
       run_ok = run_ok && r.windows == r.expected_windows;
     }
     ok = ok && run_ok;
@@ -317,8 +312,8 @@ CheckResult check_byte_recount(std::span<const uint16_t> tokens, int64_t M, cons
         "byte sidecar: {} bytes over {} predictions; decoded original text of {} documents: {} bytes ({:+.3f} %, {} "
         "documents differ through SentencePiece normalization; tolerance {:.1f} %); BOS and case operators count 0 at "
         "every position: {}",
-        commas(a.sidecar_bytes), commas(M), commas(a.documents), commas(a.decoded_bytes), 100 * rel,
-        commas(a.documents_differing), 100 * kSidecarRecountTolerance, a.ok() ? "yes" : "NO");
+        with_commas(a.sidecar_bytes), with_commas(M), with_commas(a.documents), with_commas(a.decoded_bytes), 100 * rel,
+        with_commas(a.documents_differing), 100 * kSidecarRecountTolerance, a.ok() ? "yes" : "NO");
     if (!a.ok()) detail += "; " + a.violation;
     return result("byte_recount", a.ok() && within, detail);
   }
@@ -348,8 +343,8 @@ CheckResult check_byte_recount(std::span<const uint16_t> tokens, int64_t M, cons
   }
   const bool ok = counted == decoded && unknown == 0;
   std::string detail = fmt::format(
-      "byte table: {} bytes over {} predictions; decoding {} documents: {} bytes{}; '▁' is a piece of its own", commas(counted),
-      commas(M), commas(documents), commas(decoded), counted == decoded ? " (equal)" : fmt::format(" (differ by {})", counted - decoded));
+      "byte table: {} bytes over {} predictions; decoding {} documents: {} bytes{}; '▁' is a piece of its own", with_commas(counted),
+      with_commas(M), with_commas(documents), with_commas(decoded), counted == decoded ? " (equal)" : fmt::format(" (differ by {})", counted - decoded));
   if (unknown) detail += fmt::format("; {} UNK ids in the stream", unknown);
   return result("byte_recount", ok, detail);
 }

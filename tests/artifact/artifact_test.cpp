@@ -8,6 +8,7 @@
 #include <bit>
 #include <chrono>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <random>
 
@@ -582,6 +583,7 @@ TEST(GroupStats, WithCommasGroupsThousands) {
   EXPECT_EQ(with_commas(999), "999");
   EXPECT_EQ(with_commas(16000000), "16,000,000");
   EXPECT_EQ(with_commas(-1234567), "-1,234,567");
+  EXPECT_EQ(with_commas(INT64_MIN), "-9,223,372,036,854,775,808");  // its magnitude is no int64_t
 }
 
 // ---- benchmark (run with --gtest_also_run_disabled_tests) -------------------------------------
