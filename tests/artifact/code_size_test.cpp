@@ -4,6 +4,8 @@
 
 #include <lzma.h>
 
+#include <regex>
+
 #include "core/error.h"
 #include "tests/test_util.h"
 
@@ -304,10 +306,17 @@ TEST(CodeZpaq, ArchiveDecodesWithZpaqXToTheArchiveBytesAndIsDeterministic) {
   // Any zpaq decodes it: one file named c holding the archive.
   TempDir out;
   test::write_file(out / "c.zpaq", std::string(zpaq.begin(), zpaq.end()));
-  const auto extract = test::run(fmt::format("cd {} && {} x c.zpaq", test::quote(out.path()), find_zpaq().path));
+  const auto extract = test::run(fmt::format("cd '{}' && {} x c.zpaq", out.path().string(), find_zpaq().path));
   ASSERT_EQ(extract.exit_code, 0) << extract.output;
   EXPECT_EQ(out.entries(), (std::vector<std::string>{"c", "c.zpaq"}));
   EXPECT_EQ(test::read_file(out / "c"), std::string(archive.begin(), archive.end()));
+  // Nothing of the moment or the machine is stored: the file's date is fixed, no permission bits
+  // ("0644" would stand before the name), and the update is dated 2000-01-01 (-until), not now.
+  const auto list = test::run(fmt::format("cd '{}' && {} l c.zpaq", out.path().string(), find_zpaq().path));
+  ASSERT_EQ(list.exit_code, 0) << list.output;
+  EXPECT_TRUE(std::regex_search(list.output, std::regex("\n- 2000-01-01 00:00:00 +" + std::to_string(archive.size()) + " +c\n")))
+      << list.output;
+  EXPECT_TRUE(contains(std::string(zpaq.begin(), zpaq.end()), "jDC20000101235959")) << "the transaction header's date";
   // Another input, another archive.
   const auto other = code_archive(dir.path(), {"a/x.h", "a/y.h"});
   EXPECT_NE(compress_code("zpaq-m5", other), zpaq);
