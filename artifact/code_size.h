@@ -49,7 +49,8 @@ std::filesystem::path code_cache_dir();
 //               program (Debian package zpaq 7.15; no library offers libzpaq) as
 //               `zpaq a c.zpaq c -m5 -noattributes -until 2000-01-01 -t1` in a private temporary
 //               folder, c dated 2000-01-01 00:00:00 UTC: the bytes depend only on the input and the
-//               zpaq build. Tried only when find_zpaq() finds it; `zpaq x c.zpaq` gives c back.
+//               zpaq build. Tried only when find_zpaq() finds it; `zpaq x c.zpaq` gives c back. A
+//               zpaq 7 that fails is a golf::Error naming it and its output.
 // Each output is decodable by the standard command line tool named.
 const std::vector<std::string>& code_compressors();
 std::vector<uint8_t> compress_code(const std::string& compressor, std::span<const uint8_t> bytes);
@@ -80,9 +81,10 @@ ZpaqProgram find_zpaq();
 // Cache: compressing takes seconds and golf-train, golf-pack and golf-eval each count at start, so
 // the compressed sizes (every candidate and every file alone) are kept in cache_dir under the
 // SHA-256 of the archive itself (paths, sizes and minified contents), of the liblzma and Brotli
-// versions and of zpaq's (or "none"): any change to what is counted is a new key, so a cached count is never stale. A missing,
-// unreadable or mismatched entry is recomputed (and written atomically); an unwritable cache_dir
-// only costs the time. An empty cache_dir disables the cache; `marginal` always recompresses.
+// versions and of zpaq's (or "none"): any change to what is counted is a new key, so a cached count
+// is never stale, and a count made without zpaq is never reused with it. A missing, unreadable or
+// mismatched entry is recomputed (and written atomically); an unwritable cache_dir only costs the
+// time. An empty cache_dir disables the cache; `marginal` always recompresses.
 CodeSize counted_code(const std::filesystem::path& repo_root, const std::filesystem::path& manifest, bool marginal = false,
                       const std::filesystem::path& cache_dir = code_cache_dir());
 // The cache key of an archive: hex SHA-256 of a format tag, the compressor library versions, the
