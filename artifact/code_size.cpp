@@ -1,11 +1,16 @@
 // artifact/code_size.cpp — counted code (manifest → minified deterministic archive → the smallest of
-// xz / raw LZMA2 / Brotli) with its per-file table, and the budget report.
+// xz / raw LZMA2 / Brotli / zpaq) with its per-file table, and the budget report.
 #include "artifact/code_size.h"
 
 #include <brotli/encode.h>
+#include <fcntl.h>
 #include <fnmatch.h>
 #include <lzma.h>
 #include <openssl/evp.h>
+#include <spawn.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <nlohmann/json.hpp>
 
@@ -14,6 +19,7 @@
 #include <cstdlib>
 #include <exception>
 #include <fstream>
+#include <map>
 #include <mutex>
 #include <thread>
 
@@ -169,8 +175,105 @@ std::vector<uint8_t> xz_compress(std::span<const uint8_t> bytes) {
   return out;
 }
 
+namespace {
+
+// A private temporary folder, removed with its contents.
+struct ScratchDir {
+  fs::path path;
+  ScratchDir() {
+    std::string name = (fs::temp_directory_path() / "golf-zpaq.XXXXXX").string();
+    if (!::mkdtemp(name.data())) fail("cannot create a temporary folder {}", name);
+    path = name;
+  }
+  ~ScratchDir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+};
+
+// Runs argv (argv[0] a path; no shell) in `dir`, stdin from /dev/null, stdout and stderr to dir/log.
+// The exit status, or -1 when it could not start or was killed.
+int run_in(const fs::path& dir, const std::vector<std::string>& argv) {
+  const std::string log = (dir / "log").string();
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addchdir_np(&actions, dir.c_str());
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_adddup2(&actions, 1, 2);
+  std::vector<char*> args;
+  for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  pid_t pid = 0;
+  const int started = ::posix_spawn(&pid, argv[0].c_str(), &actions, nullptr, args.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  if (started != 0) return -1;
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0)
+    if (errno != EINTR) return -1;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+std::string read_text(const fs::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), {}};
+}
+
+ZpaqProgram look_for_zpaq(const std::string& path_variable) {
+  ZpaqProgram zpaq;
+  for (size_t begin = 0; begin <= path_variable.size() && zpaq.path.empty();) {
+    const size_t end = std::min(path_variable.find(':', begin), path_variable.size());
+    const fs::path candidate = fs::path(end > begin ? path_variable.substr(begin, end - begin) : ".") / "zpaq";
+    std::error_code ec;
+    if (fs::is_regular_file(candidate, ec) && ::access(candidate.c_str(), X_OK) == 0) zpaq.path = candidate.string();
+    begin = end + 1;
+  }
+  const auto unusable = [](std::string why) {
+    ZpaqProgram none;
+    none.why_not = std::move(why);
+    return none;
+  };
+  if (zpaq.path.empty()) return unusable("zpaq not found on PATH");
+  const ScratchDir dir;
+  run_in(dir.path, {zpaq.path});  // the help, which exits 1
+  const std::string help = read_text(dir.path / "log");
+  zpaq.version = help.substr(0, help.find('\n'));
+  if (!zpaq.version.starts_with("zpaq v7."))
+    return unusable(fmt::format("{} is not zpaq 7 (its help begins '{}')", zpaq.path, zpaq.version.substr(0, 60)));
+  return zpaq;
+}
+
+// The zpaq-m5 archive of `bytes` (code_compressors()).
+std::vector<uint8_t> zpaq_compress(std::span<const uint8_t> bytes) {
+  const ZpaqProgram zpaq = find_zpaq();
+  if (zpaq.path.empty()) fail("zpaq-m5: {}", zpaq.why_not);
+  const ScratchDir dir;
+  write_file_atomic(dir.path / "c", std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
+  const timespec date[2] = {{946684800, 0}, {946684800, 0}};  // 2000-01-01 00:00:00 UTC: zpaq stores the file's date
+  if (::utimensat(AT_FDCWD, (dir.path / "c").c_str(), date, 0) != 0) fail("cannot set the date of {}", (dir.path / "c").string());
+  const int status =
+      run_in(dir.path, {zpaq.path, "a", "c.zpaq", "c", "-m5", "-noattributes", "-until", "2000-01-01", "-t1"});
+  std::error_code ec;
+  if (status != 0 || !fs::is_regular_file(dir.path / "c.zpaq", ec))
+    fail("{} a c.zpaq c -m5 ... in {} failed (exit status {}): {}", zpaq.path, dir.path.string(), status,
+         read_text(dir.path / "log").substr(0, 500));
+  return read_file_bytes(dir.path / "c.zpaq");
+}
+
+}  // namespace
+
+ZpaqProgram find_zpaq() {
+  static std::mutex mutex;
+  static std::map<std::string, ZpaqProgram> found;  // by PATH
+  const char* path = std::getenv("PATH");
+  const std::string key = path ? path : "";
+  std::lock_guard lock(mutex);
+  const auto it = found.find(key);
+  return it != found.end() ? it->second : found[key] = look_for_zpaq(key);
+}
+
 const std::vector<std::string>& code_compressors() {
-  static const std::vector<std::string> names = {"xz-9e", "lzma2-9e", "brotli-11"};
+  static const std::vector<std::string> names = {"xz-9e", "lzma2-9e", "brotli-11", "zpaq-m5"};
   return names;
 }
 
@@ -178,7 +281,8 @@ std::vector<uint8_t> compress_code(const std::string& compressor, std::span<cons
   if (compressor == "xz-9e") return xz_compress(bytes);
   if (compressor == "lzma2-9e") return lzma2_raw_compress(bytes);
   if (compressor == "brotli-11") return brotli_compress(bytes, 11, BrotliSetting{.window = 24, .mode = 1});
-  fail("unknown code compressor '{}' (known: xz-9e, lzma2-9e, brotli-11)", compressor);
+  if (compressor == "zpaq-m5") return zpaq_compress(bytes);
+  fail("unknown code compressor '{}' (known: xz-9e, lzma2-9e, brotli-11, zpaq-m5)", compressor);
 }
 
 fs::path code_cache_dir() {
@@ -189,8 +293,11 @@ fs::path code_cache_dir() {
 }
 
 std::string code_cache_key(std::span<const uint8_t> archive) {
-  // The compressors' versions are in the key: a different liblzma or Brotli may compress differently.
-  const std::string tag = fmt::format("golf counted code v1\n{}\n{}\n", lzma_version_string(), BrotliEncoderVersion());
+  // The compressors' versions are in the key: a different liblzma, Brotli or zpaq may compress
+  // differently, and a count made without zpaq must not be reused with it, nor the reverse.
+  const ZpaqProgram zpaq = find_zpaq();
+  const std::string tag = fmt::format("golf counted code v2\n{}\n{}\n{}\n", lzma_version_string(), BrotliEncoderVersion(),
+                                      zpaq.path.empty() ? "none" : zpaq.version);
   EVP_MD_CTX* ctx = EVP_MD_CTX_new();
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
@@ -208,7 +315,7 @@ namespace {
 
 // The cached sizes of `key` into `code` (its files and rows already listed); false when there is
 // no usable entry (missing, unreadable, another key or file list: all recomputed, never trusted).
-bool read_code_cache(const fs::path& file, const std::string& key, CodeSize& code) {
+bool read_code_cache(const fs::path& file, const std::string& key, const std::vector<std::string>& names, CodeSize& code) {
   std::error_code ec;
   if (!fs::is_regular_file(file, ec)) return false;
   try {
@@ -217,9 +324,9 @@ bool read_code_cache(const fs::path& file, const std::string& key, CodeSize& cod
     if (j.at("key").get<std::string>() != key || j.at("files").get<std::vector<std::string>>() != code.files) return false;
     const auto alone = j.at("alone_bytes").get<std::vector<int64_t>>();
     const auto candidates = j.at("candidates").get<std::vector<std::pair<std::string, int64_t>>>();
-    if (alone.size() != code.rows.size() || candidates.size() != code_compressors().size()) return false;
+    if (alone.size() != code.rows.size() || candidates.size() != names.size()) return false;
     for (size_t c = 0; c < candidates.size(); ++c)
-      if (candidates[c].first != code_compressors()[c] || candidates[c].second <= 0) return false;
+      if (candidates[c].first != names[c] || candidates[c].second <= 0) return false;
     for (size_t k = 0; k < alone.size(); ++k) code.rows[k].alone_bytes = alone[k];
     code.candidates = candidates;
     return true;
@@ -257,10 +364,16 @@ CodeSize counted_code(const fs::path& repo_root, const fs::path& manifest, bool 
     code.minified_bytes += row.minified_bytes;
     code.rows.push_back(row);
   }
+  // The compressors that can run here: zpaq-m5 only with the zpaq program (else the count is the
+  // smallest of the rest, the larger side, and says so).
+  const ZpaqProgram zpaq = find_zpaq();
+  std::vector<std::string> names;
+  for (const std::string& name : code_compressors())
+    if (name != "zpaq-m5" || !zpaq.path.empty()) names.push_back(name);
+  if (zpaq.path.empty()) code.not_tried = fmt::format("zpaq-m5 ({})", zpaq.why_not);
   const std::string key = cache_dir.empty() ? "" : code_cache_key(archive);
   const fs::path cache_file = cache_dir.empty() ? fs::path() : cache_dir / (key + ".json");
-  code.from_cache = !cache_file.empty() && read_code_cache(cache_file, key, code);
-  const auto& names = code_compressors();
+  code.from_cache = !cache_file.empty() && read_code_cache(cache_file, key, names, code);
   if (!code.from_cache) {
     code.candidates.resize(names.size());
     parallel_for(names.size(), [&](size_t c) {
@@ -277,7 +390,9 @@ CodeSize counted_code(const fs::path& repo_root, const fs::path& manifest, bool 
     if (!code.from_cache) {
       std::vector<uint8_t> alone;
       append_entry(alone, code.files[k], minified[k]);
-      code.rows[k].alone_bytes = static_cast<int64_t>(compress_code(code.compressor, alone).size());
+      // Brotli, whatever counts: fast and in process, where zpaq's ~1 KB of archive header and model
+      // per file would hide the small files' sizes (and take ~0.1 s of process start-up each).
+      code.rows[k].alone_bytes = static_cast<int64_t>(compress_code("brotli-11", alone).size());
     }
     if (!marginal) return;
     std::vector<uint8_t> without;
@@ -306,10 +421,11 @@ std::string code_table(const CodeSize& code) {
   for (const auto& [name, bytes] : code.candidates) tried += fmt::format("{}{} {}", tried.empty() ? "" : ", ", name, with_commas(bytes));
   out += fmt::format("counted code: {} bytes ({}, the smallest of: {})\n", with_commas(code.compressed_bytes), code.compressor,
                      tried);
+  if (!code.not_tried.empty()) out += fmt::format("not tried: {}\n", code.not_tried);
   if (marginal)
-    out += "alone: the minified file compressed by itself; marginal: bytes the archive loses without the file\n";
+    out += fmt::format("alone: the minified file compressed by itself (brotli-11); marginal: bytes the archive ({}) loses without the file\n", code.compressor);
   else
-    out += "alone: the minified file compressed by itself (golf-pack code --marginal: bytes the archive loses without each file)\n";
+    out += "alone: the minified file compressed by itself (brotli-11; golf-pack code --marginal: bytes the archive loses without each file)\n";
   return out;
 }
 

@@ -16,8 +16,9 @@
 namespace golf::pack {
 
 // One counted file. `alone_bytes`: the minified file compressed on its own (with its archive
-// header); `marginal_bytes`: how much smaller the counted archive gets without it (-1 until
-// measured, which compresses the archive once per file). Neither adds up to the total exactly: the
+// header) by brotli-11, whatever compressor counts; `marginal_bytes`: how much smaller the counted
+// archive gets without it, with the compressor that counts (-1 until measured, which compresses
+// the archive once per file). Neither adds up to the total exactly: the
 // compressor shares context between files.
 struct CodeFile {
   std::string path;
@@ -32,6 +33,7 @@ struct CodeSize {
   int64_t compressed_bytes = 0;    // the compressed archive of the minified files: this is what counts
   std::string compressor;          // the compressor that gave compressed_bytes (the smallest)
   std::vector<std::pair<std::string, int64_t>> candidates;  // every compressor tried, and its size
+  std::string not_tried;           // "zpaq-m5 (why)" when zpaq could not be run, else empty
   bool from_cache = false;         // the compressed sizes were read from the cache (see counted_code)
 };
 
@@ -42,10 +44,24 @@ std::filesystem::path code_cache_dir();
 // The compressors tried on the counted archive, in order (a tie keeps the earlier one):
 //   "xz-9e"     liblzma preset 9 | LZMA_PRESET_EXTREME, xz container, CRC-64 (`xz -9e`);
 //   "lzma2-9e"  the same LZMA2 stream without the container (`xz --format=raw --lzma2=preset=9e`);
-//   "brotli-11" Brotli quality 11, window 24, text mode (`brotli -q 11 -w 24`).
+//   "brotli-11" Brotli quality 11, window 24, text mode (`brotli -q 11 -w 24`);
+//   "zpaq-m5"   a zpaq journaling archive of one file named "c" holding the bytes, made by the zpaq
+//               program (Debian package zpaq 7.15; no library offers libzpaq) as
+//               `zpaq a c.zpaq c -m5 -noattributes -until 2000-01-01 -t1` in a private temporary
+//               folder, c dated 2000-01-01 00:00:00 UTC: the bytes depend only on the input and the
+//               zpaq build. Tried only when find_zpaq() finds it; `zpaq x c.zpaq` gives c back. A
+//               zpaq 7 that fails is a golf::Error naming it and its output.
 // Each output is decodable by the standard command line tool named.
 const std::vector<std::string>& code_compressors();
 std::vector<uint8_t> compress_code(const std::string& compressor, std::span<const uint8_t> bytes);
+
+// The zpaq program "zpaq-m5" runs: the first executable `zpaq` on PATH that prints "zpaq v7." as the
+// first line of its help (`version`, which keys the cache). When there is none, path is empty and
+// why_not says why. Looked up once per PATH value.
+struct ZpaqProgram {
+  std::string path, version, why_not;
+};
+ZpaqProgram find_zpaq();
 
 // Manifest: one path or glob per line, relative to `repo_root` and matched with fnmatch(3) and
 // FNM_PATHNAME, one path component at a time ('*' never crosses '/'); only regular files count.
@@ -57,19 +73,22 @@ std::vector<uint8_t> compress_code(const std::string& compressor, std::span<cons
 //
 // The archive is, per file in sorted order: path, '\0', decimal size, '\0', contents, where the
 // contents of C++/CUDA sources are minify_cpp(file) (artifact/minify.h) and other files are verbatim.
-// It is compressed with every code_compressors() entry and the smallest counts. With `marginal`,
-// each row's marginal_bytes is measured too (on all cores; one compression per file).
+// It is compressed with every code_compressors() entry that can run (zpaq-m5 needs the zpaq program:
+// without it the count is the smallest of the rest, and not_tried says so) and the smallest counts.
+// With `marginal`, each row's marginal_bytes is measured too, with that compressor (on all cores;
+// one compression per file).
 //
 // Cache: compressing takes seconds and golf-train, golf-pack and golf-eval each count at start, so
 // the compressed sizes (every candidate and every file alone) are kept in cache_dir under the
-// SHA-256 of the archive itself (paths, sizes and minified contents) and of the liblzma and Brotli
-// versions: any change to what is counted is a new key, so a cached count is never stale. A missing,
-// unreadable or mismatched entry is recomputed (and written atomically); an unwritable cache_dir
-// only costs the time. An empty cache_dir disables the cache; `marginal` always recompresses.
+// SHA-256 of the archive itself (paths, sizes and minified contents), of the liblzma and Brotli
+// versions and of zpaq's (or "none"): any change to what is counted is a new key, so a cached count
+// is never stale, and a count made without zpaq is never reused with it. A missing, unreadable or
+// mismatched entry is recomputed (and written atomically); an unwritable cache_dir only costs the
+// time. An empty cache_dir disables the cache; `marginal` always recompresses.
 CodeSize counted_code(const std::filesystem::path& repo_root, const std::filesystem::path& manifest, bool marginal = false,
                       const std::filesystem::path& cache_dir = code_cache_dir());
-// The cache key of an archive: hex SHA-256 of a format tag, the compressor library versions and the
-// archive.
+// The cache key of an archive: hex SHA-256 of a format tag, the compressor library versions, the
+// version line of find_zpaq() (or "none") and the archive.
 std::string code_cache_key(std::span<const uint8_t> archive);
 
 // The pieces of counted_code, for tests and tools. code_archive with minify=false is the raw files.

@@ -65,10 +65,12 @@ std::string tensor_table(const QuantizeResult& r) {
   return out;
 }
 
-// The counted-code table for the JSON report: compressor, totals and one row per file.
+// The counted-code table for the JSON report: compressor, totals and one row per file. candidates:
+// every code compressor, null for one that could not run here (not_tried says why: no zpaq).
 nlohmann::json code_json(const CodeSize& code) {
   nlohmann::json j = {{"compressor", code.compressor}, {"compressed_bytes", code.compressed_bytes},
-                      {"raw_bytes", code.raw_bytes}, {"minified_bytes", code.minified_bytes}};
+                      {"raw_bytes", code.raw_bytes}, {"minified_bytes", code.minified_bytes}, {"not_tried", code.not_tried}};
+  for (const std::string& name : code_compressors()) j["candidates"][name] = nullptr;
   for (const auto& [name, bytes] : code.candidates) j["candidates"][name] = bytes;
   for (const auto& r : code.rows)
     j["files"].push_back({{"path", r.path}, {"raw_bytes", r.raw_bytes}, {"minified_bytes", r.minified_bytes},

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # scripts/setup.sh — everything golf needs, idempotent and quick when nothing changed:
 #   1. Debian packages (compilers, CMake, Brotli, liblzma, sentencepiece, Eigen, GoogleTest, CLI11,
-#      nlohmann-json, fmt, OpenSSL (sha256), ccache, and bible-kjv for the demo's fallback text)
+#      nlohmann-json, fmt, OpenSSL (sha256), ccache, zpaq (the counted code's compressor), and
+#      bible-kjv for the demo's fallback text)
 #   2. a Python venv with the pinned torch wheel (LibTorch) under ~/.cache/golf
 #   3. CMake configure + build into build/ (ccache keeps rebuilds cheap)
 # Environment: GOLF_CACHE (default ~/.cache/golf), GOLF_BUILD_DIR (default <repo>/build),
@@ -26,6 +27,7 @@ APT_PACKAGES=(
   build-essential cmake ninja-build ccache pkg-config git xz-utils python3 python3-venv
   libbrotli-dev liblzma-dev libsentencepiece-dev libeigen3-dev libgtest-dev libssl-dev
   libcli11-dev nlohmann-json3-dev libfmt-dev
+  zpaq  # the counted code's compressor (artifact/code_size.h, zpaq-m5); without it the count falls back to Brotli
   bible-kjv
 )
 missing=()

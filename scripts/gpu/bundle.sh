@@ -4,7 +4,9 @@
 #
 #   scripts/gpu/bundle.sh [--tiny] [--out DIR] [--limit-mib N]
 #
-#   bin/     golf-train golf-pack golf-eval golf-data, stripped, RUNPATH $ORIGIN/../lib
+#   bin/     golf-train golf-pack golf-eval golf-data, stripped, RUNPATH $ORIGIN/../lib; and the
+#            Debian zpaq program (the counted code's compressor, artifact/code_size.h; it links only
+#            the C/C++ runtime), when installed here: check.sh puts bin/ on PATH
 #   tests/   the test binaries with GPU cases (stripped, same RUNPATH); their paths come from the
 #            environment at run time (GOLF_* variables, tests/test_util.h)
 #   lib/     the non-torch, non-libc shared libraries they load (sentencepiece, brotli, lzma, fmt…),
@@ -109,6 +111,17 @@ for b in "${BINARIES[@]}" "${TEST_BINARIES[@]}"; do
     copied[$name]=1
   done < <(ldd "$BUILD/$b" | grep '=>')
 done
+
+# ---- zpaq: golf-pack and golf-eval count the code with it (else the count falls back to Brotli) ----
+ZPAQ="$(command -v zpaq || true)"
+if [ -n "$ZPAQ" ]; then
+  while read -r name _; do
+    is_runtime "$(basename "$name")" || die "$ZPAQ links $name, which the GPU machine may lack"
+  done < <(ldd "$ZPAQ" | awk '{print $1}')
+  cp -L "$ZPAQ" "$STAGE/bin/zpaq"
+else
+  say "WARNING: zpaq is not installed here (scripts/setup.sh installs it): the GPU machine counts the code without it"
+fi
 
 # ---- the twin's debug state: the TwinOnCuda tests read default and variant ---------------------
 # The ctest fixture twin_debug_state leaves it in the build folder; it is made afresh when missing

@@ -70,6 +70,7 @@ REPORT_PY=("$PY" "$ROOT/scripts/gpu/report.py")
 SITE="$("$PY" -c 'import os, torch; print(os.path.dirname(os.path.dirname(torch.__file__)))' 2>/dev/null)"
 export LD_LIBRARY_PATH="$BUNDLE/lib:$SITE/torch/lib:$SITE/nvidia/cu13/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 BIN="$BUNDLE/bin"
+export PATH="$BIN:$PATH"  # the bundle's zpaq, the counted code's compressor (golf-pack, golf-eval)
 TESTS="$BUNDLE/tests"
 DATASETS="$BUNDLE/data/datasets"
 TOKENIZER="$BUNDLE/data/tokenizer/fineweb_8192_bpe.model"

@@ -4,6 +4,8 @@
 
 #include <lzma.h>
 
+#include <regex>
+
 #include "core/error.h"
 #include "tests/test_util.h"
 
@@ -25,6 +27,13 @@ void make_tree(const TempDir& dir) {
   test::write_file(dir / "a/notes.txt", "notes\n");
   test::write_file(dir / "a/b/z.h", "int z;\n");
   test::write_file(dir / "c.txt", "c\n");
+}
+
+// code_compressors() less zpaq-m5 when the zpaq program is not installed here.
+std::vector<std::string> runnable_compressors() {
+  std::vector<std::string> names = code_compressors();
+  if (find_zpaq().path.empty()) std::erase(names, "zpaq-m5");
+  return names;
 }
 
 std::string manifest_error(const fs::path& root, const fs::path& manifest) {
@@ -118,10 +127,10 @@ TEST(CodeSize, CountsTheCompressedArchiveDeterministically) {
   EXPECT_EQ(first.minified_bytes, 7 + 7 + 7 + 2);  // "int x;\n" is already minified; c.txt is not C++
   // The smallest of the compressors tried, each on the same archive, is what counts.
   const auto archive = code_archive(dir.path(), first.files);
-  ASSERT_EQ(first.candidates.size(), code_compressors().size());
+  ASSERT_EQ(first.candidates.size(), runnable_compressors().size());
   int64_t smallest = INT64_MAX;
   for (size_t c = 0; c < first.candidates.size(); ++c) {
-    EXPECT_EQ(first.candidates[c].first, code_compressors()[c]);
+    EXPECT_EQ(first.candidates[c].first, runnable_compressors()[c]);
     EXPECT_EQ(first.candidates[c].second, static_cast<int64_t>(compress_code(code_compressors()[c], archive).size()));
     smallest = std::min(smallest, first.candidates[c].second);
   }
@@ -262,6 +271,144 @@ TEST(CodeSize, MarginalBytesAreWhatTheArchiveLosesWithoutTheFile) {
   EXPECT_TRUE(contains(table, fmt::format("counted code: {} bytes ({}", with_commas(code.compressed_bytes), code.compressor))) << table;
   EXPECT_TRUE(contains(table, "total: 2 files")) << table;
   EXPECT_TRUE(contains(test::error_of([] { compress_code("zip", {}); }), "unknown code compressor 'zip'"));
+}
+
+// ---- zpaq ---------------------------------------------------------------------------------------
+
+#define REQUIRE_ZPAQ()                                                                              \
+  do {                                                                                              \
+    if (find_zpaq().path.empty()) GTEST_SKIP() << "no zpaq here: " << find_zpaq().why_not;          \
+  } while (0)
+
+// PATH set to `value` for one scope (find_zpaq looks zpaq up per PATH value).
+struct ScopedPath {
+  std::string saved = std::getenv("PATH") ? std::getenv("PATH") : "";
+  explicit ScopedPath(const std::string& value) { ::setenv("PATH", value.c_str(), 1); }
+  ~ScopedPath() { ::setenv("PATH", saved.c_str(), 1); }
+};
+
+// An executable shell script `dir/zpaq`.
+void fake_zpaq(const TempDir& dir, const std::string& script) {
+  test::write_file(dir / "zpaq", "#!/bin/sh\n" + script);
+  fs::permissions(dir / "zpaq", fs::perms::owner_all);
+}
+
+TEST(CodeZpaq, ArchiveDecodesWithZpaqXToTheArchiveBytesAndIsDeterministic) {
+  REQUIRE_ZPAQ();
+  EXPECT_TRUE(find_zpaq().version.starts_with("zpaq v7.")) << find_zpaq().version;
+  TempDir dir;
+  make_tree(dir);
+  const auto archive = code_archive(dir.path(), {"a/x.h", "a/y.h", "a/b/z.h", "c.txt"});
+  const auto zpaq = compress_code("zpaq-m5", archive);
+  ASSERT_GT(zpaq.size(), 4u);
+  EXPECT_EQ(std::string(zpaq.begin(), zpaq.begin() + 4), "7kSt");  // a zpaq journaling archive's locator tag
+  EXPECT_EQ(compress_code("zpaq-m5", archive), zpaq) << "the same input must give the same bytes";
+  // Any zpaq decodes it: one file named c holding the archive.
+  TempDir out;
+  test::write_file(out / "c.zpaq", std::string(zpaq.begin(), zpaq.end()));
+  const auto extract = test::run(fmt::format("cd '{}' && {} x c.zpaq", out.path().string(), find_zpaq().path));
+  ASSERT_EQ(extract.exit_code, 0) << extract.output;
+  EXPECT_EQ(out.entries(), (std::vector<std::string>{"c", "c.zpaq"}));
+  EXPECT_EQ(test::read_file(out / "c"), std::string(archive.begin(), archive.end()));
+  // Nothing of the moment or the machine is stored: the file's date is fixed, no permission bits
+  // ("0644" would stand before the name), and the update is dated 2000-01-01 (-until), not now.
+  const auto list = test::run(fmt::format("cd '{}' && {} l c.zpaq", out.path().string(), find_zpaq().path));
+  ASSERT_EQ(list.exit_code, 0) << list.output;
+  EXPECT_TRUE(std::regex_search(list.output, std::regex("\n- 2000-01-01 00:00:00 +" + std::to_string(archive.size()) + " +c\n")))
+      << list.output;
+  EXPECT_TRUE(contains(std::string(zpaq.begin(), zpaq.end()), "jDC20000101235959")) << "the transaction header's date";
+  // Another input, another archive.
+  const auto other = code_archive(dir.path(), {"a/x.h", "a/y.h"});
+  EXPECT_NE(compress_code("zpaq-m5", other), zpaq);
+}
+
+TEST(CodeZpaq, CountsRealSourcesWhenSmallestAloneSizesAreBrotli) {
+  REQUIRE_ZPAQ();
+  // A few real sources (~90 KB): large enough for zpaq's ~1 KB of archive headers and model to pay.
+  TempDir dir;
+  test::write_file(dir / "manifest.txt", "artifact/code_size.*\nartifact/minify.*\nartifact/coders.*\n");
+  const fs::path root = GOLF_SOURCE_DIR;
+  const CodeSize code = counted_code(root, dir / "manifest.txt", /*marginal=*/true, /*cache_dir=*/{});
+  ASSERT_EQ(code.candidates.size(), code_compressors().size());
+  EXPECT_EQ(code.not_tried, "");
+  const auto smallest = std::min_element(code.candidates.begin(), code.candidates.end(),
+                                         [](const auto& x, const auto& y) { return x.second < y.second; });
+  EXPECT_EQ(code.compressor, smallest->first);
+  EXPECT_EQ(code.compressed_bytes, smallest->second);
+  EXPECT_EQ(code.compressor, "zpaq-m5");  // measured: zpaq beats xz and Brotli on source text
+  const auto archive = code_archive(root, code.files);
+  EXPECT_EQ(code.compressed_bytes, static_cast<int64_t>(compress_code("zpaq-m5", archive).size()));
+  for (size_t k = 0; k < code.rows.size(); ++k) {
+    const auto alone = code_archive(root, {code.files[k]});
+    EXPECT_EQ(code.rows[k].alone_bytes, static_cast<int64_t>(compress_code("brotli-11", alone).size())) << code.files[k];
+  }
+  // Marginal bytes: with the compressor that counts.
+  std::vector<std::string> rest(code.files.begin() + 1, code.files.end());
+  EXPECT_EQ(code.rows[0].marginal_bytes,
+            code.compressed_bytes - static_cast<int64_t>(compress_code("zpaq-m5", code_archive(root, rest)).size()));
+  EXPECT_TRUE(contains(code_table(code), "marginal: bytes the archive (zpaq-m5) loses without the file"));
+}
+
+TEST(CodeZpaq, WithoutZpaqTheCountIsTheSmallestOfTheRestAndSaysSo) {
+  TempDir dir, empty_bin;
+  make_tree(dir);
+  test::write_file(dir / "manifest.txt", "a/*.h\nc.txt\n");
+  const ScopedPath path(empty_bin.path().string());
+  EXPECT_TRUE(find_zpaq().path.empty());
+  EXPECT_EQ(find_zpaq().why_not, "zpaq not found on PATH");
+  const CodeSize code = counted_code(dir.path(), dir / "manifest.txt", false, /*cache_dir=*/{});
+  EXPECT_EQ(code.not_tried, "zpaq-m5 (zpaq not found on PATH)");
+  ASSERT_EQ(code.candidates.size(), 3u);
+  const auto archive = code_archive(dir.path(), code.files);
+  int64_t smallest = INT64_MAX;
+  for (size_t c = 0; c < 3; ++c) {
+    EXPECT_EQ(code.candidates[c].first, code_compressors()[c]);
+    EXPECT_EQ(code.candidates[c].second, static_cast<int64_t>(compress_code(code_compressors()[c], archive).size()));
+    smallest = std::min(smallest, code.candidates[c].second);
+  }
+  EXPECT_EQ(code.compressed_bytes, smallest);
+  EXPECT_NE(code.compressor, "zpaq-m5");
+  const std::string table = code_table(code);
+  EXPECT_TRUE(contains(table, "\nnot tried: zpaq-m5 (zpaq not found on PATH)\n")) << table;
+  EXPECT_TRUE(contains(test::error_of([&] { compress_code("zpaq-m5", archive); }), "zpaq-m5: zpaq not found on PATH"));
+}
+
+TEST(CodeZpaq, AnotherProgramNamedZpaqIsNotUsedABrokenZpaq7IsAnError) {
+  TempDir bin;
+  const ScopedPath path(bin.path().string());
+  fake_zpaq(bin, "echo 'zpaq 1.10 archiver'\nexit 1\n");  // Ubuntu's old zpaq 1.x has another command line
+  EXPECT_TRUE(find_zpaq().path.empty());
+  EXPECT_TRUE(contains(find_zpaq().why_not, "is not zpaq 7 (its help begins 'zpaq 1.10 archiver')")) << find_zpaq().why_not;
+  TempDir bin7;
+  const ScopedPath path7(bin7.path().string());
+  fake_zpaq(bin7, "echo 'zpaq v7.15 journaling archiver'\necho 'disk full' >&2\nexit 3\n");
+  EXPECT_EQ(find_zpaq().path, (bin7 / "zpaq").string());
+  const std::string error = test::error_of([] { compress_code("zpaq-m5", std::vector<uint8_t>(100, 'x')); });
+  EXPECT_TRUE(contains(error, "failed (exit status 3): zpaq v7.15 journaling archiver\ndisk full")) << error;
+}
+
+TEST(CodeZpaq, CacheKeysDifferWithAndWithoutZpaq) {
+  REQUIRE_ZPAQ();
+  TempDir dir, cache, empty_bin;
+  const fs::path root = GOLF_SOURCE_DIR;
+  test::write_file(dir / "manifest.txt", "artifact/code_size.*\nartifact/minify.*\nartifact/coders.*\n");
+  const auto archive = code_archive(root, manifest_files(root, dir / "manifest.txt"));
+  const std::string with_zpaq = code_cache_key(archive);
+  CodeSize without;
+  {
+    const ScopedPath path(empty_bin.path().string());
+    EXPECT_NE(code_cache_key(archive), with_zpaq);
+    without = counted_code(root, dir / "manifest.txt", false, cache.path());
+    EXPECT_FALSE(without.from_cache);
+    EXPECT_TRUE(counted_code(root, dir / "manifest.txt", false, cache.path()).from_cache);
+  }
+  EXPECT_EQ(code_cache_key(archive), with_zpaq);
+  // The count made without zpaq is not reused with it: counted afresh, with zpaq, smaller.
+  const CodeSize with = counted_code(root, dir / "manifest.txt", false, cache.path());
+  EXPECT_FALSE(with.from_cache);
+  EXPECT_EQ(with.compressor, "zpaq-m5");
+  EXPECT_LT(with.compressed_bytes, without.compressed_bytes);
+  EXPECT_TRUE(counted_code(root, dir / "manifest.txt", false, cache.path()).from_cache);
 }
 
 TEST(CodeSize, RealManifestOfThisRepo) {
