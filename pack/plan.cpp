@@ -89,9 +89,16 @@ double SizeModel::code_bits_offset(const std::string& group) const {
   return other_offset;
 }
 
-double SizeModel::rare_offset(int64_t steps) const {
-  const int64_t clamped = std::clamp<int64_t>(steps, std::max<int64_t>(rare_steps_lo, 1), std::max(rare_steps_hi, rare_steps_lo));
-  return embedding_rare_offset + embedding_rare_slope * std::log(static_cast<double>(std::max<int64_t>(clamped, 1)));
+double SizeModel::rare_offset(int64_t steps, int64_t dim) const {
+  const double ln_steps = std::log(static_cast<double>(std::max<int64_t>({steps, rare_steps_lo, 1})));
+  const int64_t dims_lo = std::max<int64_t>(rare_dims_lo, 1);
+  const double ln_dim = std::log(static_cast<double>(std::clamp<int64_t>(dim, dims_lo, std::max(rare_dims_hi, dims_lo))));
+  return std::min(embedding_offset,
+                  embedding_rare_offset + embedding_rare_slope * ln_steps + embedding_rare_dim_slope * ln_dim);
+}
+
+bool is_fp16_matrix(const std::string& name, const std::vector<int64_t>& shape) {
+  return shape.size() == 2 && std::min(shape[0], shape[1]) >= 16 && name.ends_with(".weight");
 }
 
 double long_training_offset(int64_t steps, int64_t calibrated_steps) {
@@ -210,11 +217,13 @@ void predict(Plan& plan, const SizeModel& m, int64_t counted_code_bytes) {
       const CoverageSplit split = coverage_split(plan.coverage, t);
       const double trained = plan.long_training_bits;
       code_bytes = bytes_at(static_cast<double>(t.codes - split.rare_codes), m.code_bits_offset(t.group) + trained) +
-                   bytes_at(static_cast<double>(split.rare_codes), m.rare_offset(plan.coverage.steps));
+                   bytes_at(static_cast<double>(split.rare_codes),
+                            m.rare_offset(plan.coverage.steps, t.codes / std::max<int64_t>(t.shape[0], 1)));
       plan.gptq_code_bytes += code_bytes;
     }
     const double scale_bytes = static_cast<double>(t.scales) * m.scale_bytes;
-    const double value_bytes = static_cast<double>(t.values) * m.value_bytes;
+    const double value_bytes =
+        static_cast<double>(t.values) * (is_fp16_matrix(t.name, t.shape) ? m.matrix_value_bytes : m.value_bytes);
     plan.scale_bytes += scale_bytes;
     plan.value_bytes += value_bytes;
     t.bytes = code_bytes + scale_bytes + value_bytes;

@@ -17,14 +17,16 @@
 //                  prefix holds at least kSeenTokenCount (1) times, c_rare(steps) for the others.
 //                  Rows of tokens a run never sees get only the tied head's shared softmax
 //                  gradient, move together and code ~1–3.2 bits/code below H, further the longer
-//                  the run (c_rare is linear in ln ITERATIONS within the calibrated steps); rows
+//                  the run and the narrower the rows (c_rare is linear in ln ITERATIONS and
+//                  ln MODEL_DIM within the calibrated runs); rows
 //                  seen ≥ 16 times 0–0.14 below, nearer H the longer the run (c_seen is the
 //                  longest-trained run's; rows seen 1–15 times, ~0.3 below, are over-predicted
 //                  at it) (scripts/bench/plan_embedding_rows.py measured it per row). The rows seen
 //                  come from the train shards (token_coverage below); without them every row is
 //                  taken as seen, the larger prediction (a GPU-scale run sees every token)
 //   scales         every fp16 scale (GPTQ rows, gate rows, LQER groups) · scale_bytes
-//   passthrough    every fp16 value · value_bytes
+//   passthrough    every fp16 value · value_bytes (matrix_value_bytes for the values of small weight
+//                  matrices passed through whole: is_fp16_matrix)
 //   LQER factors   factor codes · factor bits / 8 · lqer_ratio
 //   gate codes     QuantGate int8 codes at 1 byte each (a few hundred codes: not calibrated)
 //   table          (config JSON + table + padding) raw bytes · table_ratio
@@ -55,30 +57,46 @@ struct SizeModel {
   // bits per GPTQ code = rounded_gaussian_bits(qmax / k, qmax) + the offset of its group; the
   // embedding's rows: the seen offset, or the rare one for rows of tokens seen < kSeenTokenCount times
   double embedding_offset, attention_offset, mlp_offset, other_offset;
-  // The rare rows: embedding_rare_offset + embedding_rare_slope · ln(steps), steps clamped to the
-  // calibrated runs' [rare_steps_lo, rare_steps_hi] (no extrapolation; more steps, rarer rows drift
-  // further together and code smaller)
-  double embedding_rare_offset, embedding_rare_slope;
-  int64_t rare_steps_lo, rare_steps_hi;
-  double scale_bytes, value_bytes, lqer_ratio, table_ratio;
+  // The rare rows: embedding_rare_offset + embedding_rare_slope · ln(steps) + embedding_rare_dim_slope
+  // · ln(dim), never above embedding_offset (a row the run never moved codes like a seen one at
+  // worst); dim (the embedding's width) clamped to the calibrated runs' [rare_dims_lo, rare_dims_hi],
+  // steps below rare_steps_lo raised to it; more steps than rare_steps_hi continue the line (the
+  // 205-step run, held out, lay 0.2 bits/code below the line of the 10–35-step runs: 20× further;
+  // predict() floors each code at 0 bits). More steps: the never-seen
+  // rows drift further together (one shared Adam update) and code smaller. Wider rows: the shared
+  // drift is smaller against each row's own noise (measured: drift / residual 1.5 at 10 steps × 256
+  // wide, 1.2 at 10 × 384), fewer whole rows repeat, and Brotli's LZ matches, which need whole
+  // repeated runs of codes, find less (golf's coder, which predicts a code from the row above, less so)
+  double embedding_rare_offset, embedding_rare_slope, embedding_rare_dim_slope;
+  int64_t rare_steps_lo, rare_steps_hi, rare_dims_lo, rare_dims_hi;
+  // bytes per fp16 scale; per fp16 value of a passed-through weight matrix (is_fp16_matrix: trained,
+  // near-Gaussian values) and per other fp16 value (gains, mixes, skip weights: near their init)
+  double scale_bytes, matrix_value_bytes, value_bytes, lqer_ratio, table_ratio;
   int artifacts;  // calibration artifacts it was fitted on
   double code_bits_offset(const std::string& group) const;  // "other quantized" and unknown: other;
                                                             // "embedding": the seen rows' offset
-  double rare_offset(int64_t steps) const;
+  double rare_offset(int64_t steps, int64_t dim) const;
 };
+// A passthrough tensor whose values are a weight matrix's (2 dims, both ≥ 16, name *.weight; small
+// enough to stay fp16): its fp16 values cost SizeModel::matrix_value_bytes, every other value
+// value_bytes. The two differ (golf: 1.69 and 1.22 bytes); one pooled ratio under-predicted the
+// 4×128 runs, whose passthrough is nearly all matrices, by 0.6 %.
+bool is_fp16_matrix(const std::string& name, const std::vector<int64_t>& shape);
 // Long training: the runs above are CPU runs of ≤ 205 steps, whose weights are still near their
 // Gaussian initialisation. The only long-trained (GPU) evidence is the records' published blobs
 // (docs/reference quant-and-pack.md §2.7): R0416 (SmearGate + AttnOutGate, int6 matrices at k 12 / 13,
 // int7 embedding at k 15, byte-shuffled Brotli-11, ~4,800 steps of 786,432 tokens) stored 15,908,674
-// bytes where this model, calibrated on the CPU runs, plans 16,159,126 for the same configuration
-// with every row seen: trained weights code 0.0558 bits/code below it. That offset is added to every
+// bytes where this model, calibrated on the CPU runs, plans 15,933,492 for the same configuration
+// with every row seen: trained weights code 0.0055 bits/code below it. That offset is added to every
 // GPTQ code but the rare embedding rows, in full from kLongTrainingSteps steps, from nothing at the
 // CPU runs' longest (SizeModel::rare_steps_hi), linear in ln steps between (an assumption: no run
-// lies between). It is fitted on R0416 alone and applied to every compressor: the records measured
-// only Brotli (and lrzip), and a coder closer to the codes' entropy gains at least as much from
-// codes of lower entropy (an assumption, not measured for golf's coder). R0419 (the same stack with
-// QuantGate, 15,950,809 bytes) is the held-out check: plan_table.md.
-inline constexpr double kLongTrainingBitsPerCode = -0.0558;
+// lies between). It is fitted on R0416 alone and applied to every compressor (golf's coder included:
+// no GPU-trained golf artifact exists). Session 6 fitted −0.0558 here; that value absorbed Brotli's
+// attention and MLP offsets, then pooled (+0.245 bits/code) from two runs measured by total only, whose
+// never-seen embedding rows the steps-only c_rare mis-planned. Measured part by part (session 7) they
+// are +0.064 / +0.039, and the term shrinks to −0.0055. R0419 (the same stack with QuantGate,
+// 15,950,809 bytes) is the held-out check: scripts/bench/plan_records.sh.
+inline constexpr double kLongTrainingBitsPerCode = -0.0055;
 inline constexpr int64_t kLongTrainingSteps = 4800;
 // The offset at `steps` (ITERATIONS) for a model calibrated up to `calibrated_steps`.
 double long_training_offset(int64_t steps, int64_t calibrated_steps);

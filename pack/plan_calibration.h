@@ -13,11 +13,12 @@ namespace golf::pack {
 inline constexpr int64_t kSeenTokenCount = 1;
 
 // compressor; bits per GPTQ code above the rounded-Gaussian entropy for embedding (seen rows), attention,
-// mlp, other; embedding rare rows: offset at ln(steps) = 0, slope per ln(steps), steps clamped to [lo, hi];
-// bytes per scale, per fp16 value; LQER ratio; table ratio; artifacts fitted on
+// mlp, other; embedding rare rows: offset at ln(steps) = ln(dim) = 0, slope per ln(steps), per ln(dim),
+// steps clamped to [lo, hi], dim to [lo, hi]; bytes per scale, per fp16 value of a passed-through matrix,
+// per other fp16 value; LQER ratio; table ratio; artifacts fitted on
 inline const std::vector<SizeModel> kCalibratedSizeModels = {
-    {"brotli", 0.048179, 0.244768, 0.040969, 0.244768, 1.659802, -0.894064, 10, 205, 1.446521, 1.687401, 0.370259, 0.362257, 4},  // runs: 11x512, 4x128, 4x128-long, 6x256, 8x384; worst group residual 0.1881 bits/code
-    {"golf", -0.008289, 0.017920, -0.004236, 0.001409, 1.016474, -0.899457, 10, 205, 1.117509, 1.680370, 0.326525, 0.928962, 6},  // runs: 11x512, 4x128, 4x128-long, 6x256, 8x384; worst group residual 0.1084 bits/code
+    {"brotli", 0.048179, 0.064449, 0.039195, 0.045359, -2.878050, -0.603347, 0.722154, 10, 205, 128, 512, 1.262829, 1.688990, 1.198455, 0.401748, 0.335411, 7},  // runs: 11x512, 4x128, 4x128-long, 4x256, 6x256, 8x384; worst group residual 0.0811 bits/code
+    {"golf", -0.008289, 0.017920, -0.003443, 0.001771, 1.048814, -0.923784, 0.000000, 10, 205, 128, 512, 1.132144, 1.688453, 1.221150, 0.311388, 0.923625, 7},  // runs: 11x512, 4x128, 4x128-long, 4x256, 6x256, 8x384; worst group residual 0.1273 bits/code
 };
 
 }  // namespace golf::pack

@@ -11,7 +11,11 @@
       The data in the repo (session 5, golf's coder with row references, format 1): 11x512 (the
       lead's 35-step run), 4x128 --grid 2, 6x256 and 8x384 (golf and brotli by ablation; 8x384 and
       11x512 brotli --total-only); session 6: 4x128-long --grid 1 (plan_train.sh
-      SHAPES=4x128:420:4x128-long, 205 steps; golf and brotli by ablation). The embedding's per-row
+      SHAPES=4x128:420:4x128-long, 205 steps; golf and brotli by ablation); session 7: 8x384 and
+      11x512 brotli by ablation (--grid 1 --compressors brotli; the same file bytes as their
+      total-only rows, which were dropped), 4x256 --grid 1 (plan_train.sh SHAPES=4x256:420:4x256,
+      23 steps; predicted before it was measured). The artifacts are in /work/planner7-cal
+      (--work /work/planner7-cal). The embedding's per-row
       data of every run: plan_embedding_rows.py --edges 0,1,2,4,8,16,64,256 --json
       scripts/bench/plan_embedding_rows.json (a run's label must match its label here).
   plan_calibrate.py fit [--exclude LABEL] [--print]
@@ -30,8 +34,12 @@ SEEN_TOKEN_COUNT times, c_rare for the rest. c_seen is the largest over the runs
 mean of (bits − H) of the seen rows coded alone, per compressor (plan_embedding_rows.py's
 measurement, EMBEDDING_ROWS); each
 run's own c_rare is what its ablated embedding bytes leave for its rare rows, given c_seen and its rows
-seen, and c_rare(steps) = a + b · ln(steps) is their least-squares line (weights: rare codes; b = 0
-with fewer than three runs or one step count), used within the calibrated runs' steps only.
+seen, and c_rare = a + b · ln(steps) (+ c · ln(dim) for the compressors in RARE_DIM_TERM, dim the
+embedding's width) is their least-squares fit (weights: rare codes; b = 0 with fewer than three runs or
+one step count, c = 0 with fewer than four runs or one width); steps below the calibrated runs' are
+raised to them, more steps continue the line, dims are clamped to the calibrated widths, and c_rare
+never exceeds c_seen. fp16 values: one rate for the values of passed-through weight matrices
+(is_fp16_matrix), one for the rest, by least squares over the ablated rows.
 Environment: GOLF_BUILD_DIR (default ROOT/build).
 """
 import argparse
@@ -104,6 +112,12 @@ SEEN_TOKEN_COUNT = 1
 # c_seen is measured on rows seen at least this many times (well-trained rows; applied to every row
 # with count ≥ SEEN_TOKEN_COUNT, which over-predicts rows seen 1–15 times by ~0.3 bits/code: the safe side).
 SEEN_OFFSET_MIN_COUNT = 16
+# Compressors whose never-seen rows' offset also depends on the embedding's width (ln dim). Brotli's
+# does (its LZ matches need whole repeated rows, and wider rows repeat less: held out over six runs
+# −1.2 … +3.2 % without the term, −0.8 … +0.6 % with it); golf's coder predicts a code from the row
+# above, and the term made its held-out errors larger (−1.12 … +1.12 % against −1.10 … +1.04 %).
+# Env PLAN_RARE_DIM_TERM (comma list) overrides, to compare the two models.
+RARE_DIM_TERM = set(filter(None, os.environ.get("PLAN_RARE_DIM_TERM", "brotli").split(",")))
 EMBEDDING_ROWS = os.path.join(ROOT, "scripts", "bench", "plan_embedding_rows.json")
 
 
@@ -131,15 +145,42 @@ def seen_offset(compressor, runs):
     return best
 
 
-def rare_offset(offsets, rare_fit, steps):
-    """c_rare at a run of `steps` optimizer steps, clamped to the calibrated runs' steps (pack/plan.h)."""
-    steps = min(max(steps, rare_fit["steps"][0]), rare_fit["steps"][1])
-    return offsets["embedding rare"] + rare_fit["slope"] * math.log(steps)
+def rare_offset(offsets, rare_fit, steps, dim):
+    """c_rare at a run of `steps` optimizer steps whose embedding rows are `dim` wide (pack/plan.h):
+    steps below the calibrated runs' fewest and dims outside their widths are clamped; more steps
+    extrapolate the line (the 205-step run, held out, lay 0.2 bits/code from the line of the
+    10–35-step runs, 20× fewer steps); never above the seen rows' offset."""
+    steps = max(steps, rare_fit["steps"][0])
+    dim = min(max(dim, rare_fit["dims"][0]), rare_fit["dims"][1])
+    line = offsets["embedding rare"] + rare_fit["slope"] * math.log(steps) + rare_fit["dim_slope"] * math.log(dim)
+    return min(line, offsets["embedding"])
 
 
 def run_steps(label, runs_all):
     r = runs_all.get(label)
     return r["steps"] if r else 1
+
+
+def run_dim(label, runs_all):
+    """The run's embedding width (its rows' codes), 1 without per-row data."""
+    r = runs_all.get(label)
+    return r["cols"] if r else 1
+
+
+def solve(a, b):
+    """x with a · x = b (a small square system; Gaussian elimination with partial pivoting)."""
+    n = len(b)
+    m = [list(a[i]) + [b[i]] for i in range(n)]
+    for c in range(n):
+        p = max(range(c, n), key=lambda r: abs(m[r][c]))
+        if abs(m[p][c]) < 1e-12:
+            return None
+        m[c], m[p] = m[p], m[c]
+        for r in range(n):
+            if r != c:
+                f = m[r][c] / m[c][c]
+                m[r] = [x - f * y for x, y in zip(m[r], m[c])]
+    return [m[i][n] / m[i][i] for i in range(n)]
 
 
 def rare_codes(m, runs_all):
@@ -171,14 +212,23 @@ def gaussian_bits(bits, clip):
     return rounded_gaussian_bits(qmax / clip, qmax)
 
 
+def is_fp16_matrix(name, shape):
+    """pack/plan.h's is_fp16_matrix: a weight matrix small enough to pass through as fp16 (its
+    values trained, near-Gaussian, ~1.69 bytes each), as opposed to the control vectors and gains
+    (resid_mix, scales, skip weights: low-entropy values near their init, 1.0–1.3 bytes each)."""
+    return len(shape) == 2 and min(shape) >= 16 and name.endswith(".weight")
+
+
 def summarize(m):
     """Per-artifact sums the model needs: GPTQ codes and their Gaussian bits by group, scales,
     values, LQER raw bytes."""
-    s = {"codes": 0, "scales": 0, "values": 0, "lqer_raw": 0.0, "gate_codes": 0,
+    s = {"codes": 0, "scales": 0, "values": 0, "matrix_values": 0, "lqer_raw": 0.0, "gate_codes": 0,
          "group_codes": {g: 0 for g in GROUPS}, "group_h": {g: 0.0 for g in GROUPS}}
     for t in m["tensors"]:
         s["scales"] += t["scales"]
         s["values"] += t["values"]
+        if is_fp16_matrix(t["name"], t["shape"]):
+            s["matrix_values"] += t["values"]
         if t["group"] == "lqer factors":
             s["lqer_raw"] += t["codes"] * t["bits"] / 8
         elif t["group"] == "gate":
@@ -190,6 +240,22 @@ def summarize(m):
             s["group_h"][g] += t["codes"] * gaussian_bits(t["bits"], t["clip_sigmas"])
     s["table_raw"] = m["table_raw_bytes"]
     return s
+
+
+def value_ratios(sums, meas):
+    """Bytes per fp16 value of the passed-through weight matrices and of the other values: the
+    least-squares fit of each artifact's fp16 bytes = matrix values · a + other values · b (one ratio
+    of sums for both when the data cannot separate them)."""
+    n = [(s["matrix_values"], s["values"] - s["matrix_values"], d["fp16_values"]) for s, d in zip(sums, meas)]
+    coef = solve([[sum(x[i] * x[j] for x in n) for j in (0, 1)] for i in (0, 1)], [sum(x[i] * x[2] for x in n) for i in (0, 1)])
+    if coef is None:
+        pooled = sum(x[2] for x in n) / max(1, sum(x[0] + x[1] for x in n))
+        return {"value_bytes": pooled, "matrix_value_bytes": pooled}
+    return {"matrix_value_bytes": coef[0], "value_bytes": coef[1]}
+
+
+def value_bytes(s, model):
+    return s["matrix_values"] * model["matrix_value_bytes"] + (s["values"] - s["matrix_values"]) * model["value_bytes"]
 
 
 def fit_rows(rows, exclude=None):
@@ -219,7 +285,7 @@ def fit_rows(rows, exclude=None):
     lqer = ratio("lqer_codes", "lqer_raw")
     model = {
         "scale_bytes": ratio("scales", "scales"),
-        "value_bytes": ratio("fp16_values", "values"),
+        **value_ratios(sums, meas),
         # no LQER in the data: its codes at their raw bits (an upper bound of their entropy)
         "lqer_ratio": 1.0 if lqer is None else lqer,
         "table_ratio": ratio("table", "table_raw", minus="gate_codes"),
@@ -234,25 +300,36 @@ def fit_rows(rows, exclude=None):
         if codes:
             excess = sum(8 * d["gptq_codes_by_group"].get(g, 0.0) - s["group_h"][g] for s, d in zip(sums, meas))
             offsets[g] = excess / codes
-    rare_fit = {"slope": 0.0, "steps": [1, 1]}
+    rare_fit = {"slope": 0.0, "dim_slope": 0.0, "steps": [1, 1], "dims": [1, 1]}
     if offsets.get("embedding") is not None and c_seen is not None and sum(rare):
-        # excess of the embedding = c_seen · seen codes + c_rare(steps) · rare codes, where
-        # c_rare(steps) = a + b · ln(steps): each run's own c_rare, regressed on its log step count
-        # (weights: its rare codes). The slope needs ≥ 3 runs of ≥ 2 step counts, else b = 0.
+        # excess of the embedding = c_seen · seen codes + c_rare · rare codes: each run's own c_rare,
+        # regressed (weights: its rare codes) on ln(steps), and for the compressors in RARE_DIM_TERM
+        # also on ln(dim). The step slope needs ≥ 3 runs of ≥ 2 step counts, the width slope ≥ 4
+        # runs of ≥ 2 widths, else 0.
         pts = []
         for s, d, n_rare, m in zip(sums, meas, rare, ablated):
             if n_rare:
                 excess = 8 * d["gptq_codes_by_group"]["embedding"] - s["group_h"]["embedding"]
                 y = (excess - c_seen * (s["group_codes"]["embedding"] - n_rare)) / n_rare
-                pts.append((math.log(runs_all[m["label"]]["steps"]), y, n_rare, m["label"]))
-        w = sum(p[2] for p in pts)
-        xm, ym = sum(p[0] * p[2] for p in pts) / w, sum(p[1] * p[2] for p in pts) / w
-        sxx = sum(p[2] * (p[0] - xm) ** 2 for p in pts)
-        if len({p[3] for p in pts}) >= 3 and sxx > 0:
-            rare_fit["slope"] = sum(p[2] * (p[0] - xm) * (p[1] - ym) for p in pts) / sxx
-        offsets["embedding rare"] = ym - rare_fit["slope"] * xm  # at ln(steps) = 0
-        steps = [runs_all[p[3]]["steps"] for p in pts]
+                pts.append((math.log(run_steps(m["label"], runs_all)), math.log(run_dim(m["label"], runs_all)), y,
+                            n_rare, m["label"]))
+        n_runs = len({p[4] for p in pts})
+        use_steps = n_runs >= 3 and len({p[0] for p in pts}) >= 2
+        use_dim = compressor in RARE_DIM_TERM and n_runs >= 4 and len({p[1] for p in pts}) >= 2 and use_steps
+        cols = [lambda p: 1.0] + ([lambda p: p[0]] if use_steps else []) + ([lambda p: p[1]] if use_dim else [])
+        normal = [[sum(p[3] * f(p) * g(p) for p in pts) for g in cols] for f in cols]
+        coef = solve(normal, [sum(p[3] * f(p) * p[2] for p in pts) for f in cols])
+        if coef is None:  # collinear: the steps' line only
+            cols, coef = cols[:2], solve([row[:2] for row in normal[:2]], [sum(p[3] * f(p) * p[2] for p in pts)
+                                                                            for f in cols[:2]])
+            use_dim = False
+        offsets["embedding rare"] = coef[0]  # at ln(steps) = ln(dim) = 0
+        rare_fit["slope"] = coef[1] if use_steps else 0.0
+        rare_fit["dim_slope"] = coef[-1] if use_dim else 0.0
+        steps = [run_steps(p[4], runs_all) for p in pts]
+        dims = [run_dim(p[4], runs_all) for p in pts]
         rare_fit["steps"] = [min(steps), max(steps)]
+        rare_fit["dims"] = [min(dims), max(dims)]
         offsets["embedding"] = c_seen
     # Groups no ablated row has (e.g. attention and mlp when only small runs, whose matrices are all
     # fp16, were ablated): one pooled offset from the rows measured for their total only, whose
@@ -265,10 +342,10 @@ def fit_rows(rows, exclude=None):
         for m in totals:
             s = summarize(m)
             rest = (m["measured"]["file_bytes"] - 22 - s["scales"] * model["scale_bytes"]
-                    - s["values"] * model["value_bytes"] - s["lqer_raw"] * model["lqer_ratio"] - s["gate_codes"]
+                    - value_bytes(s, model) - s["lqer_raw"] * model["lqer_ratio"] - s["gate_codes"]
                     - s["table_raw"] * model["table_ratio"]
                     - sum(s["group_h"][g] + s["group_codes"][g] * offsets[g] for g in GROUPS if g in offsets) / 8
-                    - rare_codes(m, runs_all) * (rare_offset(offsets, rare_fit, run_steps(m["label"], runs_all))
+                    - rare_codes(m, runs_all) * (rare_offset(offsets, rare_fit, run_steps(m["label"], runs_all), run_dim(m["label"], runs_all))
                                                  - offsets["embedding"]) * ("embedding rare" in offsets) / 8)
             bits += 8 * rest
             h += sum(s["group_h"][g] for g in missing)
@@ -291,7 +368,7 @@ def fit_rows(rows, exclude=None):
                 model_offset = offsets[g]
                 if g == "embedding":
                     model_offset = (offsets["embedding"] * (s["group_codes"][g] - n_rare)
-                                    + rare_offset(offsets, rare_fit, run_steps(m["label"], runs_all)) * n_rare) \
+                                    + rare_offset(offsets, rare_fit, run_steps(m["label"], runs_all), run_dim(m["label"], runs_all)) * n_rare) \
                         / s["group_codes"][g]
                 residual = max(residual, abs(y - s["group_h"][g] / s["group_codes"][g] - model_offset))
     model.update({
@@ -309,9 +386,12 @@ def predict_bytes(row, model):
     s = summarize(row)
     bits = sum(s["group_h"][g] + s["group_codes"][g] * model["offsets"][g] for g in GROUPS)
     runs_all = embedding_rows()
-    bits += rare_codes(row, runs_all) * (rare_offset(model["offsets"], model["rare_fit"], run_steps(row["label"], runs_all))
-                                         - model["offsets"]["embedding"])
-    return (22 + bits / 8 + s["scales"] * model["scale_bytes"] + s["values"] * model["value_bytes"]
+    if s["group_codes"]["embedding"]:  # the rare rows at c_rare, floored at 0 bits per code (as predict())
+        h = s["group_h"]["embedding"] / s["group_codes"]["embedding"]
+        rare = max(rare_offset(model["offsets"], model["rare_fit"], run_steps(row["label"], runs_all),
+                               run_dim(row["label"], runs_all)), -h)
+        bits += rare_codes(row, runs_all) * (rare - model["offsets"]["embedding"])
+    return (22 + bits / 8 + s["scales"] * model["scale_bytes"] + value_bytes(s, model)
             + s["lqer_raw"] * model["lqer_ratio"] + s["gate_codes"] + s["table_raw"] * model["table_ratio"])
 
 
@@ -351,14 +431,18 @@ def fit(args):
         f"inline constexpr int64_t kSeenTokenCount = {SEEN_TOKEN_COUNT};",
         "",
         "// compressor; bits per GPTQ code above the rounded-Gaussian entropy for embedding (seen rows), attention,",
-        "// mlp, other; embedding rare rows: offset at ln(steps) = 0, slope per ln(steps), steps clamped to [lo, hi];",
-        "// bytes per scale, per fp16 value; LQER ratio; table ratio; artifacts fitted on",
+        "// mlp, other; embedding rare rows: offset at ln(steps) = ln(dim) = 0, slope per ln(steps), per ln(dim),",
+        "// steps clamped to [lo, hi], dim to [lo, hi]; bytes per scale, per fp16 value of a passed-through matrix,",
+        "// per other fp16 value; LQER ratio; table ratio; artifacts fitted on",
         "inline const std::vector<SizeModel> kCalibratedSizeModels = {",
     ]
     for c, m in models.items():
         o = m["offsets"]
-        lines.append(f'    {{"{c}", {o["embedding"]:.6f}, {o["attention"]:.6f}, {o["mlp"]:.6f}, {o["other quantized"]:.6f}, {o["embedding rare"]:.6f}, {m["rare_fit"]["slope"]:.6f}, {m["rare_fit"]["steps"][0]}, {m["rare_fit"]["steps"][1]}, '
-                     f'{m["scale_bytes"]:.6f}, {m["value_bytes"]:.6f}, {m["lqer_ratio"]:.6f}, {m["table_ratio"]:.6f}, '
+        rf = m["rare_fit"]
+        lines.append(f'    {{"{c}", {o["embedding"]:.6f}, {o["attention"]:.6f}, {o["mlp"]:.6f}, {o["other quantized"]:.6f}, '
+                     f'{o["embedding rare"]:.6f}, {rf["slope"]:.6f}, {rf["dim_slope"]:.6f}, {rf["steps"][0]}, {rf["steps"][1]}, '
+                     f'{rf["dims"][0]}, {rf["dims"][1]}, {m["scale_bytes"]:.6f}, {m["matrix_value_bytes"]:.6f}, '
+                     f'{m["value_bytes"]:.6f}, {m["lqer_ratio"]:.6f}, {m["table_ratio"]:.6f}, '
                      f'{m["artifacts"]}}},  // runs: {", ".join(m["labels"])}; worst group residual '
                      f'{m["residual_bits_per_code"]:.4f} bits/code')
     lines += ["};", "", "}  // namespace golf::pack", ""]

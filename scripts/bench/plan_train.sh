@@ -15,7 +15,9 @@ DATA_PATH="${DATA_PATH:-$HOME/.cache/golf/bench/frontier-11x512/data}"
 TOKENIZER_PATH="${TOKENIZER_PATH:-$ROOT/../shared/tokenizers/fineweb_8192_bpe.model}"
 mkdir -p "$OUT"
 # SHAPES: "LxD:SECONDS[:RUN_ID] ..." (default the three calibration runs; session 6 added
-# 4x128:420:4x128-long, a longer run held out of the calibration to test c_rare(ITERATIONS)).
+# 4x128:420:4x128-long, a longer run held out of the calibration to test c_rare(ITERATIONS); session 7
+# 4x256:420:4x256 into /work/planner7-runs, 23 steps, the width of 6x256 at the depth of 4x128, to
+# separate c_rare's width term from the steps).
 for shape in ${SHAPES:-4x128:240 6x256:300 8x384:420}; do
   IFS=: read -r size seconds run_id <<<"$shape"
   run_id="${run_id:-$size}"

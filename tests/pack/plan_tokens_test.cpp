@@ -189,7 +189,7 @@ TEST(PlanTokens, PredictCodesRareRowsAtTheRareOffset) {
   cfg.passthrough_max_numel = 1024;
   validate(cfg);
   // Rare rows at −1.5 − 0.25 · ln(steps), steps clamped to [10, 40].
-  const pack::SizeModel m{"test", -0.25, 0.5, 0.5, 0.5, -1.5, -0.25, 10, 40, 1.0, 1.0, 1.0, 1.0, 0};
+  const pack::SizeModel m{"test", -0.25, 0.5, 0.5, 0.5, -1.5, -0.25, 0.0, 10, 40, 1, 1, 1.0, 1.0, 1.0, 1.0, 1.0, 0};
   pack::Plan all = pack::layout(pack::model_shapes(cfg), cfg);
   pack::predict(all, m, 0);
   pack::Plan some = all;
@@ -204,9 +204,10 @@ TEST(PlanTokens, PredictCodesRareRowsAtTheRareOffset) {
   ASSERT_EQ(emb->shape[0], 512);
   // 312 rare rows of 64 codes each cost 1.25 + 0.25 · ln 20 bits/code less than at the seen offset.
   EXPECT_NEAR(all.gptq_code_bytes - some.gptq_code_bytes, 312.0 * 64 * (1.25 + 0.25 * std::log(20.0)) / 8, 1e-6);
-  // Steps outside [10, 40] are clamped: no extrapolation. (From 40 steps on, the long-training term
-  // lowers every seen code as well, so each is compared with every row seen at the same steps.)
-  for (const auto& [steps, at] : std::vector<std::pair<int64_t, double>>{{1, 10}, {10, 10}, {40, 40}, {20000, 40}}) {
+  // Steps below 10 are clamped; beyond the calibrated 40 the line continues. (From 40 steps on, the
+  // long-training term lowers every seen code as well, so each is compared with every row seen at
+  // the same steps.)
+  for (const auto& [steps, at] : std::vector<std::pair<int64_t, double>>{{1, 10}, {10, 10}, {40, 40}, {400, 400}}) {
     pack::Plan p = some, every_row_seen = all;
     p.coverage.steps = every_row_seen.coverage.steps = steps;
     pack::predict(p, m, 0);
@@ -214,6 +215,18 @@ TEST(PlanTokens, PredictCodesRareRowsAtTheRareOffset) {
     EXPECT_NEAR(every_row_seen.gptq_code_bytes - p.gptq_code_bytes,
                 312.0 * 64 * (1.25 + 0.25 * std::log(at) + pack::long_training_offset(steps, 40)) / 8, 1e-6)
         << steps;
+  }
+  // Far beyond: the line would go below zero bits; each rare code is floored at 0 bits.
+  {
+    pack::Plan p = some, every_row_seen = all;
+    p.coverage.steps = every_row_seen.coverage.steps = int64_t{1} << 40;
+    pack::predict(p, m, 0);
+    pack::predict(every_row_seen, m, 0);
+    const int qmax = (1 << (emb->bits - 1)) - 1;
+    const double h = pack::rounded_gaussian_bits(qmax / emb->clip_sigmas, qmax);
+    ASSERT_LT(m.rare_offset(p.coverage.steps, 64), -h);
+    EXPECT_NEAR(every_row_seen.gptq_code_bytes - p.gptq_code_bytes,
+                312.0 * 64 * (h + m.embedding_offset + pack::kLongTrainingBitsPerCode) / 8, 1e-6);
   }
   // Every row seen, or coverage not measured: the same prediction.
   pack::Plan seen = all;
@@ -228,8 +241,61 @@ TEST(PlanTokens, TheShippedModelsNeverPredictLessForSeenRows) {
   // must not be predicted below one that sees few.
   for (const std::string& c : pack::calibrated_compressors()) {
     const pack::SizeModel& m = pack::size_model(c);
-    for (const int64_t steps : {1, 10, 35, 20000}) EXPECT_GE(m.embedding_offset, m.rare_offset(steps)) << c << " " << steps;
+    for (const int64_t steps : {1, 10, 35, 20000})
+      for (const int64_t dim : {64, 128, 512, 4096})
+        EXPECT_GE(m.embedding_offset, m.rare_offset(steps, dim)) << c << " " << steps << " " << dim;
   }
+}
+
+// The never-seen rows' offset depends on the embedding's width: a + b · ln(steps) + c · ln(dim), each
+// clamped to the calibrated runs. Wider rows repeat less (the shared drift is smaller against each
+// row's own noise), so c > 0 for Brotli, whose LZ matches need whole repeated codes (measured: 10-step
+// runs' never-seen rows −0.07 bits/code at 256 wide, −0.00 at 384; 14 steps at 128 wide −1.06).
+TEST(PlanTokens, RareRowsCostMoreTheWiderTheRow) {
+  const pack::SizeModel m{"test", -0.25, 0.5, 0.5, 0.5, -4.0, -0.25, 0.5, 10, 40, 128, 512, 1.0, 1.0, 1.0, 1.0, 1.0, 0};
+  EXPECT_NEAR(m.rare_offset(20, 256), -4.0 - 0.25 * std::log(20.0) + 0.5 * std::log(256.0), 1e-12);
+  EXPECT_EQ(m.rare_offset(20, 64), m.rare_offset(20, 128));     // clamped: no extrapolation
+  EXPECT_EQ(m.rare_offset(20, 4096), m.rare_offset(20, 512));
+  EXPECT_LT(m.rare_offset(20, 128), m.rare_offset(20, 512));
+  EXPECT_EQ(m.rare_offset(1, 256), m.rare_offset(10, 256));     // below the calibrated steps: clamped
+  EXPECT_NEAR(m.rare_offset(400, 128), -4.0 - 0.25 * std::log(400.0) + 0.5 * std::log(128.0), 1e-12);  // beyond: the line
+  pack::SizeModel capped = m;  // never above the seen rows' offset
+  capped.embedding_offset = -2.0;
+  EXPECT_EQ(capped.rare_offset(20, 512), -2.0);
+  EXPECT_EQ(capped.rare_offset(20, 128), m.rare_offset(20, 128));
+  // Through predict(): the same rows rare, the embedding 64 vs 128 wide (dims clamped to [64, 128]).
+  Config cfg;
+  cfg.vocab_size = 512;
+  cfg.num_layers = 2;
+  cfg.num_heads = 4;
+  cfg.num_kv_heads = 2;
+  cfg.rope_dims = 8;
+  cfg.loop_start = 0;
+  cfg.loop_end = 1;
+  cfg.num_loops = 1;
+  cfg.parallel_start_layer = 1;
+  cfg.passthrough_max_numel = 1024;
+  const pack::SizeModel w{"test", 0.0, 0.0, 0.0, 0.0, -3.0, 0.0, 0.5, 10, 10, 64, 128, 1.0, 1.0, 1.0, 1.0, 1.0, 0};
+  double rare_bits[2];
+  for (int i = 0; i < 2; ++i) {
+    Config c = cfg;
+    c.model_dim = i == 0 ? 64 : 128;
+    validate(c);
+    pack::Plan p = pack::layout(pack::model_shapes(c), c), every_row_seen = p;
+    p.coverage.measured = true;
+    p.coverage.rows = 512;
+    p.coverage.rows_seen = 200;
+    p.coverage.steps = 10;
+    pack::predict(p, w, 0);
+    pack::predict(every_row_seen, w, 0);
+    rare_bits[i] = 8 * (every_row_seen.gptq_code_bytes - p.gptq_code_bytes) / (312.0 * c.model_dim);  // saved per rare code
+    EXPECT_NEAR(rare_bits[i], 3.0 - 0.5 * std::log(static_cast<double>(c.model_dim)), 1e-9) << c.model_dim;
+  }
+  EXPECT_NEAR(rare_bits[0] - rare_bits[1], 0.5 * std::log(2.0), 1e-9);
+  // The shipped Brotli model carries the measured sign: wider rows, smaller saving.
+  const pack::SizeModel& brotli = pack::size_model("brotli");
+  EXPECT_GT(brotli.embedding_rare_dim_slope, 0);
+  EXPECT_GT(brotli.rare_offset(14, 512), brotli.rare_offset(14, 128));
 }
 
 }  // namespace
