@@ -3,6 +3,8 @@
 //   golf-coder-bench F.golf [--skip-pergroup] [--all-brotli] [--group-brotli] [--golf-tasks] [--only CODER]
 //                    [--json OUT.json]
 //   golf-coder-bench F.golf --save-brotli OUT.golf   (a coder-neutral copy: Brotli quality 5)
+//   golf-coder-bench F.golf --records-layout DIR      (the codes as the records' per-group scheme lays
+//                                                      them out, for scripts/bench/lrzip_pergroup.sh)
 //
 // Reads an artifact (any compressor), then writes its tensors again with: today's byte-shuffled
 // Brotli-11 (window 24, GENERIC: golf's fixed setting before the per-artifact choice), Brotli at
@@ -14,6 +16,7 @@
 
 #include <algorithm>
 #include <array>
+#include <filesystem>
 #include <functional>
 #include <chrono>
 #include <cmath>
@@ -78,6 +81,41 @@ struct Run {
   std::string note;
 };
 
+// The records' per-group layout (docs/reference/quant-and-pack.md §2.4), for coding with the real
+// `lrzip -z -L 9` outside (golf-pack's pergroup has no lrzip: xz and Brotli stand in): per code group,
+// the members' codes concatenated by layer index, each matrix transposed; for the hot roles
+// (tok_emb, attn.c_q, mlp.fc) its rows first put in the greedy L1 nearest-neighbour order, and the
+// orders (u16 each) concatenated into one more file. Writes DIR/group_<g>.bin and DIR/orders.bin.
+void write_records_layout(const Bytes& payload, std::vector<CodeSpan> spans, const std::string& dir) {
+  const auto layer_of = [](const std::string& name) {  // "blocks.<N>.…" → N; anything else first
+    return name.rfind("blocks.", 0) == 0 ? std::atoi(name.c_str() + 7) : -1;
+  };
+  std::stable_sort(spans.begin(), spans.end(), [&](const CodeSpan& x, const CodeSpan& y) {
+    return std::pair(code_group_of(x.name), layer_of(x.name)) < std::pair(code_group_of(y.name), layer_of(y.name));
+  });
+  std::map<int, Bytes> groups;
+  std::vector<uint16_t> orders;
+  for (const CodeSpan& s : spans) {
+    const int g = code_group_of(s.name);
+    const std::span<const int8_t> codes(reinterpret_cast<const int8_t*>(payload.data() + s.offset), size_t{s.rows} * s.cols);
+    std::vector<uint32_t> order(s.rows);
+    for (uint32_t r = 0; r < s.rows; ++r) order[r] = r;
+    if (g == 0 || g == 2 || g == 5) {
+      order = nearest_neighbour_order(codes, s.rows, s.cols);
+      for (const uint32_t r : order) orders.push_back(static_cast<uint16_t>(r));
+    }
+    Bytes& out = groups[g];
+    for (uint32_t c = 0; c < s.cols; ++c)
+      for (uint32_t r = 0; r < s.rows; ++r) out.push_back(payload[s.offset + size_t{order[r]} * s.cols + c]);
+  }
+  std::filesystem::create_directories(dir);
+  for (const auto& [g, bytes] : groups)
+    write_file_atomic(fmt::format("{}/group_{}.bin", dir, g),
+                      std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
+  write_file_atomic(dir + "/orders.bin",
+                    std::string_view(reinterpret_cast<const char*>(orders.data()), orders.size() * 2));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -89,6 +127,7 @@ int main(int argc, char** argv) {
   std::string only;  // run just this coder ("golf", "brotli w24", "brotli w22", "pergroup", "groups")
   std::string json_out;
   std::string save_brotli;  // write the artifact again with Brotli (quality 5, fast) and stop
+  std::string records_layout;  // write the codes in the records' per-group layout and stop
   for (int i = 2; i < argc; ++i) {
     if (std::strcmp(argv[i], "--skip-pergroup") == 0) skip_pergroup = true;
     else if (std::strcmp(argv[i], "--all-brotli") == 0) all_brotli = true;
@@ -97,6 +136,7 @@ int main(int argc, char** argv) {
     else if (std::strcmp(argv[i], "--only") == 0 && i + 1 < argc) only = argv[++i];
     else if (std::strcmp(argv[i], "--json") == 0 && i + 1 < argc) json_out = argv[++i];
     else if (std::strcmp(argv[i], "--save-brotli") == 0 && i + 1 < argc) save_brotli = argv[++i];
+    else if (std::strcmp(argv[i], "--records-layout") == 0 && i + 1 < argc) records_layout = argv[++i];
     else {
       std::fprintf(stderr, "unknown argument %s\n", argv[i]);
       return 2;
@@ -114,6 +154,11 @@ int main(int argc, char** argv) {
     }
     std::vector<CodeSpan> spans;
     const Bytes payload = encode_payload(a, &spans);
+    if (!records_layout.empty()) {
+      write_records_layout(payload, spans, records_layout);
+      fmt::print("wrote the records' per-group layout of {} code spans to {}\n", spans.size(), records_layout);
+      return 0;
+    }
 
     // Order-0 entropy of the codes, per code group and over all codes.
     std::array<std::array<int64_t, 256>, kCodeGroups> histogram{};

@@ -101,10 +101,23 @@ bool is_fp16_matrix(const std::string& name, const std::vector<int64_t>& shape) 
   return shape.size() == 2 && std::min(shape[0], shape[1]) >= 16 && name.ends_with(".weight");
 }
 
-double long_training_offset(int64_t steps, int64_t calibrated_steps) {
+double long_training_bits_per_code(const std::string& compressor) {
+  for (const LongTrainingTerm& t : kLongTrainingTerms)
+    if (compressor == t.compressor) return t.bits_per_code;
+  return 0;
+}
+
+std::string long_training_source(const std::string& compressor) {
+  for (const LongTrainingTerm& t : kLongTrainingTerms)
+    if (compressor == t.compressor) return t.source;
+  return "";
+}
+
+double long_training_offset(const std::string& compressor, int64_t steps, int64_t calibrated_steps) {
+  const double full = long_training_bits_per_code(compressor);
   if (steps <= calibrated_steps) return 0;
-  if (steps >= kLongTrainingSteps) return kLongTrainingBitsPerCode;
-  return kLongTrainingBitsPerCode * std::log(static_cast<double>(steps) / static_cast<double>(calibrated_steps)) /
+  if (steps >= kLongTrainingSteps) return full;
+  return full * std::log(static_cast<double>(steps) / static_cast<double>(calibrated_steps)) /
          std::log(static_cast<double>(kLongTrainingSteps) / static_cast<double>(calibrated_steps));
 }
 
@@ -199,7 +212,8 @@ Plan layout(const ShapeMap& shapes, const Config& cfg, const std::vector<std::st
 
 void predict(Plan& plan, const SizeModel& m, int64_t counted_code_bytes) {
   plan.gptq_code_bytes = plan.gate_code_bytes = plan.lqer_code_bytes = plan.scale_bytes = plan.value_bytes = 0;
-  plan.long_training_bits = long_training_offset(plan.coverage.steps, m.rare_steps_hi);
+  plan.long_training_bits = long_training_offset(m.compressor, plan.coverage.steps, m.rare_steps_hi);
+  plan.long_training_source = long_training_source(m.compressor);
   for (PlannedTensor& t : plan.tensors) {
     double code_bytes = 0;
     if (t.kind == Tensor::Kind::Grouped) {
@@ -277,9 +291,10 @@ std::string plan_table(const Plan& p) {
                      with_commas(p.table_raw_bytes), p.header_bytes);
   if (!p.coverage.note.empty()) out += "tokens: " + p.coverage.note + "\n";
   if (p.long_training_bits != 0)
-    out += fmt::format("long training: ITERATIONS={} plans every GPTQ code but the rare rows {:+.4f} bits (the records' "
-                       "GPU-trained R0416 blob; full from {} steps: pack/plan.h)\n",
-                       p.coverage.steps, p.long_training_bits, kLongTrainingSteps);
+    out += fmt::format("long training: ITERATIONS={} plans every GPTQ code but the rare rows {:+.4f} bits ({}; "
+                       "full from {} steps: pack/plan.h)\n",
+                       p.coverage.steps, p.long_training_bits, p.long_training_source,
+                       kLongTrainingSteps);
   out += fmt::format("raw payload {} bytes, {} parameters\n", with_commas(p.payload_bytes), with_commas(p.params));
   out += fmt::format("predicted artifact {} + counted code {} = {} bytes of {} ({}: {} bytes {})\n",
                      with_commas(p.artifact_bytes), with_commas(p.code_bytes), with_commas(p.total()),

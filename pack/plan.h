@@ -84,22 +84,48 @@ struct SizeModel {
 bool is_fp16_matrix(const std::string& name, const std::vector<int64_t>& shape);
 // Long training: the runs above are CPU runs of ≤ 205 steps, whose weights are still near their
 // Gaussian initialisation. The only long-trained (GPU) evidence is the records' published blobs
-// (docs/reference quant-and-pack.md §2.7): R0416 (SmearGate + AttnOutGate, int6 matrices at k 12 / 13,
-// int7 embedding at k 15, byte-shuffled Brotli-11, ~4,800 steps of 786,432 tokens) stored 15,908,674
-// bytes where this model, calibrated on the CPU runs, plans 15,933,492 for the same configuration
-// with every row seen: trained weights code 0.0055 bits/code below it. That offset is added to every
+// (docs/reference quant-and-pack.md §2.7), so each compressor gets its own offset, added to every
 // GPTQ code but the rare embedding rows, in full from kLongTrainingSteps steps, from nothing at the
 // CPU runs' longest (SizeModel::rare_steps_hi), linear in ln steps between (an assumption: no run
-// lies between). It is fitted on R0416 alone and applied to every compressor (golf's coder included:
-// no GPU-trained golf artifact exists). Session 6 fitted −0.0558 here; that value absorbed Brotli's
-// attention and MLP offsets, then pooled (+0.245 bits/code) from two runs measured by total only, whose
-// never-seen embedding rows the steps-only c_rare mis-planned. Measured part by part (session 7) they
-// are +0.064 / +0.039, and the term shrinks to −0.0055. R0419 (the same stack with QuantGate,
-// 15,950,809 bytes) is the held-out check: scripts/bench/plan_records.sh.
-inline constexpr double kLongTrainingBitsPerCode = -0.0055;
+// lies between). A compressor not in the table gets none (its CPU calibration as is).
+//   brotli −0.0055, fitted: R0416 (SmearGate + AttnOutGate, int6 matrices at k 12 / 13, int7
+//     embedding at k 15, byte-shuffled Brotli-11, ~4,800 steps of 786,432 tokens) stored 15,908,674
+//     bytes where this model, calibrated on the CPU runs, plans 15,933,492 for the same configuration
+//     with every row seen. Session 6 fitted −0.0558 here; that value absorbed Brotli's attention and
+//     MLP offsets, then pooled (+0.245 bits/code) from two runs measured by total only, whose
+//     never-seen embedding rows the steps-only c_rare mis-planned. Measured part by part (session 7)
+//     they are +0.064 / +0.039, and the term shrinks to −0.0055. R0419 (the same stack with
+//     QuantGate, 15,950,809 bytes) is the held-out check: scripts/bench/plan_records.sh.
+//   golf −0.0174, an ESTIMATE (no GPU-trained golf artifact exists). R0427L (frontier_0427.json's
+//     stack) stored 15,865,260 bytes with its per-group lrzip scheme. On the CPU-trained 11×512
+//     weights golf's coder spends 15,282,592 bytes on the codes where the records' scheme (the real
+//     `lrzip -z -L 9` per group in their layout, plus the Brotli-coded row orders) spends 15,266,812:
+//     golf / records = 1.0010 (scripts/bench/lrzip_pergroup.sh, session 7; per group 0.91–1.05,
+//     tok_emb the worst at 1.054). The term is chosen so that golf's plan of R0427L's configuration
+//     (scripts/bench/plan_records.sh: frontier_0427.json, COMPRESSOR=golf, no shards so every row
+//     seen, artifact bytes without counted code) is 1.0010 × 15,865,260 = 15,881,659 (the codes'
+//     ratio applied to the whole blob; the rest is < 1 % of it). With brotli's −0.0055 it planned
+//     15,935,005; the term touches N = 35,913,728 GPTQ codes there, all in full at ITERATIONS=20000,
+//     and the plan is linear in it: x = −0.0055 + 8 · (15,881,659 − 15,935,005) / N = −0.0174. It
+//     assumes the ratio holds on GPU-trained weights (not measured). An earlier version took golf /
+//     golf-pack's pergroup (0.984, where xz and Brotli stand in for lrzip) and gave −0.0770: the
+//     real lrzip codes these weights 2.4 % smaller than the stand-in, so that was the unsafe side.
+//     In-sample by construction: plan_records.sh's R0427L′ row checks only the arithmetic.
+struct LongTrainingTerm {
+  const char* compressor;
+  double bits_per_code;  // the offset in full (from kLongTrainingSteps steps on)
+  const char* source;    // named on golf-pack plan's "long training:" line
+};
+inline constexpr LongTrainingTerm kLongTrainingTerms[] = {
+    {"brotli", -0.0055, "fitted on the records' GPU-trained R0416 Brotli blob"},
+    {"golf", -0.0174, "an estimate: R0427L's lrzip blob x golf/lrzip 1.0010 as measured on CPU-trained weights"},
+};
 inline constexpr int64_t kLongTrainingSteps = 4800;
-// The offset at `steps` (ITERATIONS) for a model calibrated up to `calibrated_steps`.
-double long_training_offset(int64_t steps, int64_t calibrated_steps);
+// The table's offset for `compressor` (0 where it has none) and its source ("" where none).
+double long_training_bits_per_code(const std::string& compressor);
+std::string long_training_source(const std::string& compressor);
+// The offset for `compressor` at `steps` (ITERATIONS), for a model calibrated up to `calibrated_steps`.
+double long_training_offset(const std::string& compressor, int64_t steps, int64_t calibrated_steps);
 
 // Entropy in bits of round(X) clipped to [−qmax, qmax], X ~ N(0, sigma²) (sigma > 0).
 double rounded_gaussian_bits(double sigma, int qmax);
@@ -138,6 +164,7 @@ struct Plan {
   std::string compressor;
   TokenCoverage coverage;              // set before predict(); not measured: every row seen
   double long_training_bits = 0;       // long_training_offset at coverage.steps (set by predict)
+  std::string long_training_source;    // its source (kLongTrainingTerms; set by predict)
   std::vector<PlannedTensor> tensors;  // in name order, as the artifact's table
   int64_t params = 0;                  // model parameters (codes of GPTQ/gate matrices + fp16 values)
   int64_t payload_bytes = 0;           // the raw payload, exact (pack::encode_payload's size)

@@ -208,34 +208,65 @@ TEST(Plan, Fp16MatricesAreTheSmallWeightMatrices) {
 }
 
 // Long training (the records' GPU runs): every GPTQ code but the rare embedding rows is planned
-// kLongTrainingBitsPerCode lower from kLongTrainingSteps on, nothing at or below the calibrated
-// runs' steps, and half of it at their geometric mean (linear in ln steps).
-TEST(Plan, LongTrainingLowersEveryGptqCodeByTheRecordsOffset) {
-  EXPECT_EQ(pack::long_training_offset(0, 205), 0.0);
-  EXPECT_EQ(pack::long_training_offset(205, 205), 0.0);
-  EXPECT_EQ(pack::long_training_offset(pack::kLongTrainingSteps, 205), pack::kLongTrainingBitsPerCode);
-  EXPECT_EQ(pack::long_training_offset(20000, 205), pack::kLongTrainingBitsPerCode);
-  const int64_t middle = std::llround(std::sqrt(205.0 * pack::kLongTrainingSteps));
-  EXPECT_NEAR(pack::long_training_offset(middle, 205), pack::kLongTrainingBitsPerCode / 2, 1e-4);
-  EXPECT_LT(pack::long_training_offset(middle + 100, 205), pack::long_training_offset(middle, 205));
+// lower by the compressor's own offset (kLongTrainingTerms) from kLongTrainingSteps on, nothing at or
+// below the calibrated runs' steps, and half of it at their geometric mean (linear in ln steps).
+TEST(Plan, LongTrainingOffsetRampsInLnSteps) {
+  for (const std::string c : {"brotli", "golf"}) {
+    const double full = pack::long_training_bits_per_code(c);
+    ASSERT_LT(full, 0) << c;
+    EXPECT_EQ(pack::long_training_offset(c, 0, 205), 0.0);
+    EXPECT_EQ(pack::long_training_offset(c, 205, 205), 0.0);
+    EXPECT_EQ(pack::long_training_offset(c, pack::kLongTrainingSteps, 205), full);
+    EXPECT_EQ(pack::long_training_offset(c, 20000, 205), full);
+    const int64_t middle = std::llround(std::sqrt(205.0 * pack::kLongTrainingSteps));
+    EXPECT_NEAR(pack::long_training_offset(c, middle, 205), full / 2, 1e-3 * std::abs(full));  // middle is rounded
+    EXPECT_LT(pack::long_training_offset(c, middle + 100, 205), pack::long_training_offset(c, middle, 205));
+  }
+  // A compressor without long-trained evidence gets none.
+  EXPECT_EQ(pack::long_training_bits_per_code("test"), 0.0);
+  EXPECT_EQ(pack::long_training_offset("test", 20000, 205), 0.0);
+  EXPECT_EQ(pack::long_training_source("test"), "");
+}
+
+// The term is per compressor: Brotli's is fitted on R0416 (−0.0055), golf's estimated from R0427L's
+// lrzip blob × the measured golf/lrzip ratio (−0.0174, pack/plan.h). A table that gave golf
+// Brotli's value (or the reverse) fails here, and so does predict() reading another compressor's.
+TEST(Plan, LongTrainingTermIsPerCompressor) {
+  EXPECT_EQ(pack::long_training_bits_per_code("brotli"), -0.0055);
+  EXPECT_EQ(pack::long_training_bits_per_code("golf"), -0.0174);
+  EXPECT_NE(pack::long_training_source("golf").find("estimate"), std::string::npos);
+  EXPECT_NE(pack::long_training_source("brotli").find("R0416"), std::string::npos);
 
   const Config cfg = record_stack(tiny_config());
-  const pack::SizeModel m{"test", -0.5, 0.25, 0.125, 0.0625, -1.0, 0.0, 0.0, 1, 100, 1, 1, 1.25, 1.75, 1.75, 0.5, 0.25, 0};
-  pack::Plan short_run = pack::layout(pack::model_shapes(cfg), cfg), long_run = short_run;
-  short_run.coverage.steps = 100;  // the calibrated runs' longest: no term
-  long_run.coverage.steps = 20000;
-  pack::predict(short_run, m, 0);
-  pack::predict(long_run, m, 0);
   double gptq_codes = 0;
-  for (const auto& t : long_run.tensors)
+  for (const auto& t : pack::layout(pack::model_shapes(cfg), cfg).tensors)
     if (t.kind == pack::Tensor::Kind::Quantized && t.group != "gate") gptq_codes += t.codes;
   ASSERT_GT(gptq_codes, 0);
-  EXPECT_EQ(short_run.long_training_bits, 0.0);
-  EXPECT_EQ(long_run.long_training_bits, pack::kLongTrainingBitsPerCode);
-  EXPECT_NEAR(long_run.gptq_code_bytes - short_run.gptq_code_bytes, pack::kLongTrainingBitsPerCode * gptq_codes / 8,
-              1e-6 * gptq_codes);
-  EXPECT_EQ(long_run.scale_bytes, short_run.scale_bytes);
-  EXPECT_EQ(long_run.lqer_code_bytes, short_run.lqer_code_bytes);
+  for (const std::string c : {"brotli", "golf", "test"}) {
+    // The same made-up calibration under each compressor's name: only the long-training term differs.
+    const pack::SizeModel m{c.c_str(), -0.5, 0.25, 0.125, 0.0625, -1.0, 0.0, 0.0, 1, 100, 1, 1, 1.25, 1.75, 1.75, 0.5, 0.25, 0};
+    pack::Plan short_run = pack::layout(pack::model_shapes(cfg), cfg), long_run = short_run;
+    short_run.coverage.steps = 100;  // the calibrated runs' longest: no term
+    long_run.coverage.steps = 20000;
+    pack::predict(short_run, m, 0);
+    pack::predict(long_run, m, 0);
+    const double full = pack::long_training_bits_per_code(c);
+    EXPECT_EQ(short_run.long_training_bits, 0.0) << c;
+    EXPECT_EQ(long_run.long_training_bits, full) << c;
+    EXPECT_EQ(long_run.long_training_source, pack::long_training_source(c)) << c;
+    EXPECT_NEAR(long_run.gptq_code_bytes - short_run.gptq_code_bytes, full * gptq_codes / 8, 1e-6 * gptq_codes) << c;
+    EXPECT_EQ(long_run.scale_bytes, short_run.scale_bytes) << c;
+    EXPECT_EQ(long_run.lqer_code_bytes, short_run.lqer_code_bytes) << c;
+    // The plan's "long training:" line names the term's source (and is absent without a term).
+    const std::string table = pack::plan_table(long_run);
+    if (full != 0)
+      EXPECT_NE(table.find("long training: ITERATIONS=20000 plans every GPTQ code but the rare rows " +
+                           fmt::format("{:+.4f}", full) + " bits (" + pack::long_training_source(c)),
+                std::string::npos)
+          << table;
+    else
+      EXPECT_EQ(table.find("long training:"), std::string::npos) << table;
+  }
 }
 
 TEST(Plan, SizeGrowsWithBitsAndFallsWithClip) {

@@ -188,8 +188,9 @@ TEST(PlanTokens, PredictCodesRareRowsAtTheRareOffset) {
   cfg.parallel_start_layer = 1;
   cfg.passthrough_max_numel = 1024;
   validate(cfg);
-  // Rare rows at −1.5 − 0.25 · ln(steps), steps clamped to [10, 40].
-  const pack::SizeModel m{"test", -0.25, 0.5, 0.5, 0.5, -1.5, -0.25, 0.0, 10, 40, 1, 1, 1.0, 1.0, 1.0, 1.0, 1.0, 0};
+  // Rare rows at −1.5 − 0.25 · ln(steps), steps clamped to [10, 40]. Named brotli so that its
+  // long-training term applies beyond 40 steps (to the seen rows only).
+  const pack::SizeModel m{"brotli", -0.25, 0.5, 0.5, 0.5, -1.5, -0.25, 0.0, 10, 40, 1, 1, 1.0, 1.0, 1.0, 1.0, 1.0, 0};
   pack::Plan all = pack::layout(pack::model_shapes(cfg), cfg);
   pack::predict(all, m, 0);
   pack::Plan some = all;
@@ -213,7 +214,7 @@ TEST(PlanTokens, PredictCodesRareRowsAtTheRareOffset) {
     pack::predict(p, m, 0);
     pack::predict(every_row_seen, m, 0);
     EXPECT_NEAR(every_row_seen.gptq_code_bytes - p.gptq_code_bytes,
-                312.0 * 64 * (1.25 + 0.25 * std::log(at) + pack::long_training_offset(steps, 40)) / 8, 1e-6)
+                312.0 * 64 * (1.25 + 0.25 * std::log(at) + pack::long_training_offset("brotli", steps, 40)) / 8, 1e-6)
         << steps;
   }
   // Far beyond: the line would go below zero bits; each rare code is floored at 0 bits.
@@ -226,7 +227,7 @@ TEST(PlanTokens, PredictCodesRareRowsAtTheRareOffset) {
     const double h = pack::rounded_gaussian_bits(qmax / emb->clip_sigmas, qmax);
     ASSERT_LT(m.rare_offset(p.coverage.steps, 64), -h);
     EXPECT_NEAR(every_row_seen.gptq_code_bytes - p.gptq_code_bytes,
-                312.0 * 64 * (h + m.embedding_offset + pack::kLongTrainingBitsPerCode) / 8, 1e-6);
+                312.0 * 64 * (h + m.embedding_offset + pack::long_training_bits_per_code("brotli")) / 8, 1e-6);
   }
   // Every row seen, or coverage not measured: the same prediction.
   pack::Plan seen = all;
