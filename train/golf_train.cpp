@@ -4,10 +4,13 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
+#include <functional>
 
 #include "core/device.h"
 #include "core/dist/comm.h"
+#include "core/dist/launcher.h"
 #include "core/error.h"
 #include "pack/plan.h"
 #include "artifact/policy.h"
@@ -42,13 +45,29 @@ std::string config_text(const TrainOptions& o, const Config& config) {
   return out.dump(2) + "\n";
 }
 
+Preflight preflight_here(const TrainOptions& o) {
+  if (o.resume) return Preflight::none;                                       // planned when it began
+  if (!dist::is_worker()) return Preflight::before_launch;                    // one process, or golf's launcher
+  if (std::getenv("GOLF_LAUNCHER_PID") != nullptr) return Preflight::none;    // golf's launcher planned
+  return Preflight::rank0_in_train;                                           // torchrun / Slurm / by hand
+}
+
 std::string preflight_text(const TrainOptions& o, const Config& config) {
-  if (o.resume || !dist::world_from_env().main() || std::getenv("GOLF_LAUNCHER_PID") != nullptr) return "";
+  if (preflight_here(o) != Preflight::before_launch) return "";
   return pack::preflight(config, o.source_dir, o.allow_over_budget);
 }
 
 TrainReport run_train(const TrainOptions& o, const Config& config) {
-  const TrainResult result = train(config, o.resume);
+  // Under an external launcher no process planned before the workers started: rank 0 plans where
+  // the ranks have met, so that a refusal stops the others at once instead of leaving them waiting
+  // for rank 0 until DIST_TIMEOUT_SECONDS.
+  std::function<void()> plan;
+  if (preflight_here(o) == Preflight::rank0_in_train)
+    plan = [&] {
+      std::fputs(pack::preflight(config, o.source_dir, o.allow_over_budget).c_str(), stdout);
+      std::fflush(stdout);
+    };
+  const TrainResult result = train(config, o.resume, plan);
   TrainReport report;
   report.main_rank = dist::world_from_env().main();
   report.run_dir = result.run_dir;

@@ -36,9 +36,16 @@ Config resolve_train_config(const TrainOptions& options);
 std::string config_text(const TrainOptions& options, const Config& config);
 
 // Preflight (pack/plan.h): the predicted artifact bytes, before anything is written; a new run
-// predicted over ARTIFACT_BUDGET is a golf::Error unless allow_over_budget. One process plans: a
-// single-process run, golf's launcher (not its workers, which carry GOLF_LAUNCHER_PID), or rank 0
-// under torchrun / Slurm; "" on every other process and for --resume.
+// predicted over ARTIFACT_BUDGET is a golf::Error unless allow_over_budget. One process per job
+// plans, never each worker (--resume: none, the run was planned when it began):
+//   before_launch   a single process, or golf's launcher (--nproc N) before it starts its workers;
+//   none            golf's launcher's workers (they carry GOLF_LAUNCHER_PID);
+//   rank0_in_train  a job of torchrun / Slurm / workers started by hand: rank 0 plans inside
+//                   run_train, where the ranks have met, and a refusal stops every rank at once.
+enum class Preflight { none, before_launch, rank0_in_train };
+Preflight preflight_here(const TrainOptions& options);
+
+// The plan's text where preflight_here is before_launch, "" elsewhere.
 std::string preflight_text(const TrainOptions& options, const Config& config);
 
 struct TrainReport {

@@ -68,8 +68,9 @@ int main(int argc, char** argv) {
       return 0;
     }
     std::fputs(gt::preflight_text(o, config).c_str(), stdout);
-    // The launcher checks the configuration first (above), so a bad value is one error, not one
-    // per worker; the workers re-run this main with RANK set.
+    // The launcher checks the configuration and plans first (above), so a bad value or an
+    // over-budget plan is one error, not one per worker; the workers re-run this main with RANK
+    // set and plan no more (train/golf_train.h, preflight_here).
     if (golf::dist::should_launch(launch)) return golf::dist::launch(launch, argc, argv);
     const gt::TrainReport r = gt::run_train(o, config);
     if (!r.main_rank) return 0;  // rank 0 reports for the run

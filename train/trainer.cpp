@@ -416,7 +416,8 @@ std::string check_shard_tokens(const Config& cfg) {
 
 }  // namespace
 
-TrainResult train(Config config, const std::optional<std::filesystem::path>& resume_dir) {
+TrainResult train(Config config, const std::optional<std::filesystem::path>& resume_dir,
+                  const std::function<void()>& main_rank_check) {
   const dist::World world = dist::world_from_env();
   // A new run's configuration was validated by resolve_config(); a resumed run's is read here.
   if (resume_dir) {
@@ -428,11 +429,13 @@ TrainResult train(Config config, const std::optional<std::filesystem::path>& res
   dist::Comm comm(world, device, std::chrono::milliseconds(static_cast<int64_t>(1000 * config.dist_timeout_seconds)));
   // Rank 0 alone creates (or opens) the run directory; the others learn whether it could, so a
   // refused run directory stops every rank with one clear error instead of a collective timeout.
-  // Rank 0 also scans every shard's token ids first (once, not once per rank).
+  // Rank 0 also runs main_rank_check (the preflight's plan under an external launcher) and scans
+  // every shard's token ids first (once, not once per rank).
   std::optional<RunDir> run;
   std::string run_error, data_check;
   if (world.main()) {
     try {
+      if (main_rank_check) main_rank_check();
       data_check = check_shard_tokens(config);
       run.emplace(resume_dir ? RunDir::open(*resume_dir, config) : RunDir::create(config));
     } catch (const Error& e) {
@@ -442,7 +445,7 @@ TrainResult train(Config config, const std::optional<std::filesystem::path>& res
   std::vector<double> ok{run_error.empty() ? 1.0 : 0.0};
   comm.broadcast(ok, 0);
   if (!run_error.empty()) throw Error(run_error);
-  if (ok[0] == 0) fail("rank 0 refused the data or could not create the run directory (its error is in rank 0's output)");
+  if (ok[0] == 0) fail("rank 0 refused the run (the plan, the data or the run directory; its error is in rank 0's output)");
   Trainer trainer(config, run ? &*run : nullptr, comm, device);
   trainer.set_run_dir(run ? run->path() : std::filesystem::path(config.output_dir) / config.run_id);
   trainer.set_data_check(data_check);

@@ -10,6 +10,7 @@
 //            collected on training data (timed against the GPTQ reserve) and saved
 #pragma once
 #include <filesystem>
+#include <functional>
 #include <optional>
 
 #include "core/config.h"
@@ -27,6 +28,11 @@ struct TrainResult {
 // Starts a run in OUTPUT_DIR/RUN_ID, or continues the run in `resume_dir` from its checkpoint.
 // Throws golf::Error on bad input, and on a non-finite loss (naming the step; the last good
 // checkpoint is kept).
-TrainResult train(Config config, const std::optional<std::filesystem::path>& resume_dir = std::nullopt);
+//
+// main_rank_check, when given, runs on rank 0 only, after the ranks have met and before the run
+// directory exists (golf-train's preflight under an external torchrun / Slurm). A golf::Error from
+// it stops every rank: rank 0 reports it, the others fail naming rank 0 (none waits for a peer).
+TrainResult train(Config config, const std::optional<std::filesystem::path>& resume_dir = std::nullopt,
+                  const std::function<void()>& main_rank_check = {});
 
 }  // namespace golf::train

@@ -62,6 +62,13 @@ double max_abs_diff(const std::map<std::string, std::vector<float>>& a, const st
   return worst;
 }
 
+// Lines of `text` that contain `what`.
+int count_lines_with(const std::string& text, const std::string& what) {
+  int n = 0;
+  for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+  return n;
+}
+
 bool process_exists(pid_t pid) { return ::kill(pid, 0) == 0 || errno != ESRCH; }
 
 // A child started with posix_spawn: `sh -c "exec …"`, so the pid is the command's own.
@@ -187,6 +194,9 @@ class DistTrain : public ::testing::Test {
     for (size_t at = 0; (at = log.find("step:5/5 train_loss:", at)) != std::string::npos; ++at) ++count;
     EXPECT_EQ(count, 1u) << log;
     EXPECT_EQ(r.output.find("[rank 1] step:"), std::string::npos) << "other ranks do not log";
+    // The preflight's plan ran once, in the launcher: its workers (rank 0's lines pass through
+    // unprefixed) did not plan again.
+    EXPECT_EQ(count_lines_with(r.output, "plan: predicted artifact"), 1) << r.output;
   }
   static inline test::TempDir* dir = nullptr;
   static inline test::CommandResult* setup = nullptr;
@@ -246,6 +256,56 @@ TEST_F(DistTrain, AWorkerStartedByHandWithTorchrunVariablesJoinsALauncherJob) {
                                    weights(*dir / "runs" / "joined" / "final_model.safetensors"));
   std::printf("1 process vs launcher + hand-started worker: max |weight difference| = %.3g\n", diff);
   EXPECT_LE(diff, 1e-6);
+  // The launcher planned; its worker (rank 0, GOLF_LAUNCHER_PID) and the hand-started rank 1 did not.
+  EXPECT_EQ(count_lines_with(out, "plan: predicted artifact"), 1) << out;
+  EXPECT_EQ(count_lines_with(test::read_file(*dir / "joined-worker.out"), "plan:"), 0);
+}
+
+// Under an external launcher (torchrun, Slurm: every process a worker, no GOLF_LAUNCHER_PID) rank 0
+// plans, once, and the other ranks do not. A plan over the budget is one error on rank 0, and the
+// other ranks stop at once naming rank 0 instead of waiting for it until DIST_TIMEOUT_SECONDS (60).
+TEST_F(DistTrain, UnderAnExternalLauncherRankZeroPlansOnceAndItsRefusalStopsEveryRank) {
+  struct Job {
+    std::optional<int> status[2];
+    std::string out[2];
+    double seconds = 0;
+  };
+  auto run_job = [&](const std::string& run_id, const std::string& extra) {
+    const std::string p = std::to_string(test::free_port());
+    pid_t pid[2];
+    const auto start = Clock::now();
+    for (int rank = 0; rank < 2; ++rank)
+      pid[rank] = spawn_shell("timeout -k 5 100 " + env(run_id, extra) + " RANK=" + std::to_string(rank) +
+                              " LOCAL_RANK=" + std::to_string(rank) + " WORLD_SIZE=2 LOCAL_WORLD_SIZE=2"
+                              " MASTER_ADDR=127.0.0.1 MASTER_PORT=" + p + " '" + GOLF_TRAIN_BIN + "' > " +
+                              quote(*dir / (run_id + std::to_string(rank) + ".out")) + " 2>&1");
+    Job job;
+    for (int rank = 0; rank < 2; ++rank) {
+      job.status[rank] = wait_for(pid[rank], std::chrono::seconds(110));
+      job.out[rank] = test::read_file(*dir / (run_id + std::to_string(rank) + ".out"));
+    }
+    job.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+    return job;
+  };
+  const Job ok = run_job("external", "");
+  ASSERT_TRUE(ok.status[0] && ok.status[1]) << "timed out";
+  EXPECT_EQ(*ok.status[0], 0) << ok.out[0];
+  EXPECT_EQ(*ok.status[1], 0) << ok.out[1];
+  EXPECT_EQ(count_lines_with(ok.out[0], "plan: predicted artifact"), 1) << ok.out[0];
+  EXPECT_EQ(count_lines_with(ok.out[1], "plan:"), 0) << ok.out[1];
+  EXPECT_LT(ok.out[0].find("plan: predicted artifact"), ok.out[0].find("step:1/5")) << "the plan comes first";
+
+  const Job refused = run_job("external-over", "ARTIFACT_BUDGET=1000");
+  ASSERT_TRUE(refused.status[0] && refused.status[1]) << "timed out";
+  std::printf("external launcher, plan over the budget: both ranks exited after %.1f s\n", refused.seconds);
+  EXPECT_LT(refused.seconds, 30.0) << "rank 1 waited for rank 0";
+  EXPECT_TRUE(WIFEXITED(*refused.status[0]) && WEXITSTATUS(*refused.status[0]) == 1) << refused.out[0];
+  EXPECT_TRUE(WIFEXITED(*refused.status[1]) && WEXITSTATUS(*refused.status[1]) != 0) << refused.out[1];
+  EXPECT_EQ(count_lines_with(refused.out[0], "golf-train: error: "), 1) << refused.out[0];
+  EXPECT_NE(refused.out[0].find("--allow-over-budget"), std::string::npos) << refused.out[0];
+  EXPECT_NE(refused.out[1].find("rank 0 refused the run"), std::string::npos) << refused.out[1];
+  EXPECT_EQ(count_lines_with(refused.out[1], "plan:"), 0) << refused.out[1];
+  EXPECT_FALSE(std::filesystem::exists(*dir / "runs" / "external-over")) << "nothing may be written";
 }
 
 // kill -9 of one worker: the launcher names the rank and how it died, stops the other worker and
