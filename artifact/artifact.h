@@ -98,7 +98,7 @@ struct PackOptions {
   // Brotli settings tried on every Brotli stream; the smallest output is kept (each costs one
   // more quality-11 pass; they run in parallel). Windows 22 (the records' Python default) and 24
   // (golf's old fixed choice, 16,962 bytes worse than 22 on one full-size artifact), GENERIC mode.
-  std::vector<BrotliSetting> brotli_candidates = {{22, 0}, {24, 0}};
+  std::vector<BrotliSetting> brotli_candidates = default_brotli_candidates();
   Compressor compressor = Compressor::Brotli;
 };
 

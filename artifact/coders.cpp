@@ -29,6 +29,8 @@ Bytes brotli_compress(std::span<const uint8_t> in, int quality, BrotliSetting s)
   return out;
 }
 
+std::vector<BrotliSetting> default_brotli_candidates() { return {{22, 0}, {24, 0}}; }
+
 BrotliResult brotli_best(std::span<const uint8_t> in, int quality, const std::vector<BrotliSetting>& requested) {
   if (requested.empty()) fail("no Brotli settings to try");
   // A window larger than the input reaches nothing more but costs memory and time (the encoder

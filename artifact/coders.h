@@ -31,6 +31,10 @@ struct BrotliResult {
 // result names the setting actually used. Throws golf::Error on an empty candidate list or a
 // setting out of range.
 BrotliResult brotli_best(std::span<const uint8_t> in, int quality, const std::vector<BrotliSetting>& candidates);
+// PackOptions' default candidates (artifact/artifact.h says why): windows 22 and 24, GENERIC.
+// Out of line: GCC 12 misreads the list's constant array as maybe-uninitialized wherever an
+// inlined PackOptions() built it from `= {{22, 0}, {24, 0}}`.
+std::vector<BrotliSetting> default_brotli_candidates();
 Bytes brotli_compress(std::span<const uint8_t> in, int quality, BrotliSetting setting);
 // Decompresses exactly `expected` bytes; anything else (corrupt, short, long, trailing bytes) is
 // one golf::Error "<source>: ...". Memory grows only with what the stream really yields.

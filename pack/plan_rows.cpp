@@ -105,7 +105,7 @@ int run(int argc, char** argv) {
   };
   const auto brotli_bytes = [&](const std::vector<int8_t>& codes) {
     const std::span<const uint8_t> raw(reinterpret_cast<const uint8_t*>(codes.data()), codes.size());
-    return static_cast<int64_t>(brotli_best(byte_shuffle(raw, 2), 11, PackOptions{}.brotli_candidates).stream.size());
+    return static_cast<int64_t>(brotli_best(byte_shuffle(raw, 2), 11, default_brotli_candidates()).stream.size());
   };
   nlohmann::json out = {{"artifact", artifact_path},
                         {"tensor", tensor_name},

@@ -144,7 +144,13 @@ inline int free_port() {
   return ntohs(a.sin_port);
 }
 
-inline std::string quote(const fs::path& p) { return "'" + p.string() + "'"; }
+// Appended piece by piece: GCC 12's -Wrestrict misreads `"'" + p.string() + "'"` once inlined.
+inline std::string quote(const fs::path& p) {
+  std::string out = "'";
+  out += p.string();
+  out += '\'';
+  return out;
+}
 
 // Runs tests/reference/<script> with the pinned venv's python.
 inline CommandResult run_reference(const std::string& script, const std::string& args) {

@@ -202,7 +202,9 @@ TEST_F(GolfEvalCli, LoraAndPhasedTttOnTwoRanksEqualOneRank) {
     EXPECT_EQ(settings["TTT_MODE"], mode);
     EXPECT_EQ(settings["TTT_LORA_RANK"], 4);
     EXPECT_EQ(settings.contains("PHASED_TTT_NUM_PHASES"), mode == "phased") << settings.dump();
-    if (mode == "phased") EXPECT_EQ(settings["GLOBAL_TTT_CHUNK_TOKENS"], 256);
+    if (mode == "phased") {
+      EXPECT_EQ(settings["GLOBAL_TTT_CHUNK_TOKENS"], 256);
+    }
     EXPECT_FALSE(settings.contains("EVAL_SEQ_LEN") || settings.contains("TRAIN_SEQ_LEN")) << settings.dump();
     EXPECT_EQ(a["tokens"], b["tokens"]);
     EXPECT_EQ(a["bytes"], b["bytes"]);

@@ -74,7 +74,9 @@ void expect_plan_is_artifact(const pack::Plan& plan, const pack::Artifact& artif
     EXPECT_EQ(p.codes, static_cast<int64_t>(t.q.size()));
     EXPECT_EQ(p.scales, static_cast<int64_t>(t.scales.size()));
     EXPECT_EQ(p.values, static_cast<int64_t>(t.values.size()));
-    if (t.kind == pack::Tensor::Kind::Grouped) EXPECT_EQ(p.group_size, t.group);
+    if (t.kind == pack::Tensor::Kind::Grouped) {
+      EXPECT_EQ(p.group_size, t.group);
+    }
   }
   EXPECT_EQ(plan.payload_bytes, static_cast<int64_t>(pack::encode_payload(artifact).size()));
 }

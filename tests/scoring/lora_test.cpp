@@ -40,6 +40,14 @@ LoraOptions small_options(const Config& cfg) {
 }
 
 // Random deltas at every site of every visit and the head; B scaled by b_scale (0: B = 0).
+// The forward of a LoRA delta over segments cut every seq_len_cut tokens (no cu_seqlens).
+ForwardOptions lora_forward(int64_t seq_len_cut, const LoraDelta* lora) {
+  ForwardOptions o;
+  o.seq_len_cut = seq_len_cut;
+  o.lora = lora;
+  return o;
+}
+
 LoraDelta random_delta(const Model& m, int64_t rows, int64_t r, double b_scale, double scale) {
   const ModelConfig& c = m.config();
   const int64_t d = c.model_dim, kv = c.num_kv_heads * (d / c.num_heads);
@@ -64,12 +72,12 @@ TEST(LoraForward, ZeroBIsBitEqualToTheBaseForward) {
   x.index_put_({0, 10}, f.cfg.bos_token_id);
   const LoraDelta delta = random_delta(m, 3, 4, /*b_scale=*/0.0, 2.0);
   for (const bool looping : {false, true}) {
-    const at::Tensor base = m.logits(x, looping, nullptr, {32, nullptr});
-    const at::Tensor with = m.logits(x, looping, nullptr, {32, &delta});
+    const at::Tensor base = m.logits(x, looping, nullptr, lora_forward(32, nullptr));
+    const at::Tensor with = m.logits(x, looping, nullptr, lora_forward(32, &delta));
     EXPECT_TRUE(at::equal(base, with)) << "looping " << looping;
   }
   const LoraDelta live = random_delta(m, 3, 4, 0.1, 2.0);
-  EXPECT_GT((m.logits(x, true, nullptr, {32, &live}) - m.logits(x, true, nullptr, {32, nullptr})).abs().max().item<double>(), 1e-3)
+  EXPECT_GT((m.logits(x, true, nullptr, lora_forward(32, &live)) - m.logits(x, true, nullptr, lora_forward(32, nullptr))).abs().max().item<double>(), 1e-3)
       << "a non-zero B changes the output (so the comparison above can fail)";
 }
 
@@ -105,11 +113,11 @@ TEST(LoraForward, EqualsTheIndependentPythonImplementation) {
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const at::Tensor ref = load_tensors(dir.path() / "out.safetensors").at("logits");
   // The Python twin cuts segments every TRAIN_SEQ_LEN: the same cut here.
-  const at::Tensor ours = m.logits(x, true, nullptr, {f.cfg.train_seq_len, &delta});
+  const at::Tensor ours = m.logits(x, true, nullptr, lora_forward(f.cfg.train_seq_len, &delta));
   ASSERT_EQ(ours.sizes(), ref.sizes());
   const double err = (ours - ref).abs().max().item<double>();
   EXPECT_LE(err, 1e-5) << "max |Δlogit| " << err;
-  EXPECT_GT((ours - m.logits(x, true, nullptr, {f.cfg.train_seq_len, nullptr})).abs().max().item<double>(), 1e-3);
+  EXPECT_GT((ours - m.logits(x, true, nullptr, lora_forward(f.cfg.train_seq_len, nullptr))).abs().max().item<double>(), 1e-3);
 }
 
 TEST(LoraTtt, DocumentsTileThePredictionsAndTheQueueIsTheRecords) {
@@ -120,8 +128,12 @@ TEST(LoraTtt, DocumentsTileThePredictionsAndTheQueueIsTheRecords) {
   for (const auto& d : docs) {
     EXPECT_EQ(d.begin, next);
     EXPECT_GT(d.end, d.begin);
-    if (d.begin > 0) EXPECT_EQ(f.tokens[static_cast<size_t>(d.begin)], f.cfg.bos_token_id);
-    if (d.end < f.predictions) EXPECT_EQ(f.tokens[static_cast<size_t>(d.end)], f.cfg.bos_token_id) << "ends at (and predicts) the next BOS";
+    if (d.begin > 0) {
+      EXPECT_EQ(f.tokens[static_cast<size_t>(d.begin)], f.cfg.bos_token_id);
+    }
+    if (d.end < f.predictions) {
+      EXPECT_EQ(f.tokens[static_cast<size_t>(d.end)], f.cfg.bos_token_id) << "ends at (and predicts) the next BOS";
+    }
     next = d.end;
   }
   EXPECT_EQ(next, f.predictions);
@@ -130,9 +142,10 @@ TEST(LoraTtt, DocumentsTileThePredictionsAndTheQueueIsTheRecords) {
   for (size_t b = 0; b < queue.size(); ++b) {
     for (size_t i = 1; i < queue[b].size(); ++i)
       EXPECT_LE(docs[static_cast<size_t>(queue[b][i - 1])].predictions(), docs[static_cast<size_t>(queue[b][i])].predictions());
-    if (b > 0)
+    if (b > 0) {
       EXPECT_GE(docs[static_cast<size_t>(queue[b - 1].back())].predictions(), docs[static_cast<size_t>(queue[b].back())].predictions())
           << "longest batches first";
+    }
     seen.insert(seen.end(), queue[b].begin(), queue[b].end());
   }
   std::sort(seen.begin(), seen.end());

@@ -67,7 +67,9 @@ TEST(OptimizerFastPath, ForeachClipFusedAdamWAndLerpEmaEqualThePlainPath) {
   for (const double clip : {0.0, 0.3}) {  // 0.3 is below the live model's gradient norm: clipping bites
     const TrainRun plain = train(false, clip), fast = train(true, clip);
     for (size_t i = 0; i < plain.norms.size(); ++i) EXPECT_NEAR(fast.norms[i], plain.norms[i], 1e-5 * plain.norms[0]);
-    if (clip > 0) EXPECT_GT(plain.norms[0], clip) << "the test must clip";
+    if (clip > 0) {
+      EXPECT_GT(plain.norms[0], clip) << "the test must clip";
+    }
     expect_equal(fast.weights, plain.weights, "weights");
     expect_equal(fast.state, plain.state, "optimizer state");
     expect_equal(fast.ema, plain.ema, "ema");
