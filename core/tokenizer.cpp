@@ -68,17 +68,6 @@ std::vector<int> Tokenizer::encode(std::string_view text) const {
   return ids;
 }
 
-std::vector<Tokenizer::Piece> Tokenizer::encode_with_spans(std::string_view text) const {
-  const auto spt = sp_->EncodeAsImmutableProto(text);
-  std::vector<Piece> out;
-  out.reserve(spt.pieces_size());
-  for (size_t i = 0; i < spt.pieces_size(); ++i) {
-    const auto p = spt.pieces(static_cast<int>(i));
-    out.push_back({static_cast<int>(p.id()), p.begin(), p.end()});
-  }
-  return out;
-}
-
 std::string Tokenizer::decode(std::span<const int> ids) const {
   std::string text;
   const std::vector<int> copy(ids.begin(), ids.end());

@@ -29,16 +29,11 @@ class Tokenizer {
   bool is_byte(int id) const;
 
   std::vector<int> encode(std::string_view text) const;
-  // Ids with each piece's byte span [begin, end) in `text` (SentencePiece surface offsets: the
-  // original bytes a piece covers before normalization; a byte-fallback or NFKC-expanded character
-  // is covered by its last piece, the earlier ones get empty spans).
-  struct Piece {
-    int id = 0;
-    uint32_t begin = 0, end = 0;
-  };
-  std::vector<Piece> encode_with_spans(std::string_view text) const;
   std::string decode(std::span<const int> ids) const;
   const std::filesystem::path& path() const { return path_; }
+  // The SentencePiece model itself, for what only golf-data needs (each piece's byte span,
+  // data/shards.cpp); everything else goes through the calls above.
+  const sentencepiece::SentencePieceProcessor& processor() const { return *sp_; }
 
   // Identity, so that data, model and evaluation can prove they use the same tokenizer:
   // sha256 of the .model file (lowercase hex) and its kind, "caseops" when the four CaseOps

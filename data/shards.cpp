@@ -4,6 +4,7 @@
 //
 // A reader thread parses the next batch of documents while all cores encode the current one;
 // batches are appended in input order, so the output bytes depend only on the input.
+#include <sentencepiece_processor.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -64,6 +65,21 @@ int64_t edge_whitespace_bytes(std::string_view text) {
   return static_cast<int64_t>(first + (text.size() - 1 - text.find_last_not_of(ws)));
 }
 
+// The ids of `text` and each piece's byte span [begin, end) in it (SentencePiece surface offsets:
+// the original bytes a piece covers before normalization; a byte-fallback or NFKC-expanded
+// character is covered by its last piece, the earlier ones get empty spans).
+void encode_with_spans(const Tokenizer& tokenizer, std::string_view text, std::vector<int>& ids,
+                       std::vector<caseops::Span>& spans) {
+  const auto spt = tokenizer.processor().EncodeAsImmutableProto(text);
+  ids.reserve(spt.pieces_size());
+  spans.reserve(spt.pieces_size());
+  for (size_t i = 0; i < spt.pieces_size(); ++i) {
+    const auto p = spt.pieces(static_cast<int>(i));
+    ids.push_back(static_cast<int>(p.id()));
+    spans.push_back({p.begin(), p.end()});
+  }
+}
+
 Encoded encode_document(const Tokenizer& tokenizer, const Document& doc, EncodeMode mode) {
   Encoded e;
   std::vector<int> ids;
@@ -76,10 +92,8 @@ Encoded encode_document(const Tokenizer& tokenizer, const Document& doc, EncodeM
     if (mode.verify) e.round_trip = caseops::decode(transformed) == doc.text;
     e.edge_whitespace = edge_whitespace_bytes(doc.text);
     if (mode.sidecar) {
-      const auto pieces = tokenizer.encode_with_spans(transformed);
       std::vector<caseops::Span> spans;
-      spans.reserve(pieces.size());
-      for (const auto& p : pieces) ids.push_back(p.id), spans.push_back({p.begin, p.end});
+      encode_with_spans(tokenizer, transformed, ids, spans);
       counts = caseops::token_byte_counts(spans, original_bytes);
     } else {
       ids = tokenizer.encode(transformed);

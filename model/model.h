@@ -127,7 +127,6 @@ class Model {
   // text, so no future token leaks in). Returns and keeps Ḡ_ℓ per physical layer.
   const std::vector<double>& calibrate_smat_gate_means(const std::vector<at::Tensor>& batches, bool looping);
   void set_smat_gate_means(std::vector<double> means) { smat_gate_means_ = std::move(means); }
-  const std::vector<double>& smat_gate_means() const { return smat_gate_means_; }
 
   // MOA_ENABLED: the router's mixture weights π (B, T, branches in moa::branches order) of layer
   // `layer` for the normed block input u (B, T, d). For tests and inspection.
