@@ -21,7 +21,7 @@
 #include "core/error.h"
 #include "artifact/grouped.h"
 
-namespace golf::pack {
+namespace golf::artifact {
 namespace fs = std::filesystem;
 static_assert(std::endian::native == std::endian::little, "the artifact is little-endian; so must the host be");
 
@@ -592,4 +592,4 @@ std::string describe(const Artifact& a, std::span<const uint8_t> file_bytes, con
   return out;
 }
 
-}  // namespace golf::pack
+}  // namespace golf::artifact

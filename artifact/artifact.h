@@ -64,7 +64,7 @@
 #include "artifact/coders.h"
 #include "core/progress.h"  // with_commas, which the reports below use
 
-namespace golf::pack {
+namespace golf::artifact {
 
 // COMPRESSOR: how the payload becomes the stream (the header's high encoding nibble).
 enum class Compressor : uint8_t { Brotli = 0, PerGroup = 1, Golf = 2 };
@@ -187,4 +187,4 @@ std::vector<GroupStats> group_stats(const Artifact& a, const PackOptions& o = {}
 std::string describe(const Artifact& a, std::span<const uint8_t> file_bytes, const PackOptions& o = {},
                      bool compress_groups = true);
 
-}  // namespace golf::pack
+}  // namespace golf::artifact

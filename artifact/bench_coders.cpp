@@ -37,7 +37,7 @@
 #include "artifact/grouped.h"
 
 using namespace golf;
-using namespace golf::pack;
+using namespace golf::artifact;
 
 namespace {
 

@@ -28,7 +28,7 @@
 #include "artifact/coders.h"
 #include "artifact/minify.h"
 
-namespace golf::pack {
+namespace golf::artifact {
 namespace fs = std::filesystem;
 
 namespace {
@@ -463,4 +463,4 @@ std::string budget_report(const Budget& b, const std::vector<GroupStats>& groups
   return out;
 }
 
-}  // namespace golf::pack
+}  // namespace golf::artifact

@@ -13,7 +13,7 @@
 
 #include "artifact/artifact.h"
 
-namespace golf::pack {
+namespace golf::artifact {
 
 // One counted file. `alone_bytes`: the minified file compressed on its own (with its archive
 // header) by brotli-11, whatever compressor counts; `marginal_bytes`: how much smaller the counted
@@ -111,4 +111,4 @@ struct Budget {
 // be saved and the groups (largest compressed size first) with what that saving means for each.
 std::string budget_report(const Budget& b, const std::vector<GroupStats>& groups);
 
-}  // namespace golf::pack
+}  // namespace golf::artifact

@@ -11,7 +11,7 @@
 
 #include "core/error.h"
 
-namespace golf::pack {
+namespace golf::artifact {
 
 Bytes brotli_compress(std::span<const uint8_t> in, int quality, BrotliSetting s) {
   if (quality < BROTLI_MIN_QUALITY || quality > BROTLI_MAX_QUALITY)
@@ -141,4 +141,4 @@ Bytes xz_decode(std::span<const uint8_t> in, size_t expected, const std::string&
   return out;
 }
 
-}  // namespace golf::pack
+}  // namespace golf::artifact

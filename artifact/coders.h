@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-namespace golf::pack {
+namespace golf::artifact {
 
 using Bytes = std::vector<uint8_t>;
 
@@ -46,4 +46,4 @@ int brotli_stream_window(std::span<const uint8_t> stream);
 Bytes xz_encode(std::span<const uint8_t> in);
 Bytes xz_decode(std::span<const uint8_t> in, size_t expected, const std::string& source);
 
-}  // namespace golf::pack
+}  // namespace golf::artifact

@@ -4,7 +4,7 @@
 #include "core/error.h"
 #include "artifact/half.h"
 
-namespace golf::quant {
+namespace golf::artifact {
 
 std::vector<float> dequantize(const QuantizedMatrix& m) {
   if (m.rows < 0 || m.cols < 0 || static_cast<int64_t>(m.q.size()) != m.rows * m.cols ||
@@ -48,4 +48,4 @@ std::vector<float> lqer_product(const LqerFactors& f) {
   return out;
 }
 
-}  // namespace golf::quant
+}  // namespace golf::artifact

@@ -10,7 +10,7 @@
 #include <cstdint>
 #include <vector>
 
-namespace golf::quant {
+namespace golf::artifact {
 
 struct QuantizedMatrix {
   int64_t rows = 0, cols = 0;
@@ -43,4 +43,4 @@ struct LqerFactors {
 // Â·B̂ (rows × cols row-major), accumulated in double, returned as float.
 std::vector<float> lqer_product(const LqerFactors& f);
 
-}  // namespace golf::quant
+}  // namespace golf::artifact

@@ -29,7 +29,7 @@
 
 namespace {
 
-using golf::pack::Artifact;
+using golf::artifact::Artifact;
 using Bytes = std::vector<uint8_t>;
 
 [[noreturn]] void bug(const char* what) {
@@ -38,18 +38,18 @@ using Bytes = std::vector<uint8_t>;
 }
 
 void fix_crc(Bytes& file) {
-  if (file.size() < golf::pack::kHeaderBytes) return;
+  if (file.size() < golf::artifact::kHeaderBytes) return;
   uint64_t crc = lzma_crc64(file.data(), 14, 0);
-  crc = lzma_crc64(file.data() + golf::pack::kHeaderBytes, file.size() - golf::pack::kHeaderBytes, crc);
+  crc = lzma_crc64(file.data() + golf::artifact::kHeaderBytes, file.size() - golf::artifact::kHeaderBytes, crc);
   std::memcpy(file.data() + 14, &crc, sizeof crc);
 }
 
 // Whatever deserialize() accepts must survive another write and read unchanged.
 void check_round_trip(const Artifact& a, const Bytes& file) {
-  golf::pack::PackOptions fast;
+  golf::artifact::PackOptions fast;
   fast.brotli_quality = 1;
   fast.shuffle_stride = file[5];
-  if (golf::pack::deserialize(golf::pack::serialize(a, fast)) != a) bug("accepted artifact does not round-trip");
+  if (golf::artifact::deserialize(golf::artifact::serialize(a, fast)) != a) bug("accepted artifact does not round-trip");
 }
 
 void run_one(const uint8_t* data, size_t size) {
@@ -57,23 +57,23 @@ void run_one(const uint8_t* data, size_t size) {
   Bytes in(data + 1, data + size);
   switch (data[0] % 6) {
     case 0:
-      check_round_trip(golf::pack::deserialize(in, "fuzz"), in);
+      check_round_trip(golf::artifact::deserialize(in, "fuzz"), in);
       break;
     case 1:
       fix_crc(in);
-      check_round_trip(golf::pack::deserialize(in, "fuzz"), in);
+      check_round_trip(golf::artifact::deserialize(in, "fuzz"), in);
       break;
     case 2:
       // The payload encoding is canonical: one artifact, one byte sequence.
-      if (golf::pack::encode_payload(golf::pack::decode_payload(in, "fuzz")) != in) bug("accepted payload is not canonical");
+      if (golf::artifact::encode_payload(golf::artifact::decode_payload(in, "fuzz")) != in) bug("accepted payload is not canonical");
       break;
     case 3: {
       if (in.size() < 5) return;
       uint32_t payload_bytes;
       std::memcpy(&payload_bytes, in.data(), 4);
-      const auto c = in[4] % 2 ? golf::pack::Compressor::Golf : golf::pack::Compressor::PerGroup;
+      const auto c = in[4] % 2 ? golf::artifact::Compressor::Golf : golf::artifact::Compressor::PerGroup;
       const Bytes stream(in.begin() + 5, in.end());
-      const Bytes payload = golf::pack::grouped_decode(stream, payload_bytes % (1u << 20), c, 2, "fuzz");
+      const Bytes payload = golf::artifact::grouped_decode(stream, payload_bytes % (1u << 20), c, 2, "fuzz");
       if (payload.size() != payload_bytes % (1u << 20)) bug("grouped stream decoded to the wrong size");
       break;
     }
@@ -81,8 +81,8 @@ void run_one(const uint8_t* data, size_t size) {
       if (in.size() < 2) return;
       const size_t count = in[0] | (size_t{in[1]} << 8);
       const Bytes stream(in.begin() + 2, in.end());
-      const std::vector<uint16_t> words = golf::pack::golf_decode_words(stream, count, "fuzz");
-      if (golf::pack::golf_decode_words(golf::pack::golf_encode_words(words), count, "fuzz") != words)
+      const std::vector<uint16_t> words = golf::artifact::golf_decode_words(stream, count, "fuzz");
+      if (golf::artifact::golf_decode_words(golf::artifact::golf_encode_words(words), count, "fuzz") != words)
         bug("accepted golf words do not round-trip");
       break;
     }
@@ -90,8 +90,8 @@ void run_one(const uint8_t* data, size_t size) {
       if (in.size() < 2) return;
       const std::vector<std::pair<uint32_t, uint32_t>> shapes = {{in[0] + 1u, in[1] + 1u}};
       const Bytes stream(in.begin() + 2, in.end());
-      const std::vector<int8_t> codes = golf::pack::golf_decode_codes(stream, shapes, "fuzz");
-      if (golf::pack::golf_decode_codes(golf::pack::golf_encode_codes(codes, shapes), shapes, "fuzz") != codes)
+      const std::vector<int8_t> codes = golf::artifact::golf_decode_codes(stream, shapes, "fuzz");
+      if (golf::artifact::golf_decode_codes(golf::artifact::golf_encode_codes(codes, shapes), shapes, "fuzz") != codes)
         bug("accepted golf codes do not round-trip");
     }
   }
@@ -117,7 +117,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
 namespace {
 
-using golf::pack::Tensor;
+using golf::artifact::Tensor;
 
 Artifact seed_artifact(int variant) {
   Artifact a;
@@ -176,35 +176,35 @@ int main(int argc, char** argv) {
   int n = 0;
   for (int variant = 0; variant < 3; ++variant)
     for (const int stride : {1, 2, 8}) {
-      golf::pack::PackOptions o;
+      golf::artifact::PackOptions o;
       o.shuffle_stride = stride;
       o.brotli_quality = 5;
       const Artifact a = seed_artifact(variant);
-      const Bytes file = golf::pack::serialize(a, o);
+      const Bytes file = golf::artifact::serialize(a, o);
       const std::string stem = "seed-" + std::to_string(variant) + "-" + std::to_string(stride);
       write(dir / (stem + "-file"), 0, file);
       write(dir / (stem + "-crc"), 1, file);
-      if (stride == 2) write(dir / (stem + "-payload"), 2, golf::pack::encode_payload(a));
+      if (stride == 2) write(dir / (stem + "-payload"), 2, golf::artifact::encode_payload(a));
       n += stride == 2 ? 3 : 2;
     }
   // The grouped compressors: whole files, raw grouped streams, raw golf code streams.
   for (int variant = 1; variant < 3; ++variant)
-    for (const auto c : {golf::pack::Compressor::PerGroup, golf::pack::Compressor::Golf}) {
-      golf::pack::PackOptions o;
+    for (const auto c : {golf::artifact::Compressor::PerGroup, golf::artifact::Compressor::Golf}) {
+      golf::artifact::PackOptions o;
       o.brotli_quality = 5;
       o.compressor = c;
       const Artifact a = seed_artifact(variant);
-      const std::string stem = "seed-" + std::to_string(variant) + "-" + golf::pack::compressor_name(c);
-      const Bytes file = golf::pack::serialize(a, o);
+      const std::string stem = "seed-" + std::to_string(variant) + "-" + golf::artifact::compressor_name(c);
+      const Bytes file = golf::artifact::serialize(a, o);
       write(dir / (stem + "-file"), 0, file);
       write(dir / (stem + "-crc"), 1, file);
-      std::vector<golf::pack::CodeSpan> spans;
-      const Bytes payload = golf::pack::encode_payload(a, &spans);
+      std::vector<golf::artifact::CodeSpan> spans;
+      const Bytes payload = golf::artifact::encode_payload(a, &spans);
       Bytes raw(4);
       const auto size = static_cast<uint32_t>(payload.size());
       std::memcpy(raw.data(), &size, 4);
-      raw.push_back(c == golf::pack::Compressor::Golf ? 1 : 0);
-      const Bytes stream = golf::pack::grouped_encode(payload, spans, o);
+      raw.push_back(c == golf::artifact::Compressor::Golf ? 1 : 0);
+      const Bytes stream = golf::artifact::grouped_encode(payload, spans, o);
       raw.insert(raw.end(), stream.begin(), stream.end());
       write(dir / (stem + "-grouped"), 3, raw);
       n += 3;
@@ -216,7 +216,7 @@ int main(int argc, char** argv) {
       for (uint32_t i = 0; i < rows * cols; ++i)
         codes[i] = static_cast<int8_t>(((i % cols) * 37) % 41 - 20 + ((i / cols * 7 + i % cols) % 5 == 0));
     Bytes raw = {static_cast<uint8_t>(rows - 1), static_cast<uint8_t>(cols - 1)};
-    const Bytes stream = golf::pack::golf_encode_codes(codes, {{rows, cols}});
+    const Bytes stream = golf::artifact::golf_encode_codes(codes, {{rows, cols}});
     raw.insert(raw.end(), stream.begin(), stream.end());
     write(dir / ("seed-golf-codes-" + std::to_string(rows)), 4, raw);
     ++n;
@@ -225,7 +225,7 @@ int main(int argc, char** argv) {
     std::vector<uint16_t> words;
     for (size_t i = 0; i < count; ++i) words.push_back(static_cast<uint16_t>(0x2000 + (i * 97) % 700));
     Bytes raw = {static_cast<uint8_t>(count & 0xFF), static_cast<uint8_t>(count >> 8)};
-    const Bytes stream = golf::pack::golf_encode_words(words);
+    const Bytes stream = golf::artifact::golf_encode_words(words);
     raw.insert(raw.end(), stream.begin(), stream.end());
     write(dir / ("seed-golf-words-" + std::to_string(count)), 5, raw);
     ++n;

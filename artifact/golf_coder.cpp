@@ -11,7 +11,7 @@
 #include "core/error.h"
 #include "artifact/row_distance.h"
 
-namespace golf::pack {
+namespace golf::artifact {
 
 namespace {
 
@@ -497,4 +497,4 @@ std::vector<uint16_t> golf_decode_words(std::span<const uint8_t> stream, size_t 
   return words;
 }
 
-}  // namespace golf::pack
+}  // namespace golf::artifact

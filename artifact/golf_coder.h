@@ -43,7 +43,7 @@
 #include <utility>
 #include <vector>
 
-namespace golf::pack {
+namespace golf::artifact {
 
 // codes: the matrices of `shapes` (rows, cols) concatenated, each row-major.
 std::vector<uint8_t> golf_encode_codes(std::span<const int8_t> codes, const std::vector<std::pair<uint32_t, uint32_t>>& shapes);
@@ -61,4 +61,4 @@ std::vector<uint8_t> golf_encode_words(std::span<const uint16_t> words);
 // Throws golf::Error "<source>: ..." on a stream that does not decode to exactly `count` words.
 std::vector<uint16_t> golf_decode_words(std::span<const uint8_t> stream, size_t count, const std::string& source);
 
-}  // namespace golf::pack
+}  // namespace golf::artifact

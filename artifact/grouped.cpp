@@ -13,7 +13,7 @@
 #include "artifact/golf_coder.h"
 #include "artifact/row_distance.h"
 
-namespace golf::pack {
+namespace golf::artifact {
 
 namespace {
 
@@ -457,4 +457,4 @@ Bytes grouped_decode(std::span<const uint8_t> stream, size_t payload_bytes, Comp
   return payload;
 }
 
-}  // namespace golf::pack
+}  // namespace golf::artifact

@@ -38,7 +38,7 @@
 
 #include "artifact/artifact.h"
 
-namespace golf::pack {
+namespace golf::artifact {
 
 inline constexpr int kCodeGroups = 8;
 // The group index of a quantized tensor's codes (see STREAM above).
@@ -69,4 +69,4 @@ Bytes grouped_decode(std::span<const uint8_t> stream, size_t payload_bytes, Comp
 // smallest L1 distance (ties: lowest index). Returns order[i] = the original row stored i-th.
 std::vector<uint32_t> nearest_neighbour_order(std::span<const int8_t> codes, size_t rows, size_t cols);
 
-}  // namespace golf::pack
+}  // namespace golf::artifact

@@ -13,7 +13,7 @@
 #include <bit>
 #include <cstdint>
 
-namespace golf::quant {
+namespace golf::artifact {
 
 inline uint16_t float_to_half(float value) {
   const uint32_t bits = std::bit_cast<uint32_t>(value);
@@ -71,4 +71,4 @@ inline float bf16_bits_to_float(uint16_t bf16) { return std::bit_cast<float>(sta
 
 inline float round_to_bf16(float value) { return bf16_bits_to_float(float_to_bf16_bits(value)); }
 
-}  // namespace golf::quant
+}  // namespace golf::artifact

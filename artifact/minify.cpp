@@ -7,7 +7,7 @@
 
 #include "core/error.h"
 
-namespace golf::pack {
+namespace golf::artifact {
 namespace {
 
 enum class Kind { Word, Number, Literal, Operator, Bracket, Directive };
@@ -212,4 +212,4 @@ bool is_cpp_source(std::string_view path) {
   return false;
 }
 
-}  // namespace golf::pack
+}  // namespace golf::artifact

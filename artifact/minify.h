@@ -20,7 +20,7 @@
 #include <string_view>
 #include <vector>
 
-namespace golf::pack {
+namespace golf::artifact {
 
 // An unterminated comment or literal is a golf::Error naming `what` and the line.
 std::string minify_cpp(std::string_view source, std::string_view what = "source");
@@ -34,4 +34,4 @@ std::vector<std::string> cpp_tokens(std::string_view source, std::string_view wh
 // True for the file names minify_cpp applies to (.h .hpp .cpp .cc .cu .cuh); others are counted verbatim.
 bool is_cpp_source(std::string_view path);
 
-}  // namespace golf::pack
+}  // namespace golf::artifact

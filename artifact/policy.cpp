@@ -5,7 +5,7 @@
 
 #include <set>
 
-namespace golf::pack {
+namespace golf::artifact {
 
 namespace {
 constexpr BankSlot kSlots[] = {
@@ -70,4 +70,4 @@ std::string model_config_json(const Config& cfg) {
 }
 
 
-}  // namespace golf::pack
+}  // namespace golf::artifact

@@ -17,7 +17,7 @@
 
 #include "core/config.h"
 
-namespace golf::pack {
+namespace golf::artifact {
 
 // (bank, which half of it, per-layer name): qo/kv banks hold two matrices per layer, [0, L) and [L, 2L).
 struct BankSlot {
@@ -54,4 +54,4 @@ const std::vector<std::string>& model_setting_keys();
 // The artifact's config JSON: the model settings of `config`.
 std::string model_config_json(const Config& config);
 
-}  // namespace golf::pack
+}  // namespace golf::artifact

@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <cstdlib>
 
-namespace golf::pack {
+namespace golf::artifact {
 
 // Fixed 32-byte blocks so the compiler turns each into vector sum-of-absolute-differences; a
 // block's sum (≤ 32 · 255) and the total (≤ n · 255) fit 32 bits for any row under 16 M codes.
@@ -22,4 +22,4 @@ inline uint32_t l1_distance(const uint8_t* a, const uint8_t* b, size_t n) {
   return d;
 }
 
-}  // namespace golf::pack
+}  // namespace golf::artifact

@@ -12,12 +12,12 @@
 #include "artifact/codes.h"
 #include "artifact/half.h"
 
-namespace golf::pack {
+namespace golf::artifact {
 
 namespace {
 
-quant::GroupedCodes grouped_codes(const Tensor& t) {
-  quant::GroupedCodes c;
+GroupedCodes grouped_codes(const Tensor& t) {
+  GroupedCodes c;
   c.rows = t.shape.at(0);
   c.cols = c.rows ? static_cast<int64_t>(t.q.size()) / c.rows : 0;
   c.bits = t.bits;
@@ -100,7 +100,7 @@ TensorMap dequantize_model(const Artifact& artifact, Config* config_out) {
       if (a == lqer.end() || b == lqer.end())
         fail("artifact: tensor '{}' has LQER factor {} without {}", t.name, a == lqer.end() ? kLqerB : kLqerA,
              a == lqer.end() ? kLqerA : kLqerB);
-      quant::LqerFactors f;
+      LqerFactors f;
       f.a = grouped_codes(*a->second);
       f.b = grouped_codes(*b->second);
       const int64_t rows = t.shape.empty() ? 1 : t.shape[0], cols = rows ? static_cast<int64_t>(t.q.size()) / rows : 0;
@@ -108,24 +108,24 @@ TensorMap dequantize_model(const Artifact& artifact, Config* config_out) {
           b->second->kind != Tensor::Kind::Grouped || f.a.rows != rows || f.b.cols != cols || f.a.cols != f.b.rows)
         fail("artifact: LQER factors of '{}' ({}x{} and {}x{}) do not fit the {}x{} quantized matrix", t.name, f.a.rows,
              f.a.cols, f.b.rows, f.b.cols, rows, cols);
-      const std::vector<float> ab = quant::lqer_product(f);
+      const std::vector<float> ab = lqer_product(f);
       for (size_t i = 0; i < t.q.size(); ++i) {
-        const float s = quant::half_to_float(t.scales[i / static_cast<size_t>(cols)]);
-        dst[i] = quant::round_to_bf16(static_cast<float>(t.q[i]) * s + ab[i]);
+        const float s = half_to_float(t.scales[i / static_cast<size_t>(cols)]);
+        dst[i] = round_to_bf16(static_cast<float>(t.q[i]) * s + ab[i]);
       }
     } else if (t.kind == Tensor::Kind::Float16) {
-      for (size_t i = 0; i < t.values.size(); ++i) dst[i] = quant::half_to_float(t.values[i]);
+      for (size_t i = 0; i < t.values.size(); ++i) dst[i] = half_to_float(t.values[i]);
     } else if (t.kind == Tensor::Kind::Grouped) {
-      const std::vector<float> values = quant::dequantize(grouped_codes(t));
-      for (size_t i = 0; i < values.size(); ++i) dst[i] = quant::round_to_bf16(values[i]);
+      const std::vector<float> values = dequantize(grouped_codes(t));
+      for (size_t i = 0; i < values.size(); ++i) dst[i] = round_to_bf16(values[i]);
     } else {
-      quant::QuantizedMatrix m;
+      QuantizedMatrix m;
       m.rows = t.shape.empty() ? 1 : t.shape[0];
       m.cols = m.rows ? static_cast<int64_t>(t.q.size()) / m.rows : 0;
       m.bits = t.bits;
       m.q = t.q;
       m.scale_f16 = t.scales;
-      const std::vector<float> values = quant::dequantize(m);
+      const std::vector<float> values = dequantize(m);
       std::copy(values.begin(), values.end(), dst);
     }
     unbanked[t.name] = out;
@@ -138,4 +138,4 @@ TensorMap dequantize_model(const Artifact& artifact, Config* config_out) {
   return rebank(unbanked, cfg);
 }
 
-}  // namespace golf::pack
+}  // namespace golf::artifact

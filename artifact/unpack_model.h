@@ -23,7 +23,7 @@ namespace golf {
 class Model;
 }
 
-namespace golf::pack {
+namespace golf::artifact {
 
 using TensorMap = std::map<std::string, at::Tensor>;
 
@@ -45,4 +45,4 @@ inline constexpr const char* kSmatGateMeans = "smat_gate_means";
 // Loads `weights` into `model`, handing "smat_gate_means" (when present) to the model instead.
 void load_model_weights(Model& model, TensorMap weights);
 
-}  // namespace golf::pack
+}  // namespace golf::artifact

@@ -33,7 +33,7 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
 
 // The user's evaluation settings with the artifact's model settings pinned on top (eval-time
 // switches such as SMAT_ABLATION are validated against the artifact's model).
-Config resolve_eval_config(const EvalOptions& o, const pack::Artifact& artifact) {
+Config resolve_eval_config(const EvalOptions& o, const artifact::Artifact& artifact) {
   ConfigSources sources = o.sources;
   sources.pinned_json = artifact.config_json;
   sources.pinned_source = "the artifact " + o.artifact.string() + " (model settings)";
@@ -42,11 +42,11 @@ Config resolve_eval_config(const EvalOptions& o, const pack::Artifact& artifact)
   if (!o.ttt_mode.empty()) sources.overrides.push_back("TTT_MODE=" + o.ttt_mode);
   if (o.ttt || !o.ttt_mode.empty()) sources.overrides.push_back("TTT_ENABLED=1");
   const Config cfg = resolve_config(sources);
-  if (cfg.ttt_enabled && cfg.ttt_mode != "sgd") validate_lora(cfg, LoraOptions::from(cfg, cfg.seed));  // before any output
+  if (cfg.ttt_enabled && cfg.ttt_mode != "sgd") scoring::validate_lora(cfg, scoring::LoraOptions::from(cfg, cfg.seed));  // before any output
   return cfg;
 }
 
-ProtocolResult protocol_result(const std::string& name, const Totals& t) {
+ProtocolResult protocol_result(const std::string& name, const scoring::Totals& t) {
   ProtocolResult r;
   r.name = name;
   r.val_loss = t.loss();
@@ -142,14 +142,14 @@ nlohmann::json eval_report_schema() {
 
 EvalReport run_eval(const EvalOptions& o) {
   // ---- inputs: the artifact, the tokenizer, the validation shards (nothing else) ----------------
-  const auto artifact_bytes = pack::read_file_bytes(o.artifact);
-  const pack::Artifact artifact = pack::deserialize(artifact_bytes, o.artifact.string());
+  const auto artifact_bytes = artifact::read_file_bytes(o.artifact);
+  const artifact::Artifact artifact = artifact::deserialize(artifact_bytes, o.artifact.string());
   const Config cfg = resolve_eval_config(o, artifact);
-  const auto weights = pack::dequantize_model(artifact);
+  const auto weights = artifact::dequantize_model(artifact);
   const dist::World world = dist::world_from_env();
   const at::Device device = pick_device(cfg.device, world.local_rank);  // core/device.h
   dist::Comm comm(world, device, std::chrono::milliseconds(static_cast<int64_t>(1000 * cfg.dist_timeout_seconds)));
-  Ranks ranks{world.rank, world.world_size, {}};
+  scoring::Ranks ranks{world.rank, world.world_size, {}};
   if (comm.distributed())  // NCCL reduces device tensors, Gloo CPU ones: move there and back
     ranks.sum = [&comm, device](at::Tensor& t) {
       if (t.device() == device) return comm.all_reduce_sum(t);
@@ -158,7 +158,7 @@ EvalReport run_eval(const EvalOptions& o) {
       t.copy_(on);
     };
   const bool main_rank = world.main();
-  const ValData val = load_val(cfg);
+  const scoring::ValData val = scoring::load_val(cfg);
   const Tokenizer tokenizer = Tokenizer::load(cfg.tokenizer_path);
   check_tokenizer_for_data(tokenizer, cfg.vocab_size, val.has_sidecar(), cfg.data_path);
   // The artifact names the tokenizer its model was trained with (TOKENIZER_SHA256, pinned from it).
@@ -174,13 +174,13 @@ EvalReport run_eval(const EvalOptions& o) {
   }
   const ByteTable table = ByteTable::build(tokenizer, static_cast<int>(cfg.vocab_size));
   const int64_t M = val.predictions;
-  const Stream stream{val.tokens, M, &table, {}, val.sidecar};  // CaseOps: the byte sidecar replaces the table
+  const scoring::Stream stream{val.tokens, M, &table, {}, val.sidecar};  // CaseOps: the byte sidecar replaces the table
   const bool compliance = !o.no_check && (o.check || cfg.ttt_enabled);
 
-  auto make_lm = [&]() -> std::unique_ptr<LanguageModel> {
+  auto make_lm = [&]() -> std::unique_ptr<scoring::LanguageModel> {
     auto model = std::make_shared<Model>(cfg, device);
-    pack::load_model_weights(*model, weights);  // SMAT gate means, if any, go to the model
-    return std::make_unique<ModelLM>(model, cfg);
+    artifact::load_model_weights(*model, weights);  // SMAT gate means, if any, go to the model
+    return std::make_unique<scoring::ModelLM>(model, cfg);
   };
   const double load_seconds = seconds_since(o.start);
   if (main_rank) fmt::print("golf-eval: {} ({} bytes) on {}; {} validation predictions from {} shard(s); EVAL_SEQ_LEN={}\n",
@@ -202,7 +202,7 @@ EvalReport run_eval(const EvalOptions& o) {
   report.bytes_model = static_cast<int64_t>(artifact_bytes.size());
   try {
     const fs::path manifest = o.manifest.empty() ? o.repo_root / "artifact/code_manifest.txt" : o.manifest;
-    report.bytes_code = pack::counted_code(o.repo_root, manifest).compressed_bytes;
+    report.bytes_code = artifact::counted_code(o.repo_root, manifest).compressed_bytes;
   } catch (const Error& e) {
     report.bytes_code_error = e.what();
   }
@@ -216,44 +216,44 @@ EvalReport run_eval(const EvalOptions& o) {
   report.config = cfg;
 
   // ---- protocols ------------------------------------------------------------------------------
-  std::vector<CoverageEntry> coverage;
-  UpdateReport updates;
-  auto record = [&](const char* name, const char* log_name, const Totals& t) -> ProtocolResult& {
+  std::vector<scoring::CoverageEntry> coverage;
+  scoring::UpdateReport updates;
+  auto record = [&](const char* name, const char* log_name, const scoring::Totals& t) -> ProtocolResult& {
     if (main_rank) fmt::print("{} val_loss:{:.8f} val_bpb:{:.8f} eval_time:{:.0f}ms\n", log_name, t.loss(), t.bpb(), t.seconds * 1000);
     std::fflush(stdout);
     report.results.push_back(protocol_result(name, t));
     return report.results.back();
   };
-  std::unique_ptr<LanguageModel> lm = make_lm();
+  std::unique_ptr<scoring::LanguageModel> lm = make_lm();
   if (!o.no_plain) {
-    Ledger ledger(M);
-    const Totals t = plain(*lm, stream, cfg, ranks, {&ledger, nullptr, main_rank});
-    merge_ledger(ledger, ranks);
+    scoring::Ledger ledger(M);
+    const scoring::Totals t = scoring::plain(*lm, stream, cfg, ranks, {&ledger, nullptr, main_rank});
+    scoring::merge_ledger(ledger, ranks);
     coverage.push_back({"plain", ledger.coverage(), t.windows, (M + cfg.eval_seq_len - 1) / cfg.eval_seq_len});
     record("plain", "quantized", t);
   }
   if (!o.no_sliding) {
-    Ledger ledger(M);
-    const Totals t = sliding(*lm, stream, cfg, ranks, {&ledger, nullptr, main_rank});
-    merge_ledger(ledger, ranks);
-    coverage.push_back({"sliding", ledger.coverage(), t.windows, expected_sliding_windows(M, cfg.eval_seq_len, cfg.eval_stride)});
+    scoring::Ledger ledger(M);
+    const scoring::Totals t = scoring::sliding(*lm, stream, cfg, ranks, {&ledger, nullptr, main_rank});
+    scoring::merge_ledger(ledger, ranks);
+    coverage.push_back({"sliding", ledger.coverage(), t.windows, scoring::expected_sliding_windows(M, cfg.eval_seq_len, cfg.eval_stride)});
     record("sliding", "quantized_sliding_window", t).stride = cfg.eval_stride;
   }
   const bool lora_mode = cfg.ttt_enabled && cfg.ttt_mode != "sgd";
   if (cfg.ttt_enabled && !lora_mode) {
     auto fresh = make_lm();  // TTT adapts its own copy of the artifact's weights
-    Ledger ledger(M);
-    const Totals t = ttt(*fresh, stream, cfg, TttOptions::from(cfg), ranks, {&ledger, nullptr, main_rank});
-    merge_ledger(ledger, ranks);
-    coverage.push_back({"ttt", ledger.coverage(), t.windows, expected_sliding_windows(M, cfg.eval_seq_len, cfg.eval_stride)});
+    scoring::Ledger ledger(M);
+    const scoring::Totals t = scoring::ttt(*fresh, stream, cfg, scoring::TttOptions::from(cfg), ranks, {&ledger, nullptr, main_rank});
+    scoring::merge_ledger(ledger, ranks);
+    coverage.push_back({"ttt", ledger.coverage(), t.windows, scoring::expected_sliding_windows(M, cfg.eval_seq_len, cfg.eval_stride)});
     updates = ledger.updates();
     record("ttt", "quantized_ttt", t).chunks = t.chunks;
   }
   if (lora_mode) {  // LoRA TTT, or phased TTT (LoRA + global SGD phases)
     auto fresh = make_lm();
-    Ledger ledger(M);
-    const Totals t = lora_ttt(*fresh, stream, cfg, LoraOptions::from(cfg, cfg.seed), ranks, {&ledger, nullptr, main_rank});
-    merge_ledger(ledger, ranks);
+    scoring::Ledger ledger(M);
+    const scoring::Totals t = scoring::lora_ttt(*fresh, stream, cfg, scoring::LoraOptions::from(cfg, cfg.seed), ranks, {&ledger, nullptr, main_rank});
+    scoring::merge_ledger(ledger, ranks);
     coverage.push_back({"ttt", ledger.coverage(), t.windows, -1});
     updates = ledger.updates();
     ProtocolResult& r = record("ttt", cfg.ttt_mode == "phased" ? "quantized_ttt_phased" : "quantized_ttt_lora", t);
@@ -267,25 +267,25 @@ EvalReport run_eval(const EvalOptions& o) {
   for (const auto& r : report.results) report.protocol_seconds += r.seconds;
 
   // ---- compliance -----------------------------------------------------------------------------
-  std::vector<CheckResult> checks;
+  std::vector<scoring::CheckResult> checks;
   const double compliance_start = seconds_since(o.start);
   if (compliance && main_rank) {
     const bool cuda = device.is_cuda();
     const double causal_tol = cuda ? 1e-4 : 1e-6, isolation_tol = cuda ? 5e-2 : 1e-5;  // bf16 on CUDA
     const auto factory = [&] { return make_lm(); };
-    checks.push_back(check_causality(factory, val.tokens, table, cfg, causality_probe("sliding", cfg, M), causal_tol));
+    checks.push_back(scoring::check_causality(factory, val.tokens, table, cfg, scoring::causality_probe("sliding", cfg, M), causal_tol));
     if (cfg.ttt_enabled && !lora_mode)
-      checks.push_back(check_causality(factory, val.tokens, table, cfg, causality_probe("ttt", cfg, M), causal_tol));
+      checks.push_back(scoring::check_causality(factory, val.tokens, table, cfg, scoring::causality_probe("ttt", cfg, M), causal_tol));
     if (lora_mode)
-      checks.push_back(check_causality(factory, val.tokens, table, cfg,
-                                       lora_causality_probe(cfg, val.tokens, M, LoraOptions::from(cfg, cfg.seed)), causal_tol));
-    checks.push_back(check_normalization(*lm, val.tokens, cfg));
-    checks.push_back(check_score_before_update(updates, cfg.ttt_enabled != 0));
-    checks.push_back(check_single_pass(coverage));
-    checks.push_back(check_document_isolation(*lm, val.tokens, cfg, isolation_tol));
+      checks.push_back(scoring::check_causality(factory, val.tokens, table, cfg,
+                                       scoring::lora_causality_probe(cfg, val.tokens, M, scoring::LoraOptions::from(cfg, cfg.seed)), causal_tol));
+    checks.push_back(scoring::check_normalization(*lm, val.tokens, cfg));
+    checks.push_back(scoring::check_score_before_update(updates, cfg.ttt_enabled != 0));
+    checks.push_back(scoring::check_single_pass(coverage));
+    checks.push_back(scoring::check_document_isolation(*lm, val.tokens, cfg, isolation_tol));
     if (lora_mode && !cfg.ttt_warm_start_a)  // warm-start A claims no document independence
-      checks.push_back(check_lora_document_isolation(factory, val.tokens, table, cfg, LoraOptions::from(cfg, cfg.seed), isolation_tol));
-    checks.push_back(check_byte_recount(val.tokens, M, table, tokenizer, val.sidecar));
+      checks.push_back(scoring::check_lora_document_isolation(factory, val.tokens, table, cfg, scoring::LoraOptions::from(cfg, cfg.seed), isolation_tol));
+    checks.push_back(scoring::check_byte_recount(val.tokens, M, table, tokenizer, val.sidecar));
   }
   report.compliance_seconds = seconds_since(o.start) - compliance_start;
   comm.barrier();  // the other ranks wait while rank 0 checks

@@ -37,7 +37,7 @@ Config resolve_pack_config(const PackRunOptions& o) {
   std::ifstream in(run_config);
   const nlohmann::json run = nlohmann::json::parse(in);
   const nlohmann::json now = golf::to_json(cfg);
-  for (const auto& key : model_setting_keys())
+  for (const auto& key : artifact::model_setting_keys())
     if (run.contains(key) && run[key] != now[key])
       fail("{}={} differs from the run's {}={}: golf-pack only changes quantization settings", key, now[key].dump(), key,
            run[key].dump());
@@ -67,10 +67,10 @@ std::string tensor_table(const QuantizeResult& r) {
 
 // The counted-code table for the JSON report: compressor, totals and one row per file. candidates:
 // every code compressor, null for one that could not run here (not_tried says why: no zpaq).
-nlohmann::json code_json(const CodeSize& code) {
+nlohmann::json code_json(const artifact::CodeSize& code) {
   nlohmann::json j = {{"compressor", code.compressor}, {"compressed_bytes", code.compressed_bytes},
                       {"raw_bytes", code.raw_bytes}, {"minified_bytes", code.minified_bytes}, {"not_tried", code.not_tried}};
-  for (const std::string& name : code_compressors()) j["candidates"][name] = nullptr;
+  for (const std::string& name : artifact::code_compressors()) j["candidates"][name] = nullptr;
   for (const auto& [name, bytes] : code.candidates) j["candidates"][name] = bytes;
   for (const auto& r : code.rows)
     j["files"].push_back({{"path", r.path}, {"raw_bytes", r.raw_bytes}, {"minified_bytes", r.minified_bytes},
@@ -99,7 +99,7 @@ nlohmann::json PackReport::to_json() const {
 nlohmann::json pack_report_schema() {
   PackReport r;
   r.code.files = {"model/model.cpp"};
-  r.code.rows = {CodeFile{}};
+  r.code.rows = {artifact::CodeFile{}};
   r.code.candidates = {{"xz-9e", 0}};
   r.tensors = {PackedTensor{}};
   r.pre_quant = r.quantized = ValScore{};
@@ -126,33 +126,33 @@ PackReport run_pack(const PackRunOptions& o) {
   }
 
   // The SMAT gate means travel with the weights (fp16 passthrough) for SMAT_ABLATION=g_mean.
-  TensorMap to_pack = weights;
-  if (const auto it = hessians.find(kSmatGateMeans); it != hessians.end()) to_pack[it->first] = it->second;
+  artifact::TensorMap to_pack = weights;
+  if (const auto it = hessians.find(artifact::kSmatGateMeans); it != hessians.end()) to_pack[it->first] = it->second;
   const QuantizeResult q = quantize_model(to_pack, hessians, cfg, o.threads);
-  PackOptions options;
+  artifact::PackOptions options;
   options.shuffle_stride = static_cast<int>(cfg.shuffle_stride);
-  options.compressor = compressor_from_name(cfg.compressor);
+  options.compressor = artifact::compressor_from_name(cfg.compressor);
   const auto pack_start = std::chrono::steady_clock::now();
-  const auto bytes = serialize(q.artifact, options);
+  const auto bytes = artifact::serialize(q.artifact, options);
   const double pack_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - pack_start).count();
-  const auto code = counted_code(o.repo_root, manifest_or_default(o.repo_root, o.manifest));
-  Budget budget;
+  const auto code = artifact::counted_code(o.repo_root, manifest_or_default(o.repo_root, o.manifest));
+  artifact::Budget budget;
   budget.limit = cfg.artifact_budget;
   budget.artifact_bytes = static_cast<int64_t>(bytes.size());
   budget.code_bytes = code.compressed_bytes;
   // Attributing bytes to groups recompresses each group (as long again as packing): only when over.
-  const auto groups = budget.fits() ? std::vector<GroupStats>{} : group_stats(q.artifact, options);
+  const auto groups = budget.fits() ? std::vector<artifact::GroupStats>{} : artifact::group_stats(q.artifact, options);
 
   std::fputs(tensor_table(q).c_str(), stdout);
   fmt::print("quantized {} tensors in {:.1f}s\n", q.tensors.size(), q.seconds);
   fmt::print("compressed with COMPRESSOR={} in {:.1f}s\n", cfg.compressor, pack_seconds);
-  std::fputs(code_table(code).c_str(), stdout);
-  std::fputs(budget_report(budget, groups).c_str(), stdout);
+  std::fputs(artifact::code_table(code).c_str(), stdout);
+  std::fputs(artifact::budget_report(budget, groups).c_str(), stdout);
   std::fflush(stdout);
   if (!budget.fits())
     fail("{} bytes is over the {}-byte limit by {}; no artifact written", with_commas(budget.total()),
          with_commas(budget.limit), with_commas(budget.total() - budget.limit));
-  write_artifact(report.artifact, bytes);
+  artifact::write_artifact(report.artifact, bytes);
 
   report.bytes_model = budget.artifact_bytes;
   report.bytes_code = budget.code_bytes;
@@ -166,12 +166,12 @@ PackReport run_pack(const PackRunOptions& o) {
                               t.rtn_fallback, t.frob_error, t.lqer, t.lqer_frob_error});
 
   if (o.val) {
-    const train::Validation validation(cfg);
+    const scoring::Validation validation(cfg);
     const bool looping = cfg.num_loops > 0;
     Model model(cfg, at::kCPU);
     model.load_state(weights);
     const auto pre = validation.evaluate(model, looping);
-    load_model_weights(model, dequantize_model(deserialize(bytes, report.artifact.string())));
+    artifact::load_model_weights(model, artifact::dequantize_model(artifact::deserialize(bytes, report.artifact.string())));
     const auto post = validation.evaluate(model, looping);
     fmt::print("pre-quantization post-ema val_loss:{:.8f} val_bpb:{:.8f}\n", pre.loss, pre.bpb);
     fmt::print("quantized val_loss:{:.8f} val_bpb:{:.8f} (gap {:+.5f} bpb)\n", post.loss, post.bpb, post.bpb - pre.bpb);
@@ -181,32 +181,32 @@ PackReport run_pack(const PackRunOptions& o) {
   return report;
 }
 
-CodeSize run_code(const CodeOptions& o) {
-  const CodeSize counted = counted_code(o.repo_root, manifest_or_default(o.repo_root, o.manifest), o.marginal);
+artifact::CodeSize run_code(const CodeOptions& o) {
+  const artifact::CodeSize counted = artifact::counted_code(o.repo_root, manifest_or_default(o.repo_root, o.manifest), o.marginal);
   for (const std::string& file : counted.files) {  // for scripts/check_minified.py, which compiles them
     if (o.minified_dir.empty()) break;
-    const auto bytes = read_file_bytes(o.repo_root / file);
+    const auto bytes = artifact::read_file_bytes(o.repo_root / file);
     const std::string text(bytes.begin(), bytes.end());
     fs::create_directories((o.minified_dir / file).parent_path());
-    write_file_atomic(o.minified_dir / file, is_cpp_source(file) ? minify_cpp(text, file) : text);
+    write_file_atomic(o.minified_dir / file, artifact::is_cpp_source(file) ? artifact::minify_cpp(text, file) : text);
   }
   return counted;
 }
 
 std::string run_inspect(const fs::path& artifact_path, bool compress_groups) {
-  const auto bytes = read_file_bytes(artifact_path);
-  const Artifact artifact = deserialize(bytes, artifact_path.string());
-  PackOptions options;
-  const Header header = read_header(bytes, artifact_path.string());
+  const auto bytes = artifact::read_file_bytes(artifact_path);
+  const artifact::Artifact artifact = artifact::deserialize(bytes, artifact_path.string());
+  artifact::PackOptions options;
+  const artifact::Header header = artifact::read_header(bytes, artifact_path.string());
   options.shuffle_stride = header.shuffle_stride;
-  return describe(artifact, bytes, options, compress_groups);
+  return artifact::describe(artifact, bytes, options, compress_groups);
 }
 
 UnpackReport run_unpack(const fs::path& artifact_path, const fs::path& out) {
-  const auto bytes = read_file_bytes(artifact_path);
-  const Artifact artifact = deserialize(bytes, artifact_path.string());
+  const auto bytes = artifact::read_file_bytes(artifact_path);
+  const artifact::Artifact artifact = artifact::deserialize(bytes, artifact_path.string());
   Config cfg;
-  const auto weights = dequantize_model(artifact, &cfg);
+  const auto weights = artifact::dequantize_model(artifact, &cfg);
   save_tensors(out, weights, {{"config", golf::to_json(cfg).dump()}, {"format", "golf-weights-1"}});
   return {out, static_cast<int64_t>(weights.size())};
 }
@@ -215,12 +215,12 @@ PlanReport run_plan(const PlanOptions& p) {
   const Config cfg = resolve_config(p.sources);  // defaults, --config, environment, --set (as golf-train)
   PlanReport report;
   if (!p.measure.empty()) {
-    const auto bytes = read_file_bytes(p.measure);
-    const Header header = read_header(bytes, p.measure.string());
-    const Artifact artifact = deserialize(bytes, p.measure.string());
+    const auto bytes = artifact::read_file_bytes(p.measure);
+    const artifact::Header header = artifact::read_header(bytes, p.measure.string());
+    const artifact::Artifact artifact = artifact::deserialize(bytes, p.measure.string());
     // The artifact's tensors, written with this configuration's COMPRESSOR and SHUFFLE_STRIDE.
-    PackOptions options;
-    options.compressor = compressor_from_name(cfg.compressor);
+    artifact::PackOptions options;
+    options.compressor = artifact::compressor_from_name(cfg.compressor);
     options.shuffle_stride = static_cast<int>(cfg.shuffle_stride);
     const Plan plan = layout(model_shapes(cfg), cfg, lqer_targets(artifact));
     const Measurement m = measure_artifact(artifact, options, plan, !p.total_only);
@@ -245,7 +245,7 @@ PlanReport run_plan(const PlanOptions& p) {
     report.json = out.dump() + "\n";
     return report;
   }
-  const int64_t code_bytes = counted_code(p.repo_root, manifest_or_default(p.repo_root, p.manifest)).compressed_bytes;
+  const int64_t code_bytes = artifact::counted_code(p.repo_root, manifest_or_default(p.repo_root, p.manifest)).compressed_bytes;
   nlohmann::json json;
   if (!p.fit.empty()) {
     if (p.margin < 0) fail("--margin {} must not be negative", p.margin);

@@ -59,7 +59,7 @@ struct PackReport {
   fs::path artifact, json;     // the artifact written, and where its report goes (ARTIFACT.json)
   int64_t bytes_model = 0, bytes_code = 0, limit = 0;
   int64_t bytes_total() const { return bytes_model + bytes_code; }
-  CodeSize code;               // the counted code
+  artifact::CodeSize code;               // the counted code
   double quantize_seconds = 0, compress_seconds = 0;
   std::string compressor;      // COMPRESSOR
   std::vector<PackedTensor> tensors;
@@ -85,7 +85,7 @@ struct CodeOptions {
   bool marginal = false;         // also each file's marginal bytes
   fs::path minified_dir;         // non-empty: write the counted files as archived (minified) under it
 };
-CodeSize run_code(const CodeOptions& options);
+artifact::CodeSize run_code(const CodeOptions& options);
 
 // compress_groups: also Brotli-11 each group alone (as long as packing with brotli: minutes at full size).
 std::string run_inspect(const fs::path& artifact, bool compress_groups = false);

@@ -27,6 +27,7 @@
 
 namespace fs = std::filesystem;
 namespace pack = golf::pack;
+namespace artifact = golf::artifact;
 
 int main(int argc, char** argv) {
   CLI::App app{"golf-pack: GPTQ-quantize a golf-train run into a compressed artifact (COMPRESSOR: golf, brotli or pergroup) within the byte limit"};
@@ -76,8 +77,8 @@ int main(int argc, char** argv) {
 
   try {
     if (*code) {
-      const pack::CodeSize counted = pack::run_code({a.repo_root, a.manifest, marginal, minified_dir});
-      std::fputs(pack::code_table(counted).c_str(), stdout);
+      const artifact::CodeSize counted = pack::run_code({a.repo_root, a.manifest, marginal, minified_dir});
+      std::fputs(artifact::code_table(counted).c_str(), stdout);
       return 0;
     }
     if (*plan) {

@@ -18,11 +18,11 @@ namespace golf::pack {
 
 namespace {
 
-Tensor grouped_tensor(std::string name, const quant::GroupedCodes& c) {
-  Tensor t;
+artifact::Tensor grouped_tensor(std::string name, const artifact::GroupedCodes& c) {
+  artifact::Tensor t;
   t.name = std::move(name);
   t.shape = {c.rows, c.cols};
-  t.kind = Tensor::Kind::Grouped;
+  t.kind = artifact::Tensor::Kind::Grouped;
   t.bits = c.bits;
   t.q = c.q;
   t.scales = c.scale_f16;
@@ -31,13 +31,13 @@ Tensor grouped_tensor(std::string name, const quant::GroupedCodes& c) {
 }
 
 // ‖W − q·s‖_F of a quantized tensor against its original (rows, cols) fp32 weights, and E itself.
-std::vector<float> quant_error(const Tensor& t, const at::Tensor& w, double* frobenius) {
+std::vector<float> quant_error(const artifact::Tensor& t, const at::Tensor& w, double* frobenius) {
   const int64_t cols = w.size(1);
   const float* src = w.data_ptr<float>();
   std::vector<float> e(t.q.size());
   double sum = 0;
   for (size_t i = 0; i < e.size(); ++i) {
-    const float s = quant::half_to_float(t.scales[i / static_cast<size_t>(cols)]);
+    const float s = artifact::half_to_float(t.scales[i / static_cast<size_t>(cols)]);
     e[i] = src[i] - static_cast<float>(t.q[i]) * s;  // q·s is exact in fp32
     sum += double(e[i]) * double(e[i]);
   }
@@ -54,7 +54,7 @@ void add_lqer(QuantizeResult& result, const std::map<std::string, at::Tensor>& o
   };
   std::vector<Candidate> candidates;
   for (size_t i = 0; i < result.artifact.tensors.size(); ++i) {
-    const Tensor& t = result.artifact.tensors[i];
+    const artifact::Tensor& t = result.artifact.tensors[i];
     const auto it = originals.find(t.name);
     if (it == originals.end()) continue;
     size_t r = 0;
@@ -70,30 +70,30 @@ void add_lqer(QuantizeResult& result, const std::map<std::string, at::Tensor>& o
   spec.asym = cfg.lqer_asym_enabled != 0;
   spec.asym_group = cfg.lqer_asym_group;
   for (const Candidate& c : candidates) {
-    const Tensor t = result.artifact.tensors[c.tensor];  // a copy: the vector grows below
+    const artifact::Tensor t = result.artifact.tensors[c.tensor];  // a copy: the vector grows below
     const at::Tensor& w = originals.at(t.name);
     double error = 0;
     std::vector<float> e = quant_error(t, w, &error);
-    const quant::LqerFactors f = quant::lqer_factors(e.data(), w.size(0), w.size(1), spec);
-    const std::vector<float> ab = quant::lqer_product(f);
+    const artifact::LqerFactors f = quant::lqer_factors(e.data(), w.size(0), w.size(1), spec);
+    const std::vector<float> ab = artifact::lqer_product(f);
     double left = 0;
     for (size_t i = 0; i < e.size(); ++i) left += (double(e[i]) - ab[i]) * (double(e[i]) - ab[i]);
     TensorReport& report = result.tensors[c.report];
     report.lqer = true;
     report.lqer_asym = f.asym;
     report.lqer_frob_error = std::sqrt(left);
-    result.artifact.tensors.push_back(grouped_tensor(t.name + kLqerA, f.a));
-    result.artifact.tensors.push_back(grouped_tensor(t.name + kLqerB, f.b));
+    result.artifact.tensors.push_back(grouped_tensor(t.name + artifact::kLqerA, f.a));
+    result.artifact.tensors.push_back(grouped_tensor(t.name + artifact::kLqerB, f.b));
   }
 }
 
 }  // namespace
 
-QuantizeResult quantize_model(const TensorMap& weights, const TensorMap& hessians, const Config& cfg, int threads) {
+QuantizeResult quantize_model(const artifact::TensorMap& weights, const artifact::TensorMap& hessians, const Config& cfg, int threads) {
   const auto start = std::chrono::steady_clock::now();
-  const TensorMap tensors = unbank(weights, cfg);
+  const artifact::TensorMap tensors = artifact::unbank(weights, cfg);
   QuantizeResult result;
-  result.artifact.config_json = model_config_json(cfg);
+  result.artifact.config_json = artifact::model_config_json(cfg);
 
   struct Pending {
     std::string name;
@@ -105,35 +105,35 @@ QuantizeResult quantize_model(const TensorMap& weights, const TensorMap& hessian
     const at::Tensor w = t.detach().to(at::kCPU, at::kFloat).contiguous();
     if (!at::isfinite(w).all().item<bool>()) fail("weight {} holds non-finite values", name);
     const std::vector<int64_t> shape(w.sizes().begin(), w.sizes().end());
-    const StorageRule rule = storage_rule(name, shape, cfg);  // artifact/policy.h
-    if (rule.kind == StorageRule::Kind::GateInt8) {  // int8 per row (records' Quantized form)
-      const quant::GroupedCodes c = quant::quantize_gate_int8(w.data_ptr<float>(), w.size(0), w.size(1));
-      Tensor out;
+    const artifact::StorageRule rule = artifact::storage_rule(name, shape, cfg);  // artifact/policy.h
+    if (rule.kind == artifact::StorageRule::Kind::GateInt8) {  // int8 per row (records' Quantized form)
+      const artifact::GroupedCodes c = quant::quantize_gate_int8(w.data_ptr<float>(), w.size(0), w.size(1));
+      artifact::Tensor out;
       out.name = name;
       out.shape = {w.size(0), w.size(1)};
-      out.kind = Tensor::Kind::Quantized;
+      out.kind = artifact::Tensor::Kind::Quantized;
       out.bits = 8;
       out.q = c.q;
       out.scales = c.scale_f16;
       result.artifact.tensors.push_back(std::move(out));
-      result.tensors.push_back({name, group_of(name), 8, 0, w.numel()});
+      result.tensors.push_back({name, artifact::group_of(name), 8, 0, w.numel()});
       continue;
     }
-    if (rule.kind == StorageRule::Kind::Float16) {
-      Tensor out;
+    if (rule.kind == artifact::StorageRule::Kind::Float16) {
+      artifact::Tensor out;
       out.name = name;
       out.shape.assign(w.sizes().begin(), w.sizes().end());
-      out.kind = Tensor::Kind::Float16;
+      out.kind = artifact::Tensor::Kind::Float16;
       const float* p = w.data_ptr<float>();
       out.values.resize(static_cast<size_t>(w.numel()));
-      for (int64_t i = 0; i < w.numel(); ++i) out.values[static_cast<size_t>(i)] = quant::float_to_half(p[i]);
+      for (int64_t i = 0; i < w.numel(); ++i) out.values[static_cast<size_t>(i)] = artifact::float_to_half(p[i]);
       result.artifact.tensors.push_back(std::move(out));
-      result.tensors.push_back({name, group_of(name, Tensor::Kind::Float16), 16, 0, w.numel()});
+      result.tensors.push_back({name, artifact::group_of(name, artifact::Tensor::Kind::Float16), 16, 0, w.numel()});
       continue;
     }
     Pending p{name, w.reshape({w.size(0), -1}).contiguous(), {}, {}};
     p.report.name = name;
-    p.report.group = group_of(name);
+    p.report.group = artifact::group_of(name);
     p.report.bits = rule.bits;
     p.report.clip_sigmas = rule.clip_sigmas;
     p.report.params = w.numel();
@@ -166,7 +166,7 @@ QuantizeResult quantize_model(const TensorMap& weights, const TensorMap& hessian
   }
   // On a GPU the ATen implementation (tested code for code against the Eigen one); else all CPU cores.
   const bool cuda = cfg.device != "cpu" && torch::cuda::is_available();
-  std::vector<std::pair<quant::QuantizedMatrix, quant::QuantReport>> quantized;
+  std::vector<std::pair<artifact::QuantizedMatrix, quant::QuantReport>> quantized;
   if (cuda) {
     for (const auto& job : jobs) {
       quant::QuantReport rep;
@@ -184,11 +184,11 @@ QuantizeResult quantize_model(const TensorMap& weights, const TensorMap& hessian
     report.dead_columns = rep.dead_columns;
     report.damp_retries = rep.damp_retries;
     report.rtn_fallback = rep.fell_back_to_rtn;
-    Tensor out;
+    artifact::Tensor out;
     out.name = pending[i].name;
     const at::Tensor& original = tensors.at(out.name);
     out.shape.assign(original.sizes().begin(), original.sizes().end());
-    out.kind = Tensor::Kind::Quantized;
+    out.kind = artifact::Tensor::Kind::Quantized;
     out.bits = report.bits;
     out.q = std::move(m.q);
     out.scales = std::move(m.scale_f16);

@@ -42,7 +42,7 @@ struct TensorReport {
 };
 
 struct QuantizeResult {
-  Artifact artifact;
+  artifact::Artifact artifact;
   std::vector<TensorReport> tensors;
   double seconds = 0;
 };
@@ -50,6 +50,6 @@ struct QuantizeResult {
 // Quantizes a model's weights (banked, as saved by golf-train) with the config's policy. Every
 // quantized matrix needs a Hessian of matching size unless GPTQ_ENABLED=0. Throws golf::Error
 // naming the tensor on a missing Hessian, a shape mismatch or non-finite weights.
-QuantizeResult quantize_model(const TensorMap& weights, const TensorMap& hessians, const Config& config, int threads = 0);
+QuantizeResult quantize_model(const artifact::TensorMap& weights, const artifact::TensorMap& hessians, const Config& config, int threads = 0);
 
 }  // namespace golf::pack

@@ -31,15 +31,15 @@ const std::vector<int64_t>& need_shape(const ShapeMap& shapes, const std::string
   return it->second;
 }
 
-// The per-layer tensors of the banks, then every other parameter, as pack::unbank names them.
+// The per-layer tensors of the banks, then every other parameter, as artifact::unbank names them.
 ShapeMap unbanked_shapes(const ShapeMap& shapes, const Config& cfg) {
   ShapeMap out;
   for (const auto& [name, shape] : shapes)
     if (name.find("_bank") == std::string::npos) out[name] = shape;
-  for (const BankSlot& slot : bank_slots()) {
+  for (const artifact::BankSlot& slot : artifact::bank_slots()) {
     const auto& bank = need_shape(shapes, slot.bank);
     if (bank.size() != 3) fail("{} has {} dims, expected 3", slot.bank, bank.size());
-    for (int64_t i = 0; i < cfg.num_layers; ++i) out[layer_tensor_name(i, slot.name)] = {bank[1], bank[2]};
+    for (int64_t i = 0; i < cfg.num_layers; ++i) out[artifact::layer_tensor_name(i, slot.name)] = {bank[1], bank[2]};
   }
   return out;
 }
@@ -49,7 +49,7 @@ PlannedTensor grouped(std::string name, int64_t rows, int64_t cols, int bits, in
   t.name = std::move(name);
   t.group = "lqer factors";
   t.shape = {rows, cols};
-  t.kind = Tensor::Kind::Grouped;
+  t.kind = artifact::Tensor::Kind::Grouped;
   t.bits = bits;
   t.group_size = group;
   t.codes = rows * cols;
@@ -140,25 +140,25 @@ Plan layout(const ShapeMap& shapes, const Config& cfg, const std::vector<std::st
   plan.limit = cfg.artifact_budget;
   std::vector<PlannedTensor> gptq;
   for (const auto& [name, shape] : unbanked_shapes(shapes, cfg)) {
-    const StorageRule rule = storage_rule(name, shape, cfg);
+    const artifact::StorageRule rule = artifact::storage_rule(name, shape, cfg);
     PlannedTensor t;
     t.name = name;
     t.shape = shape;
     const int64_t n = numel_of(shape);
-    if (rule.kind == StorageRule::Kind::Float16) {
+    if (rule.kind == artifact::StorageRule::Kind::Float16) {
       t.group = "fp16 passthrough";
-      t.kind = Tensor::Kind::Float16;
+      t.kind = artifact::Tensor::Kind::Float16;
       t.values = n;
     } else {
-      t.group = rule.kind == StorageRule::Kind::GateInt8 ? "gate" : group_of(name);
-      t.kind = Tensor::Kind::Quantized;
+      t.group = rule.kind == artifact::StorageRule::Kind::GateInt8 ? "gate" : artifact::group_of(name);
+      t.kind = artifact::Tensor::Kind::Quantized;
       t.bits = rule.bits;
       t.clip_sigmas = rule.clip_sigmas;
       t.codes = n;
       t.scales = shape.at(0);  // one per row
     }
     plan.params += n;
-    if (rule.kind == StorageRule::Kind::Gptq) gptq.push_back(t);
+    if (rule.kind == artifact::StorageRule::Kind::Gptq) gptq.push_back(t);
     plan.tensors.push_back(std::move(t));
   }
   if (cfg.lqer_enabled) {
@@ -195,11 +195,11 @@ Plan layout(const ShapeMap& shapes, const Config& cfg, const std::vector<std::st
             [](const PlannedTensor& a, const PlannedTensor& b) { return a.name < b.name; });
 
   // The payload, as artifact/artifact.h lays it out.
-  int64_t table = 4 + static_cast<int64_t>(model_config_json(cfg).size()) + 4;
+  int64_t table = 4 + static_cast<int64_t>(artifact::model_config_json(cfg).size()) + 4;
   int64_t codes = 0, scales = 0, values = 0;
   for (const PlannedTensor& t : plan.tensors) {
     table += 2 + static_cast<int64_t>(t.name.size()) + 3 + 4 * static_cast<int64_t>(t.shape.size()) +
-             (t.kind == Tensor::Kind::Grouped ? 4 : 0);
+             (t.kind == artifact::Tensor::Kind::Grouped ? 4 : 0);
     codes += t.codes;
     scales += t.scales;
     values += t.values;
@@ -216,13 +216,13 @@ void predict(Plan& plan, const SizeModel& m, int64_t counted_code_bytes) {
   plan.long_training_source = long_training_source(m.compressor);
   for (PlannedTensor& t : plan.tensors) {
     double code_bytes = 0;
-    if (t.kind == Tensor::Kind::Grouped) {
+    if (t.kind == artifact::Tensor::Kind::Grouped) {
       code_bytes = static_cast<double>(t.codes) * t.bits / 8 * m.lqer_ratio;
       plan.lqer_code_bytes += code_bytes;
     } else if (t.group == "gate") {
       code_bytes = static_cast<double>(t.codes);
       plan.gate_code_bytes += code_bytes;
-    } else if (t.kind == Tensor::Kind::Quantized) {
+    } else if (t.kind == artifact::Tensor::Kind::Quantized) {
       const int qmax = (1 << (t.bits - 1)) - 1;
       const double h = t.clip_sigmas > 0 ? rounded_gaussian_bits(qmax / t.clip_sigmas, qmax) : 0;
       const auto bytes_at = [&](double codes, double offset) {  // no SDClip: no model, the raw width
@@ -427,38 +427,38 @@ FitResult fit_knob(const Config& base, const std::string& knob, int64_t margin, 
   return r;
 }
 
-std::vector<std::string> lqer_targets(const Artifact& artifact) {
+std::vector<std::string> lqer_targets(const artifact::Artifact& artifact) {
   std::vector<std::string> out;
-  for (const Tensor& t : artifact.tensors)
+  for (const artifact::Tensor& t : artifact.tensors)
     if (t.name.ends_with(".lqA")) out.push_back(t.name.substr(0, t.name.size() - 4));
   std::sort(out.begin(), out.end());
   return out;
 }
 
-Measurement measure_artifact(const Artifact& artifact, const PackOptions& o, const Plan& plan, bool ablate) {
+Measurement measure_artifact(const artifact::Artifact& artifact, const artifact::PackOptions& o, const Plan& plan, bool ablate) {
   // The plan must be this artifact's: same tensors, kinds, shapes and bits.
-  std::vector<const Tensor*> order;
-  for (const Tensor& t : artifact.tensors) order.push_back(&t);
-  std::sort(order.begin(), order.end(), [](const Tensor* a, const Tensor* b) { return a->name < b->name; });
+  std::vector<const artifact::Tensor*> order;
+  for (const artifact::Tensor& t : artifact.tensors) order.push_back(&t);
+  std::sort(order.begin(), order.end(), [](const artifact::Tensor* a, const artifact::Tensor* b) { return a->name < b->name; });
   if (order.size() != plan.tensors.size())
     fail("the artifact holds {} tensors, the plan {}: not this configuration's artifact", order.size(),
          plan.tensors.size());
   for (size_t i = 0; i < order.size(); ++i) {
-    const Tensor& t = *order[i];
+    const artifact::Tensor& t = *order[i];
     const PlannedTensor& p = plan.tensors[i];
     if (t.name != p.name || t.kind != p.kind || t.shape != p.shape || t.bits != p.bits)
       fail("artifact tensor '{}' (kind {}, {} bits) differs from the plan's '{}' (kind {}, {} bits)", t.name,
            static_cast<int>(t.kind), t.bits, p.name, static_cast<int>(p.kind), p.bits);
   }
-  const auto payload = encode_payload(artifact);
+  const auto payload = artifact::encode_payload(artifact);
   if (static_cast<int64_t>(payload.size()) != plan.payload_bytes)
     fail("the artifact's raw payload is {} bytes, the plan's {}", payload.size(), plan.payload_bytes);
 
   Measurement m;
-  m.file_bytes = static_cast<int64_t>(serialize(artifact, o).size());
+  m.file_bytes = static_cast<int64_t>(artifact::serialize(artifact, o).size());
   if (!ablate) return m;
-  Artifact a = artifact;
-  const auto bytes = [&] { return static_cast<double>(serialize(a, o).size()); };
+  artifact::Artifact a = artifact;
+  const auto bytes = [&] { return static_cast<double>(artifact::serialize(a, o).size()); };
   const std::map<std::string, const PlannedTensor*> by_name = [&] {
     std::map<std::string, const PlannedTensor*> out;
     for (const PlannedTensor& p : plan.tensors) out[p.name] = &p;
@@ -467,26 +467,26 @@ Measurement measure_artifact(const Artifact& artifact, const PackOptions& o, con
   // The GPTQ codes group by group (QuantGate's few int8 codes stay: the fit counts them at 1 byte).
   double before = static_cast<double>(m.file_bytes);
   for (const std::string group : {"embedding", "attention", "mlp", "other quantized"}) {
-    for (Tensor& t : a.tensors) {
-      if (t.kind == Tensor::Kind::Quantized && by_name.at(t.name)->group == group) std::fill(t.q.begin(), t.q.end(), 0);
+    for (artifact::Tensor& t : a.tensors) {
+      if (t.kind == artifact::Tensor::Kind::Quantized && by_name.at(t.name)->group == group) std::fill(t.q.begin(), t.q.end(), 0);
     }
     const double after = bytes();
     m.gptq_code_bytes_by_group[group] = before - after;
     before = after;
   }
   const double no_gptq = before;
-  for (Tensor& t : a.tensors)
-    if (t.kind == Tensor::Kind::Grouped) std::fill(t.q.begin(), t.q.end(), 0);
+  for (artifact::Tensor& t : a.tensors)
+    if (t.kind == artifact::Tensor::Kind::Grouped) std::fill(t.q.begin(), t.q.end(), 0);
   const double no_lqer = bytes();
-  for (Tensor& t : a.tensors) std::fill(t.scales.begin(), t.scales.end(), uint16_t{0x3C00});  // fp16 1.0
+  for (artifact::Tensor& t : a.tensors) std::fill(t.scales.begin(), t.scales.end(), uint16_t{0x3C00});  // fp16 1.0
   const double no_scales = bytes();
-  for (Tensor& t : a.tensors) std::fill(t.values.begin(), t.values.end(), uint16_t{0});
+  for (artifact::Tensor& t : a.tensors) std::fill(t.values.begin(), t.values.end(), uint16_t{0});
   const double no_values = bytes();
   m.gptq_code_bytes = static_cast<double>(m.file_bytes) - no_gptq;
   m.lqer_code_bytes = no_gptq - no_lqer;
   m.scale_bytes = no_lqer - no_scales;
   m.value_bytes = no_scales - no_values;
-  m.table_bytes = no_values - static_cast<double>(kHeaderBytes);
+  m.table_bytes = no_values - static_cast<double>(artifact::kHeaderBytes);
   return m;
 }
 
@@ -507,7 +507,7 @@ std::string preflight(const Config& cfg, const std::filesystem::path& repo_root,
   const std::filesystem::path manifest = repo_root / "artifact" / "code_manifest.txt";
   int64_t code = 0;
   if (std::filesystem::exists(manifest))
-    code = counted_code(repo_root, manifest).compressed_bytes;
+    code = artifact::counted_code(repo_root, manifest).compressed_bytes;
   else
     note += fmt::format(" (counted code not measured: no {}; set GOLF_SOURCE_DIR)", manifest.string());
   const Plan p = plan_config(planned, code);

@@ -136,9 +136,9 @@ std::vector<std::string> calibrated_compressors();
 
 // One tensor as the artifact will store it. LQER factors (X.lqA, X.lqB) are tensors of their own.
 struct PlannedTensor {
-  std::string name, group;     // group: as pack::group_of, plus "gate" for QuantGate matrices
+  std::string name, group;     // group: as artifact::group_of, plus "gate" for QuantGate matrices
   std::vector<int64_t> shape;
-  Tensor::Kind kind = Tensor::Kind::Float16;
+  artifact::Tensor::Kind kind = artifact::Tensor::Kind::Float16;
   int bits = 0;                // 0 for float16 (as the artifact's table)
   double clip_sigmas = 0;      // GPTQ matrices
   int64_t group_size = 0;      // Grouped only (elements per scale)
@@ -167,12 +167,12 @@ struct Plan {
   std::string long_training_source;    // its source (kLongTrainingTerms; set by predict)
   std::vector<PlannedTensor> tensors;  // in name order, as the artifact's table
   int64_t params = 0;                  // model parameters (codes of GPTQ/gate matrices + fp16 values)
-  int64_t payload_bytes = 0;           // the raw payload, exact (pack::encode_payload's size)
+  int64_t payload_bytes = 0;           // the raw payload, exact (artifact::encode_payload's size)
   int64_t table_raw_bytes = 0;         // config JSON + table + padding, exact
   // Predicted compressed bytes by part.
   double gptq_code_bytes = 0, gate_code_bytes = 0, lqer_code_bytes = 0, scale_bytes = 0, value_bytes = 0,
          table_bytes = 0;
-  int64_t header_bytes = static_cast<int64_t>(kHeaderBytes);
+  int64_t header_bytes = static_cast<int64_t>(artifact::kHeaderBytes);
   int64_t artifact_bytes = 0;          // header + the parts, rounded
   int64_t code_bytes = 0;              // counted code (exact)
   int64_t limit = 0;                   // ARTIFACT_BUDGET
@@ -244,9 +244,9 @@ struct Measurement {
   // after another in that order; they sum to gptq_code_bytes.
   std::map<std::string, double> gptq_code_bytes_by_group;
 };
-std::vector<std::string> lqer_targets(const Artifact& artifact);  // the X of every X.lqA
+std::vector<std::string> lqer_targets(const artifact::Artifact& artifact);  // the X of every X.lqA
 // ablate = false: only file_bytes (one serialization; the parts stay 0).
-Measurement measure_artifact(const Artifact& artifact, const PackOptions& o, const Plan& plan, bool ablate = true);
+Measurement measure_artifact(const artifact::Artifact& artifact, const artifact::PackOptions& o, const Plan& plan, bool ablate = true);
 
 }  // namespace golf::pack
 

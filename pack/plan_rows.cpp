@@ -34,7 +34,7 @@
 #include "artifact/row_distance.h"
 
 using namespace golf;
-using namespace golf::pack;
+using namespace golf::artifact;
 
 namespace {
 

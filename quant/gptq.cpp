@@ -192,7 +192,7 @@ std::vector<uint16_t> sdclip_scales(const float* w, int64_t rows, int64_t cols, 
     const double stddev = cols > 1 ? std::sqrt(squares / static_cast<double>(cols - 1)) : 0.0;
     const double clip = clip_sigmas * stddev * (1 + hessian_clip_lambda * (importance[r] - 1));
     // double → float32 → fp16, the same two roundings the reference performs.
-    uint16_t half = float_to_half(static_cast<float>(clip / qmax));
+    uint16_t half = artifact::float_to_half(static_cast<float>(clip / qmax));
     // Guard after rounding (§5.3): tiny, zero or negative scales become the smallest normal fp16,
     // overflow (and NaN from an infinite std) the largest finite one.
     if ((half & 0x8000u) || half < kMinNormalHalf) half = kMinNormalHalf;
@@ -218,7 +218,7 @@ std::vector<double> upper_cholesky_of_inverse(const double* a, int64_t n) {
   return out;
 }
 
-QuantizedMatrix quantize(const float* w, int64_t rows, int64_t cols, const float* h, const QuantSpec& spec,
+artifact::QuantizedMatrix quantize(const float* w, int64_t rows, int64_t cols, const float* h, const QuantSpec& spec,
                          QuantReport* report) {
   check_shape(rows, cols);
   check_spec(spec, h != nullptr);
@@ -251,14 +251,14 @@ QuantizedMatrix quantize(const float* w, int64_t rows, int64_t cols, const float
   }
 
   // 2. Scales, fixed before any quantization; the fp16 values are what GPTQ and dequant both use.
-  QuantizedMatrix out;
+  artifact::QuantizedMatrix out;
   out.rows = rows;
   out.cols = cols;
   out.bits = spec.bits;
   out.scale_f16 = sdclip_scales(w, rows, cols, spec.bits, spec.clip_sigmas, spec.hessian_clip_lambda,
                                 h ? diag_damped.data() : nullptr);
   std::vector<double> scale(rows);
-  for (int64_t r = 0; r < rows; ++r) scale[r] = half_to_float(out.scale_f16[r]);
+  for (int64_t r = 0; r < rows; ++r) scale[r] = artifact::half_to_float(out.scale_f16[r]);
 
   // Round-to-nearest with the same scales and the same dead-column policy: the fallback and the baseline.
   std::vector<int8_t> rtn(rows * cols);
@@ -352,10 +352,10 @@ QuantizedMatrix quantize(const float* w, int64_t rows, int64_t cols, const float
   return out;
 }
 
-std::vector<std::pair<QuantizedMatrix, QuantReport>> quantize_all(const std::vector<Job>& jobs, int threads) {
+std::vector<std::pair<artifact::QuantizedMatrix, QuantReport>> quantize_all(const std::vector<Job>& jobs, int threads) {
   if (threads < 0) fail("quantize_all: threads must be ≥ 0, got {}", threads);
   const size_t n_jobs = jobs.size();
-  std::vector<std::pair<QuantizedMatrix, QuantReport>> results(n_jobs);
+  std::vector<std::pair<artifact::QuantizedMatrix, QuantReport>> results(n_jobs);
   std::vector<std::exception_ptr> errors(n_jobs);
 
   // Largest first (longest-processing-time scheduling) keeps the big mlp.proj factorizations from

@@ -49,7 +49,7 @@ struct QuantReport {
 
 // w: rows×cols row-major fp32; h: cols×cols row-major fp32 (may be null only when spec.gptq is false
 // and spec.hessian_clip_lambda is 0). Throws golf::Error on bad arguments or non-finite inputs.
-QuantizedMatrix quantize(const float* w, int64_t rows, int64_t cols, const float* h, const QuantSpec& spec,
+artifact::QuantizedMatrix quantize(const float* w, int64_t rows, int64_t cols, const float* h, const QuantSpec& spec,
                          QuantReport* report = nullptr);
 
 // Runs independent jobs on `threads` threads (0 = all cores), largest first, each job
@@ -61,7 +61,7 @@ struct Job {
   const float* h;
   QuantSpec spec;
 };
-std::vector<std::pair<QuantizedMatrix, QuantReport>> quantize_all(const std::vector<Job>& jobs, int threads = 0);
+std::vector<std::pair<artifact::QuantizedMatrix, QuantReport>> quantize_all(const std::vector<Job>& jobs, int threads = 0);
 
 // --- pieces exposed for tests -----------------------------------------------------------------
 

@@ -7,7 +7,7 @@
 
 namespace golf::quant {
 
-QuantizedMatrix quantize_aten(const float* w_in, int64_t rows, int64_t cols, const float* h_in, const QuantSpec& spec,
+artifact::QuantizedMatrix quantize_aten(const float* w_in, int64_t rows, int64_t cols, const float* h_in, const QuantSpec& spec,
                               QuantReport* report, c10::Device device) {
   if (!spec.gptq || !h_in) return quantize(w_in, rows, cols, h_in, spec, report);  // nothing to do on a GPU
   if (spec.bits < 2 || spec.bits > 8) fail("quantize: bits must be in [2, 8], got {}", spec.bits);
@@ -28,12 +28,12 @@ QuantizedMatrix quantize_aten(const float* w_in, int64_t rows, int64_t cols, con
 
   // 2. Scales exactly as the Eigen path computes them (on the CPU, from the fp32 weights).
   const at::Tensor diag_damped_cpu = (diag_fixed + spec.damp * diag_mean).cpu().contiguous();
-  QuantizedMatrix out;
+  artifact::QuantizedMatrix out;
   out.rows = rows, out.cols = cols, out.bits = spec.bits;
   out.scale_f16 = sdclip_scales(w_in, rows, cols, spec.bits, spec.clip_sigmas, spec.hessian_clip_lambda,
                                 diag_damped_cpu.data_ptr<double>());
   std::vector<double> scale_values(static_cast<size_t>(rows));
-  for (int64_t r = 0; r < rows; ++r) scale_values[static_cast<size_t>(r)] = half_to_float(out.scale_f16[static_cast<size_t>(r)]);
+  for (int64_t r = 0; r < rows; ++r) scale_values[static_cast<size_t>(r)] = artifact::half_to_float(out.scale_f16[static_cast<size_t>(r)]);
   const at::Tensor scale = at::tensor(scale_values, at::kDouble).to(device);  // (rows,)
 
   // 3. Act-order (stable, descending), then U for H_p + λI with damping retries.
@@ -55,7 +55,7 @@ QuantizedMatrix quantize_aten(const float* w_in, int64_t rows, int64_t cols, con
     QuantSpec rtn = spec;
     rtn.gptq = false;
     QuantReport rtn_report;
-    QuantizedMatrix m = quantize(w_in, rows, cols, h_in, rtn, &rtn_report);
+    artifact::QuantizedMatrix m = quantize(w_in, rows, cols, h_in, rtn, &rtn_report);
     rtn_report.fell_back_to_rtn = true;
     rtn_report.damp_retries = 3;
     rtn_report.dead_columns = rep.dead_columns;

@@ -12,7 +12,7 @@
 
 namespace golf::quant {
 
-QuantizedMatrix quantize_aten(const float* w, int64_t rows, int64_t cols, const float* h, const QuantSpec& spec,
+artifact::QuantizedMatrix quantize_aten(const float* w, int64_t rows, int64_t cols, const float* h, const QuantSpec& spec,
                               QuantReport* report, c10::Device device);
 
 }  // namespace golf::quant

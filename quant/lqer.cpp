@@ -18,7 +18,7 @@ constexpr uint16_t kLargestHalf = 0x7BFF;         // 65504
 
 // fp16(max / divisor), kept in [2^-14, 65504] so that a zero group divides safely (its codes are 0).
 uint16_t group_scale(double max_abs, double divisor) {
-  const uint16_t s = float_to_half(static_cast<float>(max_abs / divisor));
+  const uint16_t s = artifact::float_to_half(static_cast<float>(max_abs / divisor));
   if ((s & 0x7FFF) < kSmallestNormalHalf) return kSmallestNormalHalf;
   if ((s & 0x7FFF) > kLargestHalf) return kLargestHalf;
   return s;
@@ -26,9 +26,9 @@ uint16_t group_scale(double max_abs, double divisor) {
 
 // x (n values, row-major) → codes with one scale per `group` values: s = fp16(max|group| / divisor),
 // q = clamp(round_half_even(x / s), qmin, qmax).
-GroupedCodes quantize_grouped(const double* x, int64_t rows, int64_t cols, int64_t group, double divisor, int bits,
+artifact::GroupedCodes quantize_grouped(const double* x, int64_t rows, int64_t cols, int64_t group, double divisor, int bits,
                               int qmin, int qmax) {
-  GroupedCodes out;
+  artifact::GroupedCodes out;
   out.rows = rows, out.cols = cols, out.bits = bits, out.qmin = qmin, out.qmax = qmax, out.group = group;
   const int64_t n = rows * cols;
   out.q.resize(static_cast<size_t>(n));
@@ -38,7 +38,7 @@ GroupedCodes quantize_grouped(const double* x, int64_t rows, int64_t cols, int64
     for (int64_t i = g * group; i < (g + 1) * group; ++i) max_abs = std::max(max_abs, std::abs(x[i]));
     const uint16_t s16 = group_scale(max_abs, divisor);
     out.scale_f16[static_cast<size_t>(g)] = s16;
-    const double s = half_to_float(s16);
+    const double s = artifact::half_to_float(s16);
     for (int64_t i = g * group; i < (g + 1) * group; ++i) {
       const double r = std::nearbyint(x[i] / s);  // FE_TONEAREST: half to even
       out.q[static_cast<size_t>(i)] = static_cast<int8_t>(std::clamp(r, double(qmin), double(qmax)));
@@ -49,7 +49,7 @@ GroupedCodes quantize_grouped(const double* x, int64_t rows, int64_t cols, int64
 
 }  // namespace
 
-GroupedCodes quantize_gate_int8(const float* w, int64_t rows, int64_t cols) {
+artifact::GroupedCodes quantize_gate_int8(const float* w, int64_t rows, int64_t cols) {
   if (rows < 1 || cols < 1) fail("QuantGate: a {}x{} gate matrix has no values", rows, cols);
   std::vector<double> x(w, w + rows * cols);
   for (const double v : x)
@@ -82,13 +82,13 @@ void lqer_svd(const float* e, int64_t rows, int64_t cols, int rank, std::vector<
     for (int64_t j = 0; j < cols; ++j) (*b)[static_cast<size_t>(k * cols + j)] = v(j, k);
 }
 
-LqerFactors lqer_factors(const float* e, int64_t rows, int64_t cols, const LqerSpec& spec) {
+artifact::LqerFactors lqer_factors(const float* e, int64_t rows, int64_t cols, const LqerSpec& spec) {
   if (spec.factor_bits < 2 || spec.factor_bits > 8) fail("LQER_FACTOR_BITS={} must be in [2, 8]", spec.factor_bits);
   if (spec.asym_group < 1) fail("LQER_ASYM_GROUP={} must be positive", spec.asym_group);
   std::vector<double> a, b;
   lqer_svd(e, rows, cols, spec.rank, &a, &b);
   const int64_t r = spec.rank;
-  LqerFactors f;
+  artifact::LqerFactors f;
   f.asym = spec.asym && (r * cols) % spec.asym_group == 0;
   if (f.asym) {
     f.a = quantize_grouped(a.data(), rows, r, rows * r, 1.5, 2, -2, 1);  // one scale per matrix

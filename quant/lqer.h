@@ -31,7 +31,7 @@
 namespace golf::quant {
 
 // QuantGate: int8 per-row codes of w (rows × cols row-major fp32), as GroupedCodes with group = cols.
-GroupedCodes quantize_gate_int8(const float* w, int64_t rows, int64_t cols);
+artifact::GroupedCodes quantize_gate_int8(const float* w, int64_t rows, int64_t cols);
 
 struct LqerSpec {
   int rank = 4;             // LQER_RANK, 1 ≤ rank ≤ min(rows, cols)
@@ -42,7 +42,7 @@ struct LqerSpec {
 
 // The factors of E ≈ A·B for the error matrix e (rows × cols row-major fp32, E = W − Ŵ). Throws
 // golf::Error when the rank exceeds min(rows, cols) or is < 1, or e holds non-finite values.
-LqerFactors lqer_factors(const float* e, int64_t rows, int64_t cols, const LqerSpec& spec);
+artifact::LqerFactors lqer_factors(const float* e, int64_t rows, int64_t cols, const LqerSpec& spec);
 
 // The unquantized factors, for tests: A = U_r S_r (rows × r) and B = V_rᵀ (r × cols), row-major
 // double, with the sign convention above.

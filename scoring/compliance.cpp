@@ -14,7 +14,7 @@
 #include "core/progress.h"
 #include "core/tokenizer.h"
 
-namespace golf::eval {
+namespace golf::scoring {
 
 namespace {
 
@@ -349,4 +349,4 @@ CheckResult check_byte_recount(std::span<const uint16_t> tokens, int64_t M, cons
   return result("byte_recount", ok, detail);
 }
 
-}  // namespace golf::eval
+}  // namespace golf::scoring

@@ -28,7 +28,7 @@ namespace golf {
 class Tokenizer;
 }
 
-namespace golf::eval {
+namespace golf::scoring {
 
 struct CheckResult {
   std::string check;   // causality, normalization, …
@@ -96,4 +96,4 @@ inline constexpr double kSidecarRecountTolerance = 0.01;
 CheckResult check_byte_recount(std::span<const uint16_t> tokens, int64_t predictions, const ByteTable& table,
                                const Tokenizer& tokenizer, std::span<const uint16_t> sidecar = {});
 
-}  // namespace golf::eval
+}  // namespace golf::scoring

@@ -6,7 +6,7 @@
 
 #include "core/error.h"
 
-namespace golf::eval {
+namespace golf::scoring {
 
 Ledger::Ledger(int64_t predictions)
     : counts_(static_cast<size_t>(predictions), 0),
@@ -88,4 +88,4 @@ std::string UpdateReport::describe() const {
   return s;
 }
 
-}  // namespace golf::eval
+}  // namespace golf::scoring

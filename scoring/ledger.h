@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-namespace golf::eval {
+namespace golf::scoring {
 
 struct CoverageReport {  // C4
   int64_t predictions = 0, scored_once = 0, never = 0, multiple = 0;
@@ -65,4 +65,4 @@ class Ledger {
   UpdateReport updates_;
 };
 
-}  // namespace golf::eval
+}  // namespace golf::scoring

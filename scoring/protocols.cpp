@@ -18,7 +18,7 @@
 #include "core/progress.h"
 #include "model/varlen.h"
 
-namespace golf::eval {
+namespace golf::scoring {
 
 namespace detail {
 
@@ -500,4 +500,4 @@ void merge_ledger(Ledger& ledger, const Ranks& ranks) {
   u.min_gap = static_cast<int32_t>(worst_gap);
 }
 
-}  // namespace golf::eval
+}  // namespace golf::scoring

@@ -43,7 +43,7 @@ class Model;
 struct LoraDelta;
 }
 
-namespace golf::eval {
+namespace golf::scoring {
 
 // What a protocol needs from a model. log_probs never receives the targets: the scored
 // distribution is fixed before the token it scores is looked at (compliance condition C2).
@@ -237,4 +237,4 @@ Totals lora_ttt(LanguageModel& lm, const Stream& stream, const Config& cfg, cons
 // Merges a ledger's per-prediction state across ranks (element-wise sums); a no-op for one process.
 void merge_ledger(Ledger& ledger, const Ranks& ranks);
 
-}  // namespace golf::eval
+}  // namespace golf::scoring

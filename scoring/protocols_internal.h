@@ -14,7 +14,7 @@ namespace golf {
 class Progress;
 }
 
-namespace golf::eval::detail {
+namespace golf::scoring::detail {
 
 double seconds_since(std::chrono::steady_clock::time_point t0);
 
@@ -70,4 +70,4 @@ struct RowBatches {
   int64_t rows_in_step(int64_t step, int world) const;                           // over all ranks
 };
 
-}  // namespace golf::eval::detail
+}  // namespace golf::scoring::detail

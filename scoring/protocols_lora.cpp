@@ -30,7 +30,7 @@
 #include "scoring/protocols.h"
 #include "scoring/protocols_internal.h"
 
-namespace golf::eval {
+namespace golf::scoring {
 
 using namespace detail;
 
@@ -561,4 +561,4 @@ Totals lora_ttt(LanguageModel& base_lm, const Stream& s, const Config& cfg, cons
   return acc;
 }
 
-}  // namespace golf::eval
+}  // namespace golf::scoring

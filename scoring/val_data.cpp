@@ -5,7 +5,7 @@
 #include "core/error.h"
 #include "core/shard.h"
 
-namespace golf::eval {
+namespace golf::scoring {
 
 namespace fs = std::filesystem;
 
@@ -52,4 +52,4 @@ ValData load_val(const Config& cfg, int64_t seq_len, const char* seq_len_name) {
   return v;
 }
 
-}  // namespace golf::eval
+}  // namespace golf::scoring

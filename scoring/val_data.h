@@ -15,7 +15,7 @@
 
 #include "core/config.h"
 
-namespace golf::eval {
+namespace golf::scoring {
 
 struct ValData {
   std::vector<uint16_t> tokens;                  // the stream (VAL_MAX_TOKENS + 1 tokens when capped)
@@ -38,4 +38,4 @@ ValData load_val(const Config& config, int64_t seq_len, const char* seq_len_name
 // True for names the evaluator may open: fineweb_val_NNNNNN.bin.
 bool is_val_shard_name(const std::string& filename);
 
-}  // namespace golf::eval
+}  // namespace golf::scoring

@@ -7,10 +7,10 @@
 #include "core/tokenizer.h"
 #include "scoring/protocols.h"
 
-namespace golf::train {
+namespace golf::scoring {
 
 Validation::Validation(const Config& cfg)
-    : cfg_(cfg), val_(eval::load_val(cfg, cfg.train_seq_len, "TRAIN_SEQ_LEN")) {
+    : cfg_(cfg), val_(load_val(cfg, cfg.train_seq_len, "TRAIN_SEQ_LEN")) {
   table_ = ByteTable::build(Tokenizer::load(cfg.tokenizer_path), static_cast<int>(cfg.vocab_size));
 }
 
@@ -27,13 +27,13 @@ ValidationResult Validation::evaluate(const Model& model, bool looping, dist::Co
   EvalConfig settings = cfg_;
   settings.eval_seq_len = cfg_.train_seq_len;
   settings.eval_batch_seqs = rows_per_forward(cfg_, comm ? comm->world_size() : 1);
-  eval::ModelLM lm(model, settings, looping);  // read-only: plain only runs forwards
-  eval::Stream stream;
+  ModelLM lm(model, settings, looping);  // read-only: plain only runs forwards
+  Stream stream;
   stream.tokens = val_.tokens;
   stream.predictions = val_.predictions;
   stream.table = &table_;
   stream.sidecar = val_.sidecar;
-  eval::Ranks ranks;
+  Ranks ranks;
   if (comm && comm->distributed()) {
     ranks.rank = comm->rank();
     ranks.world = comm->world_size();
@@ -46,9 +46,9 @@ ValidationResult Validation::evaluate(const Model& model, bool looping, dist::Co
       std::copy(v.begin(), v.end(), t.data_ptr<double>());
     };
   }
-  eval::Hooks hooks;
+  Hooks hooks;
   hooks.read_each_batch = !model.fast_paths().no_sync;
-  const eval::Totals t = eval::plain(lm, stream, settings, ranks, hooks);
+  const Totals t = plain(lm, stream, settings, ranks, hooks);
   ValidationResult r;
   r.predictions = t.predictions;
   r.bytes = t.bytes;
@@ -58,4 +58,4 @@ ValidationResult Validation::evaluate(const Model& model, bool looping, dist::Co
   return r;
 }
 
-}  // namespace golf::train
+}  // namespace golf::scoring

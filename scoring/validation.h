@@ -28,7 +28,7 @@ namespace golf::dist {
 class Comm;
 }
 
-namespace golf::train {
+namespace golf::scoring {
 
 struct ValidationResult {
   double loss = 0, bpb = 0;
@@ -52,8 +52,8 @@ class Validation {
 
  private:
   Config cfg_;
-  eval::ValData val_;
+  ValData val_;
   ByteTable table_;
 };
 
-}  // namespace golf::train
+}  // namespace golf::scoring

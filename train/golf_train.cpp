@@ -82,7 +82,7 @@ CalibrateReport run_calibrate(const CalibrateOptions& o) {
   if (!fs::exists(run_config)) fail("{}: no config.json (not a golf-train run directory)", o.run_dir.string());
   ConfigSources sources = o.sources;
   sources.json_files.insert(sources.json_files.begin(), run_config);
-  sources.pinned_json = pack::model_config_json(RunDir::read_config(o.run_dir));
+  sources.pinned_json = artifact::model_config_json(RunDir::read_config(o.run_dir));
   sources.pinned_source = run_config.string();
   if (o.batches > 0) sources.overrides.push_back("GPTQ_CALIBRATION_BATCHES=" + std::to_string(o.batches));
   const Config config = resolve_config(sources);

@@ -94,7 +94,7 @@ class Trainer {
     log(describe(model_->fast_paths()));
     optimizer_ = std::make_unique<Optimizer>(*model_, cfg_, &comm_);
     ema_ = std::make_unique<Ema>(*model_, cfg_.ema_decay);
-    validation_ = std::make_unique<Validation>(cfg_);
+    validation_ = std::make_unique<scoring::Validation>(cfg_);
     log(fmt::format("model_params:{} device:{} grad_accum_steps:{} micro_batch_tokens:{} val_tokens:{}",
                     model_->num_params(), device_.str(), accum_, loader_options_.tokens_per_rank,
                     validation_->predictions()));
@@ -292,8 +292,8 @@ class Trainer {
                   {"step_avg_ms", avg}, {"tokens_per_s", tok_s}, {"lr_mul", lr_mul}, {"looping", looping_}});
   }
 
-  ValidationResult validate_and_log(const char* label = nullptr) {
-    const ValidationResult v = validation_->evaluate(*model_, looping_, &comm_);
+  scoring::ValidationResult validate_and_log(const char* label = nullptr) {
+    const scoring::ValidationResult v = validation_->evaluate(*model_, looping_, &comm_);
     const double avg = train_ms_ / static_cast<double>(std::max<int64_t>(step_, 1));
     if (label)
       log(fmt::format("{} val_loss:{:.8f} val_bpb:{:.8f} eval_time:{:.0f}ms", label, v.loss, v.bpb, v.seconds * 1000));
@@ -356,7 +356,7 @@ class Trainer {
   std::unique_ptr<Model> model_;
   std::unique_ptr<Optimizer> optimizer_;
   std::unique_ptr<Ema> ema_;
-  std::unique_ptr<Validation> validation_;
+  std::unique_ptr<scoring::Validation> validation_;
   std::unique_ptr<Loader> loader_;
   StepProfile profile_;  // GOLF_PROFILE_STEPS=1: where the step time goes (train/step_profile.h)
   int64_t step_ = 0;

@@ -22,7 +22,7 @@ struct TrainResult {
   std::filesystem::path run_dir;
   int64_t steps = 0;
   double train_ms = 0, calibration_ms = 0;
-  ValidationResult final_val, ema_val;
+  scoring::ValidationResult final_val, ema_val;
 };
 
 // Starts a run in OUTPUT_DIR/RUN_ID, or continues the run in `resume_dir` from its checkpoint.

@@ -15,7 +15,7 @@
 #include "core/error.h"
 #include "tests/test_util.h"
 
-namespace golf::pack {
+namespace golf::artifact {
 namespace {
 
 using test::TempDir;
@@ -660,4 +660,4 @@ TEST(PackBenchmark, DISABLED_CompressorComparison) {
 }
 
 }  // namespace
-}  // namespace golf::pack
+}  // namespace golf::artifact

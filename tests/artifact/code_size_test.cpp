@@ -9,7 +9,7 @@
 #include "core/error.h"
 #include "tests/test_util.h"
 
-namespace golf::pack {
+namespace golf::artifact {
 namespace {
 
 using test::TempDir;
@@ -471,4 +471,4 @@ TEST(Budget, ReportSaysWhatASavingMeansPerGroup) {
 }
 
 }  // namespace
-}  // namespace golf::pack
+}  // namespace golf::artifact

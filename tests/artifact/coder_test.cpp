@@ -15,7 +15,7 @@
 #include "artifact/row_distance.h"
 #include "tests/test_util.h"
 
-namespace golf::pack {
+namespace golf::artifact {
 namespace {
 
 bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
@@ -550,4 +550,4 @@ TEST(Grouped, GolfCodesTheFp16TailWithTheWordCoder) {
 }
 
 }  // namespace
-}  // namespace golf::pack
+}  // namespace golf::artifact

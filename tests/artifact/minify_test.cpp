@@ -7,7 +7,7 @@
 #include "artifact/code_size.h"
 #include "tests/test_util.h"
 
-namespace golf::pack {
+namespace golf::artifact {
 namespace {
 
 namespace fs = std::filesystem;
@@ -92,4 +92,4 @@ TEST(Minify, EveryCountedFileKeepsItsTokens) {
 }
 
 }  // namespace
-}  // namespace golf::pack
+}  // namespace golf::artifact

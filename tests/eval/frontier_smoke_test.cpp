@@ -76,7 +76,7 @@ TEST_F(FrontierSmoke, TrainsTheFrontierStackAndPacksItWithLqerAndPerGroupCompres
       EXPECT_LT(t["lqer_frob_error"].get<double>(), t["frob_error"].get<double>()) << t["name"];
     }
   EXPECT_EQ(corrected, cfg["LQER_TOP_K"].get<int>());
-  const auto bytes = pack::read_file_bytes(artifact());
+  const auto bytes = artifact::read_file_bytes(artifact());
   EXPECT_EQ(bytes.at(4), 2) << "format version";
   EXPECT_EQ(bytes.at(5) >> 4, 1) << "compressor nibble: pergroup";
   EXPECT_EQ(static_cast<int64_t>(bytes.size()), report["bytes_model"].get<int64_t>());
@@ -85,10 +85,10 @@ TEST_F(FrontierSmoke, TrainsTheFrontierStackAndPacksItWithLqerAndPerGroupCompres
   ASSERT_EQ(inspect.exit_code, 0) << inspect.output;
   EXPECT_NE(inspect.output.find("-byte pergroup stream"), std::string::npos) << inspect.output;
   EXPECT_NE(inspect.output.find("lqer factors"), std::string::npos) << inspect.output;
-  std::vector<bool> role_seen(pack::kCodeGroups, false);
-  for (const auto& t : pack::deserialize(bytes).tensors)
-    if (t.kind == pack::Tensor::Kind::Quantized) role_seen[static_cast<size_t>(pack::code_group_of(t.name))] = true;
-  for (int g = 0; g < 7; ++g) EXPECT_TRUE(role_seen[static_cast<size_t>(g)]) << pack::code_group_name(g);
+  std::vector<bool> role_seen(artifact::kCodeGroups, false);
+  for (const auto& t : artifact::deserialize(bytes).tensors)
+    if (t.kind == artifact::Tensor::Kind::Quantized) role_seen[static_cast<size_t>(artifact::code_group_of(t.name))] = true;
+  for (int g = 0; g < 7; ++g) EXPECT_TRUE(role_seen[static_cast<size_t>(g)]) << artifact::code_group_name(g);
   EXPECT_TRUE(role_seen[7]) << "QuantGate's int8 attention gates (group 'other')";
 }
 
@@ -150,11 +150,11 @@ TEST_F(FrontierSmoke, UnpackEqualsPacksDequantizedWeights) {
   cfg.passthrough_max_numel = std::stoll(kPassthrough);
   const auto weights = load_tensors(run_dir() / "ema_model.safetensors");
   const auto q = pack::quantize_model(weights, load_tensors(run_dir() / "hessians.safetensors"), cfg);
-  const pack::Artifact file = pack::deserialize(pack::read_file_bytes(artifact()));
-  pack::Artifact in_memory = q.artifact;  // (the reader returns tensors in name order)
+  const artifact::Artifact file = artifact::deserialize(artifact::read_file_bytes(artifact()));
+  artifact::Artifact in_memory = q.artifact;  // (the reader returns tensors in name order)
   std::sort(in_memory.tensors.begin(), in_memory.tensors.end(), [](auto& a, auto& b) { return a.name < b.name; });
   ASSERT_EQ(file, in_memory) << "pergroup + LQER file round trip";
-  const auto expected = pack::dequantize_model(q.artifact);
+  const auto expected = artifact::dequantize_model(q.artifact);
   ASSERT_EQ(unpacked.size(), expected.size());
   for (const auto& [name, t] : expected) {
     ASSERT_TRUE(unpacked.count(name)) << name;
@@ -166,31 +166,31 @@ TEST_F(FrontierSmoke, UnpackEqualsPacksDequantizedWeights) {
   // cast evaluation applies), the fp16 values as they are.
   auto f16 = [](const std::vector<uint16_t>& v) {
     at::Tensor t = at::empty({static_cast<int64_t>(v.size())}, at::kFloat);
-    for (size_t i = 0; i < v.size(); ++i) t.data_ptr<float>()[i] = quant::half_to_float(v[i]);
+    for (size_t i = 0; i < v.size(); ++i) t.data_ptr<float>()[i] = artifact::half_to_float(v[i]);
     return t;
   };
-  auto codes = [](const pack::Tensor& t) {
+  auto codes = [](const artifact::Tensor& t) {
     return at::from_blob(const_cast<int8_t*>(t.q.data()), {static_cast<int64_t>(t.q.size())}, at::kChar).to(at::kFloat);
   };
   auto bf16 = [](const at::Tensor& t) { return t.to(at::kBFloat16).to(at::kFloat); };
-  std::map<std::string, const pack::Tensor*> by_name;
+  std::map<std::string, const artifact::Tensor*> by_name;
   for (const auto& t : file.tensors) by_name[t.name] = &t;
-  auto grouped = [&](const pack::Tensor& t) {  // rows × cols, value i = q[i]·s[i / group], in double
+  auto grouped = [&](const artifact::Tensor& t) {  // rows × cols, value i = q[i]·s[i / group], in double
     const at::Tensor s = f16(t.scales).to(at::kDouble).repeat_interleave(t.group);
     return (codes(t).to(at::kDouble) * s).reshape({t.shape[0], -1});
   };
-  const auto unbanked = pack::unbank(unpacked, cfg);
+  const auto unbanked = artifact::unbank(unpacked, cfg);
   int corrected = 0, checked = 0;
   for (const auto& t : file.tensors) {
     if (t.name.ends_with(".lqA") || t.name.ends_with(".lqB")) continue;
     ASSERT_TRUE(unbanked.count(t.name)) << t.name;
     const at::Tensor got = unbanked.at(t.name).reshape({-1});
     ++checked;
-    if (t.kind == pack::Tensor::Kind::Float16) {
+    if (t.kind == artifact::Tensor::Kind::Float16) {
       EXPECT_TRUE(at::equal(got, f16(t.values))) << t.name;
       continue;
     }
-    ASSERT_EQ(t.kind, pack::Tensor::Kind::Quantized) << t.name;
+    ASSERT_EQ(t.kind, artifact::Tensor::Kind::Quantized) << t.name;
     const at::Tensor qs = codes(t).reshape({t.shape[0], -1}) * f16(t.scales).unsqueeze(1);  // exact in fp32
     if (!by_name.count(t.name + ".lqA")) {
       EXPECT_TRUE(at::equal(got, bf16(qs).reshape({-1}))) << t.name;
@@ -210,10 +210,10 @@ TEST_F(FrontierSmoke, UnpackEqualsPacksDequantizedWeights) {
 
   // LQER brings the corrected matrices closer to the trained weights; without the factors the
   // file's codes give the plain GPTQ weights, which are farther.
-  pack::Artifact no_lqer = file;
-  std::erase_if(no_lqer.tensors, [](const pack::Tensor& t) { return t.name.ends_with(".lqA") || t.name.ends_with(".lqB"); });
-  const auto plain = pack::unbank(pack::dequantize_model(no_lqer), cfg);
-  const auto original = pack::unbank(weights, cfg);
+  artifact::Artifact no_lqer = file;
+  std::erase_if(no_lqer.tensors, [](const artifact::Tensor& t) { return t.name.ends_with(".lqA") || t.name.ends_with(".lqB"); });
+  const auto plain = artifact::unbank(artifact::dequantize_model(no_lqer), cfg);
+  const auto original = artifact::unbank(weights, cfg);
   for (const auto& t : q.tensors) {
     if (!t.lqer) continue;
     const double with = (unbanked.at(t.name).to(at::kDouble) - original.at(t.name).to(at::kDouble)).norm().item<double>();

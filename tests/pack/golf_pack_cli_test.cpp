@@ -63,15 +63,15 @@ TEST_F(GolfPackCli, UnpackGivesExactlyTheQuantizersTensors) {
   cfg.passthrough_max_numel = 1024;
   const auto q = pack::quantize_model(load_tensors(run_dir() / "ema_model.safetensors"),
                                       load_tensors(run_dir() / "hessians.safetensors"), cfg);
-  const auto expected = pack::rebank([&] {
-    pack::TensorMap m;
+  const auto expected = artifact::rebank([&] {
+    artifact::TensorMap m;
     for (const auto& t : q.artifact.tensors) {
       at::Tensor out = at::empty(t.shape, at::kFloat);
-      if (t.kind == pack::Tensor::Kind::Float16) {
-        for (size_t i = 0; i < t.values.size(); ++i) out.data_ptr<float>()[i] = quant::half_to_float(t.values[i]);
+      if (t.kind == artifact::Tensor::Kind::Float16) {
+        for (size_t i = 0; i < t.values.size(); ++i) out.data_ptr<float>()[i] = artifact::half_to_float(t.values[i]);
       } else {
-        quant::QuantizedMatrix qm{t.shape[0], out.numel() / t.shape[0], t.bits, t.q, t.scales};
-        const auto v = quant::dequantize(qm);
+        artifact::QuantizedMatrix qm{t.shape[0], out.numel() / t.shape[0], t.bits, t.q, t.scales};
+        const auto v = artifact::dequantize(qm);
         std::copy(v.begin(), v.end(), out.data_ptr<float>());
       }
       m[t.name] = out;
@@ -105,17 +105,17 @@ TEST_F(GolfPackCli, PackingIsDeterministicAndInspectable) {
 TEST_F(GolfPackCli, EveryCompressorWritesTheSameTensorsAndAnUnknownOneWritesNothing) {
   // golf is the default (issue 16 §1): the reference is written with COMPRESSOR=brotli by name.
   ASSERT_EQ(pack(quote(run_dir()) + " --out " + quote(*dir / "c-brotli.golf") + " --set COMPRESSOR=brotli").exit_code, 0);
-  const auto reference = pack::deserialize(pack::read_file_bytes(*dir / "c-brotli.golf"));
+  const auto reference = artifact::deserialize(artifact::read_file_bytes(*dir / "c-brotli.golf"));
   const auto by_default = pack(quote(run_dir()) + " --out " + quote(*dir / "c-default.golf"));
   ASSERT_EQ(by_default.exit_code, 0) << by_default.output;
   EXPECT_NE(by_default.output.find("compressed with COMPRESSOR=golf"), std::string::npos) << by_default.output;
-  EXPECT_EQ(pack::deserialize(pack::read_file_bytes(*dir / "c-default.golf")), reference);
+  EXPECT_EQ(artifact::deserialize(artifact::read_file_bytes(*dir / "c-default.golf")), reference);
   for (const char* c : {"pergroup", "golf"}) {
     const auto out = *dir / (std::string("c-") + c + ".golf");
     const auto r = pack(quote(run_dir()) + " --out " + quote(out) + " --set COMPRESSOR=" + c);
     ASSERT_EQ(r.exit_code, 0) << r.output;
     EXPECT_NE(r.output.find(std::string("compressed with COMPRESSOR=") + c), std::string::npos) << r.output;
-    EXPECT_EQ(pack::deserialize(pack::read_file_bytes(out)), reference) << c;
+    EXPECT_EQ(artifact::deserialize(artifact::read_file_bytes(out)), reference) << c;
     const auto inspect = pack("inspect " + quote(out));
     ASSERT_EQ(inspect.exit_code, 0) << inspect.output;
     EXPECT_NE(inspect.output.find(std::string("-byte ") + c + " stream"), std::string::npos) << inspect.output;
@@ -221,7 +221,7 @@ TEST_F(GolfPackCli, LqerArtifactIsVersionTwoAndUnpacks) {
   const auto r = pack(quote(run_dir()) + " --out " + quote(*dir / "lqer.golf") + " --set LQER_ENABLED=1 --set LQER_TOP_K=2");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("LQER "), std::string::npos) << r.output;
-  const auto bytes = pack::read_file_bytes(*dir / "lqer.golf");
+  const auto bytes = artifact::read_file_bytes(*dir / "lqer.golf");
   EXPECT_EQ(bytes.at(4), 2);
   const auto inspect = pack("inspect " + quote(*dir / "lqer.golf"));
   ASSERT_EQ(inspect.exit_code, 0) << inspect.output;

@@ -26,8 +26,8 @@ Config small_frontier() {
   return c;
 }
 
-pack::TensorMap weights_of(const Model& m) {
-  pack::TensorMap w;
+artifact::TensorMap weights_of(const Model& m) {
+  artifact::TensorMap w;
   for (const auto& [name, p] : m.state()) w[name] = p.detach().clone();
   return w;
 }
@@ -36,7 +36,7 @@ double distance(const at::Tensor& a, const at::Tensor& b) { return (a.to(at::kDo
 
 TEST(PackLqer, TopKMatricesGetFactorsThatShrinkTheirError) {
   Config c = small_frontier();
-  const pack::TensorMap w = weights_of(test::live_model(c));
+  const artifact::TensorMap w = weights_of(test::live_model(c));
   const auto plain = pack::quantize_model(w, {}, c);
   c.lqer_enabled = 1, c.lqer_top_k = 2, c.lqer_rank = 4;
   const auto lq = pack::quantize_model(w, {}, c);
@@ -56,19 +56,19 @@ TEST(PackLqer, TopKMatricesGetFactorsThatShrinkTheirError) {
   EXPECT_EQ(corrected, top);
   int factors = 0;
   for (const auto& t : lq.artifact.tensors)
-    if (t.kind == pack::Tensor::Kind::Grouped) ++factors;
+    if (t.kind == artifact::Tensor::Kind::Grouped) ++factors;
   EXPECT_EQ(factors, 4);
   EXPECT_EQ(lq.artifact.tensors.size(), plain.artifact.tensors.size() + 4);
 
   // Through the file: version 2, the same tensors back, and the dequantized weights of the
   // corrected matrices closer to the originals than without LQER (all others identical).
-  const auto file = pack::serialize(lq.artifact);
+  const auto file = artifact::serialize(lq.artifact);
   EXPECT_EQ(file[4], 2);
-  EXPECT_EQ(pack::serialize(plain.artifact)[4], 1);
-  const pack::Artifact back = pack::deserialize(file);
-  const auto deq = pack::unbank(pack::dequantize_model(back), c);
-  const auto deq_plain = pack::unbank(pack::dequantize_model(plain.artifact), c);
-  const auto original = pack::unbank(w, c);
+  EXPECT_EQ(artifact::serialize(plain.artifact)[4], 1);
+  const artifact::Artifact back = artifact::deserialize(file);
+  const auto deq = artifact::unbank(artifact::dequantize_model(back), c);
+  const auto deq_plain = artifact::unbank(artifact::dequantize_model(plain.artifact), c);
+  const auto original = artifact::unbank(w, c);
   for (const auto& [name, t] : deq_plain) {
     if (std::find(top.begin(), top.end(), name) != top.end()) {
       const double before = distance(t, original.at(name)), after = distance(deq.at(name), original.at(name));
@@ -83,9 +83,9 @@ TEST(PackLqer, TopKMatricesGetFactorsThatShrinkTheirError) {
   }
   // The dequantized weights load into the model the artifact's config describes.
   Config stored;
-  pack::dequantize_model(back, &stored);
+  artifact::dequantize_model(back, &stored);
   Model rebuilt(stored, at::kCPU);
-  pack::load_model_weights(rebuilt, pack::dequantize_model(back));
+  artifact::load_model_weights(rebuilt, artifact::dequantize_model(back));
   at::NoGradGuard no_grad;
   EXPECT_TRUE(at::isfinite(rebuilt.logits(at::randint(4, c.vocab_size, {1, 20}, at::kLong), true)).all().item<bool>());
 }
@@ -93,7 +93,7 @@ TEST(PackLqer, TopKMatricesGetFactorsThatShrinkTheirError) {
 TEST(PackLqer, RankLargerThanAMatrixIsOneClearErrorBeforeAnyWork) {
   Config c = small_frontier();
   c.lqer_enabled = 1, c.lqer_rank = 25;  // kv matrices are 24 × 48
-  const pack::TensorMap w = weights_of(test::live_model(c));
+  const artifact::TensorMap w = weights_of(test::live_model(c));
   const std::string msg = test::error_of([&] { pack::quantize_model(w, {}, c); });
   EXPECT_NE(msg.find("LQER_RANK=25 exceeds min(rows, cols) = 24 of blocks.0.attn.c_k.weight (24x48)"), std::string::npos)
       << msg;
@@ -103,34 +103,34 @@ TEST(PackLqer, FactorsWithoutTheirPairOrTheirMatrixAreRefused) {
   Config c = small_frontier();
   c.lqer_enabled = 1, c.lqer_top_k = 1;
   const auto lq = pack::quantize_model(weights_of(test::live_model(c)), {}, c);
-  pack::Artifact lone = lq.artifact;
-  std::erase_if(lone.tensors, [](const pack::Tensor& t) { return t.name.ends_with(".lqB"); });
-  EXPECT_NE(test::error_of([&] { pack::dequantize_model(lone); }).find("without"), std::string::npos);
-  pack::Artifact orphan = lq.artifact;
+  artifact::Artifact lone = lq.artifact;
+  std::erase_if(lone.tensors, [](const artifact::Tensor& t) { return t.name.ends_with(".lqB"); });
+  EXPECT_NE(test::error_of([&] { artifact::dequantize_model(lone); }).find("without"), std::string::npos);
+  artifact::Artifact orphan = lq.artifact;
   for (auto& t : orphan.tensors)
     if (t.name.ends_with(".lqA") || t.name.ends_with(".lqB")) t.name = "nothing" + t.name.substr(t.name.size() - 4);
-  EXPECT_NE(test::error_of([&] { pack::dequantize_model(orphan); }).find("belongs to no tensor 'nothing'"),
+  EXPECT_NE(test::error_of([&] { artifact::dequantize_model(orphan); }).find("belongs to no tensor 'nothing'"),
             std::string::npos);
 }
 
 TEST(PackQuantGate, SparseGateWeightsAreInt8PerRowOnlyWhenAsked) {
   Config c = small_frontier();
-  const pack::TensorMap w = weights_of(test::live_model(c));
+  const artifact::TensorMap w = weights_of(test::live_model(c));
   auto kind_of = [](const pack::QuantizeResult& r, const std::string& name) {
     return std::find_if(r.artifact.tensors.begin(), r.artifact.tensors.end(), [&](auto& t) { return t.name == name; });
   };
   const auto off = pack::quantize_model(w, {}, c);
-  EXPECT_EQ(kind_of(off, "blocks.0.attn.attn_gate_w")->kind, pack::Tensor::Kind::Float16);
+  EXPECT_EQ(kind_of(off, "blocks.0.attn.attn_gate_w")->kind, artifact::Tensor::Kind::Float16);
   c.gated_attn_quant_gate = 1;
   const auto on = pack::quantize_model(w, {}, c);
   for (int64_t i = 0; i < c.num_layers; ++i) {
     const std::string name = fmt::format("blocks.{}.attn.attn_gate_w", i);
     const auto t = kind_of(on, name);
-    ASSERT_EQ(t->kind, pack::Tensor::Kind::Quantized) << name;
+    ASSERT_EQ(t->kind, artifact::Tensor::Kind::Quantized) << name;
     EXPECT_EQ(t->bits, 8);
     EXPECT_EQ(t->scales.size(), static_cast<size_t>(c.num_heads));
     // Within half a step of each row's scale after the round trip.
-    const at::Tensor back = pack::dequantize_model(pack::deserialize(pack::serialize(on.artifact))).at(name);
+    const at::Tensor back = artifact::dequantize_model(artifact::deserialize(artifact::serialize(on.artifact))).at(name);
     const at::Tensor orig = w.at(name);
     const at::Tensor row_max = orig.abs().amax(1, true);  // + the bf16 cast of evaluation (2^-9 relative)
     EXPECT_TRUE(((back - orig).abs() <= row_max / 127 * 0.5 * 1.01 + row_max / 256).all().item<bool>()) << name;

@@ -51,20 +51,20 @@ Config record_stack(Config c) {  // frontier_0427's storage choices
 pack::QuantizeResult quantize_fresh(const Config& cfg) {
   at::manual_seed(7);
   const Model model(cfg, at::kCPU);
-  pack::TensorMap weights;
+  artifact::TensorMap weights;
   for (const auto& [name, t] : model.state()) weights[name] = t.detach().clone();
   // Zero-initialised O/down banks would quantize fine too, but random values exercise LQER's choice.
   for (const char* bank : {"qo_bank", "mlp_down_bank"}) weights[bank] = at::randn_like(weights[bank]) * 0.05;
   return pack::quantize_model(weights, {}, cfg, 1);
 }
 
-void expect_plan_is_artifact(const pack::Plan& plan, const pack::Artifact& artifact) {
-  std::vector<const pack::Tensor*> order;
+void expect_plan_is_artifact(const pack::Plan& plan, const artifact::Artifact& artifact) {
+  std::vector<const artifact::Tensor*> order;
   for (const auto& t : artifact.tensors) order.push_back(&t);
   std::sort(order.begin(), order.end(), [](auto* a, auto* b) { return a->name < b->name; });
   ASSERT_EQ(plan.tensors.size(), order.size());
   for (size_t i = 0; i < order.size(); ++i) {
-    const pack::Tensor& t = *order[i];
+    const artifact::Tensor& t = *order[i];
     const pack::PlannedTensor& p = plan.tensors[i];
     SCOPED_TRACE(t.name);
     EXPECT_EQ(p.name, t.name);
@@ -74,11 +74,11 @@ void expect_plan_is_artifact(const pack::Plan& plan, const pack::Artifact& artif
     EXPECT_EQ(p.codes, static_cast<int64_t>(t.q.size()));
     EXPECT_EQ(p.scales, static_cast<int64_t>(t.scales.size()));
     EXPECT_EQ(p.values, static_cast<int64_t>(t.values.size()));
-    if (t.kind == pack::Tensor::Kind::Grouped) {
+    if (t.kind == artifact::Tensor::Kind::Grouped) {
       EXPECT_EQ(p.group_size, t.group);
     }
   }
-  EXPECT_EQ(plan.payload_bytes, static_cast<int64_t>(pack::encode_payload(artifact).size()));
+  EXPECT_EQ(plan.payload_bytes, static_cast<int64_t>(artifact::encode_payload(artifact).size()));
 }
 
 TEST(Plan, LayoutIsExactlyTheArtifactOfThePlainStack) {
@@ -87,7 +87,7 @@ TEST(Plan, LayoutIsExactlyTheArtifactOfThePlainStack) {
   const pack::Plan plan = pack::layout(pack::model_shapes(cfg), cfg);
   expect_plan_is_artifact(plan, q.artifact);
   int64_t gptq = 0;
-  for (const auto& t : plan.tensors) gptq += t.kind == pack::Tensor::Kind::Quantized;
+  for (const auto& t : plan.tensors) gptq += t.kind == artifact::Tensor::Kind::Quantized;
   EXPECT_EQ(gptq, 1 + 6 * cfg.num_layers);  // tok_emb + six matrices per layer
 }
 
@@ -110,7 +110,7 @@ TEST(Plan, LqerGuessTakesTheLargestMatrices) {
   const pack::Plan plan = pack::layout(pack::model_shapes(cfg), cfg);
   std::vector<std::string> factors;
   for (const auto& t : plan.tensors)
-    if (t.kind == pack::Tensor::Kind::Grouped) factors.push_back(t.name);
+    if (t.kind == artifact::Tensor::Kind::Grouped) factors.push_back(t.name);
   // MLP_MULT 4 × 160: the 640 × 160 mlp.fc of layer 0 (name order among the equal-size MLP matrices)
   EXPECT_EQ(factors, (std::vector<std::string>{"blocks.0.mlp.fc.weight.lqA", "blocks.0.mlp.fc.weight.lqB"}));
 }
@@ -173,9 +173,9 @@ TEST(Plan, PredictionIsTheSumOfItsParts) {
     const bool matrix = pack::is_fp16_matrix(t.name, t.shape);
     values += (matrix ? 2.5 : 1.75) * t.values;
     (matrix ? matrix_values : other_values) += t.values;
-    if (t.kind == pack::Tensor::Kind::Grouped) lqer += 0.5 * t.codes * t.bits / 8.0;
+    if (t.kind == artifact::Tensor::Kind::Grouped) lqer += 0.5 * t.codes * t.bits / 8.0;
     else if (t.group == "gate") gate += t.codes;
-    else if (t.kind == pack::Tensor::Kind::Quantized)
+    else if (t.kind == artifact::Tensor::Kind::Quantized)
       codes += t.codes * (gaussian_bits(t.bits, t.clip_sigmas) + m.code_bits_offset(t.group)) / 8;
   }
   EXPECT_NEAR(plan.gptq_code_bytes, codes, 1e-6 * codes);
@@ -242,7 +242,7 @@ TEST(Plan, LongTrainingTermIsPerCompressor) {
   const Config cfg = record_stack(tiny_config());
   double gptq_codes = 0;
   for (const auto& t : pack::layout(pack::model_shapes(cfg), cfg).tensors)
-    if (t.kind == pack::Tensor::Kind::Quantized && t.group != "gate") gptq_codes += t.codes;
+    if (t.kind == artifact::Tensor::Kind::Quantized && t.group != "gate") gptq_codes += t.codes;
   ASSERT_GT(gptq_codes, 0);
   for (const std::string c : {"brotli", "golf", "test"}) {
     // The same made-up calibration under each compressor's name: only the long-training term differs.
@@ -327,8 +327,8 @@ TEST(Plan, MeasuredPartsAddUpToTheArtifact) {
   const Config cfg = record_stack(tiny_config());
   const auto q = quantize_fresh(cfg);
   const pack::Plan plan = pack::layout(pack::model_shapes(cfg), cfg, pack::lqer_targets(q.artifact));
-  const auto bytes = pack::serialize(q.artifact);
-  const pack::Measurement m = pack::measure_artifact(q.artifact, pack::PackOptions{}, plan);
+  const auto bytes = artifact::serialize(q.artifact);
+  const pack::Measurement m = pack::measure_artifact(q.artifact, artifact::PackOptions{}, plan);
   EXPECT_EQ(m.file_bytes, static_cast<int64_t>(bytes.size()));
   EXPECT_NEAR(22 + m.gptq_code_bytes + m.lqer_code_bytes + m.scale_bytes + m.value_bytes + m.table_bytes,
               static_cast<double>(m.file_bytes), 1e-9);
@@ -340,7 +340,7 @@ TEST(Plan, MeasuredPartsAddUpToTheArtifact) {
   Config other = cfg;
   other.matrix_bits = 5;
   const pack::Plan wrong = pack::layout(pack::model_shapes(other), other, pack::lqer_targets(q.artifact));
-  EXPECT_THROW(pack::measure_artifact(q.artifact, pack::PackOptions{}, wrong), Error);
+  EXPECT_THROW(pack::measure_artifact(q.artifact, artifact::PackOptions{}, wrong), Error);
 }
 
 }  // namespace

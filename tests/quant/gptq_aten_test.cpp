@@ -29,8 +29,8 @@ Problem make_problem(int64_t rows, int64_t cols, int dead, uint64_t seed) {
 
 void expect_same(const Problem& p, const QuantSpec& spec, c10::Device device) {
   QuantReport ref_report, aten_report;
-  const QuantizedMatrix ref = quantize(p.w.data(), p.rows, p.cols, p.h.data(), spec, &ref_report);
-  const QuantizedMatrix got = quantize_aten(p.w.data(), p.rows, p.cols, p.h.data(), spec, &aten_report, device);
+  const artifact::QuantizedMatrix ref = quantize(p.w.data(), p.rows, p.cols, p.h.data(), spec, &ref_report);
+  const artifact::QuantizedMatrix got = quantize_aten(p.w.data(), p.rows, p.cols, p.h.data(), spec, &aten_report, device);
   EXPECT_EQ(got.scale_f16, ref.scale_f16);
   int64_t differing = 0;
   for (size_t i = 0; i < ref.q.size(); ++i) differing += got.q[i] != ref.q[i];

@@ -55,12 +55,12 @@ std::vector<float> correlated_hessian(int64_t cols, uint64_t seed, int64_t sampl
 
 // tr((W−Ŵ) H (W−Ŵ)ᵀ) / rows, computed the plain way (E·H, then ⟨·, E⟩), independent of the
 // library's Gram-matrix form.
-double weighted_error(const std::vector<float>& w, const std::vector<float>& h, const QuantizedMatrix& m) {
+double weighted_error(const std::vector<float>& w, const std::vector<float>& h, const artifact::QuantizedMatrix& m) {
   const Matrix wm = from_floats(w, m.rows, m.cols), hm = from_floats(h, m.cols, m.cols);
   Matrix e(m.rows, m.cols);
   for (int64_t r = 0; r < m.rows; ++r)
     for (int64_t c = 0; c < m.cols; ++c)
-      e(r, c) = wm(r, c) - m.q[r * m.cols + c] * static_cast<double>(half_to_float(m.scale_f16[r]));
+      e(r, c) = wm(r, c) - m.q[r * m.cols + c] * static_cast<double>(artifact::half_to_float(m.scale_f16[r]));
   const Matrix sym = (hm + hm.transpose()) / 2;
   return (e * sym).cwiseProduct(e).sum() / static_cast<double>(m.rows);
 }
@@ -257,7 +257,7 @@ TEST(GptqDeadColumns, AreZeroedCountedAndFinite) {
       ASSERT_NE(w[r * cols + j], 0.0f);  // the weight was there; the policy removes it
       EXPECT_EQ(m.q[r * cols + j], 0);
     }
-  for (float v : dequantize(m)) ASSERT_TRUE(std::isfinite(v));
+  for (float v : artifact::dequantize(m)) ASSERT_TRUE(std::isfinite(v));
   EXPECT_TRUE(std::isfinite(report.error));
   EXPECT_NEAR(report.error, weighted_error(w, h, m), 1e-9 * report.error);
   EXPECT_LT(report.error, report.error_rtn);
@@ -310,7 +310,7 @@ TEST(GptqDamping, IndefiniteHessianRetriesWithTenfoldDamping) {
   EXPECT_DOUBLE_EQ(report.damp_used, expected_damp);
   EXPECT_FALSE(report.fell_back_to_rtn);
   EXPECT_TRUE(std::isfinite(report.error));
-  for (float v : dequantize(m)) ASSERT_TRUE(std::isfinite(v));
+  for (float v : artifact::dequantize(m)) ASSERT_TRUE(std::isfinite(v));
 }
 
 TEST(GptqDamping, HopelesslyIndefiniteHessianFallsBackToRoundToNearest) {
@@ -407,7 +407,7 @@ TEST(SdClip, HessianAwareClipFollowsRowImportance) {
     for (int64_t j = 0; j < cols; ++j) mean += w[i * cols + j] / double(cols);
     for (int64_t j = 0; j < cols; ++j) var += std::pow(w[i * cols + j] - mean, 2) / double(cols - 1);
     const double s = 12.0 * std::sqrt(var) * (1 + 0.5 * (r[i] / r_mean - 1)) / 31;
-    EXPECT_EQ(scales[i], float_to_half(static_cast<float>(s))) << i;
+    EXPECT_EQ(scales[i], artifact::float_to_half(static_cast<float>(s))) << i;
     // r differs between the rows, so the factor is not 1: this is not the plain clip.
     EXPECT_NE(scales[i], sdclip_scales(w.data(), rows, cols, 6, 12.0, 0.0, nullptr)[i]) << i;
   }
@@ -422,14 +422,14 @@ TEST(SdClip, ZeroRowGetsSmallestNormalScaleAndZeroCodes) {
   const auto m = quantize(w.data(), rows, cols, h.data(), spec_with(6), &report);
   EXPECT_EQ(m.scale_f16[1], 0x0400);  // 2^-14, not 0 (0/0 would be NaN)
   for (int64_t c = 0; c < cols; ++c) EXPECT_EQ(m.q[cols + c], 0);
-  for (float v : dequantize(m)) ASSERT_TRUE(std::isfinite(v));
+  for (float v : artifact::dequantize(m)) ASSERT_TRUE(std::isfinite(v));
   EXPECT_TRUE(std::isfinite(report.error));
 }
 
 TEST(Dequantize, ExactProductRoundedToBf16ForEveryScaleAndCode) {
   // Every positive finite fp16 scale × every int8 code: float(q)·float(s) is exact in fp32
   // (≤ 8 + 11 significant bits), and dequantize returns its bf16 rounding.
-  QuantizedMatrix m;
+  artifact::QuantizedMatrix m;
   m.cols = 256;
   m.bits = 8;
   for (uint16_t s = 0x0001; s <= 0x7BFF; ++s) m.scale_f16.push_back(s);
@@ -437,17 +437,17 @@ TEST(Dequantize, ExactProductRoundedToBf16ForEveryScaleAndCode) {
   m.q.resize(m.rows * m.cols);
   for (int64_t r = 0; r < m.rows; ++r)
     for (int64_t c = 0; c < m.cols; ++c) m.q[r * m.cols + c] = static_cast<int8_t>(c - 128);
-  const auto out = dequantize(m);
+  const auto out = artifact::dequantize(m);
   for (int64_t r = 0; r < m.rows; ++r) {
-    const float s = half_to_float(m.scale_f16[r]);
+    const float s = artifact::half_to_float(m.scale_f16[r]);
     for (int64_t c = 0; c < m.cols; ++c) {
       const float product = static_cast<float>(c - 128) * s;
       ASSERT_EQ(static_cast<double>(product), static_cast<double>(c - 128) * static_cast<double>(s));
-      ASSERT_EQ(out[r * m.cols + c], round_to_bf16(product)) << r << "," << c;
+      ASSERT_EQ(out[r * m.cols + c], artifact::round_to_bf16(product)) << r << "," << c;
     }
   }
   m.scale_f16.pop_back();
-  EXPECT_THROW(dequantize(m), Error);
+  EXPECT_THROW(artifact::dequantize(m), Error);
 }
 
 // ---- fp16 / bf16 conversions ----------------------------------------------------------------------
@@ -464,7 +464,7 @@ double half_value(uint16_t h) {
 TEST(Half, HalfToFloatIsExactForEveryPattern) {
   for (uint32_t h = 0; h <= 0xFFFF; ++h) {
     const double expected = half_value(static_cast<uint16_t>(h));
-    const float got = half_to_float(static_cast<uint16_t>(h));
+    const float got = artifact::half_to_float(static_cast<uint16_t>(h));
     if (std::isnan(expected)) {
       EXPECT_TRUE(std::isnan(got)) << h;
     } else {
@@ -510,22 +510,22 @@ TEST(Half, FloatToHalfRoundsToNearestEvenIncludingSubnormalsAndOverflow) {
   }
   probes.insert(probes.end(), {1e-30f, 65504.0f, 65519.99f, 65520.0f, 1e30f, INFINITY, 0x1p-25f, 0x1.000002p-25f});
   for (const float f : probes) {
-    ASSERT_EQ(float_to_half(f), nearest_half(f)) << std::hexfloat << f;
-    ASSERT_EQ(float_to_half(-f), nearest_half(-f)) << std::hexfloat << -f;
+    ASSERT_EQ(artifact::float_to_half(f), nearest_half(f)) << std::hexfloat << f;
+    ASSERT_EQ(artifact::float_to_half(-f), nearest_half(-f)) << std::hexfloat << -f;
 #ifdef __FLT16_MAX__
     // The compiler's own conversion (libgcc, round-to-nearest-even) as a second witness.
-    ASSERT_EQ(float_to_half(f), std::bit_cast<uint16_t>(static_cast<_Float16>(f))) << std::hexfloat << f;
+    ASSERT_EQ(artifact::float_to_half(f), std::bit_cast<uint16_t>(static_cast<_Float16>(f))) << std::hexfloat << f;
 #endif
   }
   // Every finite fp16 survives the round trip; NaN stays NaN, infinities stay infinite.
   for (uint32_t h = 0; h <= 0xFFFF; ++h) {
     const bool nan = ((h >> 10) & 0x1F) == 31 && (h & 0x3FF) != 0;
     if (!nan) {
-      ASSERT_EQ(float_to_half(half_to_float(h)), h) << h;
+      ASSERT_EQ(artifact::float_to_half(artifact::half_to_float(h)), h) << h;
     }
   }
-  EXPECT_TRUE(std::isnan(half_to_float(float_to_half(std::numeric_limits<float>::quiet_NaN()))));
-  EXPECT_EQ(float_to_half(-INFINITY), 0xFC00);
+  EXPECT_TRUE(std::isnan(artifact::half_to_float(artifact::float_to_half(std::numeric_limits<float>::quiet_NaN()))));
+  EXPECT_EQ(artifact::float_to_half(-INFINITY), 0xFC00);
 }
 
 TEST(Bf16, RoundsToNearestEvenForEveryHighHalf) {
@@ -536,9 +536,9 @@ TEST(Bf16, RoundsToNearestEvenForEveryHighHalf) {
   for (uint32_t hi = 0; hi <= 0xFFFF; ++hi) {
     for (uint32_t lo : lows) {
       const float f = std::bit_cast<float>(hi << 16 | lo);
-      const uint16_t got = float_to_bf16_bits(f);
+      const uint16_t got = artifact::float_to_bf16_bits(f);
       if (std::isnan(f)) {
-        EXPECT_TRUE(std::isnan(bf16_bits_to_float(got))) << hi << " " << lo;
+        EXPECT_TRUE(std::isnan(artifact::bf16_bits_to_float(got))) << hi << " " << lo;
         continue;
       }
       if ((hi & 0x7FFF) == 0x7F80) {  // ±inf (lo = 0 only; the others are NaN)
@@ -552,7 +552,7 @@ TEST(Bf16, RoundsToNearestEvenForEveryHighHalf) {
       uint32_t expected = hi;
       if (x - down > up - x || (x - down == up - x && (hi & 1))) expected = hi + 1;
       ASSERT_EQ(got, expected) << std::hex << hi << " " << lo;
-      ASSERT_EQ(round_to_bf16(f), bf16_bits_to_float(got));
+      ASSERT_EQ(artifact::round_to_bf16(f), artifact::bf16_bits_to_float(got));
     }
   }
 }
@@ -651,7 +651,7 @@ TEST(GptqErrors, RejectBadArgumentsNamingTheProblem) {
   const auto m = quantize(w.data(), rows, cols, nullptr, spec_with(6, false), &report);
   double squares = 0;
   for (int64_t i = 0; i < rows * cols; ++i) {
-    const double e = w[i] - double(m.q[i]) * half_to_float(m.scale_f16[i / cols]);
+    const double e = w[i] - double(m.q[i]) * artifact::half_to_float(m.scale_f16[i / cols]);
     squares += e * e;
   }
   EXPECT_DOUBLE_EQ(report.error, squares / rows);

@@ -71,7 +71,7 @@ TEST(Lqer, ExactLowRankErrorIsReconstructedBySvd) {
 TEST(Lqer, AsymmetricFormUsesTheRecordsRangesAndReducesTheError) {
   const int64_t rows = 96, cols = 128;
   const auto e = error_matrix(rows, cols, 2);
-  const LqerFactors f = lqer_factors(e.data(), rows, cols, LqerSpec{});
+  const artifact::LqerFactors f = lqer_factors(e.data(), rows, cols, LqerSpec{});
   ASSERT_TRUE(f.asym);  // 4·128 is a multiple of 64
   EXPECT_EQ(f.a.group, rows * 4);
   EXPECT_EQ(f.a.scale_f16.size(), 1u);
@@ -80,7 +80,7 @@ TEST(Lqer, AsymmetricFormUsesTheRecordsRangesAndReducesTheError) {
   for (const int8_t q : f.a.q) EXPECT_TRUE(q >= -2 && q <= 1) << int(q);
   for (const int8_t q : f.b.q) EXPECT_TRUE(q >= -8 && q <= 7) << int(q);
   // The quantized correction reduces the error, and cannot beat the unquantized rank-4 SVD.
-  const auto ab = lqer_product(f);
+  const auto ab = artifact::lqer_product(f);
   std::vector<double> a, b;
   lqer_svd(e.data(), rows, cols, 4, &a, &b);
   std::vector<float> exact(e.size());
@@ -99,13 +99,13 @@ TEST(Lqer, SymmetricFallbackWhenTheGroupDoesNotDivide) {
   const auto e = error_matrix(rows, cols, 3);
   LqerSpec spec;
   spec.factor_bits = 4;
-  const LqerFactors f = lqer_factors(e.data(), rows, cols, spec);
+  const artifact::LqerFactors f = lqer_factors(e.data(), rows, cols, spec);
   EXPECT_FALSE(f.asym);
   EXPECT_EQ(f.a.group, 4);    // per row of A
   EXPECT_EQ(f.b.group, cols); // per row of B
   for (const int8_t q : f.a.q) EXPECT_TRUE(q >= -7 && q <= 7);
   for (const int8_t q : f.b.q) EXPECT_TRUE(q >= -7 && q <= 7);
-  const auto ab = lqer_product(f);
+  const auto ab = artifact::lqer_product(f);
   EXPECT_LT(frobenius(e, &ab), frobenius(e));
 }
 
@@ -122,10 +122,10 @@ TEST(Lqer, RankLargerThanTheMatrixIsOneClearError) {
 TEST(Lqer, ZeroErrorGivesZeroCodesAndTheSmallestNormalScale) {
   // S = 0, so A = U·S = 0 whatever orthonormal U, V the SVD picks (B = Vᵀ stays a unit basis).
   const std::vector<float> e(64 * 64, 0.0f);
-  const LqerFactors f = lqer_factors(e.data(), 64, 64, LqerSpec{});
+  const artifact::LqerFactors f = lqer_factors(e.data(), 64, 64, LqerSpec{});
   for (const int8_t q : f.a.q) EXPECT_EQ(q, 0);
   EXPECT_EQ(f.a.scale_f16, std::vector<uint16_t>{0x0400});
-  for (const float v : lqer_product(f)) EXPECT_EQ(v, 0.0f);
+  for (const float v : artifact::lqer_product(f)) EXPECT_EQ(v, 0.0f);
 }
 
 TEST(QuantGate, Int8PerRowWithinHalfAStep) {
@@ -133,11 +133,11 @@ TEST(QuantGate, Int8PerRowWithinHalfAStep) {
   std::normal_distribution<float> n01;
   std::vector<float> w(8 * 12);
   for (auto& v : w) v = 0.3f * n01(gen);
-  const GroupedCodes c = quantize_gate_int8(w.data(), 8, 12);
+  const artifact::GroupedCodes c = quantize_gate_int8(w.data(), 8, 12);
   ASSERT_EQ(c.scale_f16.size(), 8u);
-  const auto back = dequantize(c);
+  const auto back = artifact::dequantize(c);
   for (int r = 0; r < 8; ++r) {
-    const float s = half_to_float(c.scale_f16[r]);
+    const float s = artifact::half_to_float(c.scale_f16[r]);
     for (int j = 0; j < 12; ++j) {
       EXPECT_LE(std::abs(back[r * 12 + j] - w[r * 12 + j]), 0.5f * s * 1.0001f + 1e-7f);
       EXPECT_LE(std::abs(c.q[r * 12 + j]), 127);
@@ -205,7 +205,7 @@ TEST(LqerReference, MatchesNumpyFloat64) {
         e, c.rows, c.cols, fmt::format("--rank {} --bits {} --group {}{}", c.rank, c.bits, c.group, c.asym ? "" : " --no-asym"));
     LqerSpec spec;
     spec.rank = c.rank, spec.factor_bits = c.bits, spec.asym_group = c.group, spec.asym = c.asym;
-    const LqerFactors f = lqer_factors(e.data(), c.rows, c.cols, spec);
+    const artifact::LqerFactors f = lqer_factors(e.data(), c.rows, c.cols, spec);
     EXPECT_EQ(f.asym, ref.report.at("asym") != 0);
     EXPECT_EQ(differing(f.a.q, as<int8_t>(ref.files.at("qa.i8"))), 0);
     EXPECT_EQ(differing(f.b.q, as<int8_t>(ref.files.at("qb.i8"))), 0);
@@ -224,7 +224,7 @@ TEST(LqerReference, MatchesNumpyFloat64) {
         scale = std::max(scale, std::abs(ab_ref[i * c.cols + j]));
       }
     EXPECT_LT(worst, 1e-10 * scale);
-    const auto ab = lqer_product(f);
+    const auto ab = artifact::lqer_product(f);
     EXPECT_NEAR(frobenius(e, &ab), ref.report.at("err_quant"), 1e-6 * ref.report.at("err_quant"));
     EXPECT_LT(ref.report.at("err_svd"), ref.report.at("err_quant"));  // quantizing the factors costs something
   }
@@ -238,7 +238,7 @@ TEST(LqerReference, QuantGateMatchesNumpy) {
     for (auto& v : w) v = 0.05f * n01(gen);
     w[3] = 0;  // rows keep their own scale
     const Reference ref = run_reference(w, 8, cols, "--gate");
-    const GroupedCodes c = quantize_gate_int8(w.data(), 8, cols);
+    const artifact::GroupedCodes c = quantize_gate_int8(w.data(), 8, cols);
     EXPECT_EQ(differing(c.q, as<int8_t>(ref.files.at("q.i8"))), 0) << cols;
     EXPECT_EQ(c.scale_f16, as<uint16_t>(ref.files.at("s.u16"))) << cols;
   }

@@ -13,7 +13,7 @@
 #include "tests/scoring/planted.h"
 #include "tests/test_util.h"
 
-namespace golf::eval {
+namespace golf::scoring {
 namespace {
 
 // The real model, but position t's distribution leans towards token t + 1: a C1 violation.
@@ -158,4 +158,4 @@ TEST(ByteRecount, EqualsDecodingAndCatchesADoubleCountedSpace) {
 }
 
 }  // namespace
-}  // namespace golf::eval
+}  // namespace golf::scoring

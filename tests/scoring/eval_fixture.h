@@ -74,12 +74,12 @@ struct EvalFixture {
     for (const auto& [name, p] : model.state()) weights[name] = p.detach() + 0.1 * at::randn_like(p);
   }
 
-  std::unique_ptr<eval::LanguageModel> make_lm() const {
+  std::unique_ptr<scoring::LanguageModel> make_lm() const {
     auto model = std::make_shared<Model>(cfg, at::kCPU);
     model->load_state(weights);
-    return std::make_unique<eval::ModelLM>(model, cfg);
+    return std::make_unique<scoring::ModelLM>(model, cfg);
   }
-  eval::Stream stream() const { return {tokens, predictions, &table, {}, {}}; }
+  scoring::Stream stream() const { return {tokens, predictions, &table, {}, {}}; }
 };
 
 }  // namespace golf::test

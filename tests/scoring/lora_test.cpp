@@ -20,7 +20,7 @@
 #include "tests/scoring/planted.h"
 #include "tests/test_util.h"
 
-namespace golf::eval {
+namespace golf::scoring {
 namespace {
 
 LoraOptions small_options(const Config& cfg) {
@@ -283,8 +283,8 @@ TEST(LoraCompliance, CausalityHoldsInStreamAndQueueOrderForLoraAndInQueueOrderFo
 }
 
 }  // namespace
-}  // namespace golf::eval
-namespace golf::eval {
+}  // namespace golf::scoring
+namespace golf::scoring {
 // A document of two predictions (its first chunk is trained on, its second scored) beside a long
 // one: the case the CLI fixture's first document hits.
 TEST(LoraCompliance, DocumentIsolationWithATwoPredictionDocument) {
@@ -301,4 +301,4 @@ TEST(LoraCompliance, DocumentIsolationWithATwoPredictionDocument) {
     EXPECT_EQ(ok.status, "PASS") << ok.detail;
   }
 }
-}  // namespace golf::eval
+}  // namespace golf::scoring

@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-namespace golf::eval::planted {
+namespace golf::scoring::planted {
 
 std::vector<Window> legacy_sliding_windows(int64_t M, int64_t L, int64_t s) {
   std::vector<Window> w;
@@ -39,4 +39,4 @@ CausalityProbe observed(CausalityProbe probe, TttObserver& observer) {
   return probe;
 }
 
-}  // namespace golf::eval::planted
+}  // namespace golf::scoring::planted

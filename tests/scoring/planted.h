@@ -11,7 +11,7 @@
 #include "scoring/compliance.h"
 #include "scoring/protocols.h"
 
-namespace golf::eval::planted {
+namespace golf::scoring::planted {
 
 // The early sliding implementation (rules notes §4.3): a window at every ws < M, each scoring its
 // last min(s, len) positions, so the tail is scored more than once (C4).
@@ -43,4 +43,4 @@ class UnscoredInPhase : public TttObserver {
 // observer must outlive the probe).
 CausalityProbe observed(CausalityProbe probe, TttObserver& observer);
 
-}  // namespace golf::eval::planted
+}  // namespace golf::scoring::planted

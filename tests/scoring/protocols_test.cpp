@@ -19,7 +19,7 @@
 #include "tests/scoring/planted.h"
 #include "tests/host_reads.h"
 
-namespace golf::eval {
+namespace golf::scoring {
 namespace {
 
 TEST(Tiling, SlidingWindowsCoverEveryPredictionOnceAndMatchTheFormula) {
@@ -389,4 +389,4 @@ TEST(Protocols, FrozenBlocksKeepTheirWeightsUnderTtt) {
 }
 
 }  // namespace
-}  // namespace golf::eval
+}  // namespace golf::scoring

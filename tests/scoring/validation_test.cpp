@@ -43,18 +43,18 @@ TEST(Validation, IsGolfEvalsPlainConfiguredAlike) {
   // shards: the same bits.
   ValFixture f;
   f.cfg.val_batch_tokens = 32, f.cfg.grad_accum_steps = 1;
-  ASSERT_EQ(train::Validation::rows_per_forward(f.cfg, 1), 2);
+  ASSERT_EQ(scoring::Validation::rows_per_forward(f.cfg, 1), 2);
   const auto model = std::make_shared<Model>(test::live_model(f.cfg));
   for (const bool looping : {false, true}) {
-    const train::ValidationResult v = train::Validation(f.cfg).evaluate(*model, looping);
+    const scoring::ValidationResult v = scoring::Validation(f.cfg).evaluate(*model, looping);
 
     Config e = f.cfg;
     e.eval_seq_len = 16, e.eval_batch_seqs = 2;
-    const eval::ValData val = eval::load_val(e);
+    const scoring::ValData val = scoring::load_val(e);
     const ByteTable table = ByteTable::build(Tokenizer::load(e.tokenizer_path), 8192);
-    const eval::Stream stream{val.tokens, val.predictions, &table, {}, {}};
-    eval::ModelLM lm(model, e, looping);
-    const eval::Totals t = eval::plain(lm, stream, e, eval::Ranks{});
+    const scoring::Stream stream{val.tokens, val.predictions, &table, {}, {}};
+    scoring::ModelLM lm(model, e, looping);
+    const scoring::Totals t = scoring::plain(lm, stream, e, scoring::Ranks{});
     EXPECT_EQ(v.predictions, 80);
     EXPECT_EQ(v.predictions, t.predictions);
     EXPECT_EQ(v.bytes, t.bytes);
@@ -70,7 +70,7 @@ TEST(Validation, ScoresThroughAReadOnlyModelAdapter) {
   const Model model = test::live_model(f.cfg);
   Config e = f.cfg;
   e.eval_seq_len = 16, e.ttt_freeze_blocks = 2;  // the cut the plain forward below uses
-  eval::ModelLM lm(model, e, true);
+  scoring::ModelLM lm(model, e, true);
   const at::Tensor x = at::randint(2, 8192, {1, 16}, at::kLong);
   at::NoGradGuard no_grad;
   EXPECT_TRUE(at::equal(lm.log_probs(x), at::log_softmax(model.logits(x, true), -1)));
@@ -84,13 +84,13 @@ TEST(Validation, RowsPerForwardSplitTheBatchOverRanksAndAccumulationAsTheRecords
   // accumulation 8 / world by default: 65,536 tokens (32 rows of 2048) on 1 or 8 GPUs.
   Config c;
   c.val_batch_tokens = 524288, c.train_seq_len = 2048, c.grad_accum_steps = 0;
-  EXPECT_EQ(train::Validation::rows_per_forward(c, 1), 32);
-  EXPECT_EQ(train::Validation::rows_per_forward(c, 8), 32);
+  EXPECT_EQ(scoring::Validation::rows_per_forward(c, 1), 32);
+  EXPECT_EQ(scoring::Validation::rows_per_forward(c, 8), 32);
   c.grad_accum_steps = 1;
-  EXPECT_EQ(train::Validation::rows_per_forward(c, 1), 256);
-  EXPECT_EQ(train::Validation::rows_per_forward(c, 8), 32);
+  EXPECT_EQ(scoring::Validation::rows_per_forward(c, 1), 256);
+  EXPECT_EQ(scoring::Validation::rows_per_forward(c, 8), 32);
   c.val_batch_tokens = 1024;  // less than one row: one row per forward
-  EXPECT_EQ(train::Validation::rows_per_forward(c, 1), 1);
+  EXPECT_EQ(scoring::Validation::rows_per_forward(c, 1), 1);
 }
 
 TEST(Validation, OneRowPerForwardIsTheSumOfTheRowsTokenLosses) {
@@ -100,9 +100,9 @@ TEST(Validation, OneRowPerForwardIsTheSumOfTheRowsTokenLosses) {
   ValFixture f;
   f.cfg.val_batch_tokens = 16, f.cfg.grad_accum_steps = 1;
   const Model model = test::live_model(f.cfg);
-  const train::ValidationResult v = train::Validation(f.cfg).evaluate(model, true);
+  const scoring::ValidationResult v = scoring::Validation(f.cfg).evaluate(model, true);
 
-  const eval::ValData val = eval::load_val(f.cfg, 16, "TRAIN_SEQ_LEN");
+  const scoring::ValData val = scoring::load_val(f.cfg, 16, "TRAIN_SEQ_LEN");
   const ByteTable table = ByteTable::build(Tokenizer::load(f.cfg.tokenizer_path), 8192);
   std::vector<int64_t> ids(val.tokens.begin(), val.tokens.end());
   const at::Tensor stream = at::tensor(ids, at::kLong);
@@ -123,7 +123,7 @@ TEST(Validation, ARowShorterThanTrainSeqLenIsOneClearError) {
   ValFixture f;
   f.cfg.train_seq_len = 128;  // 81 tokens: not one row of 128 predictions
   try {
-    train::Validation v(f.cfg);
+    scoring::Validation v(f.cfg);
     FAIL() << "no error";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("fewer than one TRAIN_SEQ_LEN=128 row"), std::string::npos) << e.what();

@@ -187,8 +187,8 @@ TEST(FastPathsValidation, NoSyncReadsTheLossOnceAndGivesTheSameBitsAsAReadPerBat
   c.data_path = dir.path().string();
   c.tokenizer_path = test::challenge_tokenizer().string();
   c.val_batch_tokens = 32, c.grad_accum_steps = 1;  // 2 rows of 16 per batch: 3 batches for 5 rows
-  const train::Validation validation(c);
-  train::ValidationResult result[2];
+  const scoring::Validation validation(c);
+  scoring::ValidationResult result[2];
   size_t items[2];
   for (const bool no_sync : {false, true}) {
     FastPaths f = plain_paths();

@@ -50,7 +50,7 @@ double round_trip(const Config& c, std::map<std::string, int>* bits_out) {
   const auto q = pack::quantize_model(m.state(), hc.hessians(c.num_layers), c, 1);
   for (const auto& t : q.tensors) (*bits_out)[t.name] = t.bits;
   Config restored;
-  const auto weights = pack::dequantize_model(q.artifact, &restored);
+  const auto weights = artifact::dequantize_model(q.artifact, &restored);
   const auto original = m.state();
   EXPECT_EQ(weights.size(), original.size());
   for (const auto& [name, t] : original) {
@@ -59,7 +59,7 @@ double round_trip(const Config& c, std::map<std::string, int>* bits_out) {
       EXPECT_EQ(weights.at(name).sizes(), t.sizes()) << name;
     }
   }
-  for (const auto& key : pack::model_setting_keys())
+  for (const auto& key : artifact::model_setting_keys())
     EXPECT_EQ(to_json(restored).at(key), to_json(c).at(key)) << key << " did not travel in the artifact";
   Model back(restored, at::kCPU);
   back.load_state(weights);
@@ -123,7 +123,7 @@ TEST(VariantPack, MoaModelRoundTripsWithItsSettingsAndSmallTensorsInFp16) {
   std::printf("MoA: max relative |Δlogit| after pack round trip %.3g (plain %.3g)\n", rel, rel_plain);
   EXPECT_GT(rel, 0);
   EXPECT_LT(rel, 2 * rel_plain + 0.02);
-  const auto j = nlohmann::json::parse(pack::model_config_json(c));
+  const auto j = nlohmann::json::parse(artifact::model_config_json(c));
   EXPECT_EQ(j.at("MOA_ENABLED"), 1);
   EXPECT_EQ(j.at("MOA_METRIC"), "diag_mahalanobis");
   EXPECT_EQ(j.at("MOA_BALL_TAU"), 0.2);
@@ -132,7 +132,7 @@ TEST(VariantPack, MoaModelRoundTripsWithItsSettingsAndSmallTensorsInFp16) {
 }
 
 TEST(VariantPack, ArtifactConfigOfAModelWithoutVariantsHasNoVariantKeys) {
-  const std::string plain = pack::model_config_json(Config{});
+  const std::string plain = artifact::model_config_json(Config{});
   // Exactly the first artifacts' key set: every model setting added since is left out at its default.
   const nlohmann::json stored = nlohmann::json::parse(plain);
   std::set<std::string> keys;
@@ -148,7 +148,7 @@ TEST(VariantPack, ArtifactConfigOfAModelWithoutVariantsHasNoVariantKeys) {
     EXPECT_EQ(plain.find(key), std::string::npos) << key;
   Config c = all_variants();
   c.smat_ablation = "lambda0";  // eval-time, never stored
-  const auto j = nlohmann::json::parse(pack::model_config_json(c));
+  const auto j = nlohmann::json::parse(artifact::model_config_json(c));
   EXPECT_EQ(j.at("SMAT_USE_S"), 1);
   EXPECT_EQ(j.at("BIGRAM_BUCKETS"), 512);
   EXPECT_EQ(j.at("HEAD_GATE_ENABLED"), 1);
