@@ -45,6 +45,24 @@ Config small(const fs::path& data, int64_t iterations) {
   return c;
 }
 
+// A two-layer model with a 512-token embedding `dim` wide (validated), for the rare rows' offsets.
+Config two_layer_model(int64_t dim) {
+  Config cfg;
+  cfg.vocab_size = 512;
+  cfg.num_layers = 2;
+  cfg.model_dim = dim;
+  cfg.num_heads = 4;
+  cfg.num_kv_heads = 2;
+  cfg.rope_dims = 8;
+  cfg.loop_start = 0;
+  cfg.loop_end = 1;
+  cfg.num_loops = 1;
+  cfg.parallel_start_layer = 1;
+  cfg.passthrough_max_numel = 1024;
+  validate(cfg);
+  return cfg;
+}
+
 // The reference count: the loader's prefix taken by hand, token by token.
 int64_t rows_seen_by_hand(const std::vector<std::vector<uint16_t>>& shards, int64_t span, int64_t spans,
                           int64_t vocab, int64_t seen_count) {
@@ -175,19 +193,7 @@ TEST(PlanTokens, ABadShardIsOneErrorNamingIt) {
 }
 
 TEST(PlanTokens, PredictCodesRareRowsAtTheRareOffset) {
-  Config cfg;
-  cfg.vocab_size = 512;
-  cfg.num_layers = 2;
-  cfg.model_dim = 64;
-  cfg.num_heads = 4;
-  cfg.num_kv_heads = 2;
-  cfg.rope_dims = 8;
-  cfg.loop_start = 0;
-  cfg.loop_end = 1;
-  cfg.num_loops = 1;
-  cfg.parallel_start_layer = 1;
-  cfg.passthrough_max_numel = 1024;
-  validate(cfg);
+  const Config cfg = two_layer_model(64);
   // Rare rows at −1.5 − 0.25 · ln(steps), steps clamped to [10, 40]. Named brotli so that its
   // long-training term applies beyond 40 steps (to the seen rows only).
   const pack::SizeModel m{"brotli", -0.25, 0.5, 0.5, 0.5, -1.5, -0.25, 0.0, 10, 40, 1, 1, 1.0, 1.0, 1.0, 1.0, 1.0, 0};
@@ -265,23 +271,10 @@ TEST(PlanTokens, RareRowsCostMoreTheWiderTheRow) {
   EXPECT_EQ(capped.rare_offset(20, 512), -2.0);
   EXPECT_EQ(capped.rare_offset(20, 128), m.rare_offset(20, 128));
   // Through predict(): the same rows rare, the embedding 64 vs 128 wide (dims clamped to [64, 128]).
-  Config cfg;
-  cfg.vocab_size = 512;
-  cfg.num_layers = 2;
-  cfg.num_heads = 4;
-  cfg.num_kv_heads = 2;
-  cfg.rope_dims = 8;
-  cfg.loop_start = 0;
-  cfg.loop_end = 1;
-  cfg.num_loops = 1;
-  cfg.parallel_start_layer = 1;
-  cfg.passthrough_max_numel = 1024;
   const pack::SizeModel w{"test", 0.0, 0.0, 0.0, 0.0, -3.0, 0.0, 0.5, 10, 10, 64, 128, 1.0, 1.0, 1.0, 1.0, 1.0, 0};
   double rare_bits[2];
   for (int i = 0; i < 2; ++i) {
-    Config c = cfg;
-    c.model_dim = i == 0 ? 64 : 128;
-    validate(c);
+    const Config c = two_layer_model(i == 0 ? 64 : 128);
     pack::Plan p = pack::layout(pack::model_shapes(c), c), every_row_seen = p;
     p.coverage.measured = true;
     p.coverage.rows = 512;
