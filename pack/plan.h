@@ -124,6 +124,11 @@ bool is_fp16_matrix(const std::string& name, const std::vector<int64_t>& shape);
 //     golf-pack's pergroup (0.984, where xz and Brotli stand in for lrzip) and gave −0.0770: the
 //     real lrzip codes these weights 2.4 % smaller than the stand-in, so that was the unsafe side.
 //     In-sample by construction: plan_records.sh's R0427L′ row checks only the arithmetic.
+//     After a change of golf's coder, scripts/bench/plan_refit.py --lrzip-json J re-solves it the
+//     same way: golf's side measured by the new coder on the same 11×512 codes (golf-coder-bench),
+//     the records' side J's records_code_bytes (lrzip_pergroup.sh's output; it depends only on the
+//     codes), and rewrites the value and the ratio on the table's golf line (it prints the
+//     derivation); the figures above are session 7's.
 struct LongTrainingTerm {
   const char* compressor;
   double bits_per_code;  // the offset in full (from kLongTrainingSteps steps on)

@@ -2,6 +2,7 @@
 """scripts/bench/plan_refit.py — refit golf's size model after a change to golf's coder (issue 16 §2).
 
   plan_refit.py --lrzip-json LRZIP_PERGROUP.json [--work DIR] [--reuse] [--skip-build] [--skip-table]
+                [--golf-from-json]
 
 golf's coder changes golf's bytes, not the GPTQ codes: every calibration artifact is packed again
 with the current build (COMPRESSOR=golf; the artifacts of an earlier coder version are refused by the
@@ -21,9 +22,11 @@ new decoder, so none is reused unless --reuse) and measured again, and only golf
   4. golf's long-training term (pack/plan.h kLongTrainingTerms): solved so that golf's plan of
      R0427L's configuration (frontier_0427.json, COMPRESSOR=golf, no shards: every row seen; artifact
      bytes without counted code, as scripts/bench/plan_records.sh) equals golf/lrzip × R0427L's blob
-     15,865,260, the ratio golf_code_bytes / records_code_bytes of LRZIP_PERGROUP.json
-     (scripts/bench/lrzip_pergroup.sh's output for the current coder on the CPU-trained 11×512
-     weights: re-run it after a coder change). The plan is linear in the term over the N GPTQ codes it
+     15,865,260. golf/lrzip = golf's bytes on the code groups of the CPU-trained 11×512 weights
+     (golf-coder-bench --only golf on the artifact step 1 packed, the current coder) / the json's
+     records_code_bytes (scripts/bench/lrzip_pergroup.sh's `lrzip -z -L 9` on the records' layout of
+     the same codes: it does not depend on golf's coder, so it need not be rerun; --golf-from-json
+     takes golf's side from the json as well). The plan is linear in the term over the N GPTQ codes it
      touches: x' = x + 8 · (target − plan) / N, written with 4 decimals in pack/plan.h (its value and
      the ratio in its source string) and in plan_records.sh's R0427L′ target; golf-pack is rebuilt
      and the plan checked against the target;
@@ -37,6 +40,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -55,6 +59,20 @@ GOLF_COLUMNS = ("golf_bits_per_code", "golf_bytes")  # per bucket; plus the run'
 TERM_LINE = re.compile(r'(\{"golf", )(-?[0-9.]+)(, "an estimate: R0427L\'s lrzip blob x golf/lrzip )([0-9.]+)( )')
 
 
+def numpy_python():
+    """A Python with numpy for plan_embedding_rows.py: this one, else the build's venv (GOLF_PYTHON or
+    ~/.cache/golf/venv-torch-2.11.0)."""
+    try:
+        import numpy  # noqa: F401
+        return sys.executable
+    except ImportError:
+        pass
+    for py in (os.environ.get("GOLF_PYTHON"), os.path.expanduser("~/.cache/golf/venv-torch-2.11.0/bin/python")):
+        if py and os.path.exists(py):
+            return py
+    sys.exit("plan_refit: plan_embedding_rows.py needs numpy: set GOLF_PYTHON to a Python that has it")
+
+
 def step(name, t0):
     print(f"[{time.time() - t0:7.1f} s] {name}", flush=True)
 
@@ -62,13 +80,15 @@ def step(name, t0):
 def write_atomic(path, text):
     with open(path + ".tmp", "w") as f:
         f.write(text)
+    if os.path.exists(path):
+        shutil.copymode(path, path + ".tmp")  # plan_records.sh stays executable
     os.replace(path + ".tmp", path)
 
 
 def rebuild(args):
     if args.skip_build:
         return
-    pc.run(["cmake", "--build", pc.build_dir(), "-j2", "--target", "golf-pack", "golf-plan-rows"])
+    pc.run(["cmake", "--build", pc.build_dir(), "-j2", "--target", "golf-pack", "golf-plan-rows", "golf-coder-bench"])
 
 
 def measure_golf(args, golf_rows):
@@ -126,7 +146,7 @@ def embedding_rows(args, golf_rows):
         if not m["sets"] and any(r["label"] == m["label"] for r in old):
             specs.append(f"{m['label']}={m['run']}={os.path.join(args.work, m['label'] + '-g0.golf')}")
     out = os.path.join(args.work, "plan_embedding_rows.json")
-    pc.run([sys.executable, os.path.join(ROOT, "scripts", "bench", "plan_embedding_rows.py"), *specs,
+    pc.run([numpy_python(), os.path.join(ROOT, "scripts", "bench", "plan_embedding_rows.py"), *specs,
             "--edges", EDGES, "--json", out])
     with open(out) as f:
         new = {r["label"]: r for r in json.load(f)}
@@ -173,10 +193,35 @@ def plan_r0427l():
     return p["bytes_model"], pc.summarize(p)["codes"]
 
 
+def golf_code_bytes(args, lz):
+    """golf's bytes on the code groups of LRZIP_PERGROUP.json, by the current coder: golf-coder-bench
+    --only golf on the freshly packed 11×512 artifact (WORK/11x512-g0.golf, the weights
+    lrzip_pergroup.sh measured), summed over the json's groups as lrzip_pergroup.sh sums them. The
+    records' side (lrzip on the records' layout) depends only on the codes, so it is taken from the json.
+    --golf-from-json: the json's own golf_code_bytes (lrzip_pergroup.sh rerun with the new coder)."""
+    if args.golf_from_json:
+        return lz["golf_code_bytes"]
+    artifact = os.path.join(args.work, "11x512-g0.golf")
+    out = os.path.join(args.work, "golf-coder-bench-11x512.json")
+    pc.run([os.path.join(pc.build_dir(), "artifact", "golf-coder-bench"), artifact, "--only", "golf", "--json", out])
+    with open(out) as f:
+        groups = json.load(f)["groups"]
+    missing = [g["group"] for g in lz["groups"] if g["group"] not in groups]
+    if missing:
+        sys.exit(f"plan_refit: golf-coder-bench's groups lack {missing} (has {sorted(groups)})")
+    total = sum(groups[g["group"]] for g in lz["groups"])
+    print(f"  golf on {artifact}'s code groups: {total:,} bytes (the json's golf: {lz['golf_code_bytes']:,}, "
+          f"{total - lz['golf_code_bytes']:+,}); by group " +
+          ", ".join(f"{g['group']} {groups[g['group']]:,} ({groups[g['group']] - g['golf']:+,})" for g in lz["groups"]),
+          flush=True)
+    return total
+
+
 def long_training_term(args):
     with open(args.lrzip_json) as f:
         lz = json.load(f)
-    ratio = lz["golf_code_bytes"] / lz["records_code_bytes"]
+    golf_bytes = golf_code_bytes(args, lz)
+    ratio = golf_bytes / lz["records_code_bytes"]
     target = round(R0427L_BLOB * ratio)
     with open(PLAN_H) as f:
         text = f.read()
@@ -186,14 +231,14 @@ def long_training_term(args):
     old = float(m.group(2))
     plan, codes = plan_r0427l()
     new = old + 8 * (target - plan) / codes
-    print(f"  golf/lrzip = {lz['golf_code_bytes']:,} / {lz['records_code_bytes']:,} = {ratio:.4f}; target "
+    print(f"  golf/lrzip = {golf_bytes:,} / {lz['records_code_bytes']:,} = {ratio:.4f}; target "
           f"{ratio:.4f} x {R0427L_BLOB:,} = {target:,}; plan with {old:+.4f}: {plan:,}; N = {codes:,} codes; "
           f"x = {old:+.4f} + 8 x ({target:,} - {plan:,}) / N = {new:+.5f} -> {new:+.4f}", flush=True)
     text = TERM_LINE.sub(lambda g: f"{g.group(1)}{new:.4f}{g.group(3)}{ratio:.4f}{g.group(5)}", text, count=1)
     write_atomic(PLAN_H, text)
     with open(RECORDS_SH) as f:
         sh = f.read()
-    sh, n = re.subn(r"15865260 \* [0-9]+ / [0-9]+", f"15865260 * {lz['golf_code_bytes']} / {lz['records_code_bytes']}", sh)
+    sh, n = re.subn(r"15865260 \* [0-9]+ / [0-9]+", f"15865260 * {golf_bytes} / {lz['records_code_bytes']}", sh)
     if n != 1:
         sys.exit(f"plan_refit: {RECORDS_SH}: the R0427L' target expression not found")
     write_atomic(RECORDS_SH, sh)
@@ -207,6 +252,8 @@ def main():
     p.add_argument("--reuse", action="store_true", help="reuse WORK's artifacts (packed by this coder version)")
     p.add_argument("--skip-build", action="store_true", help="do not rebuild golf-pack (it is current)")
     p.add_argument("--skip-table", action="store_true")
+    p.add_argument("--golf-from-json", action="store_true",
+                   help="take golf's side of the ratio from the json (else measured on WORK/11x512-g0.golf)")
     args = p.parse_args()
     with open(args.lrzip_json) as f:
         lz = json.load(f)
