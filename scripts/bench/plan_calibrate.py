@@ -521,10 +521,16 @@ def fit(args):
                      f'{o["embedding mid"]:.6f}}},  // runs: {", ".join(m["labels"])}; worst group residual '
                      f'{m["residual_bits_per_code"]:.4f} bits/code')
     lines += ["};", "", "}  // namespace golf::pack", ""]
-    with open(HEADER + ".tmp", "w") as f:
-        f.write("\n".join(lines))
-    os.replace(HEADER + ".tmp", HEADER)
-    print(f"wrote {HEADER}")
+    text = "\n".join(lines)
+    with open(HEADER) as f:
+        unchanged = f.read() == text
+    if unchanged:  # left alone, mtime too: nothing to rebuild
+        print(f"{HEADER}: unchanged")
+    else:
+        with open(HEADER + ".tmp", "w") as f:
+            f.write(text)
+        os.replace(HEADER + ".tmp", HEADER)
+        print(f"wrote {HEADER}")
     print(json.dumps(models, indent=2))
 
 

@@ -78,6 +78,12 @@ def step(name, t0):
 
 
 def write_atomic(path, text):
+    """Writes `text` to `path` through a temporary file; an unchanged file is left alone (its mtime
+    too, so the rebuild after it has nothing to do)."""
+    if os.path.exists(path):
+        with open(path) as f:
+            if f.read() == text:
+                return
     with open(path + ".tmp", "w") as f:
         f.write(text)
     if os.path.exists(path):
