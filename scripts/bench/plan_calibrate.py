@@ -15,7 +15,8 @@
       11x512 brotli by ablation (--grid 1 --compressors brotli; the same file bytes as their
       total-only rows, which were dropped), 4x256 --grid 1 (plan_train.sh SHAPES=4x256:420:4x256,
       23 steps; predicted before it was measured). The artifacts are in /work/planner7-cal
-      (--work /work/planner7-cal). The embedding's per-row
+      (--work /work/planner7-cal); golf's rows were re-packed and re-measured by plan_refit.py (session 8,
+the same bytes) into /work/planner8-cal. The embedding's per-row
       data of every run: plan_embedding_rows.py --edges 0,1,2,4,8,16,64,256 --json
       scripts/bench/plan_embedding_rows.json (a run's label must match its label here).
   plan_calibrate.py fit [--exclude LABEL] [--print]
@@ -124,8 +125,8 @@ RARE_DIM_TERM = set(filter(None, os.environ.get("PLAN_RARE_DIM_TERM", "brotli").
 # of their own, c_mid (session 8). golf codes them −0.27 … −0.40 bits/code below H on all six runs
 # (plan_embedding_rows.json), steady across 10–205 steps, where c_seen (−0.01) over-predicted them by
 # ~0.3 bits/code (4x256: ~33 KB). Brotli's drift with the run's length (−0.16 … −0.21 at 10–35
-# steps, −0.02 at 205) and its held-out errors grow with the class (4x256 −0.79 → −1.01 % with
-# golf's steps form), so it keeps c_seen for them.
+# steps, −0.02 at 205), and with the class its held-out errors only move around (−0.67 … +0.74 %
+# against −0.79 … +0.62 % without), so it keeps c_seen for them.
 MID_CLASS = set(filter(None, os.environ.get("PLAN_MID_CLASS", "golf").split(",")))
 MID_STAT = os.environ.get("PLAN_MID_STAT", "mean")  # "max": the safe side per run (compared: worse)
 # c_rare's step variable per compressor: 0 = ln(steps) (brotli), −0.5 = 1/√steps (golf, session 8).
