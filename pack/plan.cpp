@@ -61,10 +61,11 @@ PlannedTensor grouped(std::string name, int64_t rows, int64_t cols, int bits, in
 // TokenCoverage): only the tied embedding (group "embedding", one row per token) splits.
 struct CoverageSplit {
   int64_t rare_codes = 0;
+  int64_t mid_codes = 0;  // rows seen seen_count … often_count − 1 times
 };
 CoverageSplit coverage_split(const TokenCoverage& c, const PlannedTensor& t) {
   if (!c.measured || t.group != "embedding" || t.shape.empty() || t.shape[0] != c.rows) return {};
-  return {(c.rows - c.rows_seen) * (t.codes / c.rows)};
+  return {(c.rows - c.rows_seen) * (t.codes / c.rows), (c.rows_seen - c.rows_seen_often) * (t.codes / c.rows)};
 }
 
 }  // namespace
@@ -90,11 +91,12 @@ double SizeModel::code_bits_offset(const std::string& group) const {
 }
 
 double SizeModel::rare_offset(int64_t steps, int64_t dim) const {
-  const double ln_steps = std::log(static_cast<double>(std::max<int64_t>({steps, rare_steps_lo, 1})));
+  const double clamped = static_cast<double>(std::max<int64_t>({steps, rare_steps_lo, 1}));
+  const double steps_term = rare_steps_power == 0 ? std::log(clamped) : std::pow(clamped, rare_steps_power);
   const int64_t dims_lo = std::max<int64_t>(rare_dims_lo, 1);
   const double ln_dim = std::log(static_cast<double>(std::clamp<int64_t>(dim, dims_lo, std::max(rare_dims_hi, dims_lo))));
   return std::min(embedding_offset,
-                  embedding_rare_offset + embedding_rare_slope * ln_steps + embedding_rare_dim_slope * ln_dim);
+                  embedding_rare_offset + embedding_rare_slope * steps_term + embedding_rare_dim_slope * ln_dim);
 }
 
 bool is_fp16_matrix(const std::string& name, const std::vector<int64_t>& shape) {
@@ -230,7 +232,9 @@ void predict(Plan& plan, const SizeModel& m, int64_t counted_code_bytes) {
       };
       const CoverageSplit split = coverage_split(plan.coverage, t);
       const double trained = plan.long_training_bits;
-      code_bytes = bytes_at(static_cast<double>(t.codes - split.rare_codes), m.code_bits_offset(t.group) + trained) +
+      code_bytes = bytes_at(static_cast<double>(t.codes - split.rare_codes - split.mid_codes),
+                            m.code_bits_offset(t.group) + trained) +
+                   bytes_at(static_cast<double>(split.mid_codes), m.mid_offset() + trained) +
                    bytes_at(static_cast<double>(split.rare_codes),
                             m.rare_offset(plan.coverage.steps, t.codes / std::max<int64_t>(t.shape[0], 1)));
       plan.gptq_code_bytes += code_bytes;
@@ -252,7 +256,7 @@ void predict(Plan& plan, const SizeModel& m, int64_t counted_code_bytes) {
 Plan plan_config(const Config& cfg, int64_t counted_code_bytes) {
   const SizeModel& m = size_model(cfg.compressor);  // first: an uncalibrated compressor fails fast
   Plan plan = layout(model_shapes(cfg), cfg);
-  plan.coverage = token_coverage(cfg, kSeenTokenCount);
+  plan.coverage = token_coverage(cfg, kSeenTokenCount, kSeenOftenCount);
   predict(plan, m, counted_code_bytes);
   return plan;
 }
@@ -327,6 +331,8 @@ nlohmann::json plan_json(const Plan& p) {
                         {"rows", p.coverage.rows},
                         {"rows_seen", p.coverage.rows_seen},
                         {"seen_count", p.coverage.seen_count},
+                        {"rows_seen_often", p.coverage.rows_seen_often},
+                        {"often_count", p.coverage.often_count},
                         {"planned_tokens", p.coverage.planned_tokens},
                         {"tokens_read", p.coverage.tokens_read},
                         {"seconds", p.coverage.seconds},
@@ -373,7 +379,7 @@ FitResult fit_knob(const Config& base, const std::string& knob, int64_t margin, 
     fail("--fit {}: the knob must be dim, mlp or layers", knob);
   }
   const SizeModel& model = size_model(base.compressor);
-  const TokenCoverage coverage = token_coverage(base, kSeenTokenCount);  // no knob moves it
+  const TokenCoverage coverage = token_coverage(base, kSeenTokenCount, kSeenOftenCount);  // no knob moves it
   const auto valid = [&](int64_t i) {
     try {
       validate(at(i));

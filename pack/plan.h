@@ -13,15 +13,18 @@
 //                  real codes and the coder's contexts land from the Gaussian, e.g. below it for
 //                  heavy tails or rows the coder codes from an earlier row. One offset covers
 //                  every bit width and clip (R0405's "(b, k) ≈ (b+1, 2k)" is H's own scaling).
-//                  The tied embedding has two: c_seen for the rows of tokens the planned training
-//                  prefix holds at least kSeenTokenCount (1) times, c_rare(steps) for the others.
+//                  The tied embedding has up to three: c_seen for the rows of tokens the planned
+//                  training prefix holds at least kSeenTokenCount (1) times, c_rare(steps) for the
+//                  others, and (golf, session 8) c_mid for the seen rows held fewer than
+//                  kSeenOftenCount (16) times.
 //                  Rows of tokens a run never sees get only the tied head's shared softmax
 //                  gradient, move together and code ~1–3.2 bits/code below H, further the longer
-//                  the run and the narrower the rows (c_rare is linear in ln ITERATIONS and
-//                  ln MODEL_DIM within the calibrated runs); rows
+//                  the run and the narrower the rows (brotli: c_rare linear in ln ITERATIONS
+//                  and ln MODEL_DIM within the calibrated runs; golf: in 1/√ITERATIONS); rows
 //                  seen ≥ 16 times 0–0.14 below, nearer H the longer the run (c_seen is the
-//                  longest-trained run's; rows seen 1–15 times, ~0.3 below, are over-predicted
-//                  at it) (scripts/bench/plan_embedding_rows.py measured it per row). The rows seen
+//                  longest-trained run's; rows seen 1–15 times code ~0.3 below: golf plans them at
+//                  c_mid, brotli at c_seen) (scripts/bench/plan_embedding_rows.py measured it per
+//                  row). The rows seen
 //                  come from the train shards (token_coverage below); without them every row is
 //                  taken as seen, the larger prediction (a GPU-scale run sees every token)
 //   scales         every fp16 scale (GPTQ rows, gate rows, LQER groups) · scale_bytes
@@ -73,9 +76,19 @@ struct SizeModel {
   // near-Gaussian values) and per other fp16 value (gains, mixes, skip weights: near their init)
   double scale_bytes, matrix_value_bytes, value_bytes, lqer_ratio, table_ratio;
   int artifacts;  // calibration artifacts it was fitted on
+  // c_rare's step variable: ln(steps) for 0, else steps^rare_steps_power (golf: −0.5, i.e. 1/√steps:
+  // its never-seen rows' offset flattens with steps, −0.9 at 10, −2.0 at 35, −2.6 at 205, and a
+  // line in ln(steps) from the short runs overshot the 205-step one by 0.9 bits/code held out)
+  double rare_steps_power = 0;
+  // Rows seen kSeenTokenCount … kSeenOftenCount − 1 times: their own offset when mid_class (golf:
+  // measured −0.27 … −0.40 bits/code on all six runs, where the seen rows' offset over-predicted them by
+  // ~0.3), else embedding_offset.
+  bool mid_class = false;
+  double embedding_mid_offset = 0;
   double code_bits_offset(const std::string& group) const;  // "other quantized" and unknown: other;
                                                             // "embedding": the seen rows' offset
   double rare_offset(int64_t steps, int64_t dim) const;
+  double mid_offset() const { return mid_class ? embedding_mid_offset : embedding_offset; }
 };
 // A passthrough tensor whose values are a weight matrix's (2 dims, both ≥ 16, name *.weight; small
 // enough to stay fp16): its fp16 values cost SizeModel::matrix_value_bytes, every other value
@@ -111,6 +124,11 @@ bool is_fp16_matrix(const std::string& name, const std::vector<int64_t>& shape);
 //     golf-pack's pergroup (0.984, where xz and Brotli stand in for lrzip) and gave −0.0770: the
 //     real lrzip codes these weights 2.4 % smaller than the stand-in, so that was the unsafe side.
 //     In-sample by construction: plan_records.sh's R0427L′ row checks only the arithmetic.
+//     After a change of golf's coder, scripts/bench/plan_refit.py --lrzip-json J re-solves it the
+//     same way: golf's side measured by the new coder on the same 11×512 codes (golf-coder-bench),
+//     the records' side J's records_code_bytes (lrzip_pergroup.sh's output; it depends only on the
+//     codes), and rewrites the value and the ratio on the table's golf line (it prints the
+//     derivation); the figures above are session 7's.
 struct LongTrainingTerm {
   const char* compressor;
   double bits_per_code;  // the offset in full (from kLongTrainingSteps steps on)
@@ -153,6 +171,8 @@ struct TokenCoverage {
   int64_t rows = 0;            // VOCAB_SIZE
   int64_t rows_seen = 0;       // rows whose expected count in the planned tokens is ≥ seen_count
   int64_t seen_count = 0;
+  int64_t rows_seen_often = 0; // rows whose expected count is ≥ often_count (≥ seen_count; = rows_seen
+  int64_t often_count = 0;     // when often_count ≤ seen_count or not measured)
   int64_t steps = 0;           // ITERATIONS (the rare rows' offset depends on it)
   int64_t planned_tokens = 0;  // ITERATIONS · GRAD-accumulated spans of TRAIN_BATCH_TOKENS / accum + 1
   int64_t tokens_read = 0;     // the prefix actually counted (≤ planned, ≤ kCoverageScanTokens)
@@ -209,7 +229,7 @@ Plan plan_config(const Config& cfg, int64_t counted_code_bytes);
 // (measured = false, said in `note`) when DATA_PATH holds no fineweb_train_*.bin or LOADER=coprime
 // (its scattered windows are not reproduced). A shard with a bad header is one golf::Error naming it.
 inline constexpr int64_t kCoverageScanTokens = int64_t{1} << 27;
-TokenCoverage token_coverage(const Config& cfg, int64_t seen_count);
+TokenCoverage token_coverage(const Config& cfg, int64_t seen_count, int64_t often_count = 0);
 
 std::string plan_table(const Plan& plan);
 nlohmann::json plan_json(const Plan& plan);

@@ -11,14 +11,17 @@ namespace golf::pack {
 
 // Embedding rows of tokens the planned training holds fewer times than this are rare.
 inline constexpr int64_t kSeenTokenCount = 1;
+// Rows seen at least kSeenTokenCount but fewer than this many times: the mid class (SizeModel::mid_class).
+inline constexpr int64_t kSeenOftenCount = 16;
 
 // compressor; bits per GPTQ code above the rounded-Gaussian entropy for embedding (seen rows), attention,
-// mlp, other; embedding rare rows: offset at ln(steps) = ln(dim) = 0, slope per ln(steps), per ln(dim),
+// mlp, other; embedding rare rows: offset at s = ln(dim) = 0, slope per s (the step variable, below), per ln(dim),
 // steps clamped to [lo, hi], dim to [lo, hi]; bytes per scale, per fp16 value of a passed-through matrix,
-// per other fp16 value; LQER ratio; table ratio; artifacts fitted on
+// per other fp16 value; LQER ratio; table ratio; artifacts fitted on; the rare rows' step variable (0: ln steps,
+// else steps^power); mid class (rows seen kSeenTokenCount … kSeenOftenCount − 1 times) and its offset
 inline const std::vector<SizeModel> kCalibratedSizeModels = {
-    {"brotli", 0.048179, 0.064449, 0.039195, 0.045359, -2.878050, -0.603347, 0.722154, 10, 205, 128, 512, 1.262829, 1.688990, 1.198455, 0.401748, 0.335411, 7},  // runs: 11x512, 4x128, 4x128-long, 4x256, 6x256, 8x384; worst group residual 0.0811 bits/code
-    {"golf", -0.008289, 0.017920, -0.003443, 0.001771, 1.048814, -0.923784, 0.000000, 10, 205, 128, 512, 1.132144, 1.688453, 1.221150, 0.311388, 0.923625, 7},  // runs: 11x512, 4x128, 4x128-long, 4x256, 6x256, 8x384; worst group residual 0.1273 bits/code
+    {"brotli", 0.048179, 0.064449, 0.039195, 0.045359, -2.878050, -0.603347, 0.722154, 10, 205, 128, 512, 1.262829, 1.688990, 1.198455, 0.401748, 0.335411, 7, 0.000000, false, 0.048179},  // runs: 11x512, 4x128, 4x128-long, 4x256, 6x256, 8x384; worst group residual 0.0811 bits/code
+    {"golf", -0.008289, 0.017920, -0.003443, 0.001771, -3.261410, 7.564304, 0.000000, 10, 205, 128, 512, 1.132144, 1.688453, 1.221150, 0.311388, 0.923625, 7, -0.500000, true, -0.324367},  // runs: 11x512, 4x128, 4x128-long, 4x256, 6x256, 8x384; worst group residual 0.1552 bits/code
 };
 
 }  // namespace golf::pack

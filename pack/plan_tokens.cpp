@@ -58,11 +58,12 @@ int64_t first_bos(const std::filesystem::path& path, int64_t tokens) {
 
 }  // namespace
 
-TokenCoverage token_coverage(const Config& cfg, int64_t seen_count) {
+TokenCoverage token_coverage(const Config& cfg, int64_t seen_count, int64_t often_count) {
   const auto t0 = std::chrono::steady_clock::now();
   TokenCoverage c;
-  c.rows = c.rows_seen = cfg.vocab_size;
+  c.rows = c.rows_seen = c.rows_seen_often = cfg.vocab_size;
   c.seen_count = seen_count;
+  c.often_count = std::max(often_count, seen_count);
   c.steps = cfg.iterations;
   const int64_t accum = cfg.grad_accum_steps > 0 ? cfg.grad_accum_steps : 8;  // one process (train/loader.h)
   const int64_t span = cfg.train_batch_tokens / accum + 1;                   // inputs and targets
@@ -95,7 +96,7 @@ TokenCoverage token_coverage(const Config& cfg, int64_t seen_count) {
     for_each_block(path, bos, n, [&](std::span<const uint16_t> block) {
       for (const uint16_t id : block) {
         if (id >= cfg.vocab_size) fail("{}: token id {} ≥ VOCAB_SIZE {}", path.string(), id, cfg.vocab_size);
-        if (++counts[id] == seen_count) --below;
+        if (++counts[id] == c.often_count) --below;  // often_count ≥ seen_count: both reached
       }
     });
     c.tokens_read += n;
@@ -106,15 +107,22 @@ TokenCoverage token_coverage(const Config& cfg, int64_t seen_count) {
                          "taken as seen (the larger prediction)", cfg.data_path, span);
     return c;
   }
-  // Every row already at seen_count: the rest of the plan cannot unsee it. Otherwise scale.
+  // Every row already at often_count: the rest of the plan cannot unsee it. Otherwise scale.
   const double scale = below == 0 ? 1.0 : static_cast<double>(c.planned_tokens) / static_cast<double>(c.tokens_read);
-  c.rows_seen = 0;
-  for (const int64_t n : counts) c.rows_seen += static_cast<double>(n) * scale >= static_cast<double>(seen_count);
+  c.rows_seen = c.rows_seen_often = 0;
+  for (const int64_t n : counts) {
+    c.rows_seen += static_cast<double>(n) * scale >= static_cast<double>(seen_count);
+    c.rows_seen_often += static_cast<double>(n) * scale >= static_cast<double>(c.often_count);
+  }
   c.measured = true;
   c.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  c.note = fmt::format("embedding rows seen ≥ {} times in the planned {} training tokens: {} of {} ({} tokens of {} "
+  c.note = fmt::format("embedding rows seen ≥ {} times in the planned {} training tokens: {} of {}{} ({} tokens of {} "
                        "read, {:.2f} s)", seen_count, with_commas(c.planned_tokens), with_commas(c.rows_seen),
-                       with_commas(c.rows), with_commas(c.tokens_read), cfg.data_path, c.seconds);
+                       with_commas(c.rows),
+                       c.often_count > seen_count
+                           ? fmt::format(", ≥ {} times: {}", c.often_count, with_commas(c.rows_seen_often))
+                           : "",
+                       with_commas(c.tokens_read), cfg.data_path, c.seconds);
   return c;
 }
 

@@ -15,7 +15,8 @@
       11x512 brotli by ablation (--grid 1 --compressors brotli; the same file bytes as their
       total-only rows, which were dropped), 4x256 --grid 1 (plan_train.sh SHAPES=4x256:420:4x256,
       23 steps; predicted before it was measured). The artifacts are in /work/planner7-cal
-      (--work /work/planner7-cal). The embedding's per-row
+      (--work /work/planner7-cal); golf's rows were re-packed and re-measured by plan_refit.py (session 8,
+the same bytes) into /work/planner8-cal. The embedding's per-row
       data of every run: plan_embedding_rows.py --edges 0,1,2,4,8,16,64,256 --json
       scripts/bench/plan_embedding_rows.json (a run's label must match its label here).
   plan_calibrate.py fit [--exclude LABEL] [--print]
@@ -30,12 +31,14 @@ The model (pack/plan.h): a GPTQ code costs H(σ) + c_g bits, H the entropy of a 
 attention, mlp, other; code-weighted mean over the ablated rows); scales, fp16 values, LQER codes
 and the table cost a fitted number of bytes per unit (ratio of sums over the ablated rows).
 The embedding has two offsets: c_seen for rows of tokens the run's training prefix held at least
-SEEN_TOKEN_COUNT times, c_rare for the rest. c_seen is the largest over the runs of the code-weighted
+SEEN_TOKEN_COUNT times, c_rare for the rest; for the compressors in MID_CLASS (golf) a third, c_mid,
+for the seen rows held fewer than SEEN_OFFSET_MIN_COUNT times (the code-weighted mean over the runs of
+their measured bits − H, from EMBEDDING_ROWS), subtracted with c_seen before c_rare is fitted. c_seen is the largest over the runs of the code-weighted
 mean of (bits − H) of the seen rows coded alone, per compressor (plan_embedding_rows.py's
 measurement, EMBEDDING_ROWS); each
 run's own c_rare is what its ablated embedding bytes leave for its rare rows, given c_seen and its rows
-seen, and c_rare = a + b · ln(steps) (+ c · ln(dim) for the compressors in RARE_DIM_TERM, dim the
-embedding's width) is their least-squares fit (weights: rare codes; b = 0 with fewer than three runs or
+seen, and c_rare = a + b · s(steps) (+ c · ln(dim) for the compressors in RARE_DIM_TERM, dim the
+embedding's width; s = ln for brotli, 1/√steps for golf: RARE_STEPS_POWER) is their least-squares fit (weights: rare codes; b = 0 with fewer than three runs or
 one step count, c = 0 with fewer than four runs or one width); steps below the calibrated runs' are
 raised to them, more steps continue the line, dims are clamped to the calibrated widths, and c_rare
 never exceeds c_seen. fp16 values: one rate for the values of passed-through weight matrices
@@ -118,6 +121,25 @@ SEEN_OFFSET_MIN_COUNT = 16
 # above, and the term made its held-out errors larger (−1.12 … +1.12 % against −1.10 … +1.04 %).
 # Env PLAN_RARE_DIM_TERM (comma list) overrides, to compare the two models.
 RARE_DIM_TERM = set(filter(None, os.environ.get("PLAN_RARE_DIM_TERM", "brotli").split(",")))
+# Compressors whose embedding rows seen SEEN_TOKEN_COUNT … SEEN_OFFSET_MIN_COUNT − 1 times get an offset
+# of their own, c_mid (session 8). golf codes them −0.27 … −0.40 bits/code below H on all six runs
+# (plan_embedding_rows.json), steady across 10–205 steps, where c_seen (−0.01) over-predicted them by
+# ~0.3 bits/code (4x256: ~33 KB). Brotli's drift with the run's length (−0.16 … −0.21 at 10–35
+# steps, −0.02 at 205), and with the class its held-out errors only move around (−0.67 … +0.74 %
+# against −0.79 … +0.62 % without), so it keeps c_seen for them.
+MID_CLASS = set(filter(None, os.environ.get("PLAN_MID_CLASS", "golf").split(",")))
+MID_STAT = os.environ.get("PLAN_MID_STAT", "mean")  # "max": the safe side per run (compared: worse)
+# c_rare's step variable per compressor: 0 = ln(steps) (brotli), −0.5 = 1/√steps (golf, session 8).
+# golf's never-seen rows' own offsets (given c_seen and c_mid) are −0.84 … −0.97 at 10 steps, −1.18 at
+# 14, −1.82 at 23, −1.98 at 35 and −2.64 at 205: they flatten with steps, and a line in ln(steps)
+# fitted on the short runs overshoots the 205-step run (held out −3.54 against −2.64: −1.11 % of its
+# total); in 1/√steps the line bends with them and tends to a finite floor (the intercept) as steps
+# grow. Held out over six runs: ln −1.46 … +1.19 %, 1/steps −0.74 … +0.74 %, 1/√steps −0.42 … +0.67 %
+# (all with c_mid). Brotli under 1/√steps: 4x256 −1.18 % (ln: −0.79 %).
+RARE_STEPS_POWER = {"golf": -0.5}
+for item in filter(None, os.environ.get("PLAN_RARE_STEPS_POWER", "").split(",")):  # e.g. golf=0 to compare
+    k, v = item.split("=")
+    RARE_STEPS_POWER[k] = float(v)
 EMBEDDING_ROWS = os.path.join(ROOT, "scripts", "bench", "plan_embedding_rows.json")
 
 
@@ -127,22 +149,50 @@ def embedding_rows(exclude=None):
         return {r["label"]: r for r in json.load(f) if r["label"] != exclude}
 
 
+def bucket_offset(compressor, run, lo, hi=None):
+    """Σ codes·(bits − H) / Σ codes over `run`'s buckets of rows seen lo ≤ count < hi times (hi None:
+    no upper bound), None without codes there."""
+    key = f"{compressor}_bits_per_code"
+    num = den = 0.0
+    for b in run["buckets"]:
+        if b["rows"] and b["lo"] >= lo and (hi is None or b["lo"] < hi) and key in b:
+            num += b["codes"] * (b[key] - run["gaussian_bits"])
+            den += b["codes"]
+    return num / den if den else None
+
+
 def seen_offset(compressor, runs):
     """c_seen: the largest over the runs of Σ codes·(bits − H) / Σ codes over the buckets of rows seen
-    ≥ SEEN_TOKEN_COUNT times. The largest, not the pooled mean: seen rows move towards H the longer a
+    ≥ SEEN_OFFSET_MIN_COUNT times. The largest, not the pooled mean: seen rows move towards H the longer a
     run trains (golf: −0.08 … −0.14 at ≤ 35 steps, −0.01 at 205), so the longest-trained run bounds
     a GPU-scale run's rows best, from the safe side."""
-    key = f"{compressor}_bits_per_code"
-    best = None
+    offsets = [o for o in (bucket_offset(compressor, r, SEEN_OFFSET_MIN_COUNT) for r in runs.values()) if o is not None]
+    return max(offsets) if offsets else None
+
+
+def mid_offset(compressor, runs):
+    """c_mid (compressors in MID_CLASS): the code-weighted mean over the runs of (bits − H) of the rows
+    seen SEEN_TOKEN_COUNT … SEEN_OFFSET_MIN_COUNT − 1 times; None for the other compressors (those
+    rows then plan at c_seen)."""
+    if compressor not in MID_CLASS:
+        return None
+    num = den = 0.0
+    per_run = []
     for r in runs.values():
-        num = den = 0.0
-        for b in r["buckets"]:
-            if b["rows"] and b["lo"] >= SEEN_OFFSET_MIN_COUNT and key in b:
-                num += b["codes"] * (b[key] - r["gaussian_bits"])
-                den += b["codes"]
-        if den:
-            best = num / den if best is None else max(best, num / den)
-    return best
+        o = bucket_offset(compressor, r, SEEN_TOKEN_COUNT, SEEN_OFFSET_MIN_COUNT)
+        if o is not None:
+            n = sum(b["codes"] for b in r["buckets"] if b["rows"] and SEEN_TOKEN_COUNT <= b["lo"] < SEEN_OFFSET_MIN_COUNT)
+            num += n * o
+            den += n
+            per_run.append(o)
+    if not den:
+        return None
+    return max(per_run) if MID_STAT == "max" else num / den
+
+
+def steps_feature(steps, power):
+    """c_rare's step variable: ln(steps) for power 0, else steps^power (pack/plan.h rare_steps_power)."""
+    return math.log(steps) if power == 0 else steps ** power
 
 
 def rare_offset(offsets, rare_fit, steps, dim):
@@ -152,7 +202,7 @@ def rare_offset(offsets, rare_fit, steps, dim):
     10–35-step runs, 20× fewer steps); never above the seen rows' offset."""
     steps = max(steps, rare_fit["steps"][0])
     dim = min(max(dim, rare_fit["dims"][0]), rare_fit["dims"][1])
-    line = offsets["embedding rare"] + rare_fit["slope"] * math.log(steps) + rare_fit["dim_slope"] * math.log(dim)
+    line = offsets["embedding rare"] + rare_fit["slope"] * steps_feature(steps, rare_fit["steps_power"]) + rare_fit["dim_slope"] * math.log(dim)
     return min(line, offsets["embedding"])
 
 
@@ -192,6 +242,19 @@ def rare_codes(m, runs_all):
     for t in m["tensors"]:
         if t["group"] == "embedding" and t["shape"][0] == r["rows"]:
             return (r["rows"] - seen) * t["shape"][1]
+    return 0
+
+
+def mid_codes(m, runs_all):
+    """Codes of the embedding's rows seen SEEN_TOKEN_COUNT … SEEN_OFFSET_MIN_COUNT − 1 times in
+    measured row m."""
+    r = runs_all.get(m["label"])
+    if r is None:
+        return 0
+    mid = r["seen_rows"][str(SEEN_TOKEN_COUNT)] - r["seen_rows"][str(SEEN_OFFSET_MIN_COUNT)]
+    for t in m["tensors"]:
+        if t["group"] == "embedding" and t["shape"][0] == r["rows"]:
+            return mid * t["shape"][1]
     return 0
 
 
@@ -294,24 +357,30 @@ def fit_rows(rows, exclude=None):
     compressor = ablated[0]["config"]["COMPRESSOR"]
     runs_all, runs_fit = embedding_rows(), embedding_rows(exclude)
     c_seen = seen_offset(compressor, runs_fit)
+    c_mid = mid_offset(compressor, runs_fit)
     rare = [rare_codes(m, runs_all) for m in ablated]
+    # the rows seen 1–15 times: their codes and their offset's difference from c_seen (0 without c_mid)
+    mid = [mid_codes(m, runs_all) if c_mid is not None else 0 for m in ablated]
+    mid_delta = (c_mid - c_seen) if c_mid is not None and c_seen is not None else 0.0
     for g in GROUPS:
         codes = sum(s["group_codes"][g] for s in sums)
         if codes:
             excess = sum(8 * d["gptq_codes_by_group"].get(g, 0.0) - s["group_h"][g] for s, d in zip(sums, meas))
             offsets[g] = excess / codes
-    rare_fit = {"slope": 0.0, "dim_slope": 0.0, "steps": [1, 1], "dims": [1, 1]}
+    rare_fit = {"slope": 0.0, "dim_slope": 0.0, "steps": [1, 1], "dims": [1, 1],
+                "steps_power": RARE_STEPS_POWER.get(compressor, 0.0)}
     if offsets.get("embedding") is not None and c_seen is not None and sum(rare):
-        # excess of the embedding = c_seen · seen codes + c_rare · rare codes: each run's own c_rare,
+        # excess of the embedding = c_seen · seen codes + c_mid · mid codes + c_rare · rare codes (c_mid
+        # = c_seen for the compressors not in MID_CLASS): each run's own c_rare,
         # regressed (weights: its rare codes) on ln(steps), and for the compressors in RARE_DIM_TERM
         # also on ln(dim). The step slope needs ≥ 3 runs of ≥ 2 step counts, the width slope ≥ 4
         # runs of ≥ 2 widths, else 0.
         pts = []
-        for s, d, n_rare, m in zip(sums, meas, rare, ablated):
+        for s, d, n_rare, n_mid, m in zip(sums, meas, rare, mid, ablated):
             if n_rare:
                 excess = 8 * d["gptq_codes_by_group"]["embedding"] - s["group_h"]["embedding"]
-                y = (excess - c_seen * (s["group_codes"]["embedding"] - n_rare)) / n_rare
-                pts.append((math.log(run_steps(m["label"], runs_all)), math.log(run_dim(m["label"], runs_all)), y,
+                y = (excess - c_seen * (s["group_codes"]["embedding"] - n_rare) - mid_delta * n_mid) / n_rare
+                pts.append((steps_feature(run_steps(m["label"], runs_all), rare_fit["steps_power"]), math.log(run_dim(m["label"], runs_all)), y,
                             n_rare, m["label"]))
         n_runs = len({p[4] for p in pts})
         use_steps = n_runs >= 3 and len({p[0] for p in pts}) >= 2
@@ -346,7 +415,8 @@ def fit_rows(rows, exclude=None):
                     - s["table_raw"] * model["table_ratio"]
                     - sum(s["group_h"][g] + s["group_codes"][g] * offsets[g] for g in GROUPS if g in offsets) / 8
                     - rare_codes(m, runs_all) * (rare_offset(offsets, rare_fit, run_steps(m["label"], runs_all), run_dim(m["label"], runs_all))
-                                                 - offsets["embedding"]) * ("embedding rare" in offsets) / 8)
+                                                 - offsets["embedding"]) * ("embedding rare" in offsets) / 8
+                    - (mid_codes(m, runs_all) * mid_delta if c_mid is not None else 0) / 8)
             bits += 8 * rest
             h += sum(s["group_h"][g] for g in missing)
             codes += sum(s["group_codes"][g] for g in missing)
@@ -361,13 +431,14 @@ def fit_rows(rows, exclude=None):
     for g in ("embedding", "attention", "mlp"):
         offsets.setdefault(g, offsets["other quantized"])
     offsets.setdefault("embedding rare", offsets["embedding"])
-    for s, d, n_rare, m in zip(sums, meas, rare, ablated):  # worst per-group residual in bits/code
+    offsets["embedding mid"] = offsets["embedding"] + mid_delta
+    for s, d, n_rare, n_mid, m in zip(sums, meas, rare, mid, ablated):  # worst per-group residual in bits/code
         for g in GROUPS:
             if s["group_codes"][g]:
                 y = 8 * d["gptq_codes_by_group"].get(g, 0.0) / s["group_codes"][g]
                 model_offset = offsets[g]
                 if g == "embedding":
-                    model_offset = (offsets["embedding"] * (s["group_codes"][g] - n_rare)
+                    model_offset = (offsets["embedding"] * (s["group_codes"][g] - n_rare) + mid_delta * n_mid
                                     + rare_offset(offsets, rare_fit, run_steps(m["label"], runs_all), run_dim(m["label"], runs_all)) * n_rare) \
                         / s["group_codes"][g]
                 residual = max(residual, abs(y - s["group_h"][g] / s["group_codes"][g] - model_offset))
@@ -391,6 +462,7 @@ def predict_bytes(row, model):
         rare = max(rare_offset(model["offsets"], model["rare_fit"], run_steps(row["label"], runs_all),
                                run_dim(row["label"], runs_all)), -h)
         bits += rare_codes(row, runs_all) * (rare - model["offsets"]["embedding"])
+        bits += mid_codes(row, runs_all) * (model["offsets"]["embedding mid"] - model["offsets"]["embedding"])
     return (22 + bits / 8 + s["scales"] * model["scale_bytes"] + value_bytes(s, model)
             + s["lqer_raw"] * model["lqer_ratio"] + s["gate_codes"] + s["table_raw"] * model["table_ratio"])
 
@@ -429,11 +501,14 @@ def fit(args):
         "",
         "// Embedding rows of tokens the planned training holds fewer times than this are rare.",
         f"inline constexpr int64_t kSeenTokenCount = {SEEN_TOKEN_COUNT};",
+        "// Rows seen at least kSeenTokenCount but fewer than this many times: the mid class (SizeModel::mid_class).",
+        f"inline constexpr int64_t kSeenOftenCount = {SEEN_OFFSET_MIN_COUNT};",
         "",
         "// compressor; bits per GPTQ code above the rounded-Gaussian entropy for embedding (seen rows), attention,",
-        "// mlp, other; embedding rare rows: offset at ln(steps) = ln(dim) = 0, slope per ln(steps), per ln(dim),",
+        "// mlp, other; embedding rare rows: offset at s = ln(dim) = 0, slope per s (the step variable, below), per ln(dim),",
         "// steps clamped to [lo, hi], dim to [lo, hi]; bytes per scale, per fp16 value of a passed-through matrix,",
-        "// per other fp16 value; LQER ratio; table ratio; artifacts fitted on",
+        "// per other fp16 value; LQER ratio; table ratio; artifacts fitted on; the rare rows' step variable (0: ln steps,",
+        "// else steps^power); mid class (rows seen kSeenTokenCount … kSeenOftenCount − 1 times) and its offset",
         "inline const std::vector<SizeModel> kCalibratedSizeModels = {",
     ]
     for c, m in models.items():
@@ -443,13 +518,20 @@ def fit(args):
                      f'{o["embedding rare"]:.6f}, {rf["slope"]:.6f}, {rf["dim_slope"]:.6f}, {rf["steps"][0]}, {rf["steps"][1]}, '
                      f'{rf["dims"][0]}, {rf["dims"][1]}, {m["scale_bytes"]:.6f}, {m["matrix_value_bytes"]:.6f}, '
                      f'{m["value_bytes"]:.6f}, {m["lqer_ratio"]:.6f}, {m["table_ratio"]:.6f}, '
-                     f'{m["artifacts"]}}},  // runs: {", ".join(m["labels"])}; worst group residual '
+                     f'{m["artifacts"]}, {rf["steps_power"]:.6f}, {"true" if c in MID_CLASS else "false"}, '
+                     f'{o["embedding mid"]:.6f}}},  // runs: {", ".join(m["labels"])}; worst group residual '
                      f'{m["residual_bits_per_code"]:.4f} bits/code')
     lines += ["};", "", "}  // namespace golf::pack", ""]
-    with open(HEADER + ".tmp", "w") as f:
-        f.write("\n".join(lines))
-    os.replace(HEADER + ".tmp", HEADER)
-    print(f"wrote {HEADER}")
+    text = "\n".join(lines)
+    with open(HEADER) as f:
+        unchanged = f.read() == text
+    if unchanged:  # left alone, mtime too: nothing to rebuild
+        print(f"{HEADER}: unchanged")
+    else:
+        with open(HEADER + ".tmp", "w") as f:
+            f.write(text)
+        os.replace(HEADER + ".tmp", HEADER)
+        print(f"wrote {HEADER}")
     print(json.dumps(models, indent=2))
 
 

@@ -292,5 +292,84 @@ TEST(PlanTokens, RareRowsCostMoreTheWiderTheRow) {
   EXPECT_GT(brotli.rare_offset(14, 512), brotli.rare_offset(14, 128));
 }
 
+// Rows seen kSeenTokenCount … kSeenOftenCount − 1 times (session 8): golf codes them −0.27 … −0.40
+// bits/code below H on all six calibration runs (plan_embedding_rows.json), well below the seen
+// rows' offset; a model with mid_class plans them at embedding_mid_offset (plus the long-training
+// term, as the seen rows), one without at embedding_offset.
+TEST(PlanTokens, RowsSeenFewTimesCodeAtTheMidOffset) {
+  const Config cfg = two_layer_model(64);
+  pack::SizeModel m{"test", -0.25, 0.5, 0.5, 0.5, -1.5, 0.0, 0.0, 10, 40, 1, 1, 1.0, 1.0, 1.0, 1.0, 1.0, 0};
+  m.mid_class = true;
+  m.embedding_mid_offset = -0.75;
+  pack::Plan plan = pack::layout(pack::model_shapes(cfg), cfg);
+  plan.coverage.measured = true;
+  plan.coverage.rows = 512;
+  plan.coverage.rows_seen = 400;        // 112 rare
+  plan.coverage.rows_seen_often = 150;  // 250 seen 1–15 times
+  plan.coverage.steps = 20;
+  pack::Plan without_mid = plan;
+  pack::predict(plan, m, 0);
+  pack::SizeModel no_mid = m;
+  no_mid.mid_class = false;
+  pack::predict(without_mid, no_mid, 0);
+  // 250 rows of 64 codes each at −0.75 instead of −0.25: 0.5 bits/code less.
+  EXPECT_NEAR(without_mid.gptq_code_bytes - plan.gptq_code_bytes, 250.0 * 64 * 0.5 / 8, 1e-6);
+  // The sign matters: a mid offset above the seen one plans more.
+  pack::SizeModel flipped = m;
+  flipped.embedding_mid_offset = 0.25;
+  pack::Plan up = plan;
+  pack::predict(up, flipped, 0);
+  EXPECT_NEAR(up.gptq_code_bytes - without_mid.gptq_code_bytes, 250.0 * 64 * 0.5 / 8, 1e-6);
+  // Every row seen often (a GPU-scale run, or no shards): the class is empty.
+  pack::Plan often = plan, often_no_mid = plan;
+  often.coverage.rows_seen_often = often_no_mid.coverage.rows_seen_often = 400;
+  pack::predict(often, m, 0);
+  pack::predict(often_no_mid, no_mid, 0);
+  EXPECT_EQ(often.artifact_bytes, often_no_mid.artifact_bytes);
+}
+
+TEST(PlanTokens, TheShippedGolfModelPlansRowsSeenFewTimesBelowTheSeenRows) {
+  const pack::SizeModel& golf = pack::size_model("golf");
+  ASSERT_TRUE(golf.mid_class);
+  EXPECT_LT(golf.embedding_mid_offset, golf.embedding_offset - 0.2);  // measured −0.27 … −0.40 per run
+  EXPECT_GT(golf.embedding_mid_offset, -0.5);
+  EXPECT_FALSE(pack::size_model("brotli").mid_class);  // Brotli's drift with steps: c_seen for them
+  EXPECT_EQ(pack::size_model("brotli").mid_offset(), pack::size_model("brotli").embedding_offset);
+}
+
+// golf's never-seen rows flatten with steps (own offsets −0.9 at 10, −2.0 at 35, −2.6 at 205): c_rare
+// is linear in 1/√steps (rare_steps_power −0.5), which tends to the intercept as steps grow, where
+// ln(steps) (power 0, brotli) keeps falling.
+TEST(PlanTokens, RareRowsStepVariableIsAPowerOrTheLog) {
+  pack::SizeModel m{"test", 0.0, 0.5, 0.5, 0.5, -3.0, 6.0, 0.0, 10, 40, 1, 1, 1.0, 1.0, 1.0, 1.0, 1.0, 0};
+  m.rare_steps_power = -0.5;
+  EXPECT_NEAR(m.rare_offset(25, 1), -3.0 + 6.0 / 5.0, 1e-12);
+  EXPECT_NEAR(m.rare_offset(400, 1), -3.0 + 6.0 / 20.0, 1e-12);  // beyond the calibrated 40: the curve
+  EXPECT_EQ(m.rare_offset(1, 1), m.rare_offset(10, 1));           // below: clamped
+  EXPECT_GT(m.rare_offset(1'000'000, 1), -3.0);                   // never below the intercept
+  m.rare_steps_power = 0;
+  m.embedding_rare_slope = -0.25;
+  EXPECT_NEAR(m.rare_offset(25, 1), -3.0 - 0.25 * std::log(25.0), 1e-12);
+  const pack::SizeModel& golf = pack::size_model("golf");
+  EXPECT_EQ(golf.rare_steps_power, -0.5);
+  EXPECT_GT(golf.embedding_rare_slope, 0);  // more steps, fewer bits: the slope on 1/√steps is positive
+  EXPECT_LT(golf.rare_offset(205, 128), golf.rare_offset(35, 128));
+  EXPECT_EQ(pack::size_model("brotli").rare_steps_power, 0);
+}
+
+TEST(PlanTokens, RowsSeenOftenCountedBesideRowsSeen) {
+  TempDir dir;
+  std::vector<uint16_t> s = {shard::kBos};
+  for (int i = 0; i < 899; ++i) s.push_back(static_cast<uint16_t>(i < 5 ? 2 : i < 8 ? 4 : i % 2 ? 0 : 3));
+  shard::write(dir.path / shard::file_name("train", 0), s);
+  const pack::TokenCoverage c = pack::token_coverage(small(dir.path, 100), 1, 4);
+  EXPECT_EQ(c.rows_seen, 5) << "BOS, 0, 2, 3, 4";
+  EXPECT_EQ(c.rows_seen_often, 3) << "0, 3 and token 2 (5 times); not BOS (once) or 4 (3 times)";
+  EXPECT_EQ(c.often_count, 4);
+  EXPECT_NE(c.note.find("≥ 4 times: 3"), std::string::npos) << c.note;
+  const pack::TokenCoverage alone = pack::token_coverage(small(dir.path, 100), 1);  // no often count
+  EXPECT_EQ(alone.rows_seen_often, alone.rows_seen);
+}
+
 }  // namespace
 }  // namespace golf

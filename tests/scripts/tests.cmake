@@ -36,6 +36,12 @@ add_test(NAME scripts.doc_citations
          COMMAND "${GOLF_PYTHON}" -W error::ResourceWarning "${CMAKE_CURRENT_SOURCE_DIR}/scripts/test_doc_citations.py"
          WORKING_DIRECTORY "${CMAKE_CURRENT_SOURCE_DIR}/scripts")
 set_tests_properties(scripts.doc_citations PROPERTIES TIMEOUT 60)
+# scripts/bench/plan_refit.py (golf's refit after a coder change): its edits of pack/plan.h, plan_records.sh
+# and the jsonl on copies; plan_calibrate.py's golf mid class and step variable on the repository's data.
+add_test(NAME scripts.plan_refit
+         COMMAND "${GOLF_PYTHON}" -W error::ResourceWarning "${CMAKE_CURRENT_SOURCE_DIR}/scripts/test_plan_refit.py"
+         WORKING_DIRECTORY "${CMAKE_CURRENT_SOURCE_DIR}/scripts")
+set_tests_properties(scripts.plan_refit PROPERTIES TIMEOUT 60)
 # scripts/bench/lqer_sizes.py --run (issue 14's size table): rows, error math, --val once per LQER
 # setting, the run directory untouched; a stand-in golf-pack.
 add_test(NAME scripts.lqer_sizes
