@@ -75,6 +75,15 @@ const std::array<int32_t, kSlowLimit + 1> kCounterRate = [] {  // 65536 / (n + 2
   for (int i = 0; i <= kSlowLimit; ++i) r[static_cast<size_t>(i)] = 65536 / (i + 2);
   return r;
 }();
+// Models C–E keep the slow probability only: their fast ones bought 31 bytes on the 11 × 512
+// tok_emb (of 1.6 MB), for three more mixer inputs and counter updates per decision.
+struct SlowCounter {
+  uint16_t p = 32768, n = 0;
+  void update(int bit) {
+    p = static_cast<uint16_t>(p + ((((bit ? 65535 : 0) - p) * kCounterRate[n]) >> 16));
+    if (n < kSlowLimit) ++n;
+  }
+};
 struct Counter {
   uint16_t slow = 32768, fast = 32768;
   uint16_t n = 0;
@@ -192,11 +201,14 @@ size_t sign_bucket(int col_signed) { return kSignBucket[static_cast<size_t>((col
 // weight set is chosen by how closely this row has followed its reference so far (a running mean
 // of |q − ref| in the row). This is what ZPAQ gets from the records' nearest-neighbour row order
 // (the previous byte of a transposed column is the neighbour row's code): on the 11 × 512 weights
-// tok_emb went 1,654,503 → 1,607,468 bytes (8 × 384: 1,402,420 → 1,280,314). Step by step (an
-// experimental build): codes with model C instead of differences −11,036; C's residual bucket
-// −1,356; margin 400 → 0 −4,398; model D −13,317; mixer sets by residual bucket −13,236; residual
-// rate 2^-4 → 2^-5 and D's clamp ±6 → ±8 −4,856; without an extra model for plain rows +612 (kept
-// out: every other group's bytes stay as they were); margin 0 → 50 +552.
+// tok_emb went 1,654,503 → 1,600,776 bytes (8 × 384: 1,402,420 → 1,276,0xx, see the README).
+// Step by step (an experimental build): codes with model C instead of differences −11,036; C's
+// residual bucket −1,356; margin 400 → 0 −4,398; model D −13,317; mixer sets by residual bucket
+// −13,236; residual rate 2^-4 → 2^-5 and D's clamp ±6 → ±8 −4,856; without an extra model for
+// plain rows +612 (kept out: every other group's bytes stay as they were); margin 0 → 50 +552;
+// model E (the chain of three references, × residual bucket) −6,723; C–E without fast counters +31.
+// Tried and left out: an APM stage on (ref, p) −0.5 KB; the row's fit to the column means (α·mean,
+// as a context) and a smoothed prototype along the reference chain, both worse than E.
 constexpr int kRefHalf = 16;                           // model C: ref code clamped to ±16
 constexpr int kRefRefHalf = 8;                         // model D: ref and ref-of-ref codes to ±8
 constexpr int kResidualBuckets = 4;                    // mean |q − ref| < ½, < 1, < 2, ≥ 2 (×16 thresholds)
@@ -204,7 +216,10 @@ constexpr std::array<int, kResidualBuckets - 1> kResidualThresholds = {8, 16, 32
 constexpr int kResidualRate = 5;                       // its running mean's rate: 2^-5
 constexpr size_t kRefCtx = (2 * kRefHalf + 1) * kResidualBuckets;
 constexpr size_t kRefRefCtx = (2 * kRefRefHalf + 1) * (2 * kRefRefHalf + 2);  // ref-of-ref: none, or its code
-constexpr size_t kRefInputs = 9;                       // (slow, fast) per model A–D, bias
+constexpr int kChainHalf = 5;                          // model E: ref, ref-of-ref, its ref to ±5
+constexpr size_t kChainValues = 2 * kChainHalf + 2;    // none, or the clamped code
+constexpr size_t kChainCtx = kChainValues * kChainValues * kChainValues * kResidualBuckets;
+constexpr size_t kRefInputs = 8;                       // (slow, fast) of A and B; C, D, E; bias
 constexpr int32_t kRefInitialWeight = 1 << 13;
 
 // Everything both sides predict with; `Coder` is Encoder or Decoder, and bit() returns the bit
@@ -219,7 +234,7 @@ class Model {
   Model()
       : a_(kColBuckets * kNeighbour * kNodes), b_(kRowBuckets * kNeighbour * kNodes),
         sign_a_(kColBuckets * kNeighbour * kSignBuckets), sign_b_(kRowBuckets * kNeighbour),
-        c_(kReferenced ? kRefCtx * kNodes : 0), d_(kReferenced ? kRefRefCtx * kNodes : 0),
+        c_(kReferenced ? kRefCtx * kNodes : 0), d_(kReferenced ? kRefRefCtx * kNodes : 0), e_(kReferenced ? kChainCtx * kNodes : 0),
         weights_(kNodes * (kReferenced ? kResidualBuckets : 1) * kModelInputs) {
     const int32_t initial = kReferenced ? kRefInitialWeight : kInitialWeight;
     for (size_t set = 0; set < weights_.size() / kModelInputs; ++set)
@@ -237,9 +252,9 @@ class Model {
     sign_a_now_ = &sign_a_[(col * kNeighbour + l_sign) * kSignBuckets + sign_bucket(col_signed)];
     sign_b_now_ = &sign_b_[row * kNeighbour + u_sign];
   }
-  // Referenced rows only: the reference's code at this column, its own reference's (or none),
-  // and the row's running mean |q − ref| (×16).
-  void set_reference(int ref, const int* ref_ref, int residual_mean) {
+  // Referenced rows only: the reference's code at this column, its own reference's and that
+  // row's reference's (or none), and the row's running mean |q − ref| (×16).
+  void set_reference(int ref, const int* ref_ref, const int* ref3, int residual_mean) {
     size_t residual = 0;
     while (residual < kResidualThresholds.size() && residual_mean >= kResidualThresholds[residual]) ++residual;
     const auto r = static_cast<size_t>(std::clamp(ref, -kRefHalf, kRefHalf) + kRefHalf);
@@ -247,6 +262,8 @@ class Model {
     const size_t rr = ref_ref ? static_cast<size_t>(std::clamp(*ref_ref, -kRefRefHalf, kRefRefHalf) + kRefRefHalf + 1) : 0;
     c_now_ = &c_[(r * kResidualBuckets + residual) * kNodes];
     d_now_ = &d_[(r8 * (2 * kRefRefHalf + 2) + rr) * kNodes];
+    const auto chain = [](const int* v) { return v ? static_cast<size_t>(std::clamp(*v, -kChainHalf, kChainHalf) + kChainHalf + 1) : 0; };
+    e_now_ = &e_[(((chain(&ref) * kChainValues + chain(ref_ref)) * kChainValues + chain(ref3)) * kResidualBuckets + residual) * kNodes];
     weight_set_ = residual;
   }
 
@@ -256,8 +273,7 @@ class Model {
     Counter& cb = node == kSignNode ? *sign_b_now_ : b_now_[node];
     int x[kRefInputs] = {kStretch[ca.slow >> 4], kStretch[ca.fast >> 4], kStretch[cb.slow >> 4], kStretch[cb.fast >> 4], 256};
     if constexpr (kReferenced) {
-      x[4] = kStretch[c_now_[node].slow >> 4], x[5] = kStretch[c_now_[node].fast >> 4];
-      x[6] = kStretch[d_now_[node].slow >> 4], x[7] = kStretch[d_now_[node].fast >> 4], x[8] = 256;
+      x[4] = kStretch[c_now_[node].p >> 4], x[5] = kStretch[d_now_[node].p >> 4], x[6] = kStretch[e_now_[node].p >> 4], x[7] = 256;
     }
     int32_t* w = &weights_[(weight_set_ * kNodes + static_cast<size_t>(node)) * kModelInputs];
     int64_t dot = 0;
@@ -269,14 +285,16 @@ class Model {
     for (size_t i = 0; i < kModelInputs; ++i) w[i] = std::clamp(w[i] + ((x[i] * err + (1 << 12)) >> 13), -kMaxWeight, kMaxWeight);
     ca.update(coded);
     cb.update(coded);
-    if constexpr (kReferenced) c_now_[node].update(coded), d_now_[node].update(coded);
+    if constexpr (kReferenced) c_now_[node].update(coded), d_now_[node].update(coded), e_now_[node].update(coded);
     return coded;
   }
 
  private:
-  std::vector<Counter> a_, b_, sign_a_, sign_b_, c_, d_;
+  std::vector<Counter> a_, b_, sign_a_, sign_b_;
+  std::vector<SlowCounter> c_, d_, e_;
   std::vector<int32_t> weights_;  // one mixer per decision node (× residual bucket when referenced)
-  Counter *a_now_ = nullptr, *b_now_ = nullptr, *sign_a_now_ = nullptr, *sign_b_now_ = nullptr, *c_now_ = nullptr, *d_now_ = nullptr;
+  Counter *a_now_ = nullptr, *b_now_ = nullptr, *sign_a_now_ = nullptr, *sign_b_now_ = nullptr;
+  SlowCounter *c_now_ = nullptr, *d_now_ = nullptr, *e_now_ = nullptr;
   size_t weight_set_ = 0;
 };
 
@@ -318,15 +336,16 @@ const std::array<int32_t, kColWindow + 1> kColRate = [] {  // 65536 / n
 
 // Codes one row's codes through `m`: x[c] is the code to encode (ignored when decoding); returns
 // them (the decoded ones when decoding). `ref` (and `ref_ref`, which may be null) are the row's
-// reference row and that row's own reference, for a referenced Model; else null.
+// reference row, that row's own reference and its reference in turn, for a referenced Model;
+// else null.
 template <class M, class Coder>
-void code_row(M& m, Stats& st, Coder& coder, int* x, size_t cols, const int8_t* ref, const int8_t* ref_ref) {
+void code_row(M& m, Stats& st, Coder& coder, int* x, size_t cols, const int8_t* ref, const int8_t* ref_ref, const int8_t* ref3) {
   const int32_t col_rate = kColRate[static_cast<size_t>(std::min(st.rows + 1, kColWindow))];
   for (size_t c = 0; c < cols; ++c) {
     m.set_context(st.col_mean[c] >> 4, st.local_mean, c ? x[c - 1] : 0, st.above[c], st.col_signed[c]);
     if constexpr (M::kModelInputs == kRefInputs) {
-      const int ref_ref_code = ref_ref ? ref_ref[c] : 0;
-      m.set_reference(ref[c], ref_ref ? &ref_ref_code : nullptr, st.residual_mean);
+      const int ref_ref_code = ref_ref ? ref_ref[c] : 0, ref3_code = ref3 ? ref3[c] : 0;
+      m.set_reference(ref[c], ref_ref ? &ref_ref_code : nullptr, ref3 ? &ref3_code : nullptr, st.residual_mean);
     }
     const int v = code_value(m, coder, x[c]);
     x[c] = v;
@@ -416,9 +435,11 @@ void code_matrices(Coder& coder, const std::vector<std::pair<uint32_t, uint32_t>
       if (ref >= 0) {
         const auto row_at = [&](int32_t j) { return codes + base + static_cast<size_t>(j) * cols; };
         const int32_t ref_ref = row_ref[static_cast<size_t>(ref)];
-        code_row(referenced, referenced_stats, coder, x.data(), cols, row_at(ref), ref_ref >= 0 ? row_at(ref_ref) : nullptr);
+        const int32_t ref3 = ref_ref >= 0 ? row_ref[static_cast<size_t>(ref_ref)] : -1;
+        code_row(referenced, referenced_stats, coder, x.data(), cols, row_at(ref), ref_ref >= 0 ? row_at(ref_ref) : nullptr,
+                 ref3 >= 0 ? row_at(ref3) : nullptr);
       } else {
-        code_row(plain, plain_stats, coder, x.data(), cols, nullptr, nullptr);
+        code_row(plain, plain_stats, coder, x.data(), cols, nullptr, nullptr, nullptr);
       }
       if (!refs)
         for (size_t c = 0; c < cols; ++c) {

@@ -16,8 +16,9 @@
 //   records' nearest-neighbour row order wins (issue 16 §1); the reference does the same without
 //   reordering, and matrices without such rows pay ~nothing (the decision is adaptive).
 //   A referenced row's codes go through their own model (statistics as below, on the codes) with
-//   two more context models: C = the reference's code at this column × the row's running mean
-//   |q − ref| (4 buckets), D = the reference's code × its own reference's code (or none); the
+//   three more context models: C = the reference's code at this column × the row's running mean
+//   |q − ref| (4 buckets), D = the reference's code × its own reference's code (or none), E = the
+//   codes of the chain ref, ref-of-ref, its ref (each ±5 or none) × the residual bucket; the
 //   mixer's weights are chosen by decision node × that residual bucket.
 //   A value x (a code) becomes
 //   binary decisions: x = 0?; then the sign; then |x| in unary (|x| > k? for k = 1..19); |x| ≥ 20

@@ -457,13 +457,14 @@ TEST(GolfCoder, NearlyRepeatedRowsAreCodedAsDifferencesFromAnEarlierRow) {
   EXPECT_LT(static_cast<double>(s2.size()), 1.01 * static_cast<double>(s.size() + alone.size()));
 }
 
-TEST(GolfCoder, AReferencedRowIsPredictedFromItsReferenceAndThatRowsReference) {
+TEST(GolfCoder, AReferencedRowIsPredictedFromItsChainOfReferences) {
   // Rows that repeat one of three prototypes up to independent noise ±1 (p 0.15 each: 1.18 bits
   // per code). A row coded as its difference from one earlier copy pays about the difference of
   // two noises (1.67 bits/code; format 1 measured 1.584 here); seeing the reference's code and its
   // own reference's (two noisy copies of the prototype) the coder tells the prototype's value
-  // apart from a copy's noise and comes closer to the noise's own 1.18 bits (1.476 measured).
-  // Without model D (the reference's reference) it measured 1.596: the bound fails then.
+  // apart from a copy's noise and comes closer to the noise's own 1.18 bits (1.437 measured).
+  // Measured without model D (ref × ref-of-ref) 1.464, without model E (the chain of three) 1.478,
+  // without both 1.596: the bound fails if either is dropped.
   std::mt19937 rng(7);
   std::normal_distribution<double> normal(0.0, 5.0);
   constexpr uint32_t kRows = 900, kCols = 256;
@@ -480,7 +481,7 @@ TEST(GolfCoder, AReferencedRowIsPredictedFromItsReferenceAndThatRowsReference) {
   const Bytes s = golf_encode_codes(q, shapes);
   EXPECT_EQ(golf_decode_codes(s, shapes, "t"), q);
   const double bits_per_code = static_cast<double>(s.size()) * 8 / (kRows * kCols);
-  EXPECT_LT(bits_per_code, 1.52);
+  EXPECT_LT(bits_per_code, 1.455);
   std::printf("three noisy prototypes: %.3f bits per code\n", bits_per_code);
 }
 
