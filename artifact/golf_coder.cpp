@@ -433,7 +433,9 @@ void code_matrices(Coder& coder, const std::vector<std::pair<uint32_t, uint32_t>
       if (refs)
         for (size_t c = 0; c < cols; ++c) x[c] = row[c];
       if (ref >= 0) {
-        const auto row_at = [&](int32_t j) { return codes + base + static_cast<size_t>(j) * cols; };
+        const int8_t* matrix = codes + base;
+        const size_t width = cols;  // clang 14 cannot capture the structured binding itself
+        const auto row_at = [matrix, width](int32_t j) { return matrix + static_cast<size_t>(j) * width; };
         const int32_t ref_ref = row_ref[static_cast<size_t>(ref)];
         const int32_t ref3 = ref_ref >= 0 ? row_ref[static_cast<size_t>(ref_ref)] : -1;
         code_row(referenced, referenced_stats, coder, x.data(), cols, row_at(ref), ref_ref >= 0 ? row_at(ref_ref) : nullptr,
