@@ -196,12 +196,13 @@ const std::array<uint8_t, 2 * kSignedLimit + 1> kSignBucket = [] {
 size_t sign_bucket(int col_signed) { return kSignBucket[static_cast<size_t>((col_signed >> 4) + kSignedLimit)]; }
 
 // A row with a reference row (format 2) is coded as its codes, not their difference from the
-// reference: two more context models see the reference row's code at the same column — at full
-// resolution, where the difference coding of format 1 saw only the difference — and the mixer's
-// weight set is chosen by how closely this row has followed its reference so far (a running mean
-// of |q − ref| in the row). This is what ZPAQ gets from the records' nearest-neighbour row order
-// (the previous byte of a transposed column is the neighbour row's code): on the 11 × 512 weights
-// tok_emb went 1,654,503 → 1,600,776 bytes (8 × 384: 1,402,420 → 1,276,0xx, see the README).
+// reference: three more context models (C, D, E) see the reference row's code at the same column
+// (and its own chain of references) — where the difference coding of format 1 saw only the
+// difference — and the mixer's weight set is chosen by how closely this row has followed its
+// reference so far (a running mean of |q − ref| in the row). This is, we think, what ZPAQ gets
+// from the records' nearest-neighbour row order (the previous bytes of a transposed column are
+// the neighbour rows' codes). On the 11 × 512 weights tok_emb went 1,654,503 → 1,600,776 bytes;
+// without retuning, 8 × 384: 1,402,420 → 1,275,628 and 4 × 128 (long): 465,875 → 453,310.
 // Step by step (an experimental build): codes with model C instead of differences −11,036; C's
 // residual bucket −1,356; margin 400 → 0 −4,398; model D −13,317; mixer sets by residual bucket
 // −13,236; residual rate 2^-4 → 2^-5 and D's clamp ±6 → ±8 −4,856; without an extra model for
