@@ -416,7 +416,7 @@ TEST(GolfCoder, ColumnContextBeatsOrderZeroEntropyWhenColumnsDiffer) {
   EXPECT_LT(static_cast<double>(s.size()) * 8, bits * 0.97);
 }
 
-TEST(GolfCoder, NearlyRepeatedRowsAreCodedAsDifferencesFromAnEarlierRow) {
+TEST(GolfCoder, NearlyRepeatedRowsAreCodedAgainstAnEarlierRow) {
   // Rows that repeat one of four prototypes up to ±1 (as the embedding rows of a briefly trained
   // model nearly do), interleaved, next to an i.i.d. matrix: the repeated rows must cost about
   // their noise, far below the order-0 entropy of their codes (which the column context cannot
@@ -442,8 +442,8 @@ TEST(GolfCoder, NearlyRepeatedRowsAreCodedAsDifferencesFromAnEarlierRow) {
   const std::vector<std::pair<uint32_t, uint32_t>> shapes = {{kRows, kCols}};
   const Bytes s = golf_encode_codes(q, shapes);
   EXPECT_EQ(golf_decode_codes(s, shapes, "t"), q);
-  // A row minus an earlier copy is the difference of two noises: 0 with p 0.535, ±1 0.21 each,
-  // ±2 0.0225 each, entropy 1.67 bits per code (the best of several copies does a little better).
+  // Given one earlier copy a row costs about the difference of two noises: 0 with p 0.535, ±1
+  // 0.21 each, ±2 0.0225 each, entropy 1.67 bits per code (the chain of copies does better).
   EXPECT_LT(static_cast<double>(s.size()) * 8, 1.7 * kRows * kCols) << "order-0 " << bits / (kRows * kCols) << " bits/code";
   EXPECT_LT(static_cast<double>(s.size()) * 8, 0.35 * bits);
 
