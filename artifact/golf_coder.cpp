@@ -75,6 +75,15 @@ const std::array<int32_t, kSlowLimit + 1> kCounterRate = [] {  // 65536 / (n + 2
   for (int i = 0; i <= kSlowLimit; ++i) r[static_cast<size_t>(i)] = 65536 / (i + 2);
   return r;
 }();
+// Models C–E keep the slow probability only: their fast ones bought 31 bytes on the 11 × 512
+// tok_emb (of 1.6 MB), for three more mixer inputs and counter updates per decision.
+struct SlowCounter {
+  uint16_t p = 32768, n = 0;
+  void update(int bit) {
+    p = static_cast<uint16_t>(p + ((((bit ? 65535 : 0) - p) * kCounterRate[n]) >> 16));
+    if (n < kSlowLimit) ++n;
+  }
+};
 struct Counter {
   uint16_t slow = 32768, fast = 32768;
   uint16_t n = 0;
@@ -186,16 +195,51 @@ const std::array<uint8_t, 2 * kSignedLimit + 1> kSignBucket = [] {
 }();
 size_t sign_bucket(int col_signed) { return kSignBucket[static_cast<size_t>((col_signed >> 4) + kSignedLimit)]; }
 
+// A row with a reference row (format 2) is coded as its codes, not their difference from the
+// reference: three more context models (C, D, E) see the reference row's code at the same column
+// (and its own chain of references) — where the difference coding of format 1 saw only the
+// difference — and the mixer's weight set is chosen by how closely this row has followed its
+// reference so far (a running mean of |q − ref| in the row). This is, we think, what ZPAQ gets
+// from the records' nearest-neighbour row order (the previous bytes of a transposed column are
+// the neighbour rows' codes). On the 11 × 512 weights tok_emb went 1,654,503 → 1,600,776 bytes;
+// without retuning, 8 × 384: 1,402,420 → 1,275,628 and 4 × 128 (long): 465,875 → 453,310.
+// Step by step (an experimental build): codes with model C instead of differences −11,036; C's
+// residual bucket −1,356; margin 400 → 0 −4,398; model D −13,317; mixer sets by residual bucket
+// −13,236; residual rate 2^-4 → 2^-5 and D's clamp ±6 → ±8 −4,856; without an extra model for
+// plain rows +612 (kept out: every other group's bytes stay as they were); margin 0 → 50 +552;
+// model E (the chain of three references, × residual bucket) −6,723; C–E without fast counters +31.
+// Tried and left out: an APM stage on (ref, p) −0.5 KB; the row's fit to the column means (α·mean,
+// as a context) and a smoothed prototype along the reference chain, both worse than E.
+constexpr int kRefHalf = 16;                           // model C: ref code clamped to ±16
+constexpr int kRefRefHalf = 8;                         // model D: ref and ref-of-ref codes to ±8
+constexpr int kResidualBuckets = 4;                    // mean |q − ref| < ½, < 1, < 2, ≥ 2 (×16 thresholds)
+constexpr std::array<int, kResidualBuckets - 1> kResidualThresholds = {8, 16, 32};
+constexpr int kResidualRate = 5;                       // its running mean's rate: 2^-5
+constexpr size_t kRefCtx = (2 * kRefHalf + 1) * kResidualBuckets;
+constexpr size_t kRefRefCtx = (2 * kRefRefHalf + 1) * (2 * kRefRefHalf + 2);  // ref-of-ref: none, or its code
+constexpr int kChainHalf = 5;                          // model E: ref, ref-of-ref, its ref to ±5
+constexpr size_t kChainValues = 2 * kChainHalf + 2;    // none, or the clamped code
+constexpr size_t kChainCtx = kChainValues * kChainValues * kChainValues * kResidualBuckets;
+constexpr size_t kRefInputs = 8;                       // (slow, fast) of A and B; C, D, E; bias
+constexpr int32_t kRefInitialWeight = 1 << 13;
+
 // Everything both sides predict with; `Coder` is Encoder or Decoder, and bit() returns the bit
 // that was coded (the encoder's own, or the decoded one). Counter tables are laid out context-
-// major, node-minor, so one code's decisions touch one short run of counters per model.
+// major, node-minor, so one code's decisions touch one short run of counters per model. A Model
+// for referenced rows (`referenced`) mixes models C and D too; the plain one is format 1's model
+// unchanged (a group without reference rows codes to the same bytes as format 1 after byte 0).
+template <bool kReferenced>
 class Model {
  public:
+  static constexpr size_t kModelInputs = kReferenced ? kRefInputs : kInputs;
   Model()
       : a_(kColBuckets * kNeighbour * kNodes), b_(kRowBuckets * kNeighbour * kNodes),
-        sign_a_(kColBuckets * kNeighbour * kSignBuckets), sign_b_(kRowBuckets * kNeighbour), weights_(kNodes * kInputs) {
-    for (size_t set = 0; set < kNodes; ++set)
-      for (size_t i = 0; i < kInputs; ++i) weights_[set * kInputs + i] = i + 1 < kInputs ? kInitialWeight : 0;
+        sign_a_(kColBuckets * kNeighbour * kSignBuckets), sign_b_(kRowBuckets * kNeighbour),
+        c_(kReferenced ? kRefCtx * kNodes : 0), d_(kReferenced ? kRefRefCtx * kNodes : 0), e_(kReferenced ? kChainCtx * kNodes : 0),
+        weights_(kNodes * (kReferenced ? kResidualBuckets : 1) * kModelInputs) {
+    const int32_t initial = kReferenced ? kRefInitialWeight : kInitialWeight;
+    for (size_t set = 0; set < weights_.size() / kModelInputs; ++set)
+      for (size_t i = 0; i < kModelInputs; ++i) weights_[set * kModelInputs + i] = i + 1 < kModelInputs ? initial : 0;
   }
 
   // The context of the next code: column and local running means, left and above codes, the
@@ -209,35 +253,56 @@ class Model {
     sign_a_now_ = &sign_a_[(col * kNeighbour + l_sign) * kSignBuckets + sign_bucket(col_signed)];
     sign_b_now_ = &sign_b_[row * kNeighbour + u_sign];
   }
+  // Referenced rows only: the reference's code at this column, its own reference's and that
+  // row's reference's (or none), and the row's running mean |q − ref| (×16).
+  void set_reference(int ref, const int* ref_ref, const int* ref3, int residual_mean) {
+    size_t residual = 0;
+    while (residual < kResidualThresholds.size() && residual_mean >= kResidualThresholds[residual]) ++residual;
+    const auto r = static_cast<size_t>(std::clamp(ref, -kRefHalf, kRefHalf) + kRefHalf);
+    const auto r8 = static_cast<size_t>(std::clamp(ref, -kRefRefHalf, kRefRefHalf) + kRefRefHalf);
+    const size_t rr = ref_ref ? static_cast<size_t>(std::clamp(*ref_ref, -kRefRefHalf, kRefRefHalf) + kRefRefHalf + 1) : 0;
+    c_now_ = &c_[(r * kResidualBuckets + residual) * kNodes];
+    d_now_ = &d_[(r8 * (2 * kRefRefHalf + 2) + rr) * kNodes];
+    const auto chain = [](const int* v) { return v ? static_cast<size_t>(std::clamp(*v, -kChainHalf, kChainHalf) + kChainHalf + 1) : 0; };
+    e_now_ = &e_[(((chain(&ref) * kChainValues + chain(ref_ref)) * kChainValues + chain(ref3)) * kResidualBuckets + residual) * kNodes];
+    weight_set_ = residual;
+  }
 
   template <class Coder>
   int bit(Coder& coder, int node, int bit) {
     Counter& ca = node == kSignNode ? *sign_a_now_ : a_now_[node];
     Counter& cb = node == kSignNode ? *sign_b_now_ : b_now_[node];
-    const int x[kInputs] = {kStretch[ca.slow >> 4], kStretch[ca.fast >> 4], kStretch[cb.slow >> 4], kStretch[cb.fast >> 4], 256};
-    int32_t* w = &weights_[static_cast<size_t>(node) * kInputs];
+    int x[kRefInputs] = {kStretch[ca.slow >> 4], kStretch[ca.fast >> 4], kStretch[cb.slow >> 4], kStretch[cb.fast >> 4], 256};
+    if constexpr (kReferenced) {
+      x[4] = kStretch[c_now_[node].p >> 4], x[5] = kStretch[d_now_[node].p >> 4], x[6] = kStretch[e_now_[node].p >> 4], x[7] = 256;
+    }
+    int32_t* w = &weights_[(weight_set_ * kNodes + static_cast<size_t>(node)) * kModelInputs];
     int64_t dot = 0;
-    for (size_t i = 0; i < kInputs; ++i) dot += int64_t{w[i]} * x[i];
+    for (size_t i = 0; i < kModelInputs; ++i) dot += int64_t{w[i]} * x[i];
     const int p = kSquash[static_cast<size_t>(std::clamp<int64_t>(dot >> 16, -2047, 2047) + 2047)];
     const int coded = coder.code(bit, p << 4);
     // Mixer step 2^-13: slow enough that on i.i.d. codes the mix costs ≤ 0.1 % over the entropy.
     const int err = (coded << 12) - p;
-    for (size_t i = 0; i < kInputs; ++i) w[i] = std::clamp(w[i] + ((x[i] * err + (1 << 12)) >> 13), -kMaxWeight, kMaxWeight);
+    for (size_t i = 0; i < kModelInputs; ++i) w[i] = std::clamp(w[i] + ((x[i] * err + (1 << 12)) >> 13), -kMaxWeight, kMaxWeight);
     ca.update(coded);
     cb.update(coded);
+    if constexpr (kReferenced) c_now_[node].update(coded), d_now_[node].update(coded), e_now_[node].update(coded);
     return coded;
   }
 
  private:
   std::vector<Counter> a_, b_, sign_a_, sign_b_;
-  std::vector<int32_t> weights_;  // one mixer per decision node
+  std::vector<SlowCounter> c_, d_, e_;
+  std::vector<int32_t> weights_;  // one mixer per decision node (× residual bucket when referenced)
   Counter *a_now_ = nullptr, *b_now_ = nullptr, *sign_a_now_ = nullptr, *sign_b_now_ = nullptr;
+  SlowCounter *c_now_ = nullptr, *d_now_ = nullptr, *e_now_ = nullptr;
+  size_t weight_set_ = 0;
 };
 
-// A value (a code, or a code's difference from its reference row's code: |x| ≤ 254) as binary
+// A value (a code; the decoder may meet |x| up to 274 in a corrupt stream, refused later) as binary
 // decisions: zero?, sign, |x| in unary to kUnary, then Elias gamma of |x| − kUnary + 1.
-template <class Coder>
-int code_value(Model& m, Coder& coder, int x) {
+template <class M, class Coder>
+int code_value(M& m, Coder& coder, int x) {
   if (m.bit(coder, 0, x == 0)) return 0;
   const bool negative = m.bit(coder, kSignNode, x < 0);
   const int mag_in = std::abs(x);
@@ -259,6 +324,7 @@ int code_value(Model& m, Coder& coder, int x) {
 struct Stats {
   std::vector<int> col_mean, col_signed, above;  // ×256: mean |x|, mean x per column; the column's last x
   int local_mean = 2 << 4;                       // ×16: mean |x| of the last ~16 values
+  int residual_mean = 1 << 4;                    // ×16: referenced rows' running mean |q − ref|
   int rows = 0;                                  // rows seen (the column rate falls as 1/rows)
   explicit Stats(size_t cols) : col_mean(cols, 2 << 8), col_signed(cols, 0), above(cols, 0) {}
 };
@@ -269,19 +335,26 @@ const std::array<int32_t, kColWindow + 1> kColRate = [] {  // 65536 / n
   return r;
 }();
 
-// Codes one row's values through `m`: x[c] is the value to encode (ignored when decoding);
-// returns them (the decoded ones when decoding).
-template <class Coder>
-void code_row(Model& m, Stats& st, Coder& coder, int* x, size_t cols) {
+// Codes one row's codes through `m`: x[c] is the code to encode (ignored when decoding); returns
+// them (the decoded ones when decoding). `ref` (and `ref_ref`, which may be null) are the row's
+// reference row, that row's own reference and its reference in turn, for a referenced Model;
+// else null.
+template <class M, class Coder>
+void code_row(M& m, Stats& st, Coder& coder, int* x, size_t cols, const int8_t* ref, const int8_t* ref_ref, const int8_t* ref3) {
   const int32_t col_rate = kColRate[static_cast<size_t>(std::min(st.rows + 1, kColWindow))];
   for (size_t c = 0; c < cols; ++c) {
     m.set_context(st.col_mean[c] >> 4, st.local_mean, c ? x[c - 1] : 0, st.above[c], st.col_signed[c]);
+    if constexpr (M::kModelInputs == kRefInputs) {
+      const int ref_ref_code = ref_ref ? ref_ref[c] : 0, ref3_code = ref3 ? ref3[c] : 0;
+      m.set_reference(ref[c], ref_ref ? &ref_ref_code : nullptr, ref3 ? &ref3_code : nullptr, st.residual_mean);
+    }
     const int v = code_value(m, coder, x[c]);
     x[c] = v;
     const int mag = std::min(std::abs(v), 63);
     st.col_mean[c] += static_cast<int>((int64_t{(mag << 8) - st.col_mean[c]} * col_rate) >> 16);
     st.col_signed[c] += static_cast<int>((int64_t{(std::clamp(v, -63, 63) << 8) - st.col_signed[c]} * col_rate) >> 16);
     st.local_mean += ((mag << 4) - st.local_mean) >> kLocalRate;
+    if (ref) st.residual_mean += ((std::min(std::abs(v - ref[c]), 63) << 4) - st.residual_mean) >> kResidualRate;
     st.above[c] = v;
   }
   ++st.rows;
@@ -294,8 +367,13 @@ void code_row(Model& m, Stats& st, Coder& coder, int* x, size_t cols) {
 // The estimate is optimistic for rows that are only loosely alike (their differences code worse
 // than it says): on the 35-step 11 × 512 weights tok_emb (the only group where any row gets a
 // reference) took 1,707,089 / 1,693,505 / 1,670,242 / 1,654,958 / 1,653,647 / 1,656,402 bytes
-// with margins 16 / 64 / 160 / 320 / 500 / 800 bits (no references: 1,868,383).
-constexpr double kReferenceMargin = 400;
+// with margins 16 / 64 / 160 / 320 / 500 / 800 bits (no references: 1,868,383), in format 1
+// (difference rows). Format 2 codes a referenced row with its reference as a context, which costs
+// little when the rows are only loosely alike: on the 11 × 512 tok_emb margins 0 / 50 / 100 / 200
+// gave 1,606,916 / 1,607,468 / 1,609,352 / 1,614,703 bytes (an experimental build of this model);
+// at 0 the "other" group (small matrices) took references and grew by 87 bytes, at 50 it takes
+// none (its bytes stay format 1's).
+constexpr double kReferenceMargin = 50;
 std::vector<int32_t> choose_references(const int8_t* q, size_t rows, size_t cols) {
   std::vector<int32_t> refs(rows, -1);
   std::vector<uint8_t> u(rows * cols);  // codes + 128: |a − b| unchanged, unsigned for the SAD
@@ -318,19 +396,22 @@ std::vector<int32_t> choose_references(const int8_t* q, size_t rows, size_t cols
 
 // Codes every matrix of `shapes` (codes row-major, concatenated). Per row: "has a reference row?"
 // (one adaptive counter per previous row's answer), then the reference's distance back (r − j − 1
-// in bit_width(r − 1) even bits), then the row: its codes through `plain`, or their differences
-// from the reference row's codes through `diff` (its own model and statistics).
+// in bit_width(r − 1) even bits), then the row's codes: through `plain`, or, with a reference,
+// through `referenced` (its own model and statistics, the reference row as context).
 template <class Coder>
 void code_matrices(Coder& coder, const std::vector<std::pair<uint32_t, uint32_t>>& shapes, int8_t* codes,
                    const std::vector<std::vector<int32_t>>* refs, const std::string* source) {
-  Model plain, diff;
+  Model<false> plain;
+  Model<true> referenced;
   Counter has_ref[2];
   size_t base = 0;
   std::vector<int> x;
+  std::vector<int32_t> row_ref;  // each row's reference (-1: none), for the reference's reference
   for (size_t mi = 0; mi < shapes.size(); ++mi) {
     const auto [rows, cols] = shapes[mi];
-    Stats plain_stats(cols), diff_stats(cols);
+    Stats plain_stats(cols), referenced_stats(cols);
     x.assign(cols, 0);
+    row_ref.assign(rows, -1);
     int previous_had_ref = 0;
     for (size_t r = 0; r < rows; ++r) {
       int8_t* row = codes + base + r * cols;
@@ -349,19 +430,24 @@ void code_matrices(Coder& coder, const std::vector<std::pair<uint32_t, uint32_t>
           ref = static_cast<int32_t>(r - 1 - got);
         }
       }
-      const int8_t* ref_row = ref >= 0 ? codes + base + static_cast<size_t>(ref) * cols : nullptr;
+      row_ref[r] = ref;
       if (refs)
-        for (size_t c = 0; c < cols; ++c) x[c] = row[c] - (ref_row ? ref_row[c] : 0);
-      if (ref_row) {
-        code_row(diff, diff_stats, coder, x.data(), cols);
+        for (size_t c = 0; c < cols; ++c) x[c] = row[c];
+      if (ref >= 0) {
+        const int8_t* matrix = codes + base;
+        const size_t width = cols;  // clang 14 cannot capture the structured binding itself
+        const auto row_at = [matrix, width](int32_t j) { return matrix + static_cast<size_t>(j) * width; };
+        const int32_t ref_ref = row_ref[static_cast<size_t>(ref)];
+        const int32_t ref3 = ref_ref >= 0 ? row_ref[static_cast<size_t>(ref_ref)] : -1;
+        code_row(referenced, referenced_stats, coder, x.data(), cols, row_at(ref), ref_ref >= 0 ? row_at(ref_ref) : nullptr,
+                 ref3 >= 0 ? row_at(ref3) : nullptr);
       } else {
-        code_row(plain, plain_stats, coder, x.data(), cols);
+        code_row(plain, plain_stats, coder, x.data(), cols, nullptr, nullptr, nullptr);
       }
       if (!refs)
         for (size_t c = 0; c < cols; ++c) {
-          const int q = x[c] + (ref_row ? ref_row[c] : 0);
-          if (q < -128 || q > 127) fail("{}: corrupt golf code stream (a code of {})", *source, q);
-          row[c] = static_cast<int8_t>(q);
+          if (x[c] < -127 || x[c] > 127) fail("{}: corrupt golf code stream (a code of {})", *source, x[c]);
+          row[c] = static_cast<int8_t>(x[c]);
         }
     }
     base += size_t{rows} * cols;
@@ -428,8 +514,9 @@ class WordModel {
 
 // The first byte of a stream names its format: the range coder's first byte is always 0, so
 // the version takes its place. Version 0 streams came from the coder before row references
-// (issue 16, session 3); no build decodes a version it was not written for.
-constexpr uint8_t kCodeStreamVersion = 1, kWordStreamVersion = 1;
+// (issue 16, session 3), version 1 from the one that coded a referenced row as its difference
+// from the reference (sessions 4-7); no build decodes a version it was not written for.
+constexpr uint8_t kCodeStreamVersion = 2, kWordStreamVersion = 1;
 void check_version(std::span<const uint8_t> stream, uint8_t version, const char* kind, const std::string& source) {
   if (stream.empty()) fail("{}: the golf {} stream is empty", source, kind);
   if (stream[0] != version)

@@ -7,20 +7,25 @@
 // 16-bit probabilities — small, integer-only and therefore deterministic on every machine.
 //
 // MODEL (one fresh model per group of matrices; the matrices are coded row-major in order)
-//   Row references: before each row (from the second on) one decision says whether the row is
-//   coded as its difference from an earlier row of the same matrix; if so, the distance back
-//   (r − j − 1, in bit_width(r − 1) bits of probability ½) follows. The encoder picks, per row,
-//   the earlier row nearest in L1 and keeps it only when the estimated saving clearly exceeds the
-//   distance's cost (golf_coder.cpp, choose_references). Embedding rows of briefly trained models
-//   nearly repeat one another (tokens that were rarely seen share the output head's update):
-//   this is where pergroup's row reordering won (issue 16 §1); the reference does the same without
+//   Row references: before each row (from the second on) one decision says whether the row has a
+//   reference, an earlier row of the same matrix; if so, the distance back (r − j − 1, in
+//   bit_width(r − 1) bits of probability ½) follows. The encoder picks, per row, the earlier row
+//   nearest in L1 and keeps it when the estimated saving exceeds the distance's cost by a margin
+//   (golf_coder.cpp, choose_references). Embedding rows of briefly trained models nearly repeat
+//   one another (tokens that were rarely seen share the output head's update): this is where the
+//   records' nearest-neighbour row order wins (issue 16 §1); the reference does the same without
 //   reordering, and matrices without such rows pay ~nothing (the decision is adaptive).
-//   A value x (the code, or its difference from the reference row's code, |x| ≤ 254) becomes
+//   A referenced row's codes go through their own model (statistics as below, on the codes) with
+//   three more context models: C = the reference's code at this column × the row's running mean
+//   |q − ref| (4 buckets), D = the reference's code × its own reference's code (or none), E = the
+//   codes of the chain ref, ref-of-ref, its ref (each ±5 or none) × the residual bucket; the
+//   mixer's weights are chosen by decision node × that residual bucket.
+//   A value x (a code) becomes
 //   binary decisions: x = 0?; then the sign; then |x| in unary (|x| > k? for k = 1..19); |x| ≥ 20
 //   continues with an Elias-gamma code of |x| − 19 (length in unary, then the bits, most
 //   significant first).
-//   Plain rows and difference rows have separate models and statistics (the same structure);
-//   two context models predict every decision; a logistic mixer (weights learned online, one set
+//   Plain rows and referenced rows have separate models and statistics; in both, two context
+//   models (A, B) predict every decision; a logistic mixer (weights learned online, one set
 //   per decision node) combines them:
 //     model A: decision node × bucket of the column's running mean |x| (over the previous rows
 //              of this matrix coded the same way, rate 1/n falling to 1/128; the input
@@ -32,8 +37,9 @@
 //   neighbour's sign; model B the local mean × the sign of the value above.
 //   Counters adapt fast while young (rate 1/2, 1/3, … down to 1/1024; a second one to 1/16).
 //
-// STREAM: byte 0 is the format (1: with row references; 0 was the coder before them and is
-// refused with a message saying so), then the range coder's bytes after its first (always 0);
+// STREAM: byte 0 is the format (2: referenced rows coded with their reference as context;
+// 1 coded them as differences from it, 0 had no references: both are refused with a message
+// saying so), then the range coder's bytes after its first (always 0);
 // the decoder must consume exactly all of them, so truncation or trailing bytes are errors; a
 // decoded code outside [-128, 127] or a reference past the matrix's first row is an error.
 #pragma once
