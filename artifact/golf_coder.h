@@ -41,7 +41,7 @@
 // 1 coded them as differences from it, 0 had no references: both are refused with a message
 // saying so), then the range coder's bytes after its first (always 0);
 // the decoder must consume exactly all of them, so truncation or trailing bytes are errors; a
-// decoded code outside [-128, 127] or a reference past the matrix's first row is an error.
+// decoded code outside [-127, 127] or a reference past the matrix's first row is an error.
 #pragma once
 #include <cstdint>
 #include <span>

@@ -26,6 +26,6 @@ row R0416 15908674 "$(artifact "${R0416[@]}")" "brotli; brotli's long-training t
 row R0419 15950809 "$(artifact "${R0416[@]}" --set GATED_ATTN_QUANT_GATE=1)" "brotli; held out (QuantGate)"
 # golf's plan against 1.0010 × R0427L's blob (the target its term was solved for), then against the blob.
 R0427L_PLAN="$(artifact --config "$ROOT/train/configs/frontier_0427.json" --set COMPRESSOR=golf)"
-row R0427L\' "$(awk 'BEGIN { printf "%d", 15865260 * 15282592 / 15266812 + 0.5 }')" "$R0427L_PLAN" \
+row R0427L\' "$(awk 'BEGIN { printf "%d", 15865260 * 15228865 / 15266812 + 0.5 }')" "$R0427L_PLAN" \
   "golf plan vs 1.0010 x the lrzip blob (not a blob: the estimate golf's term is solved for, in-sample)"
 row R0427L 15865260 "$R0427L_PLAN" "golf plan vs the record's lrzip blob itself (different coders)"
