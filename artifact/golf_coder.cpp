@@ -141,17 +141,14 @@ class Decoder {
     for (int i = 0; i < 5; ++i) code_ = (code_ << 8) | next();
   }
   int code(int /*unused*/, int p16) {
-    const uint32_t bound = (range_ >> 16) * static_cast<uint32_t>(p16);
-    int bit;
-    if (code_ < bound) {
-      range_ = bound;
-      bit = 1;
-    } else {
-      code_ -= bound;
-      range_ -= bound;
-      bit = 0;
-    }
-    while (range_ < (1u << 24)) range_ <<= 8, code_ = (code_ << 8) | next();
+    const uint64_t bound = (range_ >> 16) * static_cast<uint32_t>(p16);  // < 2^32
+    // Branch-free (selects, not a branch): the bit is the hard one to predict, and the caller
+    // branches on it anyway; one mispredicted branch per surprising bit instead of two.
+    const int bit = code_ < bound;
+    const uint64_t if_zero = static_cast<uint64_t>(bit) - 1u;  // all ones when the bit is 0
+    code_ -= bound & if_zero;
+    range_ = (bound & ~if_zero) | ((range_ - bound) & if_zero);
+    while (range_ < (1u << 24)) range_ <<= 8, code_ = ((code_ << 8) | next()) & 0xFFFFFFFFu;
     return bit;
   }
   void finish() const {
@@ -164,7 +161,10 @@ class Decoder {
   std::span<const uint8_t> in_;
   const std::string& source_;
   size_t pos_ = 0;
-  uint32_t code_ = 0, range_ = 0xFFFFFFFFu;
+  // 32-bit values held in 64-bit words: a uint32_t member may alias the mixer's int32_t weights
+  // (and Stats' ints), so the compiler must reload it after every store to them; a uint64_t
+  // cannot. Both stay below 2^32 (the mask above; the stream's first byte is 0).
+  uint64_t code_ = 0, range_ = 0xFFFFFFFFu;
 };
 
 // Column statistics: a running mean whose rate falls as 1/n over a matrix's first rows, then
