@@ -20,7 +20,8 @@
 //                  Rows of tokens a run never sees get only the tied head's shared softmax
 //                  gradient, move together and code ~1–3.2 bits/code below H, further the longer
 //                  the run and the narrower the rows (brotli: c_rare linear in ln ITERATIONS
-//                  and ln MODEL_DIM within the calibrated runs; golf: in 1/√ITERATIONS); rows
+//                  and ln MODEL_DIM within the calibrated runs; golf, code format 2: in
+//                  1/ITERATIONS² and ln MODEL_DIM); rows
 //                  seen ≥ 16 times 0–0.14 below, nearer H the longer the run (c_seen is the
 //                  longest-trained run's; rows seen 1–15 times code ~0.3 below: golf plans them at
 //                  c_mid, brotli at c_seen) (scripts/bench/plan_embedding_rows.py measured it per
@@ -109,7 +110,10 @@ bool is_fp16_matrix(const std::string& name, const std::vector<int64_t>& shape);
 //     never-seen embedding rows the steps-only c_rare mis-planned. Measured part by part (session 7)
 //     they are +0.064 / +0.039, and the term shrinks to −0.0055. R0419 (the same stack with
 //     QuantGate, 15,950,809 bytes) is the held-out check: scripts/bench/plan_records.sh.
-//   golf −0.0174, an ESTIMATE (no GPU-trained golf artifact exists). R0427L (frontier_0427.json's
+//   golf −0.0294, an ESTIMATE (no GPU-trained golf artifact exists), solved as below for golf code
+//     format 2 (session 8, plan_refit.py): golf 15,228,865 / records 15,266,812 = 0.9975, target
+//     15,825,826, x = −0.0174 + 8 · (15,825,826 − 15,879,742) / N = −0.0294. Session 7's derivation, on
+//     format 1, gave −0.0174: R0427L (frontier_0427.json's
 //     stack) stored 15,865,260 bytes with its per-group lrzip scheme. On the CPU-trained 11×512
 //     weights golf's coder spends 15,282,592 bytes on the codes where the records' scheme (the real
 //     `lrzip -z -L 9` per group in their layout, plus the Brotli-coded row orders) spends 15,266,812:
@@ -128,7 +132,7 @@ bool is_fp16_matrix(const std::string& name, const std::vector<int64_t>& shape);
 //     same way: golf's side measured by the new coder on the same 11×512 codes (golf-coder-bench),
 //     the records' side J's records_code_bytes (lrzip_pergroup.sh's output; it depends only on the
 //     codes), and rewrites the value and the ratio on the table's golf line (it prints the
-//     derivation); the figures above are session 7's.
+//     derivation).
 struct LongTrainingTerm {
   const char* compressor;
   double bits_per_code;  // the offset in full (from kLongTrainingSteps steps on)
