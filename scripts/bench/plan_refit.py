@@ -48,6 +48,9 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import plan_calibrate as pc  # noqa: E402
 
+sys.path.insert(0, os.path.join(pc.ROOT, "scripts"))
+import golf_pipeline as gp  # noqa: E402
+
 ROOT = pc.ROOT
 ROWS_JSON = pc.EMBEDDING_ROWS
 PLAN_H = os.path.join(ROOT, "pack", "plan.h")
@@ -60,17 +63,17 @@ TERM_LINE = re.compile(r'(\{"golf", )(-?[0-9.]+)(, "an estimate: R0427L\'s lrzip
 
 
 def numpy_python():
-    """A Python with numpy for plan_embedding_rows.py: this one, else the build's venv (GOLF_PYTHON or
-    ~/.cache/golf/venv-torch-2.11.0)."""
+    """A Python with numpy for plan_embedding_rows.py: this one, else the pipeline's (scripts/golf_pipeline.py:
+    GOLF_PYTHON, else the pinned venv under GOLF_CACHE or ~/.cache/golf)."""
     try:
         import numpy  # noqa: F401
         return sys.executable
     except ImportError:
         pass
-    for py in (os.environ.get("GOLF_PYTHON"), os.path.expanduser("~/.cache/golf/venv-torch-2.11.0/bin/python")):
-        if py and os.path.exists(py):
-            return py
-    sys.exit("plan_refit: plan_embedding_rows.py needs numpy: set GOLF_PYTHON to a Python that has it")
+    py = gp.default_python()
+    if not os.path.exists(py):
+        sys.exit(f"plan_refit: plan_embedding_rows.py needs numpy and {py} does not exist: set GOLF_PYTHON to a Python that has it")
+    return py
 
 
 def step(name, t0):
