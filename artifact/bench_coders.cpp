@@ -87,11 +87,8 @@ struct Run {
 // (tok_emb, attn.c_q, mlp.fc) its rows first put in the greedy L1 nearest-neighbour order, and the
 // orders (u16 each) concatenated into one more file. Writes DIR/group_<g>.bin and DIR/orders.bin.
 void write_records_layout(const Bytes& payload, std::vector<CodeSpan> spans, const std::string& dir) {
-  const auto layer_of = [](const std::string& name) {  // "blocks.<N>.…" → N; anything else first
-    return name.rfind("blocks.", 0) == 0 ? std::atoi(name.c_str() + 7) : -1;
-  };
   std::stable_sort(spans.begin(), spans.end(), [&](const CodeSpan& x, const CodeSpan& y) {
-    return std::pair(code_group_of(x.name), layer_of(x.name)) < std::pair(code_group_of(y.name), layer_of(y.name));
+    return std::pair(code_group_of(x.name), layer_index_of(x.name)) < std::pair(code_group_of(y.name), layer_index_of(y.name));
   });
   std::map<int, Bytes> groups;
   std::vector<uint16_t> orders;

@@ -3,6 +3,7 @@
 #include "artifact/grouped.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <limits>
@@ -30,7 +31,7 @@ bool hot(int group) { return group == 0 || group == 2 || group == 5; }
 
 struct Span {
   size_t offset = 0, rows = 0, cols = 0;
-  int group = 0;
+  int group = 0, layer = -1;  // layer: the writer's only (layer_index_of)
   size_t size() const { return rows * cols; }
 };
 
@@ -138,8 +139,8 @@ void restore(std::span<const uint8_t> data, const std::vector<Span>& members, La
 }
 
 // COMPRESSOR=golf: where the payload's fp16 tail (S and V streams) begins: the end of the last
-// span rounded up to 8 bytes; none (payload size) without spans or when the tail would not be
-// whole u16 words.
+// span (`spans` by payload offset) rounded up to 8 bytes; none (payload size) without spans or
+// when the tail would not be whole u16 words.
 size_t fp16_tail_start(const std::vector<Span>& spans, size_t payload_bytes) {
   if (spans.empty()) return payload_bytes;
   const size_t start = (spans.back().offset + spans.back().size() + 7) / 8 * 8;
@@ -183,6 +184,8 @@ int code_group_of(const std::string& name) {
   return 7;
 }
 
+int layer_index_of(const std::string& name) { return name.starts_with("blocks.") ? std::atoi(name.c_str() + 7) : -1; }
+
 std::string code_group_name(int group) { return group >= 0 && group < kCodeGroups ? kGroupNames[group] : "?"; }
 
 std::vector<uint32_t> nearest_neighbour_order(std::span<const int8_t> codes, size_t rows, size_t cols) {
@@ -218,13 +221,17 @@ Bytes grouped_encode(std::span<const uint8_t> payload, const std::vector<CodeSpa
   std::vector<std::vector<Span>> members(kCodeGroups);
   size_t end = 0;
   for (const CodeSpan& c : code_spans) {
-    const Span s{c.offset, c.rows, c.cols, code_group_of(c.name)};
+    const Span s{c.offset, c.rows, c.cols, code_group_of(c.name), layer_index_of(c.name)};
     if (s.offset < end || s.size() == 0 || s.offset + s.size() > payload.size())
       fail("code span of '{}' at {} ({}x{}) does not fit the payload", c.name, c.offset, c.rows, c.cols);
     end = s.offset + s.size();
     spans.push_back(s);
     members[static_cast<size_t>(s.group)].push_back(s);
   }
+  // Each group's members by layer index, as the records concatenate them (the payload holds the
+  // tensors by name: blocks.10 before blocks.2); the span list below says this order.
+  for (auto& group : members)
+    std::stable_sort(group.begin(), group.end(), [](const Span& x, const Span& y) { return x.layer < y.layer; });
   const bool golf = o.compressor == Compressor::Golf;
   const size_t tail = golf ? fp16_tail_start(spans, payload.size()) : payload.size();
   Bytes rest;
@@ -304,12 +311,13 @@ Bytes grouped_encode(std::span<const uint8_t> payload, const std::vector<CodeSpa
 
   Bytes out;
   put(out, static_cast<uint32_t>(spans.size()));
-  for (const Span& s : spans) {
-    put(out, static_cast<uint32_t>(s.offset));
-    put(out, static_cast<uint32_t>(s.rows));
-    put(out, static_cast<uint32_t>(s.cols));
-    put(out, static_cast<uint8_t>(s.group));
-  }
+  for (const auto& group : members)
+    for (const Span& s : group) {
+      put(out, static_cast<uint32_t>(s.offset));
+      put(out, static_cast<uint32_t>(s.rows));
+      put(out, static_cast<uint32_t>(s.cols));
+      put(out, static_cast<uint8_t>(s.group));
+    }
   put_block(out, rest_stream.stream);
   if (golf) put_block(out, words_stream);
   if (report)
@@ -343,9 +351,9 @@ Bytes grouped_decode(std::span<const uint8_t> stream, size_t payload_bytes, Comp
   Reader in{stream, source};
   const auto count = in.get<uint32_t>("the span count");
   if (count > kMaxTensors) fail("{}: span count {} exceeds the format's limit of {}", source, count, kMaxTensors);
-  std::vector<Span> spans;
+  std::vector<Span> spans;  // as listed; sorted by offset below
   std::vector<std::vector<Span>> members(kCodeGroups);
-  size_t end = 0, codes = 0;
+  size_t codes = 0;
   for (uint32_t i = 0; i < count; ++i) {
     Span s;
     s.offset = in.get<uint32_t>("a span");
@@ -354,15 +362,17 @@ Bytes grouped_decode(std::span<const uint8_t> stream, size_t payload_bytes, Comp
     s.group = in.get<uint8_t>("a span");
     if (s.group >= kCodeGroups) fail("{}: span {} names group {}, the format has {}", source, i, s.group, kCodeGroups);
     if (s.rows == 0 || s.cols == 0) fail("{}: span {} is empty ({}x{})", source, i, s.rows, s.cols);
-    if (s.offset < end) fail("{}: span {} at payload offset {} overlaps or precedes the one before", source, i, s.offset);
     if (s.cols > payload_bytes / s.rows || s.offset + s.size() > payload_bytes)
       fail("{}: span {} ({}x{} at offset {}) runs past the {}-byte payload", source, i, s.rows, s.cols, s.offset,
            payload_bytes);
-    end = s.offset + s.size();
     codes += s.size();
     spans.push_back(s);
     members[static_cast<size_t>(s.group)].push_back(s);
   }
+  std::stable_sort(spans.begin(), spans.end(), [](const Span& x, const Span& y) { return x.offset < y.offset; });
+  for (size_t i = 1; i < spans.size(); ++i)
+    if (spans[i].offset < spans[i - 1].offset + spans[i - 1].size())
+      fail("{}: the spans at payload offsets {} and {} overlap", source, spans[i - 1].offset, spans[i].offset);
   const auto rest_size = in.get<uint32_t>("the rest's length");
   const auto rest_stream = in.take(rest_size, "the rest");
   const size_t tail = c == Compressor::Golf ? fp16_tail_start(spans, payload_bytes) : payload_bytes;

@@ -4,7 +4,10 @@
 //
 // STREAM (the artifact's stream when its compressor is 1 or 2; every integer little-endian)
 //
-//   u32  span count N (≤ 65536), then N spans, in ascending payload offset, not overlapping:
+//   u32  span count N (≤ 65536), then N spans, not overlapping, in the order each group's members
+//        are concatenated below (a reader takes the order as written; golf-pack lists each group's
+//        members by layer index, the records' order: tensors sit in the payload by name, blocks.10
+//        before blocks.2; writers before session 9 listed them by payload offset):
 //          u32 offset, u32 rows, u32 cols (rows·cols > 0): where one tensor's codes sit in the
 //          payload (row-major, one int8 per byte)
 //          u8  group: 0 tok_emb, 1 attn.c_k, 2 attn.c_q, 3 attn.c_v, 4 attn.proj, 5 mlp.fc,
@@ -43,6 +46,8 @@ namespace golf::artifact {
 inline constexpr int kCodeGroups = 8;
 // The group index of a quantized tensor's codes (see STREAM above).
 int code_group_of(const std::string& tensor_name);
+// "blocks.<N>.…" → N; -1 for any other name (those come first in their group, by payload order).
+int layer_index_of(const std::string& tensor_name);
 std::string code_group_name(int group);
 
 // What one group became (for reports and the benchmark).

@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <map>
 #include <random>
 
 #include "core/config.h"
@@ -223,6 +224,91 @@ TEST(Grouped, GroupsFollowTheRecordsRoles) {
   EXPECT_EQ(code_group_of("xmlp.fc.weight"), 7);
 }
 
+// The span list of a grouped stream: (payload offset, group) as listed.
+std::vector<std::pair<uint32_t, int>> listed_spans(const Bytes& stream) {
+  uint32_t n = 0;
+  std::memcpy(&n, stream.data(), 4);
+  std::vector<std::pair<uint32_t, int>> spans;
+  for (uint32_t i = 0; i < n; ++i) {
+    uint32_t offset = 0;
+    std::memcpy(&offset, stream.data() + 4 + 13 * i, 4);
+    spans.emplace_back(offset, stream[4 + 13 * i + 12]);
+  }
+  return spans;
+}
+
+// Twelve layers: by name the payload holds blocks.0, 1, 10, 11, 2, …; the records concatenate a
+// role's matrices by layer index, and so does the grouped stream.
+Artifact twelve_layers(uint32_t seed) {
+  std::mt19937 rng(seed);
+  Artifact a;
+  a.tensors.push_back(codes_tensor("tok_emb.weight", 16, 8, 7, 4.0, rng));
+  for (int layer = 0; layer < 12; ++layer) {
+    const std::string b = "blocks." + std::to_string(layer) + ".";
+    a.tensors.push_back(codes_tensor(b + "mlp.fc.weight", 8, 8, 6, 1.0 + layer, rng));
+    a.tensors.push_back(codes_tensor(b + "attn.proj.weight", 8, 8, 6, 2.0, rng));
+  }
+  a.tensors.push_back(codes_tensor("bigram.embed.weight", 4, 8, 6, 2.0, rng));
+  return a;
+}
+
+TEST(Grouped, GroupMembersAreConcatenatedByLayerIndex) {
+  EXPECT_EQ(layer_index_of("blocks.10.mlp.fc.weight"), 10);
+  EXPECT_EQ(layer_index_of("blocks.2.attn.c_q.weight"), 2);
+  EXPECT_EQ(layer_index_of("tok_emb.weight"), -1);
+  EXPECT_EQ(layer_index_of("xblocks.3.mlp.fc.weight"), -1);
+  const Artifact a = twelve_layers(1);
+  std::vector<CodeSpan> spans;
+  const Bytes payload = encode_payload(a, &spans);
+  std::map<uint32_t, std::string> name_at;
+  for (const CodeSpan& s : spans) name_at[static_cast<uint32_t>(s.offset)] = s.name;
+  for (const Compressor c : {Compressor::PerGroup, Compressor::Golf}) {
+    const Bytes stream = grouped_encode(payload, spans, with(c));
+    std::vector<std::vector<int>> layers(kCodeGroups);
+    for (const auto& [offset, group] : listed_spans(stream)) layers[static_cast<size_t>(group)].push_back(layer_index_of(name_at.at(offset)));
+    std::vector<int> zero_to_eleven(12);
+    for (int l = 0; l < 12; ++l) zero_to_eleven[static_cast<size_t>(l)] = l;
+    EXPECT_EQ(layers[5], zero_to_eleven) << compressor_name(c) << ": mlp.fc";
+    EXPECT_EQ(layers[4], zero_to_eleven) << compressor_name(c) << ": attn.proj";
+    EXPECT_EQ(grouped_decode(stream, payload.size(), c, 2, "s"), payload) << compressor_name(c);
+    EXPECT_EQ(deserialize(serialize(a, with(c))), sorted(a)) << compressor_name(c);
+  }
+}
+
+// Writers before session 9 listed the spans by payload offset and concatenated each group's
+// members in that order: such a stream (rebuilt here from today's, its groups Brotli-coded in
+// payload order) still decodes, because a reader takes the members' order from the list.
+TEST(Grouped, StreamsListingSpansByPayloadOffsetStillDecode) {
+  const Artifact a = twelve_layers(2);
+  std::vector<CodeSpan> spans;
+  const Bytes payload = encode_payload(a, &spans);
+  const Bytes today = grouped_encode(payload, spans, with(Compressor::PerGroup));
+  const size_t span_bytes = 4 + 13 * spans.size();
+  uint32_t rest_size = 0;
+  std::memcpy(&rest_size, today.data() + span_bytes, 4);
+  Bytes old(today.begin(), today.begin() + 4);
+  std::vector<Bytes> group_codes(kCodeGroups);
+  for (const CodeSpan& s : spans) {  // encode_payload reports them by offset
+    const int g = code_group_of(s.name);
+    const uint32_t fields[3] = {static_cast<uint32_t>(s.offset), static_cast<uint32_t>(s.rows), static_cast<uint32_t>(s.cols)};
+    old.insert(old.end(), reinterpret_cast<const uint8_t*>(fields), reinterpret_cast<const uint8_t*>(fields) + 12);
+    old.push_back(static_cast<uint8_t>(g));
+    group_codes[static_cast<size_t>(g)].insert(group_codes[static_cast<size_t>(g)].end(), payload.begin() + static_cast<std::ptrdiff_t>(s.offset),
+                                               payload.begin() + static_cast<std::ptrdiff_t>(s.offset + size_t{s.rows} * s.cols));
+  }
+  old.insert(old.end(), today.begin() + static_cast<std::ptrdiff_t>(span_bytes), today.begin() + static_cast<std::ptrdiff_t>(span_bytes + 4 + rest_size));
+  for (const Bytes& codes : group_codes) {
+    if (codes.empty()) continue;
+    const Bytes data = brotli_compress(codes, 9, {22, 0});
+    const uint32_t size = static_cast<uint32_t>(data.size());
+    old.push_back(1), old.push_back(0);  // Brotli, row-major
+    old.insert(old.end(), reinterpret_cast<const uint8_t*>(&size), reinterpret_cast<const uint8_t*>(&size) + 4);
+    old.insert(old.end(), data.begin(), data.end());
+  }
+  ASSERT_NE(listed_spans(old), listed_spans(today));  // the two lists differ in order
+  EXPECT_EQ(grouped_decode(old, payload.size(), Compressor::PerGroup, 2, "s"), payload);
+}
+
 TEST(Grouped, PerGroupReportsEveryGroupAndPicksTheSmallestCandidate) {
   const Artifact a = model_like(5, 4);
   std::vector<CodeSpan> spans;
@@ -334,6 +420,9 @@ TEST(Grouped, ForgedStreamsAreRefused) {
   s = stream;
   std::memset(s.data() + 4 + 4, 0, 4);  // first span: zero rows
   EXPECT_TRUE(contains(error(s), "is empty"));
+  s = stream;
+  std::memcpy(s.data() + 4 + 13, s.data() + 4, 4);  // the second span at the first one's offset
+  EXPECT_TRUE(contains(error(s), "overlap"));
   s = stream;
   s.push_back(0);
   EXPECT_TRUE(contains(error(s), "follow the last group"));
