@@ -490,16 +490,17 @@ TEST(GolfCoder, StreamsOfAnotherFormatAreRefusedByName) {
   const Tensor t = codes_tensor("w", 16, 32, 6, 2.4, rng);
   const std::vector<std::pair<uint32_t, uint32_t>> shapes = {{16, 32}};
   Bytes s = golf_encode_codes(t.q, shapes);
-  ASSERT_EQ(s[0], 2) << "format byte";
-  for (const uint8_t old_format : {0, 1}) {  // before row references; referenced rows as differences
+  ASSERT_EQ(s[0], 3) << "format byte";
+  // before row references; referenced rows as differences; no reordered matrices nor model F
+  for (const uint8_t old_format : {0, 1, 2}) {
     s[0] = old_format;
     const std::string old = test::error_of([&] { golf_decode_codes(s, shapes, "old.golf"); });
     EXPECT_TRUE(contains(old, fmt::format("old.golf: golf code stream format {} is not supported", old_format))) << old;
     EXPECT_TRUE(contains(old, "earlier golf coder")) << old;
   }
-  s[0] = 3;
+  s[0] = 4;
   const std::string later = test::error_of([&] { golf_decode_codes(s, shapes, "t"); });
-  EXPECT_TRUE(contains(later, "format 3 is not supported")) << later;
+  EXPECT_TRUE(contains(later, "format 4 is not supported")) << later;
   EXPECT_FALSE(contains(later, "earlier golf coder")) << later;
   Bytes w = golf_encode_words(std::vector<uint16_t>{1, 2, 3});
   w[0] = 0;
