@@ -210,13 +210,18 @@ size_t sign_bucket(int col_signed) { return kSignBucket[static_cast<size_t>((col
 // model E (the chain of three references, × residual bucket) −6,723; C–E without fast counters +31.
 // Tried and left out: an APM stage on (ref, p) −0.5 KB; the row's fit to the column means (α·mean,
 // as a context) and a smoothed prototype along the reference chain, both worse than E.
+// Format 3 changed model D: the reference's code × the code above (the column's previous value
+// coded by this model: in a reordered matrix the previous row of the chain, another near row)
+// instead of × the reference's own reference, which E sees too (tok_emb, reordered: 11 × 512
+// −5.7 KB, 8 × 384 −3.4 KB, 4 × 128-long −1.8 KB; keeping both D's gained 0.8 KB more on 11 × 512
+// for an eleventh mixer input).
 constexpr int kRefHalf = 16;                           // model C: ref code clamped to ±16
-constexpr int kRefRefHalf = 8;                         // model D: ref and ref-of-ref codes to ±8
+constexpr int kRefRefHalf = 8;                         // model D: ref and above codes to ±8
 constexpr int kResidualBuckets = 4;                    // mean |q − ref| < ½, < 1, < 2, ≥ 2 (×16 thresholds)
 constexpr std::array<int, kResidualBuckets - 1> kResidualThresholds = {8, 16, 32};
 constexpr int kResidualRate = 5;                       // its running mean's rate: 2^-5
 constexpr size_t kRefCtx = (2 * kRefHalf + 1) * kResidualBuckets;
-constexpr size_t kRefRefCtx = (2 * kRefRefHalf + 1) * (2 * kRefRefHalf + 2);  // ref-of-ref: none, or its code
+constexpr size_t kRefRefCtx = (2 * kRefRefHalf + 1) * (2 * kRefRefHalf + 1);
 constexpr int kChainHalf = 5;                          // model E: ref, ref-of-ref, its ref to ±5
 constexpr size_t kChainValues = 2 * kChainHalf + 2;    // none, or the clamped code
 constexpr size_t kChainCtx = kChainValues * kChainValues * kChainValues * kResidualBuckets;
@@ -267,15 +272,15 @@ class Model {
   }
   // The reference's code at column `col`, its own reference's and that row's reference's (or
   // none), and the row's running mean |q − ref| (×16).
-  void set_reference(size_t col, int ref, const int* ref_ref, const int* ref3, int residual_mean) {
+  void set_reference(size_t col, int ref, int above, const int* ref_ref, const int* ref3, int residual_mean) {
     f_now_ = &f_[col * kSignSlots * kNodes];
     size_t residual = 0;
     while (residual < kResidualThresholds.size() && residual_mean >= kResidualThresholds[residual]) ++residual;
     const auto r = static_cast<size_t>(std::clamp(ref, -kRefHalf, kRefHalf) + kRefHalf);
     const auto r8 = static_cast<size_t>(std::clamp(ref, -kRefRefHalf, kRefRefHalf) + kRefRefHalf);
-    const size_t rr = ref_ref ? static_cast<size_t>(std::clamp(*ref_ref, -kRefRefHalf, kRefRefHalf) + kRefRefHalf + 1) : 0;
+    const auto a8 = static_cast<size_t>(std::clamp(above, -kRefRefHalf, kRefRefHalf) + kRefRefHalf);
     c_now_ = &c_[(r * kResidualBuckets + residual) * kNodes];
-    d_now_ = &d_[(r8 * (2 * kRefRefHalf + 2) + rr) * kNodes];
+    d_now_ = &d_[(a8 * (2 * kRefRefHalf + 1) + r8) * kNodes];
     const auto chain = [](const int* v) { return v ? static_cast<size_t>(std::clamp(*v, -kChainHalf, kChainHalf) + kChainHalf + 1) : 0; };
     e_now_ = &e_[(((chain(&ref) * kChainValues + chain(ref_ref)) * kChainValues + chain(ref3)) * kResidualBuckets + residual) * kNodes];
     weight_set_ = residual;
@@ -369,7 +374,7 @@ void code_row(M& m, Stats& st, Coder& coder, int* x, size_t cols, const int8_t* 
     m.set_context(st.col_mean[c] >> 4, st.local_mean, c ? x[c - 1] : 0, st.above[c], st.col_signed[c]);
     if constexpr (M::kModelInputs == kRefInputs) {
       const int ref_ref_code = ref_ref ? ref_ref[c] : 0, ref3_code = ref3 ? ref3[c] : 0;
-      m.set_reference(c, ref[c], ref_ref ? &ref_ref_code : nullptr, ref3 ? &ref3_code : nullptr, st.residual_mean);
+      m.set_reference(c, ref[c], st.above[c], ref_ref ? &ref_ref_code : nullptr, ref3 ? &ref3_code : nullptr, st.residual_mean);
     }
     const int v = code_value(m, coder, x[c]);
     x[c] = v;
