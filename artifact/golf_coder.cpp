@@ -298,11 +298,13 @@ class Model {
   int bit(Coder& coder, int node, int bit) {
     Counter& ca = node == kSignNode ? *sign_a_now_ : a_now_[node];
     Counter& cb = node == kSignNode ? *sign_b_now_ : b_now_[node];
-    int x[kRefInputs] = {kStretch[ca.slow >> 4], kStretch[ca.fast >> 4], kStretch[cb.slow >> 4], kStretch[cb.fast >> 4], 256};
+    int x[kModelInputs];  // sized per model: the plain model's bit() must not pay for C–F's inputs
+    x[0] = kStretch[ca.slow >> 4], x[1] = kStretch[ca.fast >> 4], x[2] = kStretch[cb.slow >> 4], x[3] = kStretch[cb.fast >> 4];
     if constexpr (kReferenced) {
       x[4] = kStretch[c_now_[node].p >> 4], x[5] = kStretch[d_now_[node].p >> 4], x[6] = kStretch[e_now_[node].p >> 4];
-      x[7] = kStretch[f_now_[node].slow >> 4], x[8] = kStretch[f_now_[node].fast >> 4], x[9] = 256;
+      x[7] = kStretch[f_now_[node].slow >> 4], x[8] = kStretch[f_now_[node].fast >> 4];
     }
+    x[kModelInputs - 1] = 256;
     int32_t* w = &weights_[(weight_set_ * kNodes + static_cast<size_t>(node)) * kModelInputs];
     int64_t dot = 0;
     for (size_t i = 0; i < kModelInputs; ++i) dot += int64_t{w[i]} * x[i];
