@@ -108,6 +108,7 @@ class Encoder {
     while (range_ < (1u << 24)) range_ <<= 8, shift_low();
     return bit;
   }
+  void check_not_past_end() const {}
   std::vector<uint8_t> finish() {
     for (int i = 0; i < 5; ++i) shift_low();
     return std::move(out_);
@@ -150,6 +151,12 @@ class Decoder {
     range_ = (bound & ~if_zero) | ((range_ - bound) & if_zero);
     while (range_ < (1u << 24)) range_ <<= 8, code_ = ((code_ << 8) | next()) & 0xFFFFFFFFu;
     return bit;
+  }
+  // Reading on past the end yields zeros, refused at finish(); rather than walk a forged stream's
+  // long matrices (a reordered one's order too) over them, rows check as they go: the decoder
+  // reads at most 5 bytes ahead of what it has decoded.
+  void check_not_past_end() const {
+    if (pos_ > in_.size() + 8) fail("{}: the golf code stream ends early ({} bytes)", source_, in_.size());
   }
   void finish() const {
     if (pos_ > in_.size()) fail("{}: the golf code stream ends early ({} bytes)", source_, in_.size());
@@ -239,7 +246,8 @@ constexpr size_t kSignSlots = 3;
 // that was coded (the encoder's own, or the decoded one). Counter tables are laid out context-
 // major, node-minor, so one code's decisions touch one short run of counters per model. A Model
 // for referenced rows (`referenced`) mixes models C–F too; the plain one is format 1's model
-// unchanged (a group without reference rows codes to the same bytes as format 1 after byte 0).
+// unchanged (a group without reference rows codes to the same size as in format 1 and 2; format
+// 3's stream differs from theirs only by the per-matrix "reordered" decision, code_matrices).
 template <bool kReferenced>
 class Model {
  public:
@@ -270,8 +278,9 @@ class Model {
   void begin_matrix(size_t cols) {
     if constexpr (kReferenced) f_.assign(cols * kSignSlots * kNodes, Counter{});
   }
-  // The reference's code at column `col`, its own reference's and that row's reference's (or
-  // none), and the row's running mean |q − ref| (×16).
+  // The reference's code at column `col`, the code above (the column's previous value coded by
+  // this model), the reference's own reference's code and that row's reference's (or none), and
+  // the row's running mean |q − ref| (×16).
   void set_reference(size_t col, int ref, int above, const int* ref_ref, const int* ref3, int residual_mean) {
     f_now_ = &f_[col * kSignSlots * kNodes];
     size_t residual = 0;
@@ -560,6 +569,7 @@ void code_matrices(Coder& coder, const std::vector<std::pair<uint32_t, uint32_t>
       for (uint32_t r = 0; r < rows; ++r) left[r] = r;
       plan.order.resize(rows);
       for (size_t i = 0; i < rows; ++i) {
+        coder.check_not_past_end();
         const auto at = encoding ? static_cast<uint32_t>(std::lower_bound(left.begin(), left.end(), plan.order[i]) - left.begin()) : 0;
         const uint32_t k = code_uniform(coder, at, static_cast<uint32_t>(left.size()));
         plan.order[i] = left[k];
@@ -569,6 +579,7 @@ void code_matrices(Coder& coder, const std::vector<std::pair<uint32_t, uint32_t>
     plan.refs.resize(rows);
     int previous_had_ref = 0;
     for (size_t r = 0; r < rows; ++r) {
+      coder.check_not_past_end();
       int8_t* row = codes + base + r * cols;
       int32_t ref = -1;
       const auto back_in = [&] { return static_cast<uint32_t>(r - 1 - static_cast<size_t>(plan.refs[r])); };

@@ -551,6 +551,13 @@ TEST(GolfCoder, DamagedReorderedStreamsAreErrorsOrOtherCodes) {
     if (error.empty()) EXPECT_EQ(out.size(), q.size()) << bit;
     else EXPECT_TRUE(contains(error, "t: ")) << error;
   }
+  // A forged stream whose first decision says "reordered" for a long matrix (zeros do): the error
+  // comes as soon as the decoder has read past the stream's end (without that check it walks the
+  // whole order over the zeros read past it and fails later, on a reference: "row 2 refers 3
+  // rows back").
+  Bytes forged(48, 0);
+  forged[0] = 3;
+  EXPECT_TRUE(contains(test::error_of([&] { golf_decode_codes(forged, {{1000000, 1}}, "f"); }), "f: the golf code stream ends early"));
 }
 
 TEST(GolfCoder, StreamsOfAnotherFormatAreRefusedByName) {
