@@ -7,19 +7,28 @@
 // 16-bit probabilities — small, integer-only and therefore deterministic on every machine.
 //
 // MODEL (one fresh model per group of matrices; the matrices are coded row-major in order)
-//   Row references: before each row (from the second on) one decision says whether the row has a
-//   reference, an earlier row of the same matrix; if so, the distance back (r − j − 1, in
-//   bit_width(r − 1) bits of probability ½) follows. The encoder picks, per row, the earlier row
-//   nearest in L1 and keeps it when the estimated saving exceeds the distance's cost by a margin
-//   (golf_coder.cpp, choose_references). Embedding rows of briefly trained models nearly repeat
-//   one another (tokens that were rarely seen share the output head's update): this is where the
-//   records' nearest-neighbour row order wins (issue 16 §1); the reference does the same without
-//   reordering, and matrices without such rows pay ~nothing (the decision is adaptive).
+//   Matrix order: first one decision (at a fixed probability of 1/4096) says whether the matrix
+//   is reordered. A reordered matrix's rows are coded in a stored order (each row's index among
+//   the rows not yet placed, uniform: log2(rows!) bits in all) and every row after the first has
+//   a reference, its distance back (r − j − 1) an Elias-gamma code whose length and first bit are
+//   adaptive. The encoder reorders by the records' greedy nearest-neighbour chain, referencing
+//   each row's nearest earlier row in the chain, on the matrices where the margin test below finds
+//   any reference (in practice only tok_emb), and keeps the smaller of the two whole streams.
+//   Row references (matrices in natural order): before each row (from the second on) one
+//   decision says whether the row has a reference, an earlier row of the same matrix; if so, the
+//   distance back (r − j − 1, in bit_width(r − 1) bits of probability ½) follows. The encoder
+//   picks, per row, the earlier row nearest in L1 and keeps it when the estimated saving exceeds
+//   the distance's cost by a margin (golf_coder.cpp, choose_references). Embedding rows nearly
+//   repeat one another (tokens that were rarely seen share the output head's update) and lie in
+//   clusters: this is where the records' nearest-neighbour row order wins (issue 16 §1), and
+//   matrices without such rows pay ~nothing (the decision is adaptive).
 //   A referenced row's codes go through their own model (statistics as below, on the codes) with
-//   three more context models: C = the reference's code at this column × the row's running mean
-//   |q − ref| (4 buckets), D = the reference's code × its own reference's code (or none), E = the
-//   codes of the chain ref, ref-of-ref, its ref (each ±5 or none) × the residual bucket; the
-//   mixer's weights are chosen by decision node × that residual bucket.
+//   four more context models: C = the reference's code at this column × the row's running mean
+//   |q − ref| (4 buckets), D = the reference's code × the code above (the column's previous value
+//   coded by this model), E = the codes of the chain ref, ref-of-ref, its ref (each ±5 or none) ×
+//   the residual bucket, F = the matrix's column (counters afresh per matrix); for the magnitude
+//   decisions C–F also see the code's sign; the mixer's weights are chosen by decision node × that
+//   residual bucket.
 //   A value x (a code) becomes
 //   binary decisions: x = 0?; then the sign; then |x| in unary (|x| > k? for k = 1..19); |x| ≥ 20
 //   continues with an Elias-gamma code of |x| − 19 (length in unary, then the bits, most
@@ -37,9 +46,9 @@
 //   neighbour's sign; model B the local mean × the sign of the value above.
 //   Counters adapt fast while young (rate 1/2, 1/3, … down to 1/1024; a second one to 1/16).
 //
-// STREAM: byte 0 is the format (2: referenced rows coded with their reference as context;
-// 1 coded them as differences from it, 0 had no references: both are refused with a message
-// saying so), then the range coder's bytes after its first (always 0);
+// STREAM: byte 0 is the format (3: reordered matrices and model F; 2 had neither, 1 coded
+// referenced rows as differences from the reference, 0 had no references: all are refused with a
+// message saying so), then the range coder's bytes after its first (always 0);
 // the decoder must consume exactly all of them, so truncation or trailing bytes are errors; a
 // decoded code outside [-127, 127] or a reference past the matrix's first row is an error.
 #pragma once
