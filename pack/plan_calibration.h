@@ -21,7 +21,7 @@ inline constexpr int64_t kSeenOftenCount = 16;
 // else steps^power); mid class (rows seen kSeenTokenCount … kSeenOftenCount − 1 times) and its offset
 inline const std::vector<SizeModel> kCalibratedSizeModels = {
     {"brotli", 0.048179, 0.064449, 0.039195, 0.045359, -2.878050, -0.603347, 0.722154, 10, 205, 128, 512, 1.262829, 1.688990, 1.198455, 0.401748, 0.335411, 7, 0.000000, false, 0.048179},  // runs: 11x512, 4x128, 4x128-long, 4x256, 6x256, 8x384; worst group residual 0.0811 bits/code
-    {"golf", -0.011800, 0.017920, -0.003443, 0.001771, -4.039593, 89.662269, 0.313199, 10, 205, 128, 512, 1.132144, 1.688453, 1.221150, 0.311388, 0.923625, 7, -2.000000, true, -0.466643},  // runs: 11x512, 4x128, 4x128-long, 4x256, 6x256, 8x384; worst group residual 0.1717 bits/code
+    {"golf", -0.053273, 0.017920, -0.003451, 0.001766, -4.123777, 89.592015, 0.300801, 10, 205, 128, 512, 1.132144, 1.688453, 1.221150, 0.311467, 0.923850, 7, -2.000000, true, -0.634763},  // runs: 11x512, 4x128, 4x128-long, 4x256, 6x256, 8x384; worst group residual 0.1928 bits/code
 };
 
 }  // namespace golf::pack

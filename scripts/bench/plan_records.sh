@@ -27,7 +27,7 @@ row R0416 15908674 "$(artifact "${R0416[@]}")" "brotli; brotli's long-training t
 row R0419 15950809 "$(artifact "${R0416[@]}" --set GATED_ATTN_QUANT_GATE=1)" "brotli; held out (QuantGate)"
 # golf's plan against golf/lrzip × R0427L's blob (the target its term was solved for), then against the blob.
 R0427L_PLAN="$(artifact --config "$ROOT/train/configs/frontier_0427.json" --set COMPRESSOR=golf)"
-TARGET_EXPR="15865260 * 15228865 / 15266812"
+TARGET_EXPR="15865260 * 15148996 / 15266812"
 row R0427L\' "$(awk "BEGIN { printf \"%d\", $TARGET_EXPR + 0.5 }")" "$R0427L_PLAN" \
   "golf plan vs $(awk "BEGIN { printf \"%.4f\", $TARGET_EXPR / 15865260 }") x the lrzip blob (not a blob: the estimate golf's term is solved for, in-sample)"
 row R0427L 15865260 "$R0427L_PLAN" "golf plan vs the record's lrzip blob itself (different coders)"
