@@ -9,11 +9,14 @@
 #include <limits>
 
 #include "core/error.h"
+#include "artifact/binary_coder.h"
 #include "artifact/row_distance.h"
 
 namespace golf::artifact {
 
 namespace {
+
+using namespace binary_coder;
 
 constexpr int kUnary = 20;                 // |q| > k coded in unary for k = 1..kUnary-1
 constexpr int kGammaLength = kUnary + 1;   // nodes: "the gamma code has another bit"
@@ -39,140 +42,6 @@ std::array<uint8_t, kMeanLimit + 1> bucket_table(const std::array<int, N>& thres
 }
 const auto kColBucket = bucket_table(kColThresholds);
 const auto kRowBucket = bucket_table(kRowThresholds);
-
-// Logistic squash and its inverse in fixed point: stretch domain ×256 (±2047), probability ×4096.
-int squash(int d) {
-  static constexpr int t[33] = {1,    2,    3,    6,    10,   16,   27,   45,   73,   120,  194,
-                                310,  488,  747,  1101, 1546, 2047, 2549, 2994, 3348, 3607, 3785,
-                                3901, 3975, 4024, 4050, 4068, 4079, 4085, 4089, 4092, 4093, 4094};
-  if (d > 2047) return 4095;
-  if (d < -2047) return 1;
-  const int w = d & 127, i = (d >> 7) + 16;
-  return (t[i] * (128 - w) + t[i + 1] * w + 64) >> 7;
-}
-
-// stretch = squash⁻¹ over probabilities ×4096, and squash over the clamped stretch domain as a
-// table (clamped to [1, 4095]: no decision is ever certain).
-const std::array<int16_t, 4096> kStretch = [] {
-  std::array<int16_t, 4096> s{};
-  int next = 0;
-  for (int x = -2047; x <= 2047; ++x)
-    for (const int v = squash(x); next <= v; ++next) s[static_cast<size_t>(next)] = static_cast<int16_t>(x);
-  for (; next < 4096; ++next) s[static_cast<size_t>(next)] = 2047;
-  return s;
-}();
-const std::array<int16_t, 4095> kSquash = [] {
-  std::array<int16_t, 4095> t{};
-  for (int d = -2047; d <= 2047; ++d) t[static_cast<size_t>(d + 2047)] = static_cast<int16_t>(std::clamp(squash(d), 1, 4095));
-  return t;
-}();
-
-// Two adaptive probabilities of a 1 (×65536) for one context: `slow` is nearly a frequency count
-// (rate 1/(n+2), floor 1/1024), `fast` follows local drift (rate floor 1/16). The mixer weighs them.
-constexpr int kSlowLimit = 1022, kFastLimit = 14;
-const std::array<int32_t, kSlowLimit + 1> kCounterRate = [] {  // 65536 / (n + 2)
-  std::array<int32_t, kSlowLimit + 1> r{};
-  for (int i = 0; i <= kSlowLimit; ++i) r[static_cast<size_t>(i)] = 65536 / (i + 2);
-  return r;
-}();
-// Models C–E keep the slow probability only: their fast ones bought 31 bytes on the 11 × 512
-// tok_emb (of 1.6 MB), for three more mixer inputs and counter updates per decision.
-struct SlowCounter {
-  uint16_t p = 32768, n = 0;
-  void update(int bit) {
-    p = static_cast<uint16_t>(p + ((((bit ? 65535 : 0) - p) * kCounterRate[n]) >> 16));
-    if (n < kSlowLimit) ++n;
-  }
-};
-struct Counter {
-  uint16_t slow = 32768, fast = 32768;
-  uint16_t n = 0;
-  void update(int bit) {
-    const int target = bit ? 65535 : 0;
-    slow = static_cast<uint16_t>(slow + (((target - slow) * kCounterRate[n]) >> 16));
-    fast = static_cast<uint16_t>(fast + (((target - fast) * kCounterRate[std::min<int>(n, kFastLimit)]) >> 16));
-    if (n < kSlowLimit) ++n;
-  }
-};
-
-class Encoder {
- public:
-  int code(int bit, int p16) {  // p16: probability of a 1
-    const uint32_t bound = (range_ >> 16) * static_cast<uint32_t>(p16);
-    if (bit) {
-      range_ = bound;
-    } else {
-      low_ += bound;
-      range_ -= bound;
-    }
-    while (range_ < (1u << 24)) range_ <<= 8, shift_low();
-    return bit;
-  }
-  void check_not_past_end() const {}
-  std::vector<uint8_t> finish() {
-    for (int i = 0; i < 5; ++i) shift_low();
-    return std::move(out_);
-  }
-
- private:
-  void shift_low() {
-    if (static_cast<uint32_t>(low_) < 0xFF000000u || (low_ >> 32) != 0) {
-      const auto carry = static_cast<uint8_t>(low_ >> 32);
-      uint8_t byte = cache_;
-      do {
-        out_.push_back(static_cast<uint8_t>(byte + carry));
-        byte = 0xFF;
-      } while (--pending_ != 0);
-      cache_ = static_cast<uint8_t>(low_ >> 24);
-    }
-    ++pending_;
-    low_ = (low_ & 0x00FFFFFFu) << 8;
-  }
-  uint64_t low_ = 0;
-  uint32_t range_ = 0xFFFFFFFFu;
-  uint8_t cache_ = 0;
-  uint64_t pending_ = 1;
-  std::vector<uint8_t> out_;
-};
-
-class Decoder {
- public:
-  Decoder(std::span<const uint8_t> in, const std::string& source) : in_(in), source_(source) {
-    if (in.empty() || in[0] != 0) fail("{}: not a golf code stream (it must start with a zero byte)", source);
-    for (int i = 0; i < 5; ++i) code_ = (code_ << 8) | next();
-  }
-  int code(int /*unused*/, int p16) {
-    const uint64_t bound = (range_ >> 16) * static_cast<uint32_t>(p16);  // < 2^32
-    // Branch-free (selects, not a branch): the bit is the hard one to predict, and the caller
-    // branches on it anyway; one mispredicted branch per surprising bit instead of two.
-    const int bit = code_ < bound;
-    const uint64_t if_zero = static_cast<uint64_t>(bit) - 1u;  // all ones when the bit is 0
-    code_ -= bound & if_zero;
-    range_ = (bound & ~if_zero) | ((range_ - bound) & if_zero);
-    while (range_ < (1u << 24)) range_ <<= 8, code_ = ((code_ << 8) | next()) & 0xFFFFFFFFu;
-    return bit;
-  }
-  // Reading on past the end yields zeros, refused at finish(); rather than walk a forged stream's
-  // long matrices (a reordered one's order too) over them, rows check as they go: the decoder
-  // reads at most 5 bytes ahead of what it has decoded.
-  void check_not_past_end() const {
-    if (pos_ > in_.size() + 8) fail("{}: the golf code stream ends early ({} bytes)", source_, in_.size());
-  }
-  void finish() const {
-    if (pos_ > in_.size()) fail("{}: the golf code stream ends early ({} bytes)", source_, in_.size());
-    if (pos_ < in_.size()) fail("{}: {} bytes follow the end of the golf code stream", source_, in_.size() - pos_);
-  }
-
- private:
-  uint32_t next() { return pos_ < in_.size() ? in_[pos_++] : (++pos_, 0u); }
-  std::span<const uint8_t> in_;
-  const std::string& source_;
-  size_t pos_ = 0;
-  // 32-bit values held in 64-bit words: a uint32_t member may alias the mixer's int32_t weights
-  // (and Stats' ints), so the compiler must reload it after every store to them; a uint64_t
-  // cannot. Both stay below 2^32 (the mask above; the stream's first byte is 0).
-  uint64_t code_ = 0, range_ = 0xFFFFFFFFu;
-};
 
 // Column statistics: a running mean whose rate falls as 1/n over a matrix's first rows, then
 // stays at 1/kColWindow. A column's spread is a property of its input feature, stable down the
@@ -653,70 +522,12 @@ size_t total_codes(const std::vector<std::pair<uint32_t, uint32_t>>& shapes) {
   return n;
 }
 
-// The fp16 words' model (golf_coder.h): bit-tree contexts over each byte, two models mixed.
-class WordModel {
- public:
-  WordModel() : a_(2 * 256 * 256), b_(2 * 256 * 256), weights_(16 * kWordInputs) {
-    for (size_t n = 0; n < 16; ++n)
-      for (size_t i = 0; i < kWordInputs; ++i) weights_[n * kWordInputs + i] = i < 4 ? 1 << 14 : 0;
-  }
-
-  template <class Coder>
-  uint16_t word(Coder& coder, uint16_t value) {
-    int high = 1;  // bit-tree node: a leading 1, then the bits so far
-    for (int k = 15; k >= 8; --k)
-      high = (high << 1) | bit(coder, 15 - k, high, static_cast<size_t>(prev_high_) * 256 + static_cast<size_t>(high), (value >> k) & 1);
-    high &= 0xFF;
-    const size_t near = high == prev_high_ ? 1 + (prev_low_ >> 2) : 0;  // the previous low byte, when comparable
-    int low = 1;
-    for (int k = 7; k >= 0; --k)
-      low = (low << 1) | bit(coder, 15 - k, 65536 + static_cast<size_t>(high) * 256 + static_cast<size_t>(low),
-                             65536 + near * 256 + static_cast<size_t>(low), (value >> k) & 1);
-    low &= 0xFF;
-    prev_high_ = high, prev_low_ = low;
-    return static_cast<uint16_t>(high << 8 | low);
-  }
-
- private:
-  static constexpr size_t kWordInputs = 5;
-  template <class Coder>
-  int bit(Coder& coder, int position, size_t ctx_a, size_t ctx_b, int bit) {
-    Counter& ca = a_[ctx_a];
-    Counter& cb = b_[ctx_b];
-    const auto& stretch = kStretch;
-    const int x[kWordInputs] = {stretch[ca.slow >> 4], stretch[ca.fast >> 4], stretch[cb.slow >> 4], stretch[cb.fast >> 4], 256};
-    int32_t* w = &weights_[static_cast<size_t>(position) * kWordInputs];
-    int64_t dot = 0;
-    for (size_t i = 0; i < kWordInputs; ++i) dot += int64_t{w[i]} * x[i];
-    const int p = kSquash[static_cast<size_t>(std::clamp<int64_t>(dot >> 16, -2047, 2047) + 2047)];
-    const int coded = coder.code(bit, p << 4);
-    const int err = (coded << 12) - p;
-    constexpr int32_t kMaxWeight = 1 << 22;
-    // A faster mixer step than the codes' (2^-11): there are few words to learn from.
-    for (size_t i = 0; i < kWordInputs; ++i) w[i] = std::clamp(w[i] + ((x[i] * err + (1 << 10)) >> 11), -kMaxWeight, kMaxWeight);
-    ca.update(coded);
-    cb.update(coded);
-    return coded;
-  }
-  // a_: node × own high byte (low byte) or node alone (high byte, ctx < 256); b_: node × the
-  // previous word's high byte (high byte) or × the previous low byte's bucket (low byte).
-  std::vector<Counter> a_, b_;
-  std::vector<int32_t> weights_;
-  int prev_high_ = 0, prev_low_ = 0;
-};
-
 // The first byte of a stream names its format: the range coder's first byte is always 0, so
 // the version takes its place. Version 0 streams came from the coder before row references
 // (issue 16, session 3), version 1 from the one that coded a referenced row as its difference
 // from the reference (sessions 4-7), version 2 from the one without reordered matrices and model
 // F (session 8); no build decodes a version it was not written for.
-constexpr uint8_t kCodeStreamVersion = 3, kWordStreamVersion = 1;
-void check_version(std::span<const uint8_t> stream, uint8_t version, const char* kind, const std::string& source) {
-  if (stream.empty()) fail("{}: the golf {} stream is empty", source, kind);
-  if (stream[0] != version)
-    fail("{}: golf {} stream format {} is not supported (this build reads format {}{})", source, kind, stream[0], version,
-         stream[0] < version ? "; it was written by an earlier golf coder: repack from the run's weights" : "");
-}
+constexpr uint8_t kCodeStreamVersion = 3;
 
 }  // namespace
 
@@ -773,29 +584,6 @@ std::vector<int8_t> golf_decode_codes(std::span<const uint8_t> stream, const std
   dec.finish();
   permute_rows(codes.data(), shapes, plans, false);
   return codes;
-}
-
-std::vector<uint8_t> golf_encode_words(std::span<const uint16_t> words) {
-  WordModel model;
-  Encoder enc;
-  for (const uint16_t w : words) model.word(enc, w);
-  std::vector<uint8_t> out = enc.finish();
-  out[0] = kWordStreamVersion;
-  return out;
-}
-
-std::vector<uint16_t> golf_decode_words(std::span<const uint8_t> stream, size_t count, const std::string& source) {
-  // 16 decisions of at least log2(4096/4095) bits each: a byte holds at most ~1,400 words.
-  if (count / 1400 > stream.size()) fail("{}: a {}-byte golf word stream cannot hold {} words", source, stream.size(), count);
-  check_version(stream, kWordStreamVersion, "word", source);
-  std::vector<uint8_t> body(stream.begin(), stream.end());
-  body[0] = 0;
-  std::vector<uint16_t> words(count);
-  WordModel model;
-  Decoder dec(body, source);
-  for (uint16_t& w : words) w = model.word(dec, 0);
-  dec.finish();
-  return words;
 }
 
 }  // namespace golf::artifact

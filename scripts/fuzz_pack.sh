@@ -18,7 +18,7 @@ fi
 
 mkdir -p "$DIR/corpus" "$DIR/crashes"
 cd "$ROOT"
-SOURCES=(artifact/fuzz_artifact.cpp artifact/artifact.cpp artifact/coders.cpp artifact/grouped.cpp artifact/golf_coder.cpp core/atomic_file.cpp core/progress.cpp)
+SOURCES=(artifact/fuzz_artifact.cpp artifact/artifact.cpp artifact/coders.cpp artifact/grouped.cpp artifact/golf_coder.cpp artifact/golf_words.cpp core/atomic_file.cpp core/progress.cpp)
 LIBS=(-lbrotlienc -lbrotlidec -llzma -lfmt)
 echo "building $DIR/fuzz_artifact"
 clang++ -std=c++20 -g -O1 -I"$ROOT" -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
