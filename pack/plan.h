@@ -77,13 +77,13 @@ struct SizeModel {
   // near-Gaussian values) and per other fp16 value (gains, mixes, skip weights: near their init)
   double scale_bytes, matrix_value_bytes, value_bytes, lqer_ratio, table_ratio;
   int artifacts;  // calibration artifacts it was fitted on
-  // c_rare's step variable: ln(steps) for 0, else steps^rare_steps_power (golf: −0.5, i.e. 1/√steps:
-  // its never-seen rows' offset flattens with steps, −0.9 at 10, −2.0 at 35, −2.6 at 205, and a
-  // line in ln(steps) from the short runs overshot the 205-step one by 0.9 bits/code held out)
+  // c_rare's step variable: ln(steps) for 0, else steps^rare_steps_power (golf: −2, i.e. 1/steps²:
+  // its never-seen rows' offset flattens with steps, and a line in ln(steps) from the short runs
+  // overshot the 205-step one held out; README "Planning the artifact before training")
   double rare_steps_power = 0;
   // Rows seen kSeenTokenCount … kSeenOftenCount − 1 times: their own offset when mid_class (golf:
-  // measured −0.27 … −0.40 bits/code on all six runs, where the seen rows' offset over-predicted them by
-  // ~0.3), else embedding_offset.
+  // measured −0.51 … −0.73 bits/code on all six runs on code format 3, where the seen rows' offset,
+  // −0.05, would over-predict them), else embedding_offset.
   bool mid_class = false;
   double embedding_mid_offset = 0;
   double code_bits_offset(const std::string& group) const;  // "other quantized" and unknown: other;
