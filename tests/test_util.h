@@ -182,4 +182,29 @@ inline std::string tiny_shakespeare_corpus_command(const fs::path& dir, const st
          " --tokenizer " + quote(dir / "tok.model") + " --out " + quote(dir / "data") + " --split val";
 }
 
+// A suite whose tests share one scratch folder (`dir`), made once before its first test by the
+// shell command Suite::setup_command(folder) — the Tiny Shakespeare corpus (above), and whatever
+// runs the suite appends; every test needs the text and a set-up that succeeded.
+template <class Suite>
+class SharedSetupSuite : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    if (!fs::exists(tiny_shakespeare())) return;
+    dir = new TempDir;
+    setup = new CommandResult(run(Suite::setup_command(dir->path())));
+  }
+  static void TearDownTestSuite() {
+    delete dir;
+    delete setup;
+    dir = nullptr;
+    setup = nullptr;
+  }
+  void SetUp() override {
+    GOLF_REQUIRE_FILE(tiny_shakespeare());
+    ASSERT_EQ(setup->exit_code, 0) << setup->output;
+  }
+  static inline TempDir* dir = nullptr;
+  static inline CommandResult* setup = nullptr;
+};
+
 }  // namespace golf::test

@@ -20,13 +20,11 @@ namespace {
 using test::quote;
 namespace fs = std::filesystem;
 
-class CaseOpsEval : public ::testing::Test {
- protected:
-  static void SetUpTestSuite() {
-    if (!fs::exists(test::tiny_shakespeare())) return;
-    dir = new test::TempDir;
+class CaseOpsEval : public test::SharedSetupSuite<CaseOpsEval> {
+ public:
+  static std::string setup_command(const fs::path& folder) {
     const std::string text = test::read_file(test::tiny_shakespeare());
-    test::write_file(*dir / "train.txt", text.substr(0, text.size() * 9 / 10));
+    test::write_file(folder / "train.txt", text.substr(0, text.size() * 9 / 10));
     std::string val;
     const std::string tail = text.substr(text.size() * 9 / 10);
     for (size_t start = 0; start < tail.size();) {  // one document per paragraph
@@ -35,14 +33,13 @@ class CaseOpsEval : public ::testing::Test {
       if (end > start) val += nlohmann::json({{"text", tail.substr(start, end - start)}}).dump() + "\n";
       start = end + 2;
     }
-    test::write_file(*dir / "val.jsonl", val);
-    const std::string data = std::string("'") + GOLF_DATA_BIN + "' ", d = dir->path().string();
+    test::write_file(folder / "val.jsonl", val);
+    const std::string data = std::string("'") + GOLF_DATA_BIN + "' ";
     const std::string model = " VOCAB_SIZE=512 NUM_LAYERS=2 MODEL_DIM=32 NUM_HEADS=2 NUM_KV_HEADS=1 ROPE_DIMS=8 NUM_LOOPS=0"
                               " PARALLEL_START_LAYER=1 XSA_LAST_N=2 TRAIN_SEQ_LEN=128 TRAIN_BATCH_TOKENS=1024"
                               " GRAD_ACCUM_STEPS=1 MAX_WALLCLOCK_SECONDS=0 ITERATIONS=20 WARMUP_STEPS=0 VAL_LOSS_EVERY=0"
                               " VAL_MAX_TOKENS=4096 CHECKPOINT_EVERY=0 GPTQ_CALIBRATION_BATCHES=2";
-    const std::string cmd =
-        "cd " + quote(dir->path()) + " && " + data + "tokenizer --input train.txt --vocab 512 --caseops --out c.model" +
+    return "cd " + quote(folder) + " && " + data + "tokenizer --input train.txt --vocab 512 --caseops --out c.model" +
         " && " + data + "tokenizer --input val.jsonl --vocab 512 --caseops --out other.model" +
         " && " + data + "tokenizer --input train.txt --vocab 512 --out plain.model" +
         " && " + data + "tokenizer --input train.txt --vocab 600 --caseops --out c600.model" +
@@ -50,16 +47,9 @@ class CaseOpsEval : public ::testing::Test {
         " && " + data + "shards --input val.jsonl --tokenizer c.model --out data --split val --verify-bytes" +
         " && env DATA_PATH=data TOKENIZER_PATH=c.model OUTPUT_DIR=runs RUN_ID=tiny" + model + " '" + std::string(GOLF_TRAIN_BIN) + "'" +
         " && env DATA_PATH=data '" + std::string(GOLF_PACK_BIN) + "' runs/tiny";
-    setup = new test::CommandResult(test::run(cmd));
   }
-  static void TearDownTestSuite() {
-    delete dir;
-    delete setup;
-  }
-  void SetUp() override {
-    GOLF_REQUIRE_FILE(test::tiny_shakespeare());
-    ASSERT_EQ(setup->exit_code, 0) << setup->output;
-  }
+
+ protected:
   static fs::path artifact() { return *dir / "runs" / "tiny" / "final_model.golf"; }
   test::CommandResult eval(const fs::path& data, const fs::path& tokenizer, const std::string& args = "",
                            const fs::path& art = {}) {
@@ -81,8 +71,6 @@ class CaseOpsEval : public ::testing::Test {
       if (f.path().filename().string().starts_with("fineweb_val")) fs::copy_file(f.path(), to / f.path().filename());
     return to;
   }
-  static inline test::TempDir* dir = nullptr;
-  static inline test::CommandResult* setup = nullptr;
   test::TempDir scratch;
   fs::path out = scratch / "eval.json";
 };

@@ -21,34 +21,23 @@ namespace {
 
 using test::quote;
 
-class GolfPackCli : public ::testing::Test {
+class GolfPackCli : public test::SharedSetupSuite<GolfPackCli> {
+ public:
+  static std::string setup_command(const std::filesystem::path& folder) {
+    return test::tiny_shakespeare_corpus_command(folder, GOLF_DATA_BIN) + " && " +
+           // Wide enough that the MLP and embedding matrices pass the 65,536-element fp16 threshold.
+           "env DATA_PATH=" + quote(folder / "data") + " TOKENIZER_PATH=" + quote(folder / "tok.model") + " OUTPUT_DIR=" +
+           quote(folder / "runs") + " RUN_ID=tiny VOCAB_SIZE=512 NUM_LAYERS=4 MODEL_DIM=160 NUM_HEADS=4 NUM_KV_HEADS=2"
+           " ROPE_DIMS=8 LOOP_START=1 LOOP_END=2 NUM_LOOPS=1 PARALLEL_START_LAYER=3 TRAIN_SEQ_LEN=64"
+           " TRAIN_BATCH_TOKENS=1024 GRAD_ACCUM_STEPS=1 MAX_WALLCLOCK_SECONDS=0 ITERATIONS=8 WARMUP_STEPS=0"
+           " VAL_LOSS_EVERY=0 VAL_MAX_TOKENS=4096 CHECKPOINT_EVERY=0 GPTQ_CALIBRATION_BATCHES=4 '" + GOLF_TRAIN_BIN + "'";
+  }
+
  protected:
-  static void SetUpTestSuite() {
-    if (!std::filesystem::exists(test::tiny_shakespeare())) return;
-    dir = new test::TempDir;
-    setup = new test::CommandResult(test::run(
-        test::tiny_shakespeare_corpus_command(dir->path(), GOLF_DATA_BIN) + " && " +
-        // Wide enough that the MLP and embedding matrices pass the 65,536-element fp16 threshold.
-        "env DATA_PATH=" + quote(*dir / "data") + " TOKENIZER_PATH=" + quote(*dir / "tok.model") + " OUTPUT_DIR=" +
-        quote(*dir / "runs") + " RUN_ID=tiny VOCAB_SIZE=512 NUM_LAYERS=4 MODEL_DIM=160 NUM_HEADS=4 NUM_KV_HEADS=2"
-        " ROPE_DIMS=8 LOOP_START=1 LOOP_END=2 NUM_LOOPS=1 PARALLEL_START_LAYER=3 TRAIN_SEQ_LEN=64"
-        " TRAIN_BATCH_TOKENS=1024 GRAD_ACCUM_STEPS=1 MAX_WALLCLOCK_SECONDS=0 ITERATIONS=8 WARMUP_STEPS=0"
-        " VAL_LOSS_EVERY=0 VAL_MAX_TOKENS=4096 CHECKPOINT_EVERY=0 GPTQ_CALIBRATION_BATCHES=4 '" + GOLF_TRAIN_BIN + "'"));
-  }
-  static void TearDownTestSuite() {
-    delete dir;
-    delete setup;
-  }
-  void SetUp() override {
-    GOLF_REQUIRE_FILE(test::tiny_shakespeare());
-    ASSERT_EQ(setup->exit_code, 0) << setup->output;
-  }
   static std::filesystem::path run_dir() { return *dir / "runs" / "tiny"; }
   static test::CommandResult pack(const std::string& args) {
     return test::run(std::string("'") + GOLF_PACK_BIN + "' " + args);
   }
-  static inline test::TempDir* dir = nullptr;
-  static inline test::CommandResult* setup = nullptr;
 };
 
 TEST_F(GolfPackCli, UnpackGivesExactlyTheQuantizersTensors) {

@@ -16,21 +16,13 @@ namespace {
 using test::quote;
 namespace fs = std::filesystem;
 
-class DataCheck : public ::testing::Test {
+class DataCheck : public test::SharedSetupSuite<DataCheck> {
+ public:
+  static std::string setup_command(const std::filesystem::path& folder) {
+    return test::tiny_shakespeare_corpus_command(folder, GOLF_DATA_BIN);
+  }
+
  protected:
-  static void SetUpTestSuite() {
-    if (!fs::exists(test::tiny_shakespeare())) return;
-    dir = new test::TempDir;
-    setup = new test::CommandResult(test::run(test::tiny_shakespeare_corpus_command(dir->path(), GOLF_DATA_BIN)));
-  }
-  static void TearDownTestSuite() {
-    delete dir;
-    delete setup;
-  }
-  void SetUp() override {
-    GOLF_REQUIRE_FILE(test::tiny_shakespeare());
-    ASSERT_EQ(setup->exit_code, 0) << setup->output;
-  }
   // A copy of the good data directory to break.
   static fs::path copy_data(const std::string& name) {
     const fs::path out = *dir / name;
@@ -53,8 +45,6 @@ class DataCheck : public ::testing::Test {
     EXPECT_EQ(r.output.find("internal error"), std::string::npos) << r.output;
     EXPECT_FALSE(fs::exists(*dir / "runs" / run_id)) << "no run directory for refused data";
   }
-  static inline test::TempDir* dir = nullptr;
-  static inline test::CommandResult* setup = nullptr;
 };
 
 TEST_F(DataCheck, AGoodRunRecordsTheTokenizerAndTheScanTime) {

@@ -18,21 +18,13 @@ namespace {
 
 using test::quote;
 
-class GolfTrainCli : public ::testing::Test {
+class GolfTrainCli : public test::SharedSetupSuite<GolfTrainCli> {
+ public:
+  static std::string setup_command(const std::filesystem::path& folder) {
+    return test::tiny_shakespeare_corpus_command(folder, GOLF_DATA_BIN);
+  }
+
  protected:
-  static void SetUpTestSuite() {
-    if (!std::filesystem::exists(test::tiny_shakespeare())) return;
-    dir = new test::TempDir;
-    setup = new test::CommandResult(test::run(test::tiny_shakespeare_corpus_command(dir->path(), GOLF_DATA_BIN)));
-  }
-  static void TearDownTestSuite() {
-    delete dir;
-    delete setup;
-  }
-  void SetUp() override {
-    GOLF_REQUIRE_FILE(test::tiny_shakespeare());
-    ASSERT_EQ(setup->exit_code, 0) << setup->output;
-  }
   // A tiny model that still has every part: recurrence, two-lane layers, gates.
   static std::string env(const std::string& run_id, const std::string& extra = "") {
     return "env DATA_PATH=" + quote(*dir / "data") + " TOKENIZER_PATH=" + quote(*dir / "tok.model") +
@@ -54,8 +46,6 @@ class GolfTrainCli : public ::testing::Test {
     }
     return out;
   }
-  static inline test::TempDir* dir = nullptr;
-  static inline test::CommandResult* setup = nullptr;
 };
 
 TEST_F(GolfTrainCli, LogsTheResolvedConfigFirstAndTheRecordsLineFormat) {

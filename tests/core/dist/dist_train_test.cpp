@@ -126,21 +126,13 @@ std::string env_of(pid_t pid, const std::string& key) {
   return "";
 }
 
-class DistTrain : public ::testing::Test {
+class DistTrain : public test::SharedSetupSuite<DistTrain> {
+ public:
+  static std::string setup_command(const std::filesystem::path& folder) {
+    return test::tiny_shakespeare_corpus_command(folder, GOLF_DATA_BIN);
+  }
+
  protected:
-  static void SetUpTestSuite() {
-    if (!std::filesystem::exists(test::tiny_shakespeare())) return;
-    dir = new test::TempDir;
-    setup = new test::CommandResult(test::run(test::tiny_shakespeare_corpus_command(dir->path(), GOLF_DATA_BIN)));
-  }
-  static void TearDownTestSuite() {
-    delete dir;
-    delete setup;
-  }
-  void SetUp() override {
-    GOLF_REQUIRE_FILE(test::tiny_shakespeare());
-    ASSERT_EQ(setup->exit_code, 0) << setup->output;
-  }
   // TRAIN_BATCH_TOKENS=512: 8 micro-batches of 64 tokens per step whatever the world size
   // (GRAD_ACCUM_STEPS=0 → 8 / world).
   static std::string env(const std::string& run_id, const std::string& extra = "") {
@@ -198,8 +190,6 @@ class DistTrain : public ::testing::Test {
     // unprefixed) did not plan again.
     EXPECT_EQ(count_lines_with(r.output, "plan: predicted artifact"), 1) << r.output;
   }
-  static inline test::TempDir* dir = nullptr;
-  static inline test::CommandResult* setup = nullptr;
 };
 
 TEST_F(DistTrain, TwoProcessesEqualOneProcessWithTheSameGlobalBatch) { expect_equal_to_single("two", 2); }
