@@ -9,7 +9,7 @@
 #   a golf-train run directory (config.json, ema_model.safetensors, hessians.safetensors): packed
 #     here by golf-pack (GPTQ) into OUT_DIR/weights.golf; the run directory is only read
 #   an artifact F.golf (any compressor): benchmarked as it is
-#   nothing: near-init full-size weights trained on this CPU by scripts/bench/train_cpu_weights.sh
+#   nothing: full-size weights trained on this CPU (35 steps, EMA off) by scripts/bench/train_cpu_weights.sh
 #     into OUT_DIR (skipped when OUT_DIR already holds them)
 # A golf stream is tied to the coder's model, so the benchmark first writes a coder-neutral copy
 # (OUT_DIR/weights_brotli5.golf, Brotli quality 5) that later builds can still read.
