@@ -6,24 +6,8 @@
 # run → golf-pack.
 # Needs GOLF_DATA_BIN, GOLF_TRAIN_BIN, GOLF_PACK_BIN, GOLF_PYTHON and TINY_SHAKESPEARE.
 set -euo pipefail
-dir=$1
-shakespeare=${GOLF_DATA_DIR:+$GOLF_DATA_DIR/tinyshakespeare.txt}
-shakespeare=${shakespeare:-$TINY_SHAKESPEARE}
-rm -rf "$dir" && mkdir -p "$dir"
-if [[ ! -f $shakespeare ]]; then echo "no $shakespeare: the golf-eval CLI tests will skip"; exit 0; fi
-cd "$dir"
-"$GOLF_PYTHON" - "$shakespeare" <<'PY'
-import json, sys
-text = open(sys.argv[1], encoding="utf-8").read()
-cut = len(text) * 9 // 10
-open("train.txt", "w", encoding="utf-8").write(text[:cut])
-with open("val_docs.jsonl", "w", encoding="utf-8") as f:
-    for para in text[cut:].split("\n\n"):
-        if para:
-            f.write(json.dumps({"text": para}) + "\n")
-PY
-"$GOLF_DATA_BIN" tokenizer --input train.txt --vocab 512 --out tok.model >/dev/null 2>&1
-"$GOLF_DATA_BIN" shards --input train.txt --tokenizer tok.model --out data --split train >/dev/null
+source "$(dirname "${BASH_SOURCE[0]}")/shakespeare_corpus.sh"
+shakespeare_corpus "$1" "the golf-eval CLI tests"
 "$GOLF_DATA_BIN" shards --input val_docs.jsonl --tokenizer tok.model --out val --split val >/dev/null
 "$GOLF_DATA_BIN" shards --input val_docs.jsonl --tokenizer tok.model --out data --split val >/dev/null
 cp data/fineweb_train_000000.bin val/
@@ -39,4 +23,4 @@ env RUN_ID=smat SMAT_USE_S=1 SMAT_USE_G=1 VOCAB_SIZE=512 NUM_LAYERS=3 MODEL_DIM=
   GRAD_ACCUM_STEPS=1 MAX_WALLCLOCK_SECONDS=0 ITERATIONS=20 WARMUP_STEPS=0 VAL_LOSS_EVERY=0 CHECKPOINT_EVERY=0 \
   GPTQ_CALIBRATION_BATCHES=4 DATA_PATH=data "$GOLF_TRAIN_BIN" >/dev/null
 DATA_PATH=val "$GOLF_PACK_BIN" runs/smat >/dev/null
-echo "eval fixture ready in $dir"
+echo "eval fixture ready in $PWD"

@@ -6,25 +6,9 @@
 # config's) and COMPRESSOR=pergroup, --val. The scaled settings are listed in the test's header.
 # Needs GOLF_DATA_BIN, GOLF_TRAIN_BIN, GOLF_PACK_BIN, GOLF_PYTHON, GOLF_SOURCE_DIR and TINY_SHAKESPEARE.
 set -euo pipefail
-dir=$1
-shakespeare=${GOLF_DATA_DIR:+$GOLF_DATA_DIR/tinyshakespeare.txt}
-shakespeare=${shakespeare:-$TINY_SHAKESPEARE}
-rm -rf "$dir" && mkdir -p "$dir"
-if [[ ! -f $shakespeare ]]; then echo "no $shakespeare: the frontier smoke tests will skip"; exit 0; fi
-cd "$dir"
-"$GOLF_PYTHON" - "$shakespeare" <<'PY'
-import json, sys
-text = open(sys.argv[1], encoding="utf-8").read()
-cut = len(text) * 9 // 10
-open("train.txt", "w", encoding="utf-8").write(text[:cut])
-with open("val.jsonl", "w", encoding="utf-8") as f:
-    for para in text[cut:].split("\n\n"):
-        if para:
-            f.write(json.dumps({"text": para}) + "\n")
-PY
-"$GOLF_DATA_BIN" tokenizer --input train.txt --vocab 512 --out tok.model >/dev/null 2>&1
-"$GOLF_DATA_BIN" shards --input train.txt --tokenizer tok.model --out data --split train >/dev/null
-"$GOLF_DATA_BIN" shards --input val.jsonl --tokenizer tok.model --out data --split val >/dev/null
+source "$(dirname "${BASH_SOURCE[0]}")/shakespeare_corpus.sh"
+shakespeare_corpus "$1" "the frontier smoke tests"
+"$GOLF_DATA_BIN" shards --input val_docs.jsonl --tokenizer tok.model --out data --split val >/dev/null
 "$GOLF_TRAIN_BIN" --config "$GOLF_SOURCE_DIR/train/configs/frontier_0427.json" \
   --set DATA_PATH=data --set TOKENIZER_PATH=tok.model --set OUTPUT_DIR=runs --set RUN_ID=frontier \
   --set VOCAB_SIZE=512 --set NUM_LAYERS=4 --set MODEL_DIM=128 --set NUM_HEADS=4 --set NUM_KV_HEADS=2 \
@@ -35,4 +19,4 @@ PY
   --set GPTQ_RESERVE_SECONDS=0 --set TRAIN_LOG_EVERY=1 >train.out 2>&1
 "$GOLF_PACK_BIN" runs/frontier --out frontier.golf --val --set COMPRESSOR=pergroup \
   --set PASSTHROUGH_MAX_NUMEL=4096 >pack.log 2>&1
-echo "frontier fixture ready in $dir"
+echo "frontier fixture ready in $PWD"
